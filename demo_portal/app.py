@@ -1,0 +1,216 @@
+"""The demo portal: a legacy case-management web application for the demo, the tests and the benchmarks.
+
+Pages: sign-in (session cookie), case search, case details with change history, a multi-field
+change-of-address form with server-side validation and a one-time form token, and a confirmation page
+with a generated reference. ``GET /api/export`` lists every accepted submission; ``PUT /api/faults``
+sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests, session lifetime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, validate_change
+
+SESSION_COOKIE = "PORTALSESSID"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+@dataclass
+class Faults:
+    """The fault knobs. Rates are fractions of page requests (``/api/*`` is never affected)."""
+
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_s: float = 3600.0
+    session_ttl_s: float = 3600.0
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if key not in self.__dataclass_fields__:
+                raise ValueError(f"unknown fault knob '{key}'")
+            setattr(self, key, type(getattr(self, key))(value))
+
+
+@dataclass
+class PortalState:
+    username: str
+    password: str
+    faults: Faults
+    store: SubmissionStore
+    sessions: dict[str, float]
+    form_tokens: set[str]
+
+
+class FaultMiddleware:
+    """Adds latency, 5xx answers and hanging requests to page requests, as the knobs say."""
+
+    def __init__(self, app: ASGIApp, state: PortalState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith("/api/") or path == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        faults = self.state.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.hang_rate and random.random() < faults.hang_rate:
+            await asyncio.sleep(faults.hang_s)
+        if faults.error_rate and random.random() < faults.error_rate:
+            await PlainTextResponse("Service temporarily unavailable", status_code=503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(username: str = "clerk", password: str = "demo-password", faults: Faults | None = None) -> ASGIApp:
+    """Build the portal application.
+
+    Args:
+        username: the one account that can sign in.
+        password: its password.
+        faults: initial fault knobs (all off by default).
+    """
+    state = PortalState(username, password, faults or Faults(), SubmissionStore(), {}, set())
+
+    def signed_in(request: Request) -> bool:
+        token = request.cookies.get(SESSION_COOKIE)
+        started = state.sessions.get(token or "")
+        if started is None:
+            return False
+        if time.monotonic() - started > state.faults.session_ttl_s:
+            state.sessions.pop(token or "", None)
+            return False
+        return True
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+    def to_login(request: Request) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/cases" if signed_in(request) else "/login", status_code=303)
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return page(request, "login.html", next=request.query_params.get("next", "/cases"))
+        form = await request.form()
+        user, password = str(form.get("username", "")), str(form.get("password", ""))
+        target = str(form.get("next", "/cases"))
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/cases"
+        if not (secrets.compare_digest(user, state.username) and secrets.compare_digest(password, state.password)):
+            return page(request, "login.html", status=401, error="The user name or password is wrong", next=target)
+        token = secrets.token_urlsafe(24)
+        state.sessions[token] = time.monotonic()
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax")
+        return response
+
+    async def logout(request: Request) -> Response:
+        state.sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+        return RedirectResponse("/login", status_code=303)
+
+    async def search(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        ref = request.query_params.get("ref", "").strip()
+        case = find_case(ref) if ref else None
+        return page(request, "search.html", ref=ref, searched=bool(ref), case=case)
+
+    async def case_details(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        case = find_case(request.path_params["ref"])
+        if case is None:
+            return page(request, "not_found.html", status=404)
+        return page(request, "case.html", case=case, history=state.store.for_case(case.ref))
+
+    async def change_address(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        case = find_case(request.path_params["ref"])
+        if case is None:
+            return page(request, "not_found.html", status=404)
+        values: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        if request.method == "POST":
+            form = await request.form()
+            values = {k: str(form.get(k, "")) for k in FORM_FIELDS}
+            token = str(form.get("form_token", ""))
+            if token not in state.form_tokens:
+                errors["form"] = "This form has expired. Open the case again and re-enter the change"
+            else:
+                errors = validate_change(values)
+                if not errors:
+                    state.form_tokens.discard(token)
+                    sub = state.store.add(case.ref, values)
+                    return RedirectResponse(f"/confirmation/{sub.confirmation}", status_code=303)
+        token = secrets.token_urlsafe(16)
+        state.form_tokens.add(token)
+        return page(
+            request,
+            "change_address.html",
+            case=case,
+            values=values,
+            errors=errors,
+            form_token=token,
+            countries=COUNTRIES,
+            contact_methods=CONTACT_METHODS,
+            today=dt.date.today().isoformat(),
+        )
+
+    async def confirmation(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        sub = state.store.by_confirmation(request.path_params["confirmation"])
+        if sub is None:
+            return page(request, "not_found.html", status=404)
+        return page(request, "confirmation.html", sub=sub)
+
+    async def export(request: Request) -> Response:
+        return JSONResponse(state.store.export())
+
+    async def faults_endpoint(request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                state.faults.update(await request.json())
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(asdict(state.faults))
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/cases", search),
+            Route("/cases/{ref}", case_details),
+            Route("/cases/{ref}/address", change_address, methods=["GET", "POST"]),
+            Route("/confirmation/{confirmation}", confirmation),
+            Route("/api/export", export),
+            Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
+            Route("/healthz", healthz),
+        ]
+    )
+    return FaultMiddleware(app, state)

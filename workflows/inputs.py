@@ -1,0 +1,176 @@
+"""The input schema of a workflow: typed case fields, and checking case rows against them.
+
+A batch is checked row by row at hand-off; a bad row is rejected with its row number, field and reason
+and never reaches a bot. Rows come in as text (CSV) or JSON values; both are turned into typed values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .errors import CaseDataError
+
+FieldType = Literal["string", "integer", "decimal", "date", "boolean", "enum"]
+
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+class InputField(BaseModel):
+    """One typed field of a case.
+
+    Example::
+
+        postcode: {type: string, required: true, pattern: "^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"}
+        contact: {type: enum, values: [email, post, phone]}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FieldType = "string"
+    required: bool = True
+    description: str | None = None
+    pattern: str | None = Field(default=None, description="A regular expression the whole value must match.")
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1, le=100_000)
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    values: list[str] | None = Field(default=None, description="The allowed values of an enum field.")
+    secret: bool = Field(default=False, description="Mask this field in logs and evidence.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "InputField":
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum field needs 'values'")
+        if self.type != "enum" and self.values is not None:
+            raise ValueError("'values' is only for enum fields")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"'pattern' is not a valid regular expression ({exc})") from None
+        return self
+
+    def coerce(self, raw: Any) -> Any:
+        """Turn one raw value into the field's type; raise ``ValueError`` with the rule broken.
+
+        The message never repeats the value: rejected rows may hold personal data.
+        """
+        if isinstance(raw, str):
+            raw = raw.strip()
+        if raw is None or raw == "":
+            if self.required:
+                raise ValueError("is required")
+            return None
+        value = _CONVERTERS[self.type](self, raw)
+        if isinstance(value, str):
+            if self.min_length is not None and len(value) < self.min_length:
+                raise ValueError(f"must be at least {self.min_length} characters")
+            if self.max_length is not None and len(value) > self.max_length:
+                raise ValueError(f"must be at most {self.max_length} characters")
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                raise ValueError(f"must match the pattern {self.pattern}")
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                raise ValueError(f"must be at least {self.minimum}")
+            if self.maximum is not None and value > self.maximum:
+                raise ValueError(f"must be at most {self.maximum}")
+        return value
+
+
+def _as_string(field: InputField, raw: Any) -> str:
+    if not isinstance(raw, (str, int, Decimal)) or isinstance(raw, bool):
+        raise ValueError("must be text")
+    return str(raw)
+
+
+def _as_integer(field: InputField, raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"[+-]?\d{1,18}", raw):
+        return int(raw)
+    raise ValueError("must be a whole number")
+
+
+def _as_decimal(field: InputField, raw: Any) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal)):
+        raise ValueError("must be a decimal number such as 12.50")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ValueError("must be a decimal number such as 12.50") from None
+    if not value.is_finite():
+        raise ValueError("must be a finite decimal number")
+    return value
+
+
+def _as_date(field: InputField, raw: Any) -> dt.date:
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
+def _as_boolean(field: InputField, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _as_enum(field: InputField, raw: Any) -> str:
+    text = str(raw)
+    if text not in (field.values or []):
+        raise ValueError(f"must be one of {', '.join(field.values or [])}")
+    return text
+
+
+_CONVERTERS = {
+    "string": _as_string,
+    "integer": _as_integer,
+    "decimal": _as_decimal,
+    "date": _as_date,
+    "boolean": _as_boolean,
+    "enum": _as_enum,
+}
+
+
+def check_case(fields: dict[str, InputField], row: dict[str, Any], row_number: int) -> dict[str, Any]:
+    """Check one case row against the input schema and return its typed values.
+
+    Columns the schema does not name are ignored; a missing column counts as an empty value.
+
+    Raises:
+        CaseDataError: for the first field that breaks its rule, with the row number and the rule.
+    """
+    typed: dict[str, Any] = {}
+    for name, field in fields.items():
+        try:
+            typed[name] = field.coerce(row.get(name))
+        except ValueError as exc:
+            raise CaseDataError(row_number, name, str(exc)) from None
+    return typed
+
+
+def to_json_value(value: Any) -> Any:
+    """A typed case value as JSON (dates as ISO text, decimals as text)."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
