@@ -14,6 +14,7 @@ from .errors import (
 from .inputs import InputField, check_case, to_json_value
 from .loader import load_workflow, parse_workflow
 from .model import LoadedWorkflow, System, Workflow
+from .secrets import SecretMissingError, SecretValues
 from .steps import STEP_MODELS, Step
 from .templating import render, secret_names_in
 
@@ -30,7 +31,9 @@ __all__ = [
     "InputField",
     "check_case",
     "to_json_value",
-    # templates
+    # secrets and templates
+    "SecretValues",
+    "SecretMissingError",
     "render",
     "secret_names_in",
     # errors

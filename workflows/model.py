@@ -47,8 +47,8 @@ class System(BaseModel):
         description="Selector of the system's validation message; when it shows, the case goes back to a person.",
     )
     block_resources: list[str] = Field(
-        default_factory=lambda: ["image", "font", "media"],
-        description="Resource types the bot does not load from this system.",
+        default_factory=list,
+        description="Resource types the bot does not load from this system (image, font, media, stylesheet).",
     )
 
 

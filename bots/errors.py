@@ -1,0 +1,60 @@
+"""Errors of the bots, grouped by what the orchestrator must do with the transaction::
+
+    BotError
+    ├── BusinessException        the case itself is wrong: do not retry, hand it back to a person
+    └── ApplicationError         the system misbehaved: retry with backoff, then fail
+        ├── StepTimeout          a step, navigation or the transaction budget ran out
+        ├── TargetServerError    the target system answered 5xx
+        ├── PageCrashed          the renderer crashed: discard the context
+        └── BrowserGone          the browser disconnected: relaunch it
+    BrowserNotFoundError         no Chromium to launch: a set-up problem, the worker cannot start
+
+Unknown exceptions count as APPLICATION. The class decides the retry, never the message text.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base class of the errors a transaction can end with in a bot."""
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        self.step = step
+        super().__init__(message)
+
+
+class BusinessException(BotError):
+    """The case cannot be done as it stands (the target system's validation, an ``assert`` or ``fail``).
+
+    Args:
+        message: the target system's message or the workflow's, shown to the caseworker.
+        code: a short machine-readable code.
+    """
+
+    def __init__(self, message: str, *, code: str = "business_rule", step: str | None = None) -> None:
+        self.code = code
+        super().__init__(message, step=step)
+
+
+class ApplicationError(BotError):
+    """The target system or the browser misbehaved; another attempt may succeed."""
+
+
+class StepTimeout(ApplicationError):
+    """A step, a navigation or the whole transaction took longer than its timeout."""
+
+
+class TargetServerError(ApplicationError):
+    """The target system answered with a server error (5xx)."""
+
+
+class PageCrashed(ApplicationError):
+    """The page's renderer crashed; its context is discarded."""
+
+
+class BrowserGone(ApplicationError):
+    """The browser process disconnected or was killed; it is relaunched for the next transaction."""
+
+
+class BrowserNotFoundError(Exception):
+    """No Chromium executable was found; set AUTOCLERK_CHROMIUM_PATH or install Debian's chromium."""

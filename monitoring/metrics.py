@@ -1,0 +1,33 @@
+"""Every Prometheus metric of Autoclerk, declared in one place.
+
+Labels are bounded (workflow, outcome): never a case reference or a URL. ``autoclerk_transactions_total``
+counts each transaction once, when it reaches its terminal state, however often it was attempted: it is
+the figure held against the target.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+OUTCOMES = ("done", "business_exception", "failed", "cancelled")
+
+TRANSACTIONS = Counter(
+    "autoclerk_transactions",
+    "Transactions that reached a terminal state, by outcome (each counted once).",
+    ["workflow", "outcome"],
+    registry=REGISTRY,
+)
+
+ATTEMPTS = Counter(
+    "autoclerk_transaction_attempts",
+    "Attempts at transactions, by how the attempt ended (done, business_exception, retry, failed).",
+    ["workflow", "outcome"],
+    registry=REGISTRY,
+)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` for this process on ``host:port`` (loopback unless told otherwise)."""
+    start_http_server(port, addr=host, registry=REGISTRY)

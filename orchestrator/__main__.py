@@ -1,0 +1,5 @@
+"""``python -m orchestrator`` is the ``autoclerk`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""Reading a batch of cases (CSV or JSON lines) row by row and checking each against the input schema.
+
+Rows are streamed: only one chunk is held at a time. A bad row becomes a :class:`Rejection` with its row
+number, field and reason and never reaches the ledger; the rows around it are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workflows import CaseDataError, CasesFileError, Workflow, check_case, to_json_value
+
+CHUNK_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that was not accepted: its number (1 = first data row), the field, and why."""
+
+    row: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class AcceptedCase:
+    row: int
+    case_ref: str
+    payload: dict[str, Any]
+
+
+def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    name = str(path)
+    try:
+        handle = open(path, encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise CasesFileError(f"{name}: no such cases file") from None
+    except IsADirectoryError:
+        raise CasesFileError(f"{name}: is a directory, expected a CSV or JSON-lines file") from None
+    except OSError as exc:
+        raise CasesFileError(f"{name}: cannot be read ({exc.strerror})") from None
+    with handle:
+        try:
+            if path.suffix.lower() in (".jsonl", ".ndjson"):
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = json.loads(line)
+                    except ValueError:
+                        yield number, {"__error__": "is not valid JSON"}
+                        continue
+                    yield number, value if isinstance(value, dict) else {"__error__": "is not a JSON object"}
+            else:
+                reader = csv.DictReader(handle)
+                if not reader.fieldnames:
+                    raise CasesFileError(f"{name}:1: the file is empty; expected a header row naming the case fields")
+                for number, row in enumerate(reader, start=1):
+                    if None in row:
+                        yield number, {"__error__": "has more values than the header has columns"}
+                    else:
+                        yield number, row
+        except UnicodeDecodeError:
+            raise CasesFileError(f"{name}: is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise CasesFileError(f"{name}: is not readable CSV ({exc})") from None
+
+
+def check_header(path: Path, workflow: Workflow) -> None:
+    """Refuse a CSV whose header lacks a required field, before any row is taken.
+
+    Raises:
+        CasesFileError: naming the file and the missing columns.
+    """
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # _open_rows reports it with the reason
+    if header is None:
+        return
+    missing = [n for n, f in workflow.input.items() if f.required and n not in header]
+    if missing:
+        raise CasesFileError(f"{path}:1: the header lacks the required column(s) {', '.join(missing)} "
+                             f"of workflow '{workflow.name}'")
+
+
+def read_cases(path: Path, workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
+    """Yield each row as an :class:`AcceptedCase` (typed, as JSON values) or a :class:`Rejection`.
+
+    Raises:
+        CasesFileError: the file cannot be read at all (nothing from it is taken).
+    """
+    check_header(path, workflow)
+    for number, row in _open_rows(path):
+        if "__error__" in row:
+            yield Rejection(number, "row", row["__error__"])
+            continue
+        try:
+            typed = check_case(workflow.input, row, number)
+        except CaseDataError as exc:
+            yield Rejection(number, exc.field, exc.reason)
+            continue
+        payload = {k: to_json_value(v) for k, v in typed.items()}
+        yield AcceptedCase(number, str(payload[workflow.reference_field]), payload)

@@ -1,0 +1,79 @@
+"""What a worker process holds for its life: settings, the ledger, the bot engine, parsed workflows.
+
+Built lazily in the process that runs transactions (after any fork), and closed when the worker stops.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from functools import cached_property
+
+from bots import BotConfig, BotEngine
+from workflows import Workflow, parse_workflow
+
+from .ledger import Ledger
+from .settings import Settings
+
+
+class Runtime:
+    """Per-process state shared by the transaction tasks (thread-safe)."""
+
+    def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
+        self.settings = settings
+        self._ledger = ledger
+        self._workflows: dict[str, Workflow] = {}
+        self._lock = threading.Lock()
+        self._engine: BotEngine | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return self._ledger or Ledger(self.settings.ledger_url)
+
+    @property
+    def engine(self) -> BotEngine:
+        with self._lock:
+            if self._engine is None:
+                s = self.settings
+                self._engine = BotEngine(BotConfig(
+                    system_urls=dict(s.systems),
+                    chromium_path=s.chromium_path,
+                    step_timeout_ms=s.step_timeout_ms,
+                    navigation_timeout_ms=s.navigation_timeout_ms,
+                    transaction_budget_s=s.transaction_budget_s,
+                    artifacts_dir=s.artifacts_dir.resolve(),
+                ))
+            return self._engine
+
+    def workflow(self, digest: str) -> Workflow:
+        """The exact workflow version a transaction was handed off with (from the ledger, cached)."""
+        with self._lock:
+            found = self._workflows.get(digest)
+        if found is None:
+            found = parse_workflow(self.ledger.workflow_source(digest), f"<ledger:{digest}>").definition
+            with self._lock:
+                self._workflows[digest] = found
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+
+_current: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install the runtime the tasks of this process use."""
+    global _current
+    _current = runtime
+
+
+def current_runtime() -> Runtime:
+    if _current is None:
+        raise RuntimeError("no Autoclerk runtime is installed in this process")
+    return _current

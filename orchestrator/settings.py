@@ -1,0 +1,78 @@
+"""The one typed settings object: command-line flags first, then ``AUTOCLERK_*`` environment variables,
+then these defaults. Built once at the entry point and passed down; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER = "memory://localhost/"
+"""Kombu's in-process transport: the same Celery task path, with no server to run."""
+
+
+class Settings(BaseSettings):
+    """Autoclerk's settings.
+
+    Example::
+
+        AUTOCLERK_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// autoclerk worker
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOCLERK_", extra="ignore", validate_default=True)
+
+    ledger_url: str = Field(default="sqlite:///autoclerk-ledger.db", description="SQLAlchemy URL of the ledger.")
+    broker_url: str = Field(default=EMBEDDED_BROKER, description="memory://localhost/ (embedded) or an amqp:// URL.")
+    chromium_path: str | None = Field(default=None, description="Chromium executable; found automatically if unset.")
+    systems: dict[str, str] = Field(
+        default_factory=dict,
+        description='Base URL of each target system, e.g. AUTOCLERK_SYSTEMS=\'{"portal": "http://127.0.0.1:8080"}\'.',
+    )
+    secrets_file: Path | None = Field(default=None, description="JSON file of secrets (name → value).")
+    concurrency: int = Field(default=4, ge=1, le=64, description="Transactions in flight per worker process.")
+    step_timeout_ms: int = Field(default=10_000, gt=0, le=300_000)
+    navigation_timeout_ms: int = Field(default=15_000, gt=0, le=300_000)
+    transaction_budget_s: float = Field(default=120.0, gt=0, le=1_200)
+    lease_s: float = Field(default=180.0, gt=0, description="How long a worker owns a claimed transaction.")
+    retry_base_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
+    retry_max_s: float = Field(default=60.0, gt=0)
+    artifacts_dir: Path = Field(default=Path("autoclerk-artifacts"), description="Evidence of failed attempts.")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
+    metrics_host: str = "127.0.0.1"
+    log_json: bool = False
+    log_level: str = "WARNING"
+    portal_password: SecretStr = Field(default=SecretStr("demo-password"), description="The demo portal's password.")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if not value.startswith(("memory://", "amqp://", "amqps://", "pyamqp://")):
+            raise ValueError("expected memory:// (embedded) or an amqp:// URL")
+        return value
+
+    @field_validator("systems", mode="before")
+    @classmethod
+    def _systems_pairs(cls, value: Any) -> Any:
+        """Accept ``name=url`` pairs (from repeated ``--system`` flags) as well as a mapping."""
+        if isinstance(value, (list, tuple)):
+            out = {}
+            for pair in value:
+                name, sep, url = str(pair).partition("=")
+                if not sep or not name or not url.startswith(("http://", "https://")):
+                    raise ValueError(f"expected NAME=http://HOST:PORT, got '{pair}'")
+                out[name] = url
+            return out
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """Whether work runs on the in-process transport (no RabbitMQ)."""
+        return self.broker_url.startswith("memory://")
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from flags (``None`` means "not given"), then the environment, then defaults."""
+    return Settings(**{k: v for k, v in flags.items() if v is not None and v != ()})

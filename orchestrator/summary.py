@@ -1,0 +1,82 @@
+"""The closing summary of a batch run: counts by outcome, time, throughput, as text and as one JSON line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+from .handoff import Receipt
+
+
+@dataclass
+class Summary:
+    """How a batch ended. ``total`` counts every case of the file the ledger holds (rejected rows aside)."""
+
+    batch_id: str
+    workflow: str
+    total: int
+    done: int
+    business_exception: int
+    failed: int
+    cancelled: int
+    unfinished: int
+    rejected: int
+    duplicates: int
+    already_finished: int
+    processed: int
+    elapsed_s: float
+    per_second: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, receipt: Receipt, counts: dict[str, int], elapsed_s: float) -> "Summary":
+        before = receipt.already_finished
+        processed = sum(counts[s] for s in ("done", "business_exception", "failed", "cancelled"))
+        unfinished = sum(counts[s] for s in ("queued", "in_progress", "retry_scheduled"))
+        return cls(
+            batch_id=receipt.batch_id,
+            workflow=receipt.workflow,
+            total=receipt.waiting + sum(before.values()),
+            done=counts["done"] + before.get("done", 0),
+            business_exception=counts["business_exception"] + before.get("business_exception", 0),
+            failed=counts["failed"] + before.get("failed", 0),
+            cancelled=counts["cancelled"] + before.get("cancelled", 0),
+            unfinished=unfinished,
+            rejected=len(receipt.rejected),
+            duplicates=len(receipt.duplicates),
+            already_finished=sum(before.values()),
+            processed=processed,
+            elapsed_s=round(elapsed_s, 3),
+            per_second=round(processed / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+        )
+
+    @property
+    def accounted(self) -> bool:
+        """Every case of the batch reached a terminal state."""
+        return self.unfinished == 0
+
+    def print_text(self, out: TextIO) -> None:
+        lines = [
+            f"Batch {self.batch_id} ({self.workflow}): {self.total} cases",
+            f"  done                         {self.done:>8}",
+            f"  handed back to a person      {self.business_exception:>8}",
+            f"  failed                       {self.failed:>8}",
+        ]
+        if self.cancelled:
+            lines.append(f"  cancelled                    {self.cancelled:>8}")
+        if self.unfinished:
+            lines.append(f"  NOT FINISHED                 {self.unfinished:>8}")
+        if self.rejected or self.duplicates:
+            lines.append(f"  rejected at hand-off         {self.rejected + self.duplicates:>8}  (not queued; see above)")
+        if self.already_finished:
+            lines.append(f"  (already finished earlier:   {self.already_finished:>8}  not processed again)")
+        lines.append(f"  elapsed {self.elapsed_s:.1f} s, {self.per_second:.2f} transactions per second")
+        for key, value in self.extra.items():
+            lines.append(f"  {key.replace('_', ' ')}: {value}")
+        out.write("\n".join(lines) + "\n")
+
+    def json_line(self) -> str:
+        data = asdict(self)
+        data.update(data.pop("extra"))
+        return json.dumps(data, sort_keys=True)
