@@ -134,6 +134,8 @@ class BotEngine:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if not loop.is_running():
+            loop.close()
 
     async def _shutdown(self) -> None:
         if self._browser is not None:

@@ -66,12 +66,11 @@ def portal_process(*, password: str = "demo-password", faults: Faults | None = N
     for knob, value in vars(faults or Faults()).items():
         args += [f"--{knob.replace('_', '-')}", str(value)]
     env = {**os.environ, "AUTOCLERK_PORTAL_PASSWORD": password}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith(READY_PREFIX):
-            err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
-            raise RuntimeError(f"the demo portal did not start: {(line + err).strip()[-300:]}")
+            raise RuntimeError(f"the demo portal did not start (exit {proc.poll()}): {line.strip()[-300:]}")
         yield PortalProcess(line[len(READY_PREFIX):].strip(), proc)
     finally:
         proc.terminate()
@@ -80,3 +79,5 @@ def portal_process(*, password: str = "demo-password", faults: Faults | None = N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

@@ -241,8 +241,11 @@ def worker(**flags: Any) -> None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     app = make_celery(settings)
     try:
-        app.Worker(pool_cls="threads", concurrency=settings.concurrency, loglevel=settings.log_level,
-                   quiet=True, without_mingle=True, without_gossip=True).start()
+        import socket
+
+        app.Worker(hostname=f"autoclerk-{os.getpid()}@{socket.gethostname()}", pool_cls="threads",
+                   concurrency=settings.concurrency, loglevel=settings.log_level, quiet=True,
+                   without_mingle=True, without_gossip=True).start()
     finally:
         runtime.close()
 
@@ -309,9 +312,6 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning every expected failure into one line and an exit code."""
     try:
         cli.main(args=argv, prog_name="autoclerk", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
-        sys.exit(EXIT_USAGE)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "autoclerk"
         _err(f"{exc.format_message()} (see '{command} --help')")

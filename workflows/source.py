@@ -19,6 +19,8 @@ MAX_FILE_BYTES = 256 * 1024
 
 PathKey = tuple[str | int, ...]
 
+_SAFE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp"))
+
 
 @dataclass(frozen=True)
 class Position:
@@ -51,6 +53,8 @@ class _Composer:
         if id(node) in seen:
             raise self._problem(node.start_mark, path, "anchors and aliases are not allowed in workflow files")
         seen.add(id(node))
+        if node.tag not in _SAFE_TAGS:
+            raise self._problem(node.start_mark, path, f"the tag {node.tag} is not allowed")
         km = key_mark or node.start_mark
         self.positions[path] = Position(km.line + 1, km.column + 1, node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
@@ -69,8 +73,6 @@ class _Composer:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,), None, seen) for i, item in enumerate(node.value)]
-        if not node.tag.startswith("tag:yaml.org,2002:"):
-            raise self._problem(node.start_mark, path, f"the tag {node.tag} is not allowed")
         return self._constructor.construct_object(node)
 
     def _problem(self, mark: yaml.Mark, path: PathKey, message: str) -> WorkflowFileError:

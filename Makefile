@@ -1,0 +1,30 @@
+# The two commands of the README. Each does all its set-up on a fresh Debian machine (as root or with sudo).
+#   make demo   [ARGS="--cases 500"]   Chromium + a virtualenv, then the demo on the embedded broker
+#   make test                          the same + RabbitMQ, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
+
+.PHONY: demo test setup chromium rabbitmq
+
+demo: setup chromium
+	$(VENV)/bin/autoclerk demo $(ARGS)
+
+test: setup chromium rabbitmq
+	$(VENV)/bin/python -m pytest -q tests $(ARGS)
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(APT) chromium; }
+
+rabbitmq:
+	@command -v rabbitmq-server >/dev/null || { $(SUDO) apt-get update -qq && $(APT) rabbitmq-server; }
+	@$(SUDO) scripts/start-rabbitmq

@@ -1,0 +1,68 @@
+"""Shared fixtures: the demo portal on loopback, the CLI as a subprocess, RabbitMQ when present.
+
+Integration fixtures skip on a developer machine without the service, and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo_portal import PortalProcess, portal_process
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "workflows" / "examples" / "change_of_address.yaml"
+RABBITMQ_URL = os.environ.get("AUTOCLERK_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip on a developer machine, fail under CI, when a real service is missing."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: integration services must be present)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    from bots import BrowserNotFoundError, find_chromium
+
+    try:
+        return find_chromium(os.environ.get("AUTOCLERK_CHROMIUM_PATH"))
+    except BrowserNotFoundError as exc:
+        need(False, str(exc))
+        raise
+
+
+@pytest.fixture
+def portal() -> Iterator[PortalProcess]:
+    with portal_process() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError:
+        need(False, "RabbitMQ is not listening on 127.0.0.1:5672")
+    return RABBITMQ_URL
+
+
+@pytest.fixture(autouse=True)
+def _portal_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOCLERK_SECRET_PORTAL_PASSWORD", "demo-password")
+
+
+def autoclerk(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a subprocess (``python -m orchestrator`` is the ``autoclerk`` entry point)."""
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
