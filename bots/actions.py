@@ -101,7 +101,9 @@ async def _visible(ctx: StepContext, spec: str | list[str], timeout_ms: int) -> 
         if await error.is_visible():
             message = " ".join((await error.inner_text()).split())
             raise BusinessException(message or "the target system refused the case", step=ctx.step_path)
-    for selector in selectors:
+    if len(selectors) == 1:
+        return page.locator(selectors[0]).first
+    for selector in selectors:  # the first alternative that is showing
         candidate = page.locator(selector).first
         if await candidate.is_visible():
             return candidate
