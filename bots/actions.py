@@ -68,6 +68,11 @@ class StepContext:
         return ", ".join(selectors) if selectors else None
 
 
+def _selectors(ctx: StepContext, spec: str | list[str]) -> list[str]:
+    """A locator spec (one selector or ordered alternatives) rendered for this case."""
+    return [ctx.render(s) for s in ([spec] if isinstance(spec, str) else spec)]
+
+
 async def _race(ctx: StepContext, awaitable: Awaitable[Any]) -> Any:
     """Await ``awaitable`` unless the page fails first; raise the page's failure then."""
     task = asyncio.ensure_future(awaitable)
@@ -85,7 +90,7 @@ async def _race(ctx: StepContext, awaitable: Awaitable[Any]) -> Any:
 
 async def _visible(ctx: StepContext, spec: str | list[str], timeout_ms: int) -> PwLocator:
     """Wait until the element (or the first of its alternatives) is visible; the system's message wins."""
-    selectors = [ctx.render(s) for s in ([spec] if isinstance(spec, str) else spec)]
+    selectors = _selectors(ctx, spec)
     page = ctx.page
     target = page.locator(selectors[0])
     for alternative in selectors[1:]:
@@ -121,12 +126,11 @@ async def goto(ctx: StepContext, args: Goto) -> None:
         raise ApplicationError(f"no base URL is configured for system '{args.system or next(iter(ctx.systems))}'",
                                step=ctx.step_path)
     url = urljoin(base.rstrip("/") + "/", ctx.render(args.url).lstrip("/"))
+    timeout_ms = args.timeout_ms or ctx.navigation_timeout_ms
     try:
-        response = await _race(ctx, ctx.page.goto(url, timeout=args.timeout_ms or ctx.navigation_timeout_ms,
-                                                  wait_until="domcontentloaded"))
+        response = await _race(ctx, ctx.page.goto(url, timeout=timeout_ms, wait_until="domcontentloaded"))
     except PlaywrightTimeout:
-        raise StepTimeout(f"navigation did not finish within {args.timeout_ms or ctx.navigation_timeout_ms} ms",
-                          step=ctx.step_path) from None
+        raise StepTimeout(f"navigation did not finish within {timeout_ms} ms", step=ctx.step_path) from None
     if response is not None and response.status >= 500:
         raise TargetServerError(f"the target system answered {response.status}", step=ctx.step_path)
 
@@ -134,7 +138,7 @@ async def goto(ctx: StepContext, args: Goto) -> None:
 async def fill(ctx: StepContext, args: Fill) -> None:
     element = await _visible(ctx, args.locator, ctx.timeout(args))
     if any(True for _ in secret_names_in(args.value)):
-        ctx.secret_selectors.append(ctx.render(args.locator if isinstance(args.locator, str) else args.locator[0]))
+        ctx.secret_selectors.append(_selectors(ctx, args.locator)[0])
     await element.fill(ctx.render(args.value), timeout=ctx.timeout(args))
 
 
@@ -174,8 +178,7 @@ async def wait_for(ctx: StepContext, args: WaitFor) -> None:
 
 async def extract(ctx: StepContext, args: Extract) -> None:
     if args.optional:
-        selectors = [ctx.render(s) for s in ([args.locator] if isinstance(args.locator, str) else args.locator)]
-        if not any([await ctx.page.locator(s).count() for s in selectors]):
+        if not any([await ctx.page.locator(s).count() for s in _selectors(ctx, args.locator)]):
             return  # absent: leave the name unset
     element = await _visible(ctx, args.locator, ctx.timeout(args))
     if args.attribute:

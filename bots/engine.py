@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -74,10 +73,9 @@ class BotJob:
 
 @dataclass
 class BotResult:
-    """What a successful run produced: the ``output.*`` values and where evidence went."""
+    """What a successful run produced: the ``output.*`` values."""
 
     output: dict[str, Any]
-    duration_s: float
 
 
 class BotEngine:
@@ -101,7 +99,6 @@ class BotEngine:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._browser_lock: asyncio.Lock | None = None
-        self.browser_launches = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -168,7 +165,6 @@ class BotEngine:
                 args=list(LAUNCH_ARGS),
                 env={**os.environ, OWNER_ENV: str(os.getpid())},
             )
-            self.browser_launches += 1
             return self._browser
 
     # -- running ---------------------------------------------------------------------------------------
@@ -189,14 +185,13 @@ class BotEngine:
         return future.result()
 
     async def _run(self, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
-        started = time.monotonic()
         try:
-            return await asyncio.wait_for(self._run_in_context(job, before_effect, started),
+            return await asyncio.wait_for(self._run_in_context(job, before_effect),
                                           timeout=self.config.transaction_budget_s)
         except asyncio.TimeoutError:
             raise StepTimeout(f"the transaction took longer than its budget of {self.config.transaction_budget_s:g} s") from None
 
-    async def _run_in_context(self, job: BotJob, before_effect: Callable[[], None], started: float) -> BotResult:
+    async def _run_in_context(self, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
         browser = await self._get_browser()
         try:
             context = await browser.new_context(java_script_enabled=True, service_workers="block")
@@ -237,7 +232,7 @@ class BotEngine:
                     raise ApplicationError(str(exc), step=ctx.step_path) from None
                 except PlaywrightError as exc:
                     raise self._classify(exc, browser, ctx.step_path) from None
-            return BotResult(output=dict(ctx.output), duration_s=time.monotonic() - started)
+            return BotResult(output=dict(ctx.output))
         except BotError as exc:
             if ctx is not None:
                 await self._evidence(ctx, job, exc)

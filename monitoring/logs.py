@@ -66,6 +66,8 @@ def configure_logging(*, json: bool = False, level: str = "WARNING", stream: Any
     """
     stream = stream or sys.stderr
     numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.WARNING
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
@@ -76,7 +78,7 @@ def configure_logging(*, json: bool = False, level: str = "WARNING", stream: Any
             redactor,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric if isinstance(numeric, int) else logging.WARNING),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
@@ -84,7 +86,7 @@ def configure_logging(*, json: bool = False, level: str = "WARNING", stream: Any
     handler.addFilter(_StdlibRedactFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(numeric if isinstance(numeric, int) else logging.WARNING)
+    root.setLevel(numeric)
 
 
 class _StdlibRedactFilter(logging.Filter):

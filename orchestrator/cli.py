@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 a run that left cases unfinished; 2 a usage or input er
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -144,6 +145,8 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .ledger import TERMINAL
+
     console = Console(stderr=True)
     columns = (TextColumn("[bold]cases"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                TimeElapsedColumn())
@@ -151,7 +154,7 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
         task = progress.add_task("cases", total=max(total, 1), detail="")
 
         def update(counts: dict[str, int]) -> None:
-            finished = counts["done"] + counts["business_exception"] + counts["failed"] + counts["cancelled"]
+            finished = sum(counts[s] for s in TERMINAL)
             progress.update(task, completed=finished, detail=(
                 f"done {counts['done']} · to a person {counts['business_exception']} · failed {counts['failed']} "
                 f"· retrying {counts['retry_scheduled']}"))
@@ -203,7 +206,7 @@ def demo(count: int, portal_url: str | None, workers: int, as_json: bool, **flag
 @contextmanager
 def _worker_processes(settings: Any, count: int) -> Iterator[None]:
     env = {**os.environ, "AUTOCLERK_BROKER_URL": settings.broker_url, "AUTOCLERK_LEDGER_URL": settings.ledger_url,
-           "AUTOCLERK_SYSTEMS": __import__("json").dumps(settings.systems),
+           "AUTOCLERK_SYSTEMS": json.dumps(settings.systems),
            "AUTOCLERK_ARTIFACTS_DIR": str(settings.artifacts_dir)}
     procs = [subprocess.Popen([sys.executable, "-m", "orchestrator", "worker", "--concurrency", str(settings.concurrency)],
                               env=env) for _ in range(count)]

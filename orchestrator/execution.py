@@ -8,6 +8,7 @@ the ledger says ``retry_scheduled`` (the sweep republishes it if that publish is
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -108,8 +109,6 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Decisi
     if claim.attempt >= claim.max_attempts:
         return _terminal(runtime, claim, "failed", error_class=error_class, error_message=message, evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-    import time
-
     runtime.ledger.finish(claim, "retry_scheduled", error_class=error_class, error_message=message,
                           evidence=evidence, next_attempt_at=time.time() + delay)
     ATTEMPTS.labels(claim.workflow, "retry").inc()

@@ -7,6 +7,7 @@ that the ledger already has: finished cases are reported, unfinished ones are re
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -91,16 +92,18 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
         new_ids, existing = ledger.add_cases(batch_id, definition.name, workflow.digest, definition.max_attempts,
                                              [(c.case_ref, c.payload) for c in chunk])
         receipt.accepted += len(new_ids)
-        unfinished = [tx_id for tx_id, state in existing.values() if state not in TERMINAL]
-        for _tx_id, state in existing.values():
+        unfinished = []
+        for tx_id, state in existing.values():
             if state in TERMINAL:
                 receipt.already_finished[state] = receipt.already_finished.get(state, 0) + 1
+            else:
+                unfinished.append(tx_id)
         resumed = ledger.adopt(batch_id, unfinished)
         receipt.resumed += len(resumed)
         publisher.publish(new_ids + resumed)
         chunk.clear()
 
-    for item in _chain(first, rows):
+    for item in itertools.chain([first] if first is not None else [], rows):
         if isinstance(item, Rejection):
             receipt.rejected.append(item)
             continue
@@ -115,12 +118,6 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
     if chunk:
         flush()
     return receipt
-
-
-def _chain(first: AcceptedCase | Rejection | None, rest: Iterable[AcceptedCase | Rejection]):  # type: ignore[no-untyped-def]
-    if first is not None:
-        yield first
-    yield from rest
 
 
 def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeout_s: float | None = None,

@@ -37,7 +37,11 @@ class AcceptedCase:
     payload: dict[str, Any]
 
 
-def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _open_rows(path: Path, workflow: Workflow) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row number, raw row)``; a row that cannot be parsed carries ``__error__``.
+
+    A CSV whose header lacks a required field of ``workflow`` is refused before any row is yielded.
+    """
     name = str(path)
     try:
         handle = open(path, encoding="utf-8", newline="")
@@ -63,6 +67,10 @@ def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 reader = csv.DictReader(handle)
                 if not reader.fieldnames:
                     raise CasesFileError(f"{name}:1: the file is empty; expected a header row naming the case fields")
+                missing = [n for n, f in workflow.input.items() if f.required and n not in reader.fieldnames]
+                if missing:
+                    raise CasesFileError(f"{name}:1: the header lacks the required column(s) {', '.join(missing)} "
+                                         f"of workflow '{workflow.name}'")
                 for number, row in enumerate(reader, start=1):
                     if None in row:
                         yield number, {"__error__": "has more values than the header has columns"}
@@ -74,35 +82,13 @@ def _open_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise CasesFileError(f"{name}: is not readable CSV ({exc})") from None
 
 
-def check_header(path: Path, workflow: Workflow) -> None:
-    """Refuse a CSV whose header lacks a required field, before any row is taken.
-
-    Raises:
-        CasesFileError: naming the file and the missing columns.
-    """
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return  # _open_rows reports it with the reason
-    if header is None:
-        return
-    missing = [n for n, f in workflow.input.items() if f.required and n not in header]
-    if missing:
-        raise CasesFileError(f"{path}:1: the header lacks the required column(s) {', '.join(missing)} "
-                             f"of workflow '{workflow.name}'")
-
-
 def read_cases(path: Path, workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
     """Yield each row as an :class:`AcceptedCase` (typed, as JSON values) or a :class:`Rejection`.
 
     Raises:
         CasesFileError: the file cannot be read at all (nothing from it is taken).
     """
-    check_header(path, workflow)
-    for number, row in _open_rows(path):
+    for number, row in _open_rows(path, workflow):
         if "__error__" in row:
             yield Rejection(number, "row", row["__error__"])
             continue

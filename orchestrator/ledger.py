@@ -340,14 +340,3 @@ class Ledger:
         with self.engine.connect() as conn:
             row = conn.execute(select(transactions).where(transactions.c.id == tx_id)).first()
         return dict(row._mapping) if row else None
-
-    def by_case_ref(self, workflow: str, case_ref: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(transactions).where(transactions.c.workflow == workflow,
-                                                          transactions.c.case_ref == case_ref)).first()
-        return dict(row._mapping) if row else None
-
-    def rows(self, batch_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                select(transactions).where(transactions.c.batch_id == batch_id).order_by(transactions.c.id))]

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from .handoff import Receipt
+from .ledger import ACTIVE, TERMINAL
 
 
 @dataclass
@@ -32,8 +33,8 @@ class Summary:
     @classmethod
     def of(cls, receipt: Receipt, counts: dict[str, int], elapsed_s: float) -> "Summary":
         before = receipt.already_finished
-        processed = sum(counts[s] for s in ("done", "business_exception", "failed", "cancelled"))
-        unfinished = sum(counts[s] for s in ("queued", "in_progress", "retry_scheduled"))
+        processed = sum(counts[s] for s in TERMINAL)
+        unfinished = sum(counts[s] for s in ACTIVE)
         return cls(
             batch_id=receipt.batch_id,
             workflow=receipt.workflow,
