@@ -70,18 +70,19 @@ def bot_transactions(url: str, cases: int, start: int) -> float:
 
     import csv
 
-    wf = load_workflow(ROOT / "workflows/examples/change_of_address.yaml").definition
+    loaded = load_workflow(ROOT / "workflows/examples/change_of_address.yaml")
+    wf = loaded.definition
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cases.csv"
         generate_cases(path, cases, invalid_rate=0.0, start=start)
         rows = list(csv.DictReader(path.read_text().splitlines()))
     engine = BotEngine(BotConfig(system_urls={"portal": url}))
     try:
-        engine.run(BotJob(wf, wf.steps, check_case(wf.input, rows[0], 1), rows[0]["case_ref"], 1, SecretValues()),
+        engine.run(BotJob(loaded, wf.steps, check_case(wf.input, rows[0], 1), rows[0]["case_ref"], 1, SecretValues()),
                    lambda: None)  # warm-up: browser launch is not part of the rate
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda r: engine.run(BotJob(wf, wf.steps, check_case(wf.input, r, 1), r["case_ref"], 1,
+            list(pool.map(lambda r: engine.run(BotJob(loaded, wf.steps, check_case(wf.input, r, 1), r["case_ref"], 1,
                                                       SecretValues()), lambda: None), rows[1:]))
         return (len(rows) - 1) / (time.perf_counter() - started)
     finally:

@@ -4,7 +4,9 @@ Imports ``workflows`` and ``monitoring``; never Celery or the database.
 """
 
 from .chromium import LAUNCH_ARGS, find_chromium
+from .context import StepContext, StepHooks
 from .engine import BotConfig, BotEngine, BotJob, BotResult
+from .flow import EXECUTORS, run_steps
 from .errors import (
     ApplicationError,
     BotError,
@@ -24,6 +26,11 @@ __all__ = [
     "BotResult",
     "find_chromium",
     "LAUNCH_ARGS",
+    # steps (custom steps receive a StepContext)
+    "StepContext",
+    "StepHooks",
+    "EXECUTORS",
+    "run_steps",
     # errors
     "BotError",
     "BusinessException",

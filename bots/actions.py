@@ -1,134 +1,63 @@
-"""Executing workflow steps on a Playwright page, one async function per verb.
-
-Every wait is a condition wait raced against three ways a page can fail: the target system's own
-validation message (a business exception), a 5xx answer to a navigation, and a renderer crash.
-"""
+"""Executing the page steps on a Playwright page, one async function per verb."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import fnmatch
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Locator as PwLocator
-from playwright.async_api import Page
+from playwright.async_api import Dialog as PwDialog
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from workflows import System, render, secret_names_in
+from workflows import secret_names_in
 from workflows.steps import (
     Check,
     Click,
+    Dialog,
     Extract,
     Fill,
     Goto,
+    Press,
+    Screenshot,
     Select,
     Uncheck,
+    Upload,
     WaitFor,
-    _Args,
 )
 
+from .context import StepContext
 from .errors import ApplicationError, BusinessException, StepTimeout, TargetServerError
 
-
-@dataclass
-class StepContext:
-    """What the steps of one transaction share: data to render from, the page's failure signals, timeouts."""
-
-    page: Page
-    case: dict[str, Any]
-    secrets: Any
-    system_urls: dict[str, str]
-    systems: dict[str, System]
-    step_timeout_ms: int
-    navigation_timeout_ms: int
-    before_effect: Callable[[], Awaitable[None]]
-    vars: dict[str, Any] = field(default_factory=dict)
-    output: dict[str, Any] = field(default_factory=dict)
-    secret_selectors: list[str] = field(default_factory=list)
-    failure: asyncio.Future[BaseException] | None = None
-    step_path: str = ""
-
-    def render(self, text: str) -> str:
-        return render(text, {"case": self.case, "vars": self.vars, "secrets": self.secrets, "output": self.output})
-
-    def timeout(self, args: _Args) -> int:
-        return args.timeout_ms or self.step_timeout_ms
-
-    def fail(self, exc: BaseException) -> None:
-        """Signal a page-level failure to whatever step is waiting (first signal wins)."""
-        if self.failure is not None and not self.failure.done():
-            self.failure.set_result(exc)
-
-    @property
-    def business_error(self) -> str | None:
-        selectors = [s.business_error for s in self.systems.values() if s.business_error]
-        return ", ".join(selectors) if selectors else None
-
-
-def _selectors(ctx: StepContext, spec: str | list[str]) -> list[str]:
-    """A locator spec (one selector or ordered alternatives) rendered for this case."""
-    return [ctx.render(s) for s in ([spec] if isinstance(spec, str) else spec)]
-
-
-async def _race(ctx: StepContext, awaitable: Awaitable[Any]) -> Any:
-    """Await ``awaitable`` unless the page fails first; raise the page's failure then."""
-    task = asyncio.ensure_future(awaitable)
-    assert ctx.failure is not None
-    done, _ = await asyncio.wait({task, ctx.failure}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        return task.result()
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, PlaywrightError):
-        pass
-    raise ctx.failure.result()
-
-
-async def _visible(ctx: StepContext, spec: str | list[str], timeout_ms: int) -> PwLocator:
-    """Wait until the element (or the first of its alternatives) is visible; the system's message wins."""
-    selectors = _selectors(ctx, spec)
-    page = ctx.page
-    target = page.locator(selectors[0])
-    for alternative in selectors[1:]:
-        target = target.or_(page.locator(alternative))
-    error_selector = ctx.business_error
-    combined = target.or_(page.locator(error_selector)) if error_selector else target
-    try:
-        await _race(ctx, combined.first.wait_for(state="visible", timeout=timeout_ms))
-    except PlaywrightTimeout:
-        raise StepTimeout(f"no element matching {selectors[0]!r} within {timeout_ms} ms", step=ctx.step_path) from None
-    if error_selector:
-        error = page.locator(error_selector).first
-        if await error.is_visible():
-            message = " ".join((await error.inner_text()).split())
-            raise BusinessException(message or "the target system refused the case", step=ctx.step_path)
-    if len(selectors) == 1:
-        return page.locator(selectors[0]).first
-    for selector in selectors:  # the first alternative that is showing
-        candidate = page.locator(selector).first
-        if await candidate.is_visible():
-            return candidate
-    return target.first
+_TABLE_JS = """table => {
+  const clean = s => s.replace(/\\s+/g, ' ').trim();
+  const key = (s, i) => clean(s).toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '') || `column_${i + 1}`;
+  let headers = Array.from(table.querySelectorAll('thead th')).map((th, i) => key(th.innerText, i));
+  let rows = Array.from(table.querySelectorAll('tbody tr'));
+  if (!rows.length) rows = Array.from(table.querySelectorAll('tr')).filter(tr => tr.querySelector('td'));
+  if (!headers.length) {
+    const first = table.querySelector('tr');
+    if (first && !first.querySelector('td')) headers = Array.from(first.querySelectorAll('th')).map((th, i) => key(th.innerText, i));
+  }
+  return rows.map(tr => {
+    const out = {};
+    Array.from(tr.querySelectorAll('td, th')).forEach((cell, i) => { out[headers[i] || `column_${i + 1}`] = clean(cell.innerText); });
+    return out;
+  });
+}"""
 
 
 async def goto(ctx: StepContext, args: Goto) -> None:
-    if args.system:
-        base = ctx.system_urls.get(args.system)
-    elif len(ctx.systems) == 1:
-        base = ctx.system_urls.get(next(iter(ctx.systems)))
-    else:
-        base = None
+    systems = ctx.systems
+    name = args.system or (next(iter(systems)) if len(systems) == 1 else None)
+    base = ctx.system_urls.get(name) if name else None
     if not base:
-        raise ApplicationError(f"no base URL is configured for system '{args.system or next(iter(ctx.systems))}'",
-                               step=ctx.step_path)
+        raise ApplicationError(f"no base URL is configured for system '{name}'", step=ctx.step_path)
     url = urljoin(base.rstrip("/") + "/", ctx.render(args.url).lstrip("/"))
     timeout_ms = args.timeout_ms or ctx.navigation_timeout_ms
     try:
-        response = await _race(ctx, ctx.page.goto(url, timeout=timeout_ms, wait_until="domcontentloaded"))
+        response = await ctx.race(ctx.page.goto(url, timeout=timeout_ms, wait_until="domcontentloaded"))
     except PlaywrightTimeout:
         raise StepTimeout(f"navigation did not finish within {timeout_ms} ms", step=ctx.step_path) from None
     if response is not None and response.status >= 500:
@@ -136,68 +65,145 @@ async def goto(ctx: StepContext, args: Goto) -> None:
 
 
 async def fill(ctx: StepContext, args: Fill) -> None:
-    element = await _visible(ctx, args.locator, ctx.timeout(args))
+    element = await ctx.element(args.locator, ctx.timeout(args))
     if any(True for _ in secret_names_in(args.value)):
-        ctx.secret_selectors.append(_selectors(ctx, args.locator)[0])
+        ctx.secret_locators.append(element)
     await element.fill(ctx.render(args.value), timeout=ctx.timeout(args))
 
 
 async def select(ctx: StepContext, args: Select) -> None:
-    element = await _visible(ctx, args.locator, ctx.timeout(args))
-    if args.value is not None:
-        option: dict[str, str] = {"value": ctx.render(args.value)}
-    else:
-        option = {"label": ctx.render(args.label or "")}
+    element = await ctx.element(args.locator, ctx.timeout(args))
+    option = {"value": ctx.render(args.value)} if args.value is not None else {"label": ctx.render(args.label or "")}
     try:
         await element.select_option(**option, timeout=ctx.timeout(args))
     except PlaywrightTimeout:
-        raise BusinessException(f"the list has no option {next(iter(option))}={next(iter(option.values()))!r}",
-                                code="no_such_option", step=ctx.step_path) from None
+        kind = next(iter(option))
+        raise BusinessException(f"the list has no option with this {kind}", code="no_such_option",
+                                step=ctx.step_path) from None
 
 
 async def check(ctx: StepContext, args: Check) -> None:
-    element = await _visible(ctx, args.locator, ctx.timeout(args))
-    await element.check(timeout=ctx.timeout(args))
+    await (await ctx.element(args.locator, ctx.timeout(args))).check(timeout=ctx.timeout(args))
 
 
 async def uncheck(ctx: StepContext, args: Uncheck) -> None:
-    element = await _visible(ctx, args.locator, ctx.timeout(args))
-    await element.uncheck(timeout=ctx.timeout(args))
+    await (await ctx.element(args.locator, ctx.timeout(args))).uncheck(timeout=ctx.timeout(args))
 
 
 async def click(ctx: StepContext, args: Click) -> None:
-    element = await _visible(ctx, args.locator, ctx.timeout(args))
+    element = await ctx.element(args.locator, ctx.timeout(args))
     if args.submit:
         await ctx.before_effect()
-    await _race(ctx, element.click(timeout=ctx.timeout(args)))
+    await ctx.race(element.click(timeout=ctx.timeout(args)))
+
+
+async def press(ctx: StepContext, args: Press) -> None:
+    if args.locator is None:
+        if args.submit:
+            await ctx.before_effect()
+        await ctx.race(ctx.page.keyboard.press(args.key))
+        return
+    element = await ctx.element(args.locator, ctx.timeout(args))
+    if args.submit:
+        await ctx.before_effect()
+    await ctx.race(element.press(args.key, timeout=ctx.timeout(args)))
+
+
+async def upload(ctx: StepContext, args: Upload) -> None:
+    if ctx.files_dir is None:
+        raise ApplicationError("no files folder is configured for uploads (AUTOCLERK_FILES_DIR)", step=ctx.step_path)
+    root = ctx.files_dir.resolve()
+    paths: list[Path] = []
+    for template in [args.files] if isinstance(args.files, str) else args.files:
+        path = (root / ctx.render(template)).resolve()
+        if not path.is_relative_to(root):
+            raise BusinessException("the case names a file outside the files folder", code="file_outside_folder",
+                                    step=ctx.step_path)
+        if not path.is_file():
+            raise BusinessException("the case names a file that is not in the files folder", code="file_missing",
+                                    step=ctx.step_path)
+        paths.append(path)
+    element = await ctx.element(args.locator, ctx.timeout(args), state="attached")
+    await element.set_input_files(paths, timeout=ctx.timeout(args))
 
 
 async def wait_for(ctx: StepContext, args: WaitFor) -> None:
-    await _visible(ctx, args.locator, ctx.timeout(args))
+    timeout_ms = ctx.timeout(args)
+    try:
+        if args.locator is not None:
+            await ctx.element(args.locator, timeout_ms, state=args.state)
+        elif args.url is not None:
+            pattern = ctx.render(args.url)
+            await ctx.race(ctx.page.wait_for_url(lambda url: fnmatch.fnmatchcase(url, pattern), timeout=timeout_ms,
+                                                 wait_until="commit"))
+        elif args.text is not None:
+            await ctx.race(ctx.page.get_by_text(ctx.render(args.text)).first.wait_for(state="visible", timeout=timeout_ms))
+        else:
+            await ctx.race(ctx.page.wait_for_load_state("networkidle", timeout=timeout_ms))
+    except PlaywrightTimeout:
+        what = "the address" if args.url is not None else "the text" if args.text is not None else "the network"
+        await ctx.raise_business_error()
+        raise StepTimeout(f"{what} did not reach the expected state within {timeout_ms} ms", step=ctx.step_path) from None
 
 
 async def extract(ctx: StepContext, args: Extract) -> None:
-    if args.optional:
-        if not any([await ctx.page.locator(s).count() for s in _selectors(ctx, args.locator)]):
-            return  # absent: leave the name unset
-    element = await _visible(ctx, args.locator, ctx.timeout(args))
-    if args.attribute:
-        value = await element.get_attribute(args.attribute)
-    elif await element.evaluate("e => e instanceof HTMLInputElement || e instanceof HTMLTextAreaElement"):
+    scope, name = args.to.split(".", 1)
+    target = ctx.output if scope == "output" else ctx.vars
+    reads = args.reads
+    if reads == "count" or args.optional:
+        found = [ctx.locate(spec) for spec in ([args.locator] if not isinstance(args.locator, list) else args.locator)]
+        counts = [await locator.count() for locator in found]
+        if reads == "count":
+            target[name] = max(counts)
+            return
+        if not any(counts):
+            return  # optional and absent: leave the name unset
+    element = await ctx.element(args.locator, ctx.timeout(args), state="attached" if reads == "attribute" else "visible")
+    value: Any
+    if reads == "attribute":
+        value = await element.get_attribute(args.attribute or "")
+    elif reads == "table":
+        value = await element.evaluate(_TABLE_JS)
+    elif reads == "list":
+        value = [" ".join(text.split()) for text in await ctx.locate(_first_spec(args)).all_inner_texts()]
+    elif reads == "value" or (reads == "auto" and await element.evaluate(
+            "e => e instanceof HTMLInputElement || e instanceof HTMLTextAreaElement || e instanceof HTMLSelectElement")):
         value = await element.input_value()
     else:
         value = " ".join((await element.inner_text()).split())
-    scope, name = args.to.split(".", 1)
-    (ctx.output if scope == "output" else ctx.vars)[name] = value
+    target[name] = value
 
 
-EXECUTORS: dict[str, Callable[[StepContext, Any], Awaitable[None]]] = {
-    "goto": goto,
-    "fill": fill,
-    "select": select,
-    "check": check,
-    "uncheck": uncheck,
-    "click": click,
-    "wait_for": wait_for,
-    "extract": extract,
-}
+def _first_spec(args: Extract) -> Any:
+    return args.locator[0] if isinstance(args.locator, list) else args.locator
+
+
+async def dialog(ctx: StepContext, args: Dialog) -> None:
+    prompt = ctx.render(args.prompt_text) if args.prompt_text is not None else None
+
+    async def handle(opened: PwDialog) -> None:
+        if args.to:
+            scope, name = args.to.split(".", 1)
+            (ctx.output if scope == "output" else ctx.vars)[name] = opened.message
+        if args.action == "accept":
+            await opened.accept(prompt) if prompt is not None else await opened.accept()
+        else:
+            await opened.dismiss()
+
+    ctx.page.once("dialog", lambda opened: asyncio.ensure_future(handle(opened)))
+
+
+async def screenshot(ctx: StepContext, args: Screenshot) -> None:
+    if ctx.evidence_dir is None:
+        return  # no artifacts folder configured: evidence is not kept
+    ctx.evidence_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.evidence_dir / f"{args.name}.png"
+    masks = [ctx.page.locator("input[type=password]"), *ctx.secret_locators]
+    await ctx.race(ctx.page.screenshot(path=str(path), mask=masks, full_page=args.full_page,
+                                       timeout=ctx.timeout(args)))
+    ctx.artifacts.append(str(path))
+
+
+def matches_url(url: str, pattern: str) -> bool:
+    """Whether ``url`` matches a glob such as ``*/cases/*``."""
+    return fnmatch.fnmatchcase(url, pattern)

@@ -21,13 +21,13 @@ import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from monitoring import redact_text
-from workflows import Step, TemplateRenderError, Workflow
-from workflows.secrets import SecretMissingError
+from monitoring import LOCATOR_FALLBACKS, STEP_DURATION, redact_text
+from workflows import EnvValues, LoadedWorkflow, Step, Workflow
 
-from .actions import EXECUTORS, StepContext
 from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
-from .errors import ApplicationError, BotError, BrowserGone, BusinessException, PageCrashed, StepTimeout
+from .context import StepContext
+from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout
+from .flow import run_steps
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +42,8 @@ class BotConfig:
         step_timeout_ms: the longest one step waits for its element.
         navigation_timeout_ms: the longest a page load may take.
         transaction_budget_s: the longest a whole transaction may take.
-        artifacts_dir: where evidence of failed attempts is written (``None``: none is kept).
+        artifacts_dir: where evidence (failed attempts, ``screenshot`` steps) is written (``None``: none is kept).
+        files_dir: the folder ``upload`` steps may take files from (``None``: uploads are refused).
         headless: run without a window.
     """
 
@@ -52,6 +53,7 @@ class BotConfig:
     navigation_timeout_ms: int = 15_000
     transaction_budget_s: float = 120.0
     artifacts_dir: Path | None = None
+    files_dir: Path | None = None
     headless: bool = True
 
 
@@ -62,7 +64,7 @@ class BotJob:
     ``steps`` is the workflow's ``steps`` or its ``lookup``; ``label`` names them in errors.
     """
 
-    workflow: Workflow
+    workflow: LoadedWorkflow
     steps: list[Step]
     case: dict[str, Any]
     case_ref: str
@@ -73,9 +75,17 @@ class BotJob:
 
 @dataclass
 class BotResult:
-    """What a successful run produced: the ``output.*`` values."""
+    """What a successful run produced: the ``output.*`` values and the evidence ``screenshot`` steps kept."""
 
     output: dict[str, Any]
+    artifacts: list[str] = field(default_factory=list)
+
+
+class _MetricHooks:
+    """Step durations into Prometheus (labels: workflow and verb only)."""
+
+    def step_finished(self, workflow: str, verb: str, seconds: float, ok: bool) -> None:
+        STEP_DURATION.labels(workflow, verb).observe(seconds)
 
 
 class BotEngine:
@@ -200,39 +210,37 @@ class BotEngine:
         loop = asyncio.get_running_loop()
         ctx: StepContext | None = None
         on_disconnect: Callable[[Any], None] | None = None
+        definition = job.workflow.definition
         try:
-            await self._block_resources(context, job.workflow)
+            await self._block_resources(context, definition)
             page = await context.new_page()
             page.set_default_timeout(self.config.step_timeout_ms)
             page.set_default_navigation_timeout(self.config.navigation_timeout_ms)
             ctx = StepContext(
                 page=page,
+                workflow=job.workflow,
                 case=job.case,
                 secrets=job.secrets,
+                env=EnvValues(definition.env),
                 system_urls=dict(self.config.system_urls),
-                systems=dict(job.workflow.systems),
                 step_timeout_ms=self.config.step_timeout_ms,
                 navigation_timeout_ms=self.config.navigation_timeout_ms,
                 before_effect=lambda: asyncio.to_thread(before_effect),
+                on_fallback=lambda verb, index: self._fallback(definition.name, verb, index),
+                hooks=_MetricHooks(),
+                evidence_dir=self._evidence_dir(job),
+                files_dir=self.config.files_dir,
                 failure=loop.create_future(),
             )
             bound = ctx
             page.on("crash", lambda _page: bound.fail(PageCrashed("the page crashed", step=bound.step_path)))
             on_disconnect = lambda _b: bound.fail(BrowserGone("the browser disconnected", step=bound.step_path))  # noqa: E731
             browser.on("disconnected", on_disconnect)
-            for index, step in enumerate(job.steps):
-                ctx.step_path = f"{job.label}[{index}].{step.verb}"
-                try:
-                    await EXECUTORS[step.verb](ctx, step.args)
-                except BotError:
-                    raise
-                except TemplateRenderError as exc:
-                    raise BusinessException(str(exc), code="template", step=ctx.step_path) from None
-                except SecretMissingError as exc:
-                    raise ApplicationError(str(exc), step=ctx.step_path) from None
-                except PlaywrightError as exc:
-                    raise self._classify(exc, browser, ctx.step_path) from None
-            return BotResult(output=dict(ctx.output))
+            try:
+                await run_steps(ctx, job.steps, job.label)
+            except PlaywrightError as exc:
+                raise self._classify(exc, browser, ctx.step_path) from None
+            return BotResult(output=dict(ctx.output), artifacts=list(ctx.artifacts))
         except BotError as exc:
             if ctx is not None:
                 await self._evidence(ctx, job, exc)
@@ -244,6 +252,17 @@ class BotEngine:
                 await context.close()
             except PlaywrightError:
                 pass
+
+    def _evidence_dir(self, job: BotJob) -> Path | None:
+        if self.config.artifacts_dir is None:
+            return None
+        return (self.config.artifacts_dir / _safe(job.workflow.definition.name) / _safe(job.case_ref)
+                / f"attempt-{job.attempt}")
+
+    @staticmethod
+    def _fallback(workflow: str, verb: str, index: int) -> None:
+        LOCATOR_FALLBACKS.labels(workflow, verb).inc()
+        log.warning("locator fell back to an alternative", step_type=verb, alternative=index + 1)
 
     @staticmethod
     def _classify(exc: PlaywrightError, browser: Browser, step: str) -> ApplicationError:
@@ -269,17 +288,17 @@ class BotEngine:
 
     async def _evidence(self, ctx: StepContext, job: BotJob, exc: BotError) -> None:
         """Keep a screenshot (secret fields masked) and the page's HTML (secrets redacted) of a failed attempt."""
-        if self.config.artifacts_dir is None or ctx.page.is_closed():
+        folder = ctx.evidence_dir
+        if folder is None or ctx.page.is_closed():
             return
-        folder = self.config.artifacts_dir / _safe(job.workflow.name) / _safe(job.case_ref)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            stem = folder / f"attempt-{job.attempt}"
-            masks = [ctx.page.locator("input[type=password]")] + [ctx.page.locator(s) for s in ctx.secret_selectors]
-            await asyncio.wait_for(ctx.page.screenshot(path=f"{stem}.png", mask=masks, full_page=True), timeout=5)
+            masks = [ctx.page.locator("input[type=password]"), *ctx.secret_locators]
+            await asyncio.wait_for(ctx.page.screenshot(path=str(folder / "failure.png"), mask=masks, full_page=True),
+                                   timeout=5)
             html = await asyncio.wait_for(ctx.page.content(), timeout=5)
-            Path(f"{stem}.html").write_text(redact_text(html), encoding="utf-8")
-            exc.evidence = [f"{stem}.png", f"{stem}.html"]  # type: ignore[attr-defined]
+            (folder / "failure.html").write_text(redact_text(html), encoding="utf-8")
+            exc.evidence = [*ctx.artifacts, str(folder / "failure.png"), str(folder / "failure.html")]  # type: ignore[attr-defined]
         except (PlaywrightError, OSError, asyncio.TimeoutError) as err:
             log.warning("evidence not kept", case_ref=job.case_ref, error=type(err).__name__)
 

@@ -7,7 +7,7 @@ the figure held against the target.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -24,6 +24,22 @@ ATTEMPTS = Counter(
     "autoclerk_transaction_attempts",
     "Attempts at transactions, by how the attempt ended (done, business_exception, retry, failed).",
     ["workflow", "outcome"],
+    registry=REGISTRY,
+)
+
+
+STEP_DURATION = Histogram(
+    "autoclerk_step_duration_seconds",
+    "Time one workflow step took, by step type.",
+    ["workflow", "step_type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+
+LOCATOR_FALLBACKS = Counter(
+    "autoclerk_locator_fallbacks",
+    "Steps that found their element only through an alternative locator: the page has drifted.",
+    ["workflow", "step_type"],
     registry=REGISTRY,
 )
 

@@ -107,6 +107,8 @@ def run_batch(settings: Any, workflow_path: Path, cases_path: Path, *, as_json: 
 
     configure_logging(json=settings.log_json, level=settings.log_level)
     loaded = load_workflow(workflow_path)
+    if loaded.definition.part:
+        raise UsageError(f"{workflow_path}: is a part (part: true), run only through 'call' from another workflow")
     if not cases_path.exists():
         raise CasesFileError(f"{cases_path}: no such cases file")
     if settings.embedded:

@@ -56,7 +56,8 @@ def execute(runtime: Runtime, tx_id: int) -> Decision:
 
 def _attempt(runtime: Runtime, claim: Claim) -> Decision:
     ledger, settings = runtime.ledger, runtime.settings
-    workflow = runtime.workflow(claim.digest)
+    loaded = runtime.workflow(claim.digest)
+    workflow = loaded.definition
     if claim.attempt > claim.max_attempts:
         return _terminal(runtime, claim, "failed", error_class="AttemptsExhausted",
                          error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
@@ -72,7 +73,7 @@ def _attempt(runtime: Runtime, claim: Claim) -> Decision:
         # An earlier attempt may have submitted: find out before doing anything that could submit again.
         if workflow.lookup:
             try:
-                found = engine.run(BotJob(workflow, workflow.lookup, case, claim.case_ref, claim.attempt, secrets,
+                found = engine.run(BotJob(loaded, workflow.lookup, case, claim.case_ref, claim.attempt, secrets,
                                           label="lookup"), before_effect=lambda: None)
             except BusinessException as exc:
                 return _terminal(runtime, claim, "business_exception", error_class="LookupRefused",
@@ -88,7 +89,7 @@ def _attempt(runtime: Runtime, claim: Claim) -> Decision:
                              error_message="an earlier attempt may have submitted this case and the workflow has no "
                                            "lookup; a person must check the target system")
 
-    job = BotJob(workflow, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
+    job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
     try:
         result = engine.run(job, before_effect=lambda: ledger.mark_effect_started(claim))
     except StaleAttempt:
@@ -100,7 +101,7 @@ def _attempt(runtime: Runtime, claim: Claim) -> Decision:
         return _retry_or_fail(runtime, claim, exc)
     reference = result.output.get("reference")
     return _terminal(runtime, claim, "done", result_ref=str(reference) if reference is not None else None,
-                     output=result.output)
+                     output=result.output, evidence=result.artifacts or None)
 
 
 def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Decision:

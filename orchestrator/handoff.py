@@ -80,7 +80,7 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
         BrokerError: publishing failed after the cases were recorded (they are resumed by the next run).
     """
     definition = workflow.definition
-    ledger.save_workflow(workflow.digest, definition.name, definition.version, workflow.source)
+    ledger.save_workflow(workflow.digest, definition.name, definition.version, workflow.stored_text)
     rows = read_cases(cases, definition)
     first = next(rows, None)  # surfaces an unreadable file before a batch exists
     batch_id = ledger.create_batch(definition.name, workflow.digest, str(cases))

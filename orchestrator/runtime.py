@@ -11,7 +11,7 @@ import threading
 from functools import cached_property
 
 from bots import BotConfig, BotEngine
-from workflows import Workflow, parse_workflow
+from workflows import LoadedWorkflow, load_stored
 
 from .ledger import Ledger
 from .settings import Settings
@@ -23,7 +23,7 @@ class Runtime:
     def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self._ledger = ledger
-        self._workflows: dict[str, Workflow] = {}
+        self._workflows: dict[str, LoadedWorkflow] = {}
         self._lock = threading.Lock()
         self._engine: BotEngine | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -44,15 +44,16 @@ class Runtime:
                     navigation_timeout_ms=s.navigation_timeout_ms,
                     transaction_budget_s=s.transaction_budget_s,
                     artifacts_dir=s.artifacts_dir.resolve(),
+                    files_dir=s.files_dir.resolve() if s.files_dir else None,
                 ))
             return self._engine
 
-    def workflow(self, digest: str) -> Workflow:
-        """The exact workflow version a transaction was handed off with (from the ledger, cached)."""
+    def workflow(self, digest: str) -> LoadedWorkflow:
+        """The exact workflow version a transaction was handed off with, calls included (from the ledger, cached)."""
         with self._lock:
             found = self._workflows.get(digest)
         if found is None:
-            found = parse_workflow(self.ledger.workflow_source(digest), f"<ledger:{digest}>").definition
+            found = load_stored(self.ledger.workflow_source(digest), f"<ledger:{digest}>")
             with self._lock:
                 self._workflows[digest] = found
         return found

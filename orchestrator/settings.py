@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
     retry_max_s: float = Field(default=60.0, gt=0)
     artifacts_dir: Path = Field(default=Path("autoclerk-artifacts"), description="Evidence of failed attempts.")
+    files_dir: Path | None = Field(default=None, description="The folder upload steps may take files from (unset: no uploads).")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
     metrics_host: str = "127.0.0.1"
     log_json: bool = False

@@ -12,21 +12,33 @@ from .errors import (
     WorkflowFileError,
 )
 from .inputs import InputField, check_case, to_json_value
-from .loader import load_workflow, parse_workflow
+from .loader import load_stored, load_workflow, parse_workflow
+from .locators import Locator, alternatives, describe
 from .model import LoadedWorkflow, System, Workflow
-from .secrets import SecretMissingError, SecretValues
-from .steps import STEP_MODELS, Step
-from .templating import render, secret_names_in
+from .secrets import EnvMissingError, EnvValues, SecretMissingError, SecretValues
+from .steps import STEP_MODELS, CustomStep, Step, StepArgs, StepPluginError, ensure_models, walk
+from .templating import Expression, Template, evaluate, render, secret_names_in
 
 __all__ = [
     # loading
     "load_workflow",
     "parse_workflow",
+    "load_stored",
     "LoadedWorkflow",
     "Workflow",
     "System",
     "Step",
     "STEP_MODELS",
+    "ensure_models",
+    "walk",
+    # extending
+    "CustomStep",
+    "StepArgs",
+    "Template",
+    "Expression",
+    "Locator",
+    "alternatives",
+    "describe",
     # cases
     "InputField",
     "check_case",
@@ -34,11 +46,15 @@ __all__ = [
     # secrets and templates
     "SecretValues",
     "SecretMissingError",
+    "EnvValues",
+    "EnvMissingError",
     "render",
+    "evaluate",
     "secret_names_in",
     # errors
     "WorkflowError",
     "WorkflowFileError",
+    "StepPluginError",
     "Problem",
     "CaseDataError",
     "CasesFileError",

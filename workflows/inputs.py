@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import CaseDataError
 
-FieldType = Literal["string", "integer", "decimal", "date", "boolean", "enum"]
+FieldType = Literal["string", "integer", "decimal", "date", "boolean", "enum", "list"]
+ItemType = Literal["string", "integer", "decimal", "date", "boolean", "enum"]
 
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -42,12 +43,20 @@ class InputField(BaseModel):
     maximum: Decimal | None = None
     values: list[str] | None = Field(default=None, description="The allowed values of an enum field.")
     secret: bool = Field(default=False, description="Mask this field in logs and evidence.")
+    item_type: ItemType = Field(default="string", description="For a list field: the type of each item.")
+    separator: str = Field(default=";", min_length=1, max_length=3,
+                           description="For a list field in a CSV file: what separates the items.")
+    max_items: int = Field(default=100, ge=1, le=10_000, description="For a list field: the most items a case may have.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "InputField":
         if self.type == "enum" and not self.values:
             raise ValueError("an enum field needs 'values'")
-        if self.type != "enum" and self.values is not None:
+        if self.type == "list" and self.item_type == "enum" and not self.values:
+            raise ValueError("a list of enum items needs 'values'")
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum field needs 'values'")
+        if self.values is not None and not (self.type == "enum" or self.item_type == "enum"):
             raise ValueError("'values' is only for enum fields")
         if self.pattern is not None:
             try:
@@ -140,6 +149,25 @@ def _as_enum(field: InputField, raw: Any) -> str:
     return text
 
 
+def _as_list(field: InputField, raw: Any) -> list[Any]:
+    if isinstance(raw, str):
+        items: list[Any] = [part.strip() for part in raw.split(field.separator) if part.strip()]
+    elif isinstance(raw, list):
+        items = raw
+    else:
+        raise ValueError(f"must be a list (in CSV: items separated by '{field.separator}')")
+    if len(items) > field.max_items:
+        raise ValueError(f"must have at most {field.max_items} items")
+    item = field.model_copy(update={"type": field.item_type, "required": True})
+    out = []
+    for number, value in enumerate(items, start=1):
+        try:
+            out.append(item.coerce(value))
+        except ValueError as exc:
+            raise ValueError(f"item {number} {exc}") from None
+    return out
+
+
 _CONVERTERS = {
     "string": _as_string,
     "integer": _as_integer,
@@ -147,6 +175,7 @@ _CONVERTERS = {
     "date": _as_date,
     "boolean": _as_boolean,
     "enum": _as_enum,
+    "list": _as_list,
 }
 
 
@@ -173,4 +202,6 @@ def to_json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, list):
+        return [to_json_value(item) for item in value]
     return value

@@ -1,33 +1,103 @@
 """Loading a workflow file: YAML → validated :class:`Workflow`, with every problem located.
 
 Every problem becomes one line ``file:line:column: steps[3].fill.value: message``; an unknown key or step
-names the closest valid one.
+names the closest valid one. Called workflows (``call``) are loaded and checked with their caller, and
+a call cycle or a missing file is a problem of the calling line.
 """
 
 from __future__ import annotations
 
-import difflib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .errors import Problem, WorkflowFileError
-from .model import LoadedWorkflow, Workflow
-from .source import PathKey, Position, format_path, load_yaml
-from .steps import STEP_MODELS, TemplateMarker
-from .templating import check_template
+from .locators import _By
+from .model import BUNDLE_KEY, LoadedWorkflow, Workflow
+from .problems import closest, problems_of
+from .source import PathKey, Position, format_path, key_position, load_yaml, value_position
+from .steps import Call, Goto, Retry, StepBase, ensure_models, submits, walk
+from .templating import ExpressionMarker, TemplateMarker, check_expression, check_template
+
+
+@dataclass(frozen=True)
+class _Called:
+    """A called file, found by a resolver: its display name, identity (for cycles) and text."""
+
+    name: str
+    identity: str
+    text: str
+    resolver: "Resolver"
+
+
+Resolver = Callable[[str], _Called]
+"""Finds the file a ``call`` names (relative to the calling file); raises ``LookupError`` with a reason."""
 
 
 def load_workflow(path: str | Path) -> LoadedWorkflow:
-    """Read, parse and validate a workflow file.
+    """Read, parse and validate a workflow file and every workflow it calls.
 
     Raises:
         WorkflowFileError: with every problem found, each located by line and column.
     """
     name = str(path)
+    text = _read(Path(path), name)
+    return _parse(text, name, _disk_resolver(Path(path).parent, name), (_identity(Path(path)),))
+
+
+def parse_workflow(text: str, file: str = "<workflow>", *, base_dir: str | Path | None = None) -> LoadedWorkflow:
+    """Validate workflow source text; ``file`` names it in error messages.
+
+    Args:
+        text: the YAML source.
+        file: the name used in error messages.
+        base_dir: where called workflows are looked up (default: the folder of ``file``).
+    """
+    base = Path(base_dir) if base_dir is not None else Path(file).parent
+    return _parse(text, file, _disk_resolver(base, file), (file,))
+
+
+def load_stored(text: str, label: str) -> LoadedWorkflow:
+    """Load a workflow as the ledger stores it (:attr:`LoadedWorkflow.stored_text`), calls included."""
+    if not text.startswith("{"):
+        return _parse(text, label, _no_files, (label,))
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        bundle = json.loads(text)
+    except json.JSONDecodeError:
+        raise WorkflowFileError([Problem(label, 0, 0, "", "the stored workflow bundle is not valid JSON")]) from None
+    return _from_bundle(bundle, label)
+
+
+def _from_bundle(bundle: Any, label: str) -> LoadedWorkflow:
+    if not isinstance(bundle, dict) or bundle.get(BUNDLE_KEY) != 1 or not isinstance(bundle.get("source"), str):
+        raise WorkflowFileError([Problem(label, 0, 0, "", "the stored workflow bundle has an unknown format")])
+    return _parse(bundle["source"], label, _from_bundle_resolver(bundle, label), (label,))
+
+
+def _from_bundle_resolver(bundle: dict[str, Any], label: str) -> Resolver:
+    calls = bundle.get("calls") or {}
+
+    def resolve(ref: str) -> _Called:
+        if ref not in calls:
+            raise LookupError("the stored bundle lacks this called workflow")
+        inner = calls[ref]
+        return _Called(f"{label}>{ref}", f"{label}>{ref}", inner["source"], _from_bundle_resolver(inner, f"{label}>{ref}"))
+
+    return resolve
+
+
+def _no_files(ref: str) -> _Called:
+    raise LookupError("stored workflows cannot call files")
+
+
+def _read(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkflowFileError([Problem(name, 0, 0, "", "no such workflow file")]) from None
     except IsADirectoryError:
@@ -36,193 +106,194 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
         raise WorkflowFileError([Problem(name, 0, 0, "", "is not UTF-8 text")]) from None
     except OSError as exc:
         raise WorkflowFileError([Problem(name, 0, 0, "", f"cannot be read ({exc.strerror})")]) from None
-    return parse_workflow(text, name)
 
 
-def parse_workflow(text: str, file: str = "<workflow>") -> LoadedWorkflow:
-    """Validate workflow source text; ``file`` names it in error messages."""
+def _identity(path: Path) -> str:
+    return str(path.resolve())
+
+
+def _disk_resolver(base: Path, caller: str) -> Resolver:
+    def resolve(ref: str) -> _Called:
+        path = base / ref
+        name = os.path.normpath(os.path.join(os.path.dirname(caller), ref)) if caller else ref
+        if not path.is_file():
+            raise LookupError(f"no workflow file {ref} next to this one")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LookupError(f"{ref} cannot be read ({type(exc).__name__})") from None
+        return _Called(name, _identity(path), text, _disk_resolver(path.parent, name))
+
+    return resolve
+
+
+# -- parsing ---------------------------------------------------------------------------------------------
+def _parse(text: str, file: str, resolve: Resolver, stack: tuple[str, ...]) -> LoadedWorkflow:
+    ensure_models()
     data, positions = load_yaml(text, file)
     if not isinstance(data, dict):
         raise WorkflowFileError([Problem(file, 1, 1, "", "expected a mapping with name, version, input and steps")])
     try:
         workflow = Workflow.model_validate(data)
     except ValidationError as exc:
-        raise WorkflowFileError(_problems(exc, data, positions, file)) from None
-    template_problems = list(_template_problems(workflow, positions, file))
-    if template_problems:
-        raise WorkflowFileError(template_problems)
-    return LoadedWorkflow(definition=workflow, source=text, path=file)
+        raise WorkflowFileError(problems_of(exc, data, positions, file)) from None
+    checks = _Checks(workflow, positions, file)
+    problems = list(checks.templates()) + list(checks.references())
+    calls, call_problems = _load_calls(workflow, positions, file, resolve, stack)
+    problems += call_problems
+    loaded = LoadedWorkflow(definition=workflow, source=text, path=file, calls=calls)
+    if not call_problems:
+        problems += list(checks.effects(calls))
+    if problems:
+        problems.sort(key=lambda p: (p.file != file, p.file, p.line, p.column))
+        raise WorkflowFileError(problems)
+    return loaded
 
 
-def _problems(exc: ValidationError, data: Any, positions: dict[PathKey, Position], file: str) -> list[Problem]:
+def _load_calls(workflow: Workflow, positions: dict[PathKey, Position], file: str, resolve: Resolver,
+                stack: tuple[str, ...]) -> tuple[dict[str, LoadedWorkflow], list[Problem]]:
+    calls: dict[str, LoadedWorkflow] = {}
     problems: list[Problem] = []
-    for error in exc.errors(include_url=False):
-        path = _data_path(tuple(error["loc"]), data)
-        kind = error["type"]
-        message = _message(error, path, data)
-        if kind == "extra_forbidden":
-            line, column = _key_position(positions, path)
-        elif kind == "missing":
-            line, column = _value_position(positions, path[:-1])
-        elif kind == "unknown_step" and isinstance(_at(data, path), dict) and len(_at(data, path)) == 1:
-            line, column = _key_position(positions, path + (next(iter(_at(data, path))),))
-        else:
-            line, column = _value_position(positions, path)
-        problems.append(Problem(file, line, column, format_path(path), message))
-    problems.sort(key=lambda p: (p.line, p.column))
-    return _dedupe(problems)
-
-
-def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
-    """Drop the union tags pydantic inserts (``steps.3.fill.fill.value`` → ``steps[3].fill.value``)."""
-    out: list[str | int] = []
-    node = data
-    for index, part in enumerate(loc):
-        if index and part == loc[index - 1] and part in STEP_MODELS:
-            continue  # the discriminator tag repeats the verb
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and len(node) == 1 and part in STEP_MODELS:
-            continue  # the discriminator tag
-        elif isinstance(part, str) and not part.startswith(("function-", "list[", "dict[")):
-            out.append(part)
-            node = None
-    return tuple(out)
-
-
-def _at(data: Any, path: PathKey) -> Any:
-    node = data
-    for part in path:
+    for path, step in workflow.all_steps():
+        if not isinstance(step.args, Call):
+            continue
+        ref = step.args.workflow
+        where = path + ("call", "workflow")
+        line, column = value_position(positions, where)
+        problem = _problem_at(file, line, column, where)
+        if ref in calls:
+            problems += _argument_problems(step.args, calls[ref].definition, positions, file, path)
+            continue
         try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
-def _message(error: Any, path: PathKey, data: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        field = str(path[-1])
-        allowed = _allowed_keys(path[:-1], data)
-        hint = _closest(field, allowed)
-        return f"unknown field '{field}'" + (f"; did you mean '{hint}'?" if hint else f"; expected one of {', '.join(sorted(allowed))}" if allowed else "")
-    if kind == "unknown_step":
-        value = _at(data, path)
-        if isinstance(value, dict) and len(value) == 1:
-            verb = str(next(iter(value)))
-            hint = _closest(verb, list(STEP_MODELS))
-            return f"unknown step '{verb}'" + (f"; did you mean '{hint}'?" if hint else f"; expected one of {', '.join(STEP_MODELS)}")
-        return f"a step must be a mapping with exactly one verb ({', '.join(STEP_MODELS)})"
-    if kind == "missing":
-        return f"missing required field '{path[-1]}'"
-    if kind == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")
-    if kind == "string_pattern_mismatch":
-        return f"must match {error['ctx']['pattern']}"
-    return str(error["msg"]).lower()
-
-
-def _allowed_keys(parent: PathKey, data: Any) -> list[str]:
-    """The field names valid at ``parent``, found by walking the models along the path."""
-    from typing import get_origin
-
-    model: type[BaseModel] | None = Workflow
-    skip_key = False  # the next part is a key of a dict field (an input field's name, a system's name)
-    for part in parent:
-        if model is None:
-            return []
-        if isinstance(part, int):
+            called = resolve(ref)
+        except LookupError as exc:
+            problems.append(problem(f"cannot call {ref}: {exc}"))
             continue
-        if skip_key:
-            skip_key = False
+        if called.identity in stack:
+            names = [os.path.basename(s) for s in stack[stack.index(called.identity):]] + [os.path.basename(called.name)]
+            problems.append(problem(f"call cycle: {' → '.join(names)}"))
             continue
-        if part in model.model_fields:
-            annotation = model.model_fields[str(part)].annotation
-            skip_key = get_origin(annotation) is dict
-            model = _model_of(annotation)
-        elif part in STEP_MODELS:
-            model = _model_of(STEP_MODELS[str(part)].model_fields[str(part)].annotation)
-        else:
-            return []
-    return list(model.model_fields) if model else []
+        try:
+            loaded = _parse(called.text, called.name, called.resolver, stack + (called.identity,))
+        except WorkflowFileError as exc:
+            problems.append(problem(f"the called workflow {ref} has {len(exc.problems)} problem(s), listed with its name"))
+            problems += exc.problems
+            continue
+        calls[ref] = loaded
+        problems += _argument_problems(step.args, loaded.definition, positions, file, path)
+    return calls, problems
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _argument_problems(call: Call, called: Workflow, positions: dict[PathKey, Position], file: str,
+                       path: PathKey) -> Iterator[Problem]:
+    for name in call.with_:
+        if name not in called.input:
+            where = path + ("call", "with", name)
+            line, column = key_position(positions, where)
+            hint = closest(name, list(called.input))
+            expected = f"did you mean '{hint}'?" if hint else (
+                f"expected one of {', '.join(called.input)}" if called.input else "it takes no arguments")
+            yield Problem(file, line, column, format_path(where),
+                          f"{call.workflow} has no input field '{name}'; {expected}")
+    for name, spec in called.input.items():
+        if spec.required and name not in call.with_:
+            where = path + ("call",)
+            line, column = value_position(positions, where)
+            yield Problem(file, line, column, format_path(where), f"{call.workflow} needs the argument '{name}' in 'with'")
+
+
+def _problem_at(file: str, line: int, column: int, path: PathKey) -> Callable[[str], Problem]:
+    return lambda message: Problem(file, line, column, format_path(path), message)
+
+
+class _Checks:
+    """The checks that need the whole validated workflow: templates, names, and where effects may happen."""
+
+    def __init__(self, workflow: Workflow, positions: dict[PathKey, Position], file: str) -> None:
+        self.workflow = workflow
+        self.positions = positions
+        self.file = file
+
+    def _problem(self, path: PathKey, message: str, key: bool = False) -> Problem:
+        line, column = (key_position if key else value_position)(self.positions, path)
+        return Problem(self.file, line, column, format_path(path), message)
+
+    def templates(self) -> Iterator[Problem]:
+        wf = self.workflow
+        fields, secrets, env = set(wf.input), set(wf.secrets), set(wf.env)
+        for path, step in wf.all_steps():
+            args = step.args
+            for name, info in type(args).model_fields.items():
+                kind = _field_kind(info)
+                if kind is None:
+                    continue
+                key = info.alias or name
+                check = check_expression if kind == "expression" else check_template
+                for where, text in _strings(getattr(args, name), path + (step.verb, key)):
+                    for message in check(text, fields, secrets, env):
+                        yield self._problem(where, message)
+
+    def references(self) -> Iterator[Problem]:
+        systems = self.workflow.systems
+        for path, step in self.workflow.all_steps():
+            args = step.args
+            if isinstance(args, Goto) and args.system is not None and args.system not in systems:
+                hint = closest(args.system, list(systems))
+                yield self._problem(path + ("goto", "system"), f"unknown system '{args.system}'; "
+                                    + (f"did you mean '{hint}'?" if hint else f"expected one of {', '.join(systems)}"))
+            if isinstance(args, Goto) and args.system is None and len(systems) > 1:
+                yield self._problem(path + ("goto",), f"the workflow has {len(systems)} systems; say which with 'system:'")
+
+    def effects(self, calls: dict[str, LoadedWorkflow]) -> Iterator[Problem]:
+        """Where a submit may happen: never inside a retry group or a lookup, and never without a lookup."""
+        def effect(step: StepBase) -> bool:
+            return submits(step) or (isinstance(step.args, Call) and calls[step.args.workflow].submits)
+
+        wf = self.workflow
+        for path, step in wf.all_steps():
+            if isinstance(step.args, Retry):
+                for inner_path, inner in walk(step.args.steps, path + ("retry", "steps")):
+                    if effect(inner):
+                        yield self._problem(inner_path + (inner.verb,), "a retry group may not hold a submitting step: "
+                                            "a submit is never repeated blindly")
+            if path[0] == "lookup" and effect(step):
+                yield self._problem(path + (step.verb,), "a lookup only looks: it may not hold a submitting step")
+        if not wf.part and wf.lookup is None and not wf.at_most_once and not wf.has_submit:
+            for path, step in walk(wf.steps, ("steps",)):
+                if effect(step):
+                    yield self._problem(path + (step.verb,), "this call submits, so the workflow needs a 'lookup' "
+                                        "block or 'at_most_once: true'")
+                    break
+
+
+def _field_kind(info: Any) -> str | None:
+    """``template`` / ``expression`` for a field holding them (directly or inside a locator), else ``None``."""
     from typing import get_args
 
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
+    def has(annotation: Any, marker: type) -> bool:
+        if any(isinstance(m, marker) for m in getattr(annotation, "__metadata__", ())):
+            return True
+        if marker is TemplateMarker and isinstance(annotation, type) and issubclass(annotation, _By):
+            return True  # a locator model: its strings are templates
+        return any(has(arg, marker) for arg in get_args(annotation))
+
+    if any(isinstance(m, ExpressionMarker) for m in info.metadata) or has(info.annotation, ExpressionMarker):
+        return "expression"
+    if any(isinstance(m, TemplateMarker) for m in info.metadata) or has(info.annotation, TemplateMarker):
+        return "template"
     return None
 
 
-def _closest(word: str, options: list[str]) -> str | None:
-    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def _key_position(positions: dict[PathKey, Position], path: PathKey) -> tuple[int, int]:
-    pos = _nearest(positions, path)
-    return (pos.key_line, pos.key_column) if pos else (0, 0)
-
-
-def _value_position(positions: dict[PathKey, Position], path: PathKey) -> tuple[int, int]:
-    pos = _nearest(positions, path)
-    return (pos.line, pos.column) if pos else (0, 0)
-
-
-def _nearest(positions: dict[PathKey, Position], path: PathKey) -> Position | None:
-    while path not in positions and path:
-        path = path[:-1]
-    return positions.get(path)
-
-
-def _dedupe(problems: list[Problem]) -> list[Problem]:
-    seen: set[tuple[int, int, str, str]] = set()
-    out = []
-    for p in problems:
-        key = (p.line, p.column, p.path, p.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
-
-
-def _template_problems(workflow: Workflow, positions: dict[PathKey, Position], file: str):  # type: ignore[no-untyped-def]
-    fields = set(workflow.input)
-    secrets = set(workflow.secrets)
-    for block in ("steps", "lookup"):
-        for index, step in enumerate(getattr(workflow, block) or []):
-            args = step.args
-            for name, info in type(args).model_fields.items():
-                value = getattr(args, name)
-                if not _is_template_field(info):
-                    continue
-                items = [(None, value)] if isinstance(value, str) else list(enumerate(value or []))
-                for item_index, text in items:
-                    path: PathKey = (block, index, step.verb, name)
-                    if item_index is not None:
-                        path += (item_index,)
-                    for message in check_template(text, fields, secrets):
-                        line, column = _value_position(positions, path)
-                        yield Problem(file, line, column, format_path(path), message)
-
-
-def _is_template_field(info: Any) -> bool:
-    """Whether a field holds templates: ``Template`` itself, or a union/list of them (``Locator``)."""
-    from typing import get_args
-
-    def has_marker(annotation: Any) -> bool:
-        if any(isinstance(m, TemplateMarker) for m in getattr(annotation, "__metadata__", ())):
-            return True
-        return any(has_marker(arg) for arg in get_args(annotation))
-
-    return any(isinstance(m, TemplateMarker) for m in info.metadata) or has_marker(info.annotation)
+def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
+    """The strings inside a field's value (a string, a list, a mapping, a locator model), with their paths."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, path + (index,))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, path + (key,))
+    elif hasattr(value, "model_fields"):
+        for name in type(value).model_fields:
+            yield from _strings(getattr(value, name), path + (name,))

@@ -19,14 +19,21 @@ Example (``workflows/examples/change_of_address.yaml`` is a complete one)::
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .inputs import InputField
-from .steps import ClickStep, Step
+from .steps import StepBase, submits, walk
+
+if TYPE_CHECKING:
+    from .steps import Step  # noqa: F401 - resolved by steps.registry.ensure_models
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+SECRET_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 
 class System(BaseModel):
@@ -37,6 +44,7 @@ class System(BaseModel):
         portal:
           description: Legacy case management
           business_error: ".error-summary"   # the system's own validation message
+          block_resources: [image, font, media]
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,20 +61,43 @@ class System(BaseModel):
 
 
 class Workflow(BaseModel):
-    """One workflow definition, as validated from its YAML file."""
+    """One workflow definition, as validated from its YAML file.
+
+    Example::
+
+        name: change-of-address
+        version: 3
+        description: Change a customer's postal address in the case portal.
+        systems: {portal: {business_error: ".error-summary"}}
+        secrets: [portal_password]
+        env: {office: "HQ"}
+        input:
+          case_ref: {type: string}
+        steps:
+          - goto: /cases/{{ case.case_ref }}
+        at_most_once: true
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=NAME_PATTERN)
-    version: int = Field(ge=1)
+    name: str = Field(pattern=NAME_PATTERN, description="Lower-case name; with the version it identifies the workflow.")
+    version: int = Field(ge=1, description="Raise it whenever the steps change.")
     description: str | None = None
-    systems: dict[str, System] = Field(min_length=1)
-    secrets: list[str] = Field(default_factory=list, description="Names of the secrets the steps may use.")
-    input: dict[str, InputField] = Field(min_length=1, description="The typed fields of a case.")
+    part: bool = Field(
+        default=False,
+        description="Only ever run through `call` from another workflow: needs no reference field and is never handed off.",
+    )
+    systems: dict[str, System] = Field(min_length=1, description="The target systems, by the names steps use.")
+    secrets: list[str] = Field(default_factory=list, description="Names of the secrets the steps may use (`secrets.NAME`).")
+    env: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Environment values the steps may use (`env.NAME`): read from AUTOCLERK_ENV_<NAME>, else this default.",
+    )
+    input: dict[str, InputField] = Field(default_factory=dict, description="The typed fields of a case.")
     reference_field: str = Field(default="case_ref", description="The input field that identifies a case.")
     max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a case is failed.")
-    steps: list[Step] = Field(min_length=1)
-    lookup: list[Step] | None = Field(
+    steps: list["Step"] = Field(min_length=1, description="What the bot does for each case, in order.")
+    lookup: list["Step"] | None = Field(
         default=None,
         description="Steps that find an earlier submission of the case; they set output.reference when found.",
     )
@@ -77,33 +108,71 @@ class Workflow(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Workflow":
+        for name in [*self.secrets, *self.env]:
+            if not _matches(SECRET_NAME_PATTERN, name):
+                raise ValueError(f"'{name}' is not a valid secret or env name (lower case, digits and _)")
+        if self.part:
+            return self
+        if not self.input:
+            raise ValueError("the input schema is empty; a workflow that is handed off needs at least its reference field")
         if self.reference_field not in self.input:
             raise ValueError(f"reference_field '{self.reference_field}' is not a field of the input schema")
-        submits = any(isinstance(s, ClickStep) and s.click.submit for s in self.steps)
-        if submits and self.lookup is None and not self.at_most_once:
+        if self.has_submit and self.lookup is None and not self.at_most_once:
             raise ValueError(
                 "the workflow has a submitting step, so it needs a 'lookup' block or 'at_most_once: true'"
             )
         return self
 
+    def all_steps(self) -> Iterator[tuple[tuple[str | int, ...], StepBase]]:
+        """Every step of ``steps`` and ``lookup``, nested ones included, with its data path."""
+        yield from walk(self.steps, ("steps",))
+        yield from walk(self.lookup or [], ("lookup",))
+
     @property
     def has_submit(self) -> bool:
-        """Whether a step changes the target system."""
-        return any(isinstance(s, ClickStep) and s.click.submit for s in self.steps)
+        """Whether a step of this file (not of the workflows it calls) changes the target system."""
+        return any(submits(step) for _, step in walk(self.steps, ("steps",)))
+
+
+def _matches(pattern: str, text: str) -> bool:
+    import re
+
+    return re.fullmatch(pattern, text) is not None
+
+
+BUNDLE_KEY = "autoclerk_bundle"
 
 
 @dataclass(frozen=True)
 class LoadedWorkflow:
-    """A validated workflow with its source text; ``digest`` identifies this exact text.
+    """A validated workflow with its source text and the workflows it calls, each validated too.
 
-    The ledger stores the source under its digest, so a worker on another host runs exactly the
-    version that was handed off, without sharing files.
+    ``calls`` maps each ``call: {workflow: …}`` path, as written, to the called workflow. ``stored_text``
+    is what the ledger keeps (the source, or a bundle of every source when the workflow calls others) and
+    ``digest`` identifies exactly that text, so a worker on another host runs exactly the version that was
+    handed off, without sharing files.
     """
 
     definition: Workflow
     source: str
     path: str
+    calls: Mapping[str, "LoadedWorkflow"] = field(default_factory=dict)
+
+    @property
+    def stored_text(self) -> str:
+        if not self.calls:
+            return self.source
+        return json.dumps(self._bundle(), sort_keys=True, ensure_ascii=False)
+
+    def _bundle(self) -> dict[str, Any]:
+        return {BUNDLE_KEY: 1, "source": self.source,
+                "calls": {ref: called._bundle() for ref, called in sorted(self.calls.items())}}
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+        return hashlib.sha256(self.stored_text.encode()).hexdigest()[:16]
+
+    @property
+    def submits(self) -> bool:
+        """Whether running it may change a target system, through its own steps or a called workflow's."""
+        return self.definition.has_submit or any(called.submits for called in self.calls.values())

@@ -66,3 +66,40 @@ class SecretValues(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return "SecretValues(<hidden>)"
+
+
+ENV_VALUE_PREFIX = "AUTOCLERK_ENV_"
+
+
+class EnvMissingError(WorkflowError):
+    """An env value a workflow declares without a default is not set in the environment."""
+
+
+class EnvValues(Mapping[str, str]):
+    """The env values one workflow declares (``env: {office: HQ}``), read from ``AUTOCLERK_ENV_<NAME>``.
+
+    Unlike secrets, env values are ordinary configuration (an office code, a region): they may appear in
+    logs and in ``explain``.
+
+    Args:
+        declared: name → default (``None``: the value must be set).
+        environ: where to read from (the process environment by default).
+    """
+
+    def __init__(self, declared: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> None:
+        self._declared = dict(declared)
+        self._environ = os.environ if environ is None else environ
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._declared:
+            raise KeyError(name)
+        value = self._environ.get(ENV_VALUE_PREFIX + name.upper(), self._declared[name])
+        if value is None:
+            raise EnvMissingError(f"env value '{name}' is not set: set {ENV_VALUE_PREFIX}{name.upper()}")
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._declared)
+
+    def __len__(self) -> int:
+        return len(self._declared)

@@ -109,3 +109,21 @@ def load_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, Position]]:
     composer = _Composer(file)
     data = composer.build(node, (), None, set())
     return data, composer.positions
+
+
+def key_position(positions: dict[PathKey, Position], path: PathKey) -> tuple[int, int]:
+    """Line and column of the key at ``path`` (or of the nearest enclosing value that has a position)."""
+    pos = _nearest(positions, path)
+    return (pos.key_line, pos.key_column) if pos else (0, 0)
+
+
+def value_position(positions: dict[PathKey, Position], path: PathKey) -> tuple[int, int]:
+    """Line and column of the value at ``path`` (or of the nearest enclosing value that has a position)."""
+    pos = _nearest(positions, path)
+    return (pos.line, pos.column) if pos else (0, 0)
+
+
+def _nearest(positions: dict[PathKey, Position], path: PathKey) -> Position | None:
+    while path not in positions and path:
+        path = path[:-1]
+    return positions.get(path)

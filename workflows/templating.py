@@ -2,28 +2,144 @@
 
 Templates come only from reviewed workflow files. Case values are passed in as data and are never
 compiled, so a case whose address reads ``{{ 7*7 }}`` is typed into the form exactly like that.
-The checks at validation time (syntax, no ``_``-names, known roots, known case fields and secrets) are
-the first line of defence; Jinja's immutable sandbox is the second.
+The checks at validation time (syntax, no ``_``-names, known roots, known case fields, secrets and
+environment names) are the first line of defence; Jinja's immutable sandbox is the second.
+
+Names a template can use: ``case`` (the case's typed fields), ``vars`` (values set or extracted by
+earlier steps), ``output`` (what the transaction reports back), ``secrets`` (declared secrets, read at
+run time), ``env`` (declared environment values). Filters for the formats legacy forms want are listed
+in :data:`FILTERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
 from jinja2 import nodes
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BeforeValidator
 
 from .errors import TemplateRenderError
 
-ROOTS = ("case", "vars", "secrets", "output")
+ROOTS = ("case", "vars", "secrets", "output", "env")
+
+
+class TemplateMarker:
+    """Metadata marking a string field as a template (checked at validation, rendered per case)."""
+
+
+class ExpressionMarker:
+    """Metadata marking a string field as an expression (``case.amount > 100``): no braces, any value."""
+
+
+def _number_as_text(value: Any) -> Any:
+    """YAML reads ``value: 42`` as a number; a template field takes it as the text ``42``."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _literal_as_expression(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _number_as_text(value)
+
+
+Template = Annotated[str, TemplateMarker(), BeforeValidator(_number_as_text)]
+"""A string rendered per case: ``"{{ case.postcode | upper }}"``."""
+
+Expression = Annotated[str, ExpressionMarker(), BeforeValidator(_literal_as_expression)]
+"""A Jinja expression evaluated per case to a value of any type: ``case.dependants``, ``vars.rows | length > 0``."""
+
+
+# -- filters ---------------------------------------------------------------------------------------------
+class FilterError(TemplateRenderError):
+    """A filter got a value it cannot format."""
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip()) if "T" in value else dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise FilterError("the date filters need a date such as 2026-03-01")
+
+
+def _date(value: Any, format: str = "%d/%m/%Y") -> str:  # noqa: A002 - Jinja keyword name
+    """``{{ case.effective_date | date('%d.%m.%Y') }}``: a date in any strftime format (default dd/mm/yyyy)."""
+    if "%" not in format and format:
+        raise FilterError("the date format needs strftime codes such as %d/%m/%Y")
+    return _as_date(value).strftime(format)
+
+
+def _add_days(value: Any, days: int) -> str:
+    """``{{ case.received | add_days(30) }}``: the ISO date ``days`` later (negative: earlier)."""
+    try:
+        return (_as_date(value) + dt.timedelta(days=int(days))).isoformat()
+    except OverflowError:
+        raise FilterError("add_days went outside the calendar") from None
+
+
+def _number(value: Any, decimals: int = 2, thousands: str = "", point: str = ".") -> str:
+    """``{{ case.amount | number(2, thousands='.', point=',') }}`` → ``1.234,50``."""
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise FilterError("the number filter needs a number") from None
+    if not number.is_finite() or not 0 <= int(decimals) <= 10:
+        raise FilterError("the number filter needs a finite number and 0–10 decimals")
+    text = f"{number:,.{int(decimals)}f}"
+    return text.replace(",", "\0").replace(".", point).replace("\0", thousands)
+
+
+def _pad(value: Any, width: int, char: str = "0", side: str = "left") -> str:
+    """``{{ case.office | pad(5) }}`` → ``00042``; ``pad(8, ' ', 'right')`` pads on the right."""
+    text, width = str(value), int(width)
+    if len(char) != 1 or side not in ("left", "right") or not 0 <= width <= 1000:
+        raise FilterError("pad needs a width up to 1000, one padding character and side 'left' or 'right'")
+    return text.rjust(width, char) if side == "left" else text.ljust(width, char)
+
+
+def _digits(value: Any) -> str:
+    """``{{ case.phone | digits }}``: only the digits (``+44 (0)20 7946`` → ``4402079460``)."""
+    return "".join(c for c in str(value) if c.isdigit())
+
+
+def _part(name: str) -> Callable[[Any], int]:
+    def part(value: Any) -> int:
+        return int(getattr(_as_date(value), name))
+
+    part.__doc__ = f"``{{{{ case.date | {name} }}}}``: the {name} of a date, as a number."
+    return part
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "date": _date,
+    "day": _part("day"),
+    "month": _part("month"),
+    "year": _part("year"),
+    "add_days": _add_days,
+    "number": _number,
+    "pad": _pad,
+    "digits": _digits,
+}
+"""Filters added to Jinja's built-in ones (``upper``, ``lower``, ``title``, ``trim``, ``replace``,
+``truncate``, ``default``, ``length``, ``join``, …); slicing is written ``case.name[:20]``."""
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.globals.clear()  # no range(), lipsum(), cycler(), …: data in, text out
+    env.filters.update(FILTERS)
     return env
 
 
@@ -35,23 +151,55 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def check_template(text: str, case_fields: set[str], secret_names: set[str]) -> list[str]:
+# -- checks ----------------------------------------------------------------------------------------------
+def check_template(
+    text: str, case_fields: set[str], secret_names: set[str], env_names: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[str]:
     """Return the problems of one template (empty when it is fine).
 
     Args:
         text: the template source from a workflow file.
         case_fields: the names of the workflow's input fields.
         secret_names: the names of the secrets the workflow declares.
+        env_names: the names of the environment values the workflow declares.
     """
     try:
         tree = _ENV.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return [f"template syntax error: {exc.message}"]
+    return _check_tree(tree, case_fields, secret_names, env_names)
+
+
+def check_expression(
+    text: str, case_fields: set[str], secret_names: set[str], env_names: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[str]:
+    """Like :func:`check_template`, for an expression (``case.amount > 100``, no braces)."""
+    if is_template(text):
+        return ["an expression is written without {{ }} (e.g. case.amount > 100)"]
+    try:
+        parser = Parser(_ENV, text, state="variable")
+        tree = parser.parse_expression()
+        if not parser.stream.eos:
+            return ["expression syntax error: unexpected text after the expression"]
+    except jinja2.TemplateSyntaxError as exc:
+        return [f"expression syntax error: {exc.message}"]
+    return _check_tree(tree, case_fields, secret_names, env_names)
+
+
+def _check_tree(tree: nodes.Node, case_fields: set[str], secret_names: set[str], env_names: set[str]) -> list[str]:
     problems: list[str] = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter, nodes.Test)):
+        if isinstance(node, (nodes.Filter, nodes.Test)):
+            known = _ENV.filters if isinstance(node, nodes.Filter) else _ENV.tests
+            if node.name not in known:
+                kind = "filter" if isinstance(node, nodes.Filter) else "test"
+                problems.append(f"unknown {kind} '{node.name}'")
+            continue
         if isinstance(node, nodes.Name):
             if node.ctx == "load" and node.name not in ROOTS:
                 problems.append(f"unknown name '{node.name}' in template; expected one of {', '.join(ROOTS)}")
+            elif node.ctx != "load":
+                problems.append("templates cannot assign names; use a 'set' step")
             continue
         attr = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
         if isinstance(attr, str) and attr.startswith("_"):
@@ -63,6 +211,8 @@ def check_template(text: str, case_fields: set[str], secret_names: set[str]) -> 
                 problems.append(f"the template uses case.{attr}, but the input schema has no field '{attr}'")
             if root == "secrets" and attr not in secret_names:
                 problems.append(f"the template uses secrets.{attr}, but the workflow declares no secret '{attr}'")
+            if root == "env" and attr not in env_names:
+                problems.append(f"the template uses env.{attr}, but the workflow declares no env value '{attr}'")
     return problems
 
 
@@ -70,28 +220,55 @@ def _const(node: nodes.Node) -> Any:
     return node.value if isinstance(node, nodes.Const) else None
 
 
+# -- rendering -------------------------------------------------------------------------------------------
 @lru_cache(maxsize=4096)
 def _compiled(text: str) -> jinja2.Template:
     return _ENV.from_string(text)
 
 
+@lru_cache(maxsize=1024)
+def _compiled_expression(text: str) -> Any:
+    return _ENV.compile_expression(text, undefined_to_none=False)
+
+
 def render(text: str, context: Mapping[str, Any]) -> str:
-    """Render one template with ``case``, ``vars``, ``secrets`` and ``output`` in ``context``.
+    """Render one template with ``case``, ``vars``, ``secrets``, ``output`` and ``env`` in ``context``.
 
     Raises:
-        TemplateRenderError: an undefined value or a sandbox violation; the message names the cause,
-            never a value.
+        TemplateRenderError: an undefined value, a filter given the wrong kind of value, or a sandbox
+            violation; the message names the cause, never a value.
     """
     if not is_template(text):
         return text
+    return _guarded(lambda: _compiled(text).render(**context))
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate one expression to a value (a list, a number, a boolean, text).
+
+    Raises:
+        TemplateRenderError: as :func:`render`.
+    """
+    value = _guarded(lambda: _compiled_expression(expression)(**context))
+    if isinstance(value, jinja2.Undefined):
+        raise TemplateRenderError("expression value missing")
+    return value
+
+
+def _guarded(call: Callable[[], Any]) -> Any:
     try:
-        return _compiled(text).render(**context)
+        return call()
+    except TemplateRenderError:
+        raise
     except jinja2.UndefinedError as exc:
         raise TemplateRenderError(f"template value missing: {exc.message}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateRenderError(f"template refused by the sandbox: {exc}") from None
     except jinja2.TemplateError as exc:
         raise TemplateRenderError(f"template failed: {type(exc).__name__}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RecursionError, MemoryError) as exc:
+        # Data of the wrong kind for an operation (``case.name + 1``); the case, not the bot, is wrong.
+        raise TemplateRenderError(f"template failed on this case's data ({type(exc).__name__})") from None
 
 
 def secret_names_in(text: str) -> Iterator[str]:

@@ -14,7 +14,8 @@ from demo_portal import PortalProcess
 from tests.conftest import EXAMPLE
 from workflows import SecretValues, check_case, load_workflow
 
-WORKFLOW = load_workflow(EXAMPLE).definition
+LOADED = load_workflow(EXAMPLE)
+WORKFLOW = LOADED.definition
 
 
 def case(ref: str, **overrides: str) -> dict:
@@ -33,7 +34,7 @@ def engine(chromium: str, portal: PortalProcess, tmp_path):  # type: ignore[no-u
 
 
 def job(c: dict, steps: str = "steps") -> BotJob:
-    return BotJob(WORKFLOW, getattr(WORKFLOW, steps), c, c["case_ref"], 1, SecretValues(), label=steps)
+    return BotJob(LOADED, getattr(WORKFLOW, steps), c, c["case_ref"], 1, SecretValues(), label=steps)
 
 
 def test_a_valid_case_is_submitted_once_with_every_field_and_its_reference_read_back(

@@ -1,0 +1,164 @@
+"""The step context: what the steps of one transaction share, and how they find elements.
+
+Every wait is a condition wait raced against the ways a page can fail: the target system's own
+validation message (a business exception), a renderer crash and a disconnected browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Locator as PwLocator
+from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from workflows import LoadedWorkflow, Locator, System, alternatives, describe, evaluate, render
+from workflows.locators import ByCss, ByLabel, ByPlaceholder, ByRole, ByTestId, ByText
+
+from .errors import BusinessException, StepTimeout
+
+
+class StepHooks(Protocol):
+    """Cross-cutting behaviour around every step (metrics, logs): told the verb, the time taken and success."""
+
+    def step_finished(self, workflow: str, verb: str, seconds: float, ok: bool) -> None: ...
+
+
+@dataclass
+class StepContext:
+    """One transaction's shared state: the page, the data templates render from, timeouts and hooks.
+
+    Custom steps receive it as ``ctx``: ``ctx.render(text)`` renders a template, ``await ctx.element(locator,
+    timeout_ms)`` waits for an element and returns it, ``await ctx.before_effect()`` must precede a change
+    to the target system.
+    """
+
+    page: Page
+    workflow: LoadedWorkflow
+    case: dict[str, Any]
+    secrets: Any
+    env: Mapping[str, str]
+    system_urls: dict[str, str]
+    step_timeout_ms: int
+    navigation_timeout_ms: int
+    before_effect: Callable[[], Awaitable[None]]
+    on_fallback: Callable[[str, int], None] = lambda verb, index: None
+    hooks: StepHooks | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    secret_locators: list[PwLocator] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    evidence_dir: Path | None = None
+    files_dir: Path | None = None
+    failure: asyncio.Future[BaseException] | None = None
+    step_path: str = ""
+    step_verb: str = ""
+
+    @property
+    def systems(self) -> dict[str, System]:
+        return dict(self.workflow.definition.systems)
+
+    def data(self) -> dict[str, Any]:
+        return {"case": self.case, "vars": self.vars, "secrets": self.secrets, "output": self.output, "env": self.env}
+
+    def render(self, text: str) -> str:
+        """Render a template of the workflow file for this case."""
+        return render(text, self.data())
+
+    def evaluate(self, expression: str) -> Any:
+        """Evaluate an expression of the workflow file for this case."""
+        return evaluate(expression, self.data())
+
+    def timeout(self, args: Any) -> int:
+        return getattr(args, "timeout_ms", None) or self.step_timeout_ms
+
+    def fail(self, exc: BaseException) -> None:
+        """Signal a page-level failure to whatever step is waiting (first signal wins)."""
+        if self.failure is not None and not self.failure.done():
+            self.failure.set_result(exc)
+
+    @property
+    def business_error(self) -> str | None:
+        selectors = [s.business_error for s in self.systems.values() if s.business_error]
+        return ", ".join(selectors) if selectors else None
+
+    # -- finding elements ----------------------------------------------------------------------------
+    def locate(self, spec: Any) -> PwLocator:
+        """One alternative of a locator, rendered for this case, as a Playwright locator."""
+        page, r = self.page, self.render
+        if isinstance(spec, str):
+            return page.locator(r(spec))
+        if isinstance(spec, ByCss):
+            return page.locator(r(spec.css))
+        if isinstance(spec, ByText):
+            return page.get_by_text(r(spec.text), exact=spec.exact)
+        if isinstance(spec, ByRole):
+            name = r(spec.name) if spec.name is not None else None
+            return page.get_by_role(spec.role, name=name, exact=spec.exact if name is not None else None)  # type: ignore[arg-type]
+        if isinstance(spec, ByLabel):
+            return page.get_by_label(r(spec.label), exact=spec.exact)
+        if isinstance(spec, ByPlaceholder):
+            return page.get_by_placeholder(r(spec.placeholder), exact=spec.exact)
+        if isinstance(spec, ByTestId):
+            return page.get_by_test_id(r(spec.test_id))
+        raise TypeError(f"not a locator: {type(spec).__name__}")
+
+    async def race(self, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` unless the page fails first; raise the page's failure then."""
+        task = asyncio.ensure_future(awaitable)
+        assert self.failure is not None
+        done, _ = await asyncio.wait({task, self.failure}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, PlaywrightError):
+            pass
+        raise self.failure.result()
+
+    async def element(self, locator: Locator, timeout_ms: int | None = None, state: str = "visible") -> PwLocator:
+        """Wait until the element (or the first of its alternatives) is in ``state``; the system's message wins.
+
+        Raises:
+            BusinessException: the target system showed its validation message instead.
+            StepTimeout: nothing matched within the timeout.
+        """
+        timeout_ms = timeout_ms or self.step_timeout_ms
+        specs = alternatives(locator)
+        candidates = [self.locate(spec) for spec in specs]
+        target = candidates[0]
+        for alternative in candidates[1:]:
+            target = target.or_(alternative)
+        error_selector = self.business_error if state == "visible" else None
+        combined = target.or_(self.page.locator(error_selector)) if error_selector else target
+        try:
+            await self.race(combined.first.wait_for(state=state, timeout=timeout_ms))  # type: ignore[arg-type]
+        except PlaywrightTimeout:
+            raise StepTimeout(f"no element matching {describe(specs[0])} within {timeout_ms} ms",
+                              step=self.step_path) from None
+        if error_selector:
+            await self.raise_business_error()
+        if len(candidates) == 1 or state != "visible":
+            return candidates[0].first
+        for index, candidate in enumerate(candidates):  # the first alternative that is showing
+            if await candidate.first.is_visible():
+                if index:
+                    self.on_fallback(self.step_verb, index)
+                return candidate.first
+        return target.first
+
+    async def raise_business_error(self) -> None:
+        """Raise the target system's validation message as a business exception, if it is showing."""
+        selector = self.business_error
+        if not selector:
+            return
+        error = self.page.locator(selector).first
+        if await error.is_visible():
+            message = " ".join((await error.inner_text()).split())
+            raise BusinessException(message or "the target system refused the case", step=self.step_path)
