@@ -1,19 +1,22 @@
 """The demo portal: a legacy case-management web application for the demo, the tests and the benchmarks.
 
-Pages: sign-in (session cookie), case search, case details with change history, a multi-field
-change-of-address form with server-side validation and a one-time form token, and a confirmation page
-with a generated reference. ``GET /api/export`` lists every accepted submission; ``PUT /api/faults``
-sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests, session lifetime).
+Pages: sign-in (session cookie), case search, case details with change history and notes, a multi-field
+change-of-address form with server-side validation and a one-time form token, a confirmation page with
+a generated reference, and an add-a-note form with attachments and a JavaScript confirm dialog.
+``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
+``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
+session lifetime).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import random
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .notes import CATEGORIES, NoteStore, case_status, validate_note
 from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, validate_change
 
 SESSION_COOKIE = "PORTALSESSID"
@@ -55,6 +59,7 @@ class PortalState:
     store: SubmissionStore
     sessions: dict[str, float]
     form_tokens: set[str]
+    notes: NoteStore = field(default_factory=NoteStore)
 
 
 class FaultMiddleware:
@@ -141,7 +146,8 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
         case = find_case(request.path_params["ref"])
         if case is None:
             return page(request, "not_found.html", status=404)
-        return page(request, "case.html", case=case, history=state.store.for_case(case.ref))
+        return page(request, "case.html", case=case, history=state.store.for_case(case.ref),
+                    case_status=case_status(case.ref), notes=state.notes.for_case(case.ref), categories=CATEGORIES)
 
     async def change_address(request: Request) -> Response:
         if not signed_in(request):
@@ -185,6 +191,41 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             return page(request, "not_found.html", status=404)
         return page(request, "confirmation.html", sub=sub)
 
+    async def add_note(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        case = find_case(request.path_params["ref"])
+        if case is None:
+            return page(request, "not_found.html", status=404)
+        values: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        if request.method == "POST":
+            form = await request.form()
+            values = {k: str(form.get(k, "")) for k in ("category", "text", "notify_customer", "your_ref")}
+            attachments = []
+            for upload in form.getlist("attachments"):
+                if getattr(upload, "filename", ""):
+                    content = await upload.read()  # type: ignore[union-attr]
+                    attachments.append({"name": upload.filename, "size": len(content),  # type: ignore[union-attr]
+                                        "sha256": hashlib.sha256(content).hexdigest()})
+            errors = validate_note(values, attachments, case_status(case.ref))
+            if not errors:
+                note = state.notes.add(case.ref, values, attachments)
+                return RedirectResponse(f"/notes/{note.reference}", status_code=303)
+        return page(request, "add_note.html", status=422 if errors else 200, case=case, values=values,
+                    errors=errors, categories=CATEGORIES, case_status=case_status(case.ref))
+
+    async def note_saved(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        note = state.notes.by_reference(request.path_params["reference"])
+        if note is None:
+            return page(request, "not_found.html", status=404)
+        return page(request, "note_saved.html", note=note)
+
+    async def notes_export(request: Request) -> Response:
+        return JSONResponse(state.notes.export())
+
     async def export(request: Request) -> Response:
         return JSONResponse(state.store.export())
 
@@ -208,7 +249,10 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             Route("/cases/{ref}", case_details),
             Route("/cases/{ref}/address", change_address, methods=["GET", "POST"]),
             Route("/confirmation/{confirmation}", confirmation),
+            Route("/cases/{ref}/notes/new", add_note, methods=["GET", "POST"]),
+            Route("/notes/{reference}", note_saved),
             Route("/api/export", export),
+            Route("/api/notes", notes_export),
             Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
             Route("/healthz", healthz),
         ]

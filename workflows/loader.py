@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, WorkflowFileError
 from .locators import _By
@@ -59,7 +59,7 @@ def parse_workflow(text: str, file: str = "<workflow>", *, base_dir: str | Path 
         base_dir: where called workflows are looked up (default: the folder of ``file``).
     """
     base = Path(base_dir) if base_dir is not None else Path(file).parent
-    return _parse(text, file, _disk_resolver(base, file), (file,))
+    return _parse(text, file, _disk_resolver(base, file), (_identity(base / Path(file).name),))
 
 
 def load_stored(text: str, label: str) -> LoadedWorkflow:
@@ -195,11 +195,13 @@ def _argument_problems(call: Call, called: Workflow, positions: dict[PathKey, Po
                 f"expected one of {', '.join(called.input)}" if called.input else "it takes no arguments")
             yield Problem(file, line, column, format_path(where),
                           f"{call.workflow} has no input field '{name}'; {expected}")
-    for name, spec in called.input.items():
-        if spec.required and name not in call.with_:
-            where = path + ("call",)
-            line, column = value_position(positions, where)
-            yield Problem(file, line, column, format_path(where), f"{call.workflow} needs the argument '{name}' in 'with'")
+    missing = [name for name, spec in called.input.items() if spec.required and name not in call.with_]
+    if missing:
+        where = path + ("call",)
+        line, column = value_position(positions, where)
+        names = ", ".join(f"'{name}'" for name in missing)
+        yield Problem(file, line, column, format_path(where),
+                      f"{call.workflow} needs the argument{'s' if len(missing) > 1 else ''} {names} in 'with'")
 
 
 def _problem_at(file: str, line: int, column: int, path: PathKey) -> Callable[[str], Problem]:
@@ -234,6 +236,15 @@ class _Checks:
                         yield self._problem(where, message)
 
     def references(self) -> Iterator[Problem]:
+        wf = self.workflow
+        if not wf.part and not wf.input:
+            yield self._problem(("input",), "the input schema is empty; a workflow that is handed off needs at "
+                                "least its reference field (or 'part: true' if it is only called)", key=True)
+        elif not wf.part and wf.reference_field not in wf.input:
+            where = ("reference_field",) if ("reference_field",) in self.positions else ("input",)
+            hint = closest(wf.reference_field, list(wf.input))
+            yield self._problem(where, f"the reference field '{wf.reference_field}' is not a field of the input schema"
+                                + (f"; did you mean '{hint}'?" if hint else ""))
         systems = self.workflow.systems
         for path, step in self.workflow.all_steps():
             args = step.args
@@ -258,11 +269,12 @@ class _Checks:
                                             "a submit is never repeated blindly")
             if path[0] == "lookup" and effect(step):
                 yield self._problem(path + (step.verb,), "a lookup only looks: it may not hold a submitting step")
-        if not wf.part and wf.lookup is None and not wf.at_most_once and not wf.has_submit:
+        if not wf.part and wf.lookup is None and not wf.at_most_once:
             for path, step in walk(wf.steps, ("steps",)):
                 if effect(step):
-                    yield self._problem(path + (step.verb,), "this call submits, so the workflow needs a 'lookup' "
-                                        "block or 'at_most_once: true'")
+                    what = "this call submits" if isinstance(step.args, Call) else "this step submits"
+                    yield self._problem(path + (step.verb,), f"{what}, so the workflow needs a 'lookup' block "
+                                        "or 'at_most_once: true'")
                     break
 
 
@@ -294,6 +306,6 @@ def _strings(value: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _strings(item, path + (key,))
-    elif hasattr(value, "model_fields"):
+    elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             yield from _strings(getattr(value, name), path + (name,))

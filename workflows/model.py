@@ -22,9 +22,9 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from .inputs import InputField
 from .steps import StepBase, submits, walk
@@ -88,8 +88,9 @@ class Workflow(BaseModel):
         description="Only ever run through `call` from another workflow: needs no reference field and is never handed off.",
     )
     systems: dict[str, System] = Field(min_length=1, description="The target systems, by the names steps use.")
-    secrets: list[str] = Field(default_factory=list, description="Names of the secrets the steps may use (`secrets.NAME`).")
-    env: dict[str, str | None] = Field(
+    secrets: list[Annotated[str, Field(pattern=SECRET_NAME_PATTERN)]] = Field(
+        default_factory=list, description="Names of the secrets the steps may use (`secrets.NAME`).")
+    env: dict[Annotated[str, Field(pattern=SECRET_NAME_PATTERN)], str | None] = Field(
         default_factory=dict,
         description="Environment values the steps may use (`env.NAME`): read from AUTOCLERK_ENV_<NAME>, else this default.",
     )
@@ -106,22 +107,6 @@ class Workflow(BaseModel):
         description="With no lookup: a case whose submit may have happened goes to a person, never retried.",
     )
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> "Workflow":
-        for name in [*self.secrets, *self.env]:
-            if not _matches(SECRET_NAME_PATTERN, name):
-                raise ValueError(f"'{name}' is not a valid secret or env name (lower case, digits and _)")
-        if self.part:
-            return self
-        if not self.input:
-            raise ValueError("the input schema is empty; a workflow that is handed off needs at least its reference field")
-        if self.reference_field not in self.input:
-            raise ValueError(f"reference_field '{self.reference_field}' is not a field of the input schema")
-        if self.has_submit and self.lookup is None and not self.at_most_once:
-            raise ValueError(
-                "the workflow has a submitting step, so it needs a 'lookup' block or 'at_most_once: true'"
-            )
-        return self
 
     def all_steps(self) -> Iterator[tuple[tuple[str | int, ...], StepBase]]:
         """Every step of ``steps`` and ``lookup``, nested ones included, with its data path."""
@@ -132,12 +117,6 @@ class Workflow(BaseModel):
     def has_submit(self) -> bool:
         """Whether a step of this file (not of the workflows it calls) changes the target system."""
         return any(submits(step) for _, step in walk(self.steps, ("steps",)))
-
-
-def _matches(pattern: str, text: str) -> bool:
-    import re
-
-    return re.fullmatch(pattern, text) is not None
 
 
 BUNDLE_KEY = "autoclerk_bundle"

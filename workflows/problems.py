@@ -8,6 +8,7 @@ closest valid name.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -38,7 +39,16 @@ def problems_of(exc: ValidationError, data: Any, positions: dict[PathKey, Positi
             line, column = value_position(positions, path)
         problems.append(Problem(file, line, column, format_path(path), _message(error, path, data)))
     problems.sort(key=lambda p: (p.line, p.column))
-    return _dedupe(problems)
+    return _dedupe(_without_explained_missing(problems))
+
+
+def _without_explained_missing(problems: list[Problem]) -> list[Problem]:
+    """Drop "missing field 'value'" where the same mapping has "unknown field 'valu'; did you mean 'value'?"."""
+    explained = {(p.path.rsplit(".", 1)[0], p.message.rsplit("'", 2)[-2]) for p in problems
+                 if p.message.startswith("unknown field") and "did you mean" in p.message}
+    return [p for p in problems
+            if not (p.message.startswith("missing required field")
+                    and (p.path.rsplit(".", 1)[0], p.message.split("'")[1]) in explained)]
 
 
 def closest(word: str, options: list[str]) -> str | None:
@@ -120,7 +130,12 @@ def _message(error: Any, path: PathKey, data: Any) -> str:
     if kind == "string_pattern_mismatch":
         return f"must match {error['ctx']['pattern']}"
     if kind == "literal_error":
-        return f"must be one of {error['ctx']['expected']}".replace("'", "")
+        options = re.findall(r"'([^']*)'", str(error["ctx"]["expected"]))
+        if len(options) <= 8:
+            return f"must be one of {error['ctx']['expected']}".replace("'", "")
+        hint = closest(str(error["input"]), options)
+        return f"'{error['input']}' is not one of the {len(options)} allowed values" + (
+            f"; did you mean '{hint}'?" if hint else "")
     return str(error["msg"]).lower()
 
 
