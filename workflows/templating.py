@@ -14,6 +14,7 @@ in :data:`FILTERS`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -136,10 +137,53 @@ FILTERS: dict[str, Callable[..., Any]] = {
 ``truncate``, ``default``, ``length``, ``join``, …); slicing is written ``case.name[:20]``."""
 
 
+MAX_RESULT = 100_000
+"""The longest text or list a template may build with ``*``, and the largest power with ``**``."""
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus bounds on ``*`` and ``**`` so a template cannot exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > 64:
+                raise FilterError("a power in a template may not exceed 64")
+            return left ** right
+        for sized, count in ((left, right), (right, left)):
+            if isinstance(sized, (str, list, tuple)) and isinstance(count, int) and len(sized) * count > MAX_RESULT:
+                raise FilterError(f"a template may not build text longer than {MAX_RESULT} characters")
+        return left * right
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        # ``'x'.ljust(10**9)``, ``'x' | center(10**9)``: no method or filter gets a size beyond the bound.
+        if _too_big(args) or _too_big(kwargs.values()):
+            raise FilterError(f"a number passed to a function in a template may not exceed {MAX_RESULT}")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _too_big(values: Any) -> bool:
+    return any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_RESULT for v in values)
+
+
+def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that refuses size arguments beyond the bound (``'x' | center(10**9)``)."""
+
+    @functools.wraps(function)  # keeps Jinja's pass_context / pass_environment marks
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if _too_big(args[1:]) or _too_big(kwargs.values()):
+            raise FilterError(f"a number passed to a filter in a template may not exceed {MAX_RESULT}")
+        return function(*args, **kwargs)
+
+    return bounded
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = _BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
     env.globals.clear()  # no range(), lipsum(), cycler(), …: data in, text out
     env.filters.update(FILTERS)
+    env.filters = {name: _bounded(function) for name, function in env.filters.items()}
     return env
 
 
