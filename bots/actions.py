@@ -27,7 +27,7 @@ from workflows.steps import (
     WaitFor,
 )
 
-from .context import StepContext
+from .context import StepContext, wait_until
 from .errors import ApplicationError, BusinessException, StepTimeout, TargetServerError
 
 _TABLE_JS = """table => {
@@ -137,7 +137,7 @@ async def wait_for(ctx: StepContext, args: WaitFor) -> None:
             await ctx.race(ctx.page.wait_for_url(lambda url: fnmatch.fnmatchcase(url, pattern), timeout=timeout_ms,
                                                  wait_until="commit"))
         elif args.text is not None:
-            await ctx.race(ctx.page.get_by_text(ctx.render(args.text)).first.wait_for(state="visible", timeout=timeout_ms))
+            await ctx.race(wait_until(ctx.page.get_by_text(ctx.render(args.text)), "visible", timeout_ms))
         else:
             await ctx.race(ctx.page.wait_for_load_state("networkidle", timeout=timeout_ms))
     except PlaywrightTimeout:

@@ -138,7 +138,7 @@ class StepContext:
         error_selector = self.business_error if state == "visible" else None
         combined = target.or_(self.page.locator(error_selector)) if error_selector else target
         try:
-            await self.race(combined.first.wait_for(state=state, timeout=timeout_ms))  # type: ignore[arg-type]
+            await self.race(wait_until(combined, state, timeout_ms))
         except PlaywrightTimeout:
             raise StepTimeout(f"no element matching {describe(specs[0])} within {timeout_ms} ms",
                               step=self.step_path) from None
@@ -162,3 +162,17 @@ class StepContext:
         if await error.is_visible():
             message = " ".join((await error.inner_text()).split())
             raise BusinessException(message or "the target system refused the case", step=self.step_path)
+
+
+def wait_until(locator: PwLocator, state: str, timeout_ms: int) -> Awaitable[None]:
+    """Wait on a locator that may match several elements (alternatives, the system's hidden error box).
+
+    ``visible``: one matching element is showing; ``hidden``: none is showing; ``attached``/``detached``:
+    one is / none is in the page. (``.first`` alone would watch only the first match in page order,
+    which may be a hidden error box placed before the form.)
+    """
+    if state == "visible":
+        return locator.filter(visible=True).first.wait_for(state="visible", timeout=timeout_ms)
+    if state == "hidden":
+        return locator.filter(visible=True).first.wait_for(state="detached", timeout=timeout_ms)
+    return locator.first.wait_for(state=state, timeout=timeout_ms)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from workflows.errors import TemplateRenderError
 from workflows.steps import CUSTOM_STEPS, Assert, Call, ConditionArgs, Fail, ForEach, If, Retry, Set, StepBase, nested
 
 from . import actions
-from .context import StepContext
+from .context import StepContext, wait_until
 from .errors import ApplicationError, BotError, BusinessException, BrowserGone, PageCrashed
 
 
@@ -85,7 +85,7 @@ async def holds(ctx: StepContext, args: ConditionArgs) -> bool:
         for other in locators[1:]:
             target = target.or_(other)
         try:
-            await ctx.race(target.first.wait_for(state=state, timeout=wait_ms))  # type: ignore[arg-type]
+            await ctx.race(wait_until(target, state, wait_ms))
         except PlaywrightTimeout:
             pass
     showing = False

@@ -29,3 +29,14 @@ class BrokerError(OrchestratorError):
 
 class UsageError(OrchestratorError):
     """A command-line mistake; the message is shown as one line."""
+
+
+EXIT_UNFINISHED, EXIT_USAGE, EXIT_SERVICE, EXIT_INTERNAL = 1, 2, 3, 4
+"""The CLI's exit codes: cases left unfinished, a usage or input error, a service down, an internal error."""
+
+
+def echo_error(message: str) -> None:
+    """Print one ``autoclerk: error: …`` line on standard error (the CLI's only way to report a failure)."""
+    import click
+
+    click.echo(f"autoclerk: error: {message}", err=True)

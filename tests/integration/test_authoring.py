@@ -155,3 +155,14 @@ def test_a_broken_custom_step_package_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == ("autoclerk: error: custom step 'stamp_today' (ourteam_steps:STAMP_TODAY) "
                                      "cannot be imported: ImportError: boom")
+
+
+def test_the_checked_in_reference_matches_the_models_and_covers_every_step() -> None:
+    result = autoclerk("reference", "--check", str(ROOT / "docs" / "workflow-reference.md"))
+    assert result.returncode == 0, result.stderr
+    text = (ROOT / "docs" / "workflow-reference.md").read_text()
+    from workflows.steps import BUILTIN_ARGS
+
+    for verb in BUILTIN_ARGS:
+        assert f"### `{verb}`" in text
+    assert text.count("Example:") >= len(BUILTIN_ARGS)

@@ -32,13 +32,16 @@ class StepArgs(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _expand_short_form(cls, value: Any) -> Any:
-        if not cls.short_form or value is None:
+        if value is None:
             return value
         if not isinstance(value, dict):
-            return {cls.short_form: value}
-        keys = set(value)
-        if keys and keys <= LOCATOR_KEYS and not keys & set(cls.model_fields) and cls.short_form == "locator":
-            return {cls.short_form: value}  # `click: {role: button, name: Save}` is a locator, not arguments
+            return {cls.short_form: value} if cls.short_form else value
+        if "locator" in cls.model_fields and "locator" not in value:
+            # `click: {role: button, name: Save, submit: true}`: the locator's keys beside the step's own.
+            keys = [k for k in value if k in LOCATOR_KEYS and k not in cls.model_fields]
+            if keys:
+                rest = {k: v for k, v in value.items() if k not in keys}
+                return {"locator": {k: value[k] for k in keys}, **rest}
         return value
 
 
