@@ -1,0 +1,93 @@
+"""Flow steps and page conditions in real Chromium against the demo portal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bots import BotConfig, BotEngine, BotJob, BusinessException, StepTimeout
+from demo_portal import PortalProcess
+from monitoring import REGISTRY
+from tests.conftest import ROOT
+from workflows import SecretValues, check_case, parse_workflow
+
+HEADER = """
+name: flow-check
+version: 1
+systems: {portal: {business_error: ".error-summary"}}
+input: {case_ref: {type: string}}
+at_most_once: true
+steps:
+  - call: sign_in.yaml
+"""
+
+
+def run(engine: BotEngine, steps: str) -> dict:
+    loaded = parse_workflow(HEADER + steps, "flow.yaml", base_dir=ROOT / "workflows" / "examples")
+    case = check_case(loaded.definition.input, {"case_ref": "CASE-000301"}, 1)
+    job = BotJob(loaded, loaded.definition.steps, case, "CASE-000301", 1, SecretValues())
+    return engine.run(job, before_effect=lambda: None).output
+
+
+@pytest.fixture
+def engine(chromium: str, portal: PortalProcess, tmp_path: Path):  # type: ignore[no-untyped-def]
+    bot = BotEngine(BotConfig(system_urls={"portal": portal.url}, chromium_path=chromium, artifacts_dir=tmp_path,
+                              step_timeout_ms=3000))
+    yield bot
+    bot.close()
+
+
+def test_page_conditions_choose_branches_and_waits_see_elements_go(engine: BotEngine) -> None:
+    output = run(engine, """
+  - goto: /cases/CASE-000301
+  - if: {visible: "#no-history", then: [{set: {to: output.history, value: none}}], else: [{set: {to: output.history, value: some}}]}
+  - if: {hidden: "#change-address", then: [{set: {to: output.link, value: hidden}}], else: [{set: {to: output.link, value: shown}}]}
+  - if: {url: "*/cases/CASE-*", then: [{set: {to: output.on_case, expr: "true"}}]}
+  - if: {text: "Change history", then: [{extract: {locator: "#holder", read: text, to: output.holder}}]}
+  - extract: {locator: {role: link}, read: list, to: output.links}
+  - goto: /cases/CASE-000301/address
+  - fill: {locator: {label: Town or city}, value: Leeds}
+  - extract: {locator: {label: Town or city}, read: value, to: output.city}
+  - wait_for: {locator: "#no-such-thing", state: hidden}
+""")
+    assert output["history"] == "none" and output["link"] == "shown" and output["on_case"] is True
+    assert output["holder"] and output["city"] == "Leeds"
+    assert output["links"] == ["Change address", "Add a note"]
+
+
+def test_a_failed_assert_on_the_page_is_a_business_exception_with_the_rendered_message(engine: BotEngine) -> None:
+    with pytest.raises(BusinessException) as caught:
+        run(engine, """
+  - goto: /cases/CASE-000301
+  - assert: {visible: {text: Closed, exact: true}, message: "{{ case.case_ref }} is not closed", code: still_open}
+""")
+    assert (str(caught.value), caught.value.code, caught.value.step) == ("CASE-000301 is not closed", "still_open",
+                                                                         "steps[2].assert")
+
+
+def test_a_retry_group_runs_again_after_a_technical_failure_and_then_gives_up(engine: BotEngine) -> None:
+    def waits() -> float:
+        return REGISTRY.get_sample_value("autoclerk_step_duration_seconds_count",
+                                         {"workflow": "flow-check", "step_type": "wait_for"}) or 0.0
+
+    before = waits()
+    with pytest.raises(StepTimeout) as caught:
+        run(engine, """
+  - retry:
+      attempts: 3
+      delay_ms: 10
+      steps:
+        - wait_for: {locator: "#never-there", timeout_ms: 200}
+""")
+    assert caught.value.step == "steps[1].retry.steps[0].wait_for"
+    assert waits() - before == 3  # three tries (the sign-in part's wait_for counts under its own workflow)
+
+
+def test_a_loop_over_a_longer_list_than_allowed_is_handed_back(engine: BotEngine) -> None:
+    with pytest.raises(BusinessException) as caught:
+        run(engine, """
+  - set: {to: vars.many, expr: "[1, 2, 3]"}
+  - for_each: {items: vars.many, max_items: 2, steps: [{set: {to: vars.x, value: "{{ vars.item }}"}}]}
+""")
+    assert caught.value.code == "too_many_items"
