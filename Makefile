@@ -1,17 +1,17 @@
 # The two commands of the README. Each does all its set-up on a fresh Debian machine (as root or with sudo).
 #   make demo   [ARGS="--cases 500"]   Chromium + a virtualenv, then the demo on the embedded broker
-#   make test                          the same + RabbitMQ, then the whole test suite
+#   make test                          the same + RabbitMQ and PostgreSQL, then the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 
-.PHONY: demo test setup chromium rabbitmq
+.PHONY: demo test setup chromium rabbitmq postgres
 
 demo: setup chromium
 	$(VENV)/bin/autoclerk demo $(ARGS)
 
-test: setup chromium rabbitmq
+test: setup chromium rabbitmq postgres
 	$(VENV)/bin/python -m pytest -q tests $(ARGS)
 
 setup: $(VENV)/.installed
@@ -28,3 +28,7 @@ chromium:
 rabbitmq:
 	@command -v rabbitmq-server >/dev/null || { $(SUDO) apt-get update -qq && $(APT) rabbitmq-server; }
 	@$(SUDO) scripts/start-rabbitmq
+
+postgres:
+	@command -v pg_ctlcluster >/dev/null || { $(SUDO) apt-get update -qq && $(APT) postgresql; }
+	@$(SUDO) scripts/start-postgres

@@ -4,10 +4,10 @@ The only package that imports Celery, pika or the database.
 """
 
 from .errors import BrokerError, LedgerError, OrchestratorError, StaleAttempt, UsageError
-from .execution import Decision, execute
+from .execution import execute_many
 from .handoff import Publisher, Receipt, hand_off, wait_for_batch
 from .intake import AcceptedCase, Rejection, read_cases
-from .ledger import ACTIVE, STATES, TERMINAL, Claim, Ledger
+from .ledger import ACTIVE, STATES, TERMINAL, WAITING, Claim, Ledger, Outcome
 from .runtime import Runtime
 from .settings import EMBEDDED_BROKER, Settings, load_settings
 from .summary import Summary
@@ -20,6 +20,8 @@ __all__ = [
     # ledger
     "Ledger",
     "Claim",
+    "Outcome",
+    "WAITING",
     "STATES",
     "ACTIVE",
     "TERMINAL",
@@ -34,8 +36,7 @@ __all__ = [
     "Summary",
     # execution
     "Runtime",
-    "execute",
-    "Decision",
+    "execute_many",
     # errors
     "OrchestratorError",
     "LedgerError",

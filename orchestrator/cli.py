@@ -73,11 +73,13 @@ def cli() -> None:
 @_common
 @click.option("--system", "systems", multiple=True, metavar="NAME=URL", help="Base URL of a target system (repeatable).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), help="Stop waiting after this many seconds.")
+@click.option("--priority", type=click.IntRange(-100, 100), default=0, show_default=True,
+              help="Higher runs first where the ledger orders work.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
-def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None, **flags: Any) -> None:
+def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None, priority: int, **flags: Any) -> None:
     """Hand a batch of cases off to WORKFLOW and wait until every case has an outcome."""
     settings = _settings(**flags)
-    summary = run_batch(settings, workflow, cases_path, as_json=as_json, timeout_s=timeout_s)
+    summary = run_batch(settings, workflow, cases_path, as_json=as_json, timeout_s=timeout_s, priority=priority)
     _finish(summary, as_json)
 
 
@@ -92,7 +94,7 @@ def _finish(summary: Any, as_json: bool) -> None:
 
 
 def run_batch(settings: Any, workflow_path: Path, cases_path: Path, *, as_json: bool = False,
-              timeout_s: float | None = None, extra_workers: int = 0) -> Any:
+              timeout_s: float | None = None, extra_workers: int = 0, priority: int = 0) -> Any:
     """Hand off, process (in this process when embedded), wait, and return the :class:`Summary`."""
     from .celery_app import make_celery
     from .embedded import embedded_worker
@@ -111,15 +113,14 @@ def run_batch(settings: Any, workflow_path: Path, cases_path: Path, *, as_json: 
         find_chromium(settings.chromium_path)  # a missing browser is one clear error before anything is queued
     ledger = Ledger(settings.ledger_url)
     app = make_celery(settings)
-    publisher = Publisher(app, ledger)
+    publisher = Publisher(app, ledger, settings.ids_per_message)
     runtime = Runtime(settings, ledger)
     started = time.monotonic()
     try:
         with embedded_worker(app, settings.concurrency) if settings.embedded else nullcontext():
             set_runtime(runtime)
-            receipt = hand_off(ledger, publisher, loaded, cases_path)
-            for rejection in receipt.rejected + receipt.duplicates:
-                click.echo(f"{cases_path}: {rejection} (not queued)", err=True)
+            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, on_rejection=lambda rejection:
+                               click.echo(f"{cases_path}: {rejection} (not queued)", err=True))
             with _progress(receipt.waiting, enabled=not as_json) as update:
                 try:
                     counts = wait_for_batch(ledger, publisher, receipt.batch_id, timeout_s=timeout_s,
@@ -241,6 +242,12 @@ def worker(**flags: Any) -> None:
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     app = make_celery(settings)
+    from .celery_app import declare_queues
+    from .handoff import Publisher, Sweeper
+
+    declare_queues(app)
+    sweeper = Sweeper(Publisher(app, runtime.ledger, settings.ids_per_message), settings.sweep_interval_s)
+    sweeper.start()
     try:
         import socket
 
@@ -248,6 +255,7 @@ def worker(**flags: Any) -> None:
                    concurrency=settings.concurrency, loglevel=settings.log_level, quiet=True,
                    without_mingle=True, without_gossip=True).start()
     finally:
+        sweeper.stop()
         runtime.close()
 
 

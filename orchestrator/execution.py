@@ -1,15 +1,17 @@
-"""Working one transaction: claim it, reconcile an uncertain earlier submit, run the bot, record the outcome.
+"""Working transactions: claim them, reconcile an uncertain earlier submit, run the bot, record the outcome.
 
-Plain functions, testable without Celery. The outcome decides what happens to the broker message:
-it is always acknowledged once the ledger holds the outcome; a retry is a new message published after
-the ledger says ``retry_scheduled`` (the sweep republishes it if that publish is lost).
+Plain functions, testable without Celery. A message carries several transaction ids; they are claimed
+in chunks that grow while transactions finish quickly (a no-op or very fast bot: one database
+transaction for a whole message) and stay at one for browser work (each outcome is recorded as soon as
+it is known). A retry is scheduled in the ledger, never on the broker: the sweep publishes it when its
+time comes, so no message is held for minutes.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import structlog
 
@@ -18,54 +20,77 @@ from monitoring import ATTEMPTS, TRANSACTIONS, register_secret
 from workflows import CaseDataError, SecretValues, check_case
 
 from .errors import StaleAttempt
-from .ledger import Claim
+from .ledger import Claim, Outcome
 from .runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass(frozen=True)
-class Decision:
-    """What the task does after the attempt: nothing more, or publish a retry after ``retry_in_s``."""
-
-    outcome: str
-    retry_in_s: float | None = None
+FAST_S = 0.05
+"""Transactions quicker than this are claimed and recorded in growing chunks."""
+MAX_CHUNK = 1000
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter: a random delay up to ``base * 2**(attempt-1)``, capped."""
+    """Exponential backoff with jitter: a random delay between half and all of ``base * 2**(attempt-1)``, capped."""
     return random.uniform(base_s / 2, min(max_s, base_s * 2 ** (attempt - 1)))
 
 
-def execute(runtime: Runtime, tx_id: int) -> Decision:
-    """Run one attempt at transaction ``tx_id`` and record its outcome in the ledger."""
+def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
+    """Run one attempt at each claimable transaction of ``ids``; return the outcomes recorded.
+
+    Ids that are finished, paused or held by another live attempt are skipped. When the message's time
+    budget runs out, the unclaimed rest goes back to the outbox for the sweep to publish again.
+    """
     ledger, settings = runtime.ledger, runtime.settings
-    claim = ledger.claim(tx_id, runtime.owner, settings.lease_s)
-    if claim is None:
-        return Decision("skipped")  # finished already, or another worker holds it
+    started = time.monotonic()
+    pending = list(dict.fromkeys(ids))
+    chunk = 1
+    recorded: list[Outcome] = []
+    while pending:
+        if time.monotonic() - started > settings.message_budget_s - settings.transaction_budget_s:
+            ledger.return_to_outbox(pending)
+            log.info("message budget spent; rest handed back", handed_back=len(pending))
+            break
+        take, pending = pending[:chunk], pending[chunk:]
+        claims = ledger.claim_many(take, runtime.owner, settings.lease_s)
+        began = time.monotonic()
+        outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
+        stale = ledger.finish_many(outcomes)
+        for outcome in outcomes:
+            if outcome.claim in stale:
+                log.warning("stale attempt's outcome refused", case_ref=outcome.claim.case_ref)
+                continue
+            _count(outcome)
+            recorded.append(outcome)
+        per_tx = (time.monotonic() - began) / max(1, len(claims))
+        chunk = min(chunk * 2, MAX_CHUNK) if per_tx < FAST_S else 1
+    return recorded
+
+
+def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
     structlog.contextvars.bind_contextvars(batch=claim.batch_id, workflow=claim.workflow, case_ref=claim.case_ref,
                                            attempt=claim.attempt)
     try:
-        return _attempt(runtime, claim)
+        return _decide(runtime, claim)
     except StaleAttempt as exc:
         log.warning("stale attempt abandoned", reason=str(exc))
-        return Decision("stale")
+        return None
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def _attempt(runtime: Runtime, claim: Claim) -> Decision:
-    ledger, settings = runtime.ledger, runtime.settings
+def _decide(runtime: Runtime, claim: Claim) -> Outcome:
+    settings = runtime.settings
+    if claim.attempt > claim.max_attempts:
+        return Outcome(claim, "failed", error_class="AttemptsExhausted",
+                       error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
     loaded = runtime.workflow(claim.digest)
     workflow = loaded.definition
-    if claim.attempt > claim.max_attempts:
-        return _terminal(runtime, claim, "failed", error_class="AttemptsExhausted",
-                         error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
     try:
         case = check_case(workflow.input, claim.payload, 0)
     except CaseDataError as exc:
-        return _terminal(runtime, claim, "business_exception", error_class="CaseDataError",
-                         error_message=f"{exc.field}: {exc.reason}")
+        return Outcome(claim, "business_exception", error_class="CaseDataError",
+                       error_message=f"{exc.field}: {exc.reason}")
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
     engine = runtime.engine
 
@@ -76,50 +101,51 @@ def _attempt(runtime: Runtime, claim: Claim) -> Decision:
                 found = engine.run(BotJob(loaded, workflow.lookup, case, claim.case_ref, claim.attempt, secrets,
                                           label="lookup"), before_effect=lambda: None)
             except BusinessException as exc:
-                return _terminal(runtime, claim, "business_exception", error_class="LookupRefused",
-                                 error_message=f"the lookup of an earlier submission was refused: {exc}")
+                return Outcome(claim, "business_exception", error_class="LookupRefused",
+                               error_message=f"the lookup of an earlier submission was refused: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
                 return _retry_or_fail(runtime, claim, exc)
             reference = found.output.get("reference")
             if reference:
                 log.info("earlier submission found", reference=reference)
-                return _terminal(runtime, claim, "done", result_ref=str(reference), output=found.output)
+                return Outcome(claim, "done", result_ref=str(reference), output=found.output)
         elif workflow.at_most_once:
-            return _terminal(runtime, claim, "business_exception", error_class="UncertainSubmit",
-                             error_message="an earlier attempt may have submitted this case and the workflow has no "
-                                           "lookup; a person must check the target system")
+            return Outcome(claim, "business_exception", error_class="UncertainSubmit",
+                           error_message="an earlier attempt may have submitted this case and the workflow has no "
+                                         "lookup; a person must check the target system")
 
     job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
     try:
-        result = engine.run(job, before_effect=lambda: ledger.mark_effect_started(claim))
+        result = engine.run(job, before_effect=lambda: runtime.ledger.mark_effect_started(claim))
     except StaleAttempt:
         raise
     except BusinessException as exc:
-        return _terminal(runtime, claim, "business_exception", error_class=exc.code, error_message=str(exc),
-                         evidence=getattr(exc, "evidence", None))
+        return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
+                       evidence=getattr(exc, "evidence", None))
     except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
         return _retry_or_fail(runtime, claim, exc)
     reference = result.output.get("reference")
-    return _terminal(runtime, claim, "done", result_ref=str(reference) if reference is not None else None,
-                     output=result.output, evidence=result.artifacts or None)
+    return Outcome(claim, "done", result_ref=str(reference) if reference is not None else None,
+                   output=result.output, evidence=result.artifacts or None)
 
 
-def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Decision:
+def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Outcome:
     error_class, message = type(exc).__name__, str(exc) or type(exc).__name__
     evidence = getattr(exc, "evidence", None)
     if claim.attempt >= claim.max_attempts:
-        return _terminal(runtime, claim, "failed", error_class=error_class, error_message=message, evidence=evidence)
+        return Outcome(claim, "failed", error_class=error_class, error_message=message, evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-    runtime.ledger.finish(claim, "retry_scheduled", error_class=error_class, error_message=message,
-                          evidence=evidence, next_attempt_at=time.time() + delay)
-    ATTEMPTS.labels(claim.workflow, "retry").inc()
     log.info("attempt failed; retry scheduled", error_class=error_class, retry_in_s=round(delay, 2))
-    return Decision("retry_scheduled", retry_in_s=delay)
+    return Outcome(claim, "retry_scheduled", error_class=error_class, error_message=message, evidence=evidence,
+                   next_attempt_at=time.time() + delay)
 
 
-def _terminal(runtime: Runtime, claim: Claim, state: str, **fields: object) -> Decision:
-    runtime.ledger.finish(claim, state, **fields)  # type: ignore[arg-type]
-    ATTEMPTS.labels(claim.workflow, state).inc()
-    TRANSACTIONS.labels(claim.workflow, state).inc()
-    log.info("transaction finished", outcome=state, error_class=fields.get("error_class"))
-    return Decision(state)
+def _count(outcome: Outcome) -> None:
+    workflow = outcome.claim.workflow
+    if outcome.state == "retry_scheduled":
+        ATTEMPTS.labels(workflow, "retry").inc()
+        return
+    ATTEMPTS.labels(workflow, outcome.state).inc()
+    TRANSACTIONS.labels(workflow, outcome.state).inc()
+    log.info("transaction finished", case_ref=outcome.claim.case_ref, outcome=outcome.state,
+             error_class=outcome.error_class)

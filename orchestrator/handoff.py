@@ -8,6 +8,8 @@ that the ledger already has: finished cases are reported, unfinished ones are re
 from __future__ import annotations
 
 import itertools
+import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,12 +18,16 @@ from pathlib import Path
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+import structlog
+
 from workflows import LoadedWorkflow
 
-from .celery_app import TASK_NAME
-from .errors import BrokerError
+from .celery_app import TASK_NAME, declare_queues
+from .errors import BrokerError, LedgerError
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from .ledger import TERMINAL, Ledger
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -33,8 +39,11 @@ class Receipt:
         accepted: new cases queued by this hand-off.
         resumed: unfinished cases of earlier hand-offs taken into this batch.
         already_finished: cases the ledger had already finished, by state (not processed again).
-        rejected: rows that failed the input schema.
-        duplicates: rows repeating a case reference seen earlier in the same file.
+        rejected: how many rows failed the input schema (each was passed to ``on_rejection``).
+        duplicates: how many rows repeated a case reference of an earlier row of the same file.
+        examples: the first rejected or duplicate rows (at most :data:`EXAMPLES`), for reports.
+
+    A receipt stays the same size however large the file: rows are counted, not kept.
     """
 
     batch_id: str
@@ -42,38 +51,110 @@ class Receipt:
     accepted: int = 0
     resumed: int = 0
     already_finished: dict[str, int] = field(default_factory=dict)
-    rejected: list[Rejection] = field(default_factory=list)
-    duplicates: list[Rejection] = field(default_factory=list)
+    rejected: int = 0
+    duplicates: int = 0
+    examples: list[Rejection] = field(default_factory=list)
+
+    def refuse(self, rejection: Rejection, *, duplicate: bool) -> None:
+        if duplicate:
+            self.duplicates += 1
+        else:
+            self.rejected += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(rejection)
 
     @property
     def waiting(self) -> int:
         return self.accepted + self.resumed
 
 
-class Publisher:
-    """Publishes transaction ids to the broker and takes them out of the outbox."""
+EXAMPLES = 1000
+"""How many rejected rows a receipt keeps as examples."""
 
-    def __init__(self, app: Celery, ledger: Ledger) -> None:
-        self.app, self.ledger = app, ledger
+SPREAD = 64
+"""A publish is cut into at least this many messages (when it has that many ids), so a small batch
+still spreads over every worker thread instead of queueing behind one message."""
+
+
+def message_sizes(count: int, most: int) -> int:
+    """How many ids each message of a publish of ``count`` ids carries."""
+    return max(1, min(most, count // SPREAD))
+
+
+class Publisher:
+    """Publishes transaction ids to the broker, several per message, and takes them out of the outbox.
+
+    With RabbitMQ every message is persistent and publisher-confirmed before the ids leave the outbox.
+    """
+
+    def __init__(self, app: Celery, ledger: Ledger, ids_per_message: int = 100) -> None:
+        self.app, self.ledger, self.ids_per_message = app, ledger, ids_per_message
+        self._declared = False
 
     def publish(self, ids: Iterable[int]) -> None:
-        """Publish each id, then mark them published.
+        """Publish the ids, then mark them published.
 
         Raises:
             BrokerError: the broker cannot be reached; the ids stay in the outbox for the sweep.
         """
         ids = list(ids)
+        if not ids:
+            return
+        size = message_sizes(len(ids), self.ids_per_message)
         try:
+            if not self._declared:
+                declare_queues(self.app)
+                self._declared = True
             with self.app.producer_or_acquire() as producer:
-                for tx_id in ids:
-                    self.app.send_task(TASK_NAME, args=(tx_id,), producer=producer)
+                for start in range(0, len(ids), size):
+                    self.app.send_task(TASK_NAME, args=(ids[start:start + size], self.ledger.ledger_id),
+                                       producer=producer)
         except (KombuOperationalError, OSError) as exc:
             raise BrokerError(f"the broker at {self.app.conf.broker_url} cannot be reached ({exc})") from None
         self.ledger.mark_published(ids)
 
+    def sweep(self, batch_id: str | None = None) -> int:
+        """Publish what is due: the outbox, retries whose time has come, rows whose lease ran out."""
+        due = self.ledger.to_publish(batch_id)
+        self.publish(due)
+        return len(due)
 
-def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path) -> Receipt:
+
+class Sweeper:
+    """A worker's background sweep: every ``interval_s`` (with jitter, so workers do not sweep in step) it
+    publishes due retries, the outbox and abandoned leases of every batch. A broker outage only delays it."""
+
+    def __init__(self, publisher: Publisher, interval_s: float) -> None:
+        self.publisher, self.interval_s = publisher, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autoclerk-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+            try:
+                swept = self.publisher.sweep()
+            except (BrokerError, LedgerError) as exc:
+                log.warning("sweep failed; trying again later", error=str(exc))
+                continue
+            if swept:
+                log.info("swept", published=swept)
+
+
+def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path, *, priority: int = 0,
+             deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None) -> Receipt:
     """Validate, record and publish a batch of cases; return what was accepted and rejected.
+
+    The file is streamed: memory does not grow with it. Cases are recorded in large database
+    transactions and published after each one commits; a reference repeated within the file is found
+    through the ledger (its row already belongs to this batch), not through a set held in memory.
+    Higher ``priority`` batches (and earlier deadlines) go first wherever the ledger orders work.
 
     Raises:
         CasesFileError: the file cannot be read (nothing is recorded).
@@ -83,18 +164,29 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
     ledger.save_workflow(workflow.digest, definition.name, definition.version, workflow.stored_text)
     rows = read_cases(cases, definition)
     first = next(rows, None)  # surfaces an unreadable file before a batch exists
-    batch_id = ledger.create_batch(definition.name, workflow.digest, str(cases))
+    batch_id = ledger.create_batch(definition.name, workflow.digest, str(cases), priority=priority, deadline=deadline)
     receipt = Receipt(batch_id, definition.name)
-    seen: set[str] = set()
-    chunk: list[AcceptedCase] = []
+    chunk: dict[str, AcceptedCase] = {}
+
+    def refuse(rejection: Rejection, duplicate: bool) -> None:
+        receipt.refuse(rejection, duplicate=duplicate)
+        if on_rejection is not None:
+            on_rejection(rejection)
+
+    def duplicate(item: AcceptedCase) -> Rejection:
+        return Rejection(item.row, definition.reference_field,
+                         f"duplicate case reference {item.case_ref} (an earlier row has it)")
 
     def flush() -> None:
-        new_ids, existing = ledger.add_cases(batch_id, definition.name, workflow.digest, definition.max_attempts,
-                                             [(c.case_ref, c.payload) for c in chunk])
+        new_ids, existing = ledger.add_cases(batch_id, definition.name, definition.version, workflow.digest,
+                                             definition.max_attempts, [(c.case_ref, c.payload) for c in chunk.values()],
+                                             priority=priority, deadline=deadline)
         receipt.accepted += len(new_ids)
         unfinished = []
-        for tx_id, state in existing.values():
-            if state in TERMINAL:
+        for ref, (tx_id, state, owner_batch) in existing.items():
+            if owner_batch == batch_id:
+                refuse(duplicate(chunk[ref]), True)
+            elif state in TERMINAL:
                 receipt.already_finished[state] = receipt.already_finished.get(state, 0) + 1
             else:
                 unfinished.append(tx_id)
@@ -105,14 +197,12 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
 
     for item in itertools.chain([first] if first is not None else [], rows):
         if isinstance(item, Rejection):
-            receipt.rejected.append(item)
+            refuse(item, False)
             continue
-        if item.case_ref in seen:
-            receipt.duplicates.append(Rejection(item.row, definition.reference_field,
-                                                f"duplicate case reference {item.case_ref} (an earlier row has it)"))
+        if item.case_ref in chunk:
+            refuse(duplicate(item), True)
             continue
-        seen.add(item.case_ref)
-        chunk.append(item)
+        chunk[item.case_ref] = item
         if len(chunk) >= CHUNK_ROWS:
             flush()
     if chunk:
@@ -122,11 +212,11 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
 
 def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeout_s: float | None = None,
                    on_progress: Callable[[dict[str, int]], None] | None = None, poll_s: float = 0.2,
-                   sweep_every_s: float = 5.0) -> dict[str, int]:
+                   sweep_every_s: float = 2.0) -> dict[str, int]:
     """Block until every transaction of the batch is terminal; return the counts by state.
 
-    Every ``sweep_every_s`` it republishes what the outbox still holds and what a dead worker's expired
-    lease left behind (duplicates are absorbed by the ledger's claim).
+    Every ``sweep_every_s`` it publishes what the outbox still holds, retries whose time has come and
+    what a dead worker's expired lease left behind (duplicates are absorbed by the ledger's claim).
 
     Raises:
         TimeoutError: ``timeout_s`` passed first (the work goes on; running again resumes it).
@@ -143,7 +233,5 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
             raise TimeoutError(f"batch {batch_id} still has unfinished transactions after {timeout_s:g} s")
         if time.monotonic() - last_sweep > sweep_every_s:
             last_sweep = time.monotonic()
-            stale = ledger.unpublished(batch_id)
-            if stale:
-                publisher.publish(stale)
+            publisher.sweep(batch_id)
         time.sleep(poll_s)

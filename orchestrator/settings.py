@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER = "memory://localhost/"
@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=180.0, gt=0, description="How long a worker owns a claimed transaction.")
     retry_base_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
     retry_max_s: float = Field(default=60.0, gt=0)
+    ids_per_message: int = Field(default=100, ge=1, le=1000,
+                                 description="The most transactions one broker message carries (micro-batching).")
+    delivery_limit: int = Field(default=5, ge=1, le=100,
+                                description="Deliveries of one message before RabbitMQ dead-letters it (quorum queue).")
+    consumer_timeout_s: float = Field(default=1800.0, gt=0,
+                                      description="RabbitMQ's delivery acknowledgement timeout (consumer_timeout).")
+    sweep_interval_s: float = Field(default=2.0, gt=0, le=300,
+                                    description="How often workers publish due retries and rescue expired leases.")
     artifacts_dir: Path = Field(default=Path("autoclerk-artifacts"), description="Evidence of failed attempts.")
     files_dir: Path | None = Field(default=None, description="The folder upload steps may take files from (unset: no uploads).")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
@@ -67,6 +75,22 @@ class Settings(BaseSettings):
                 out[name] = url
             return out
         return value
+
+    @model_validator(mode="after")
+    def _timeouts_nest(self) -> "Settings":
+        """step < transaction budget < lease; one message's budget < RabbitMQ's acknowledgement timeout."""
+        if self.step_timeout_ms / 1000 >= self.transaction_budget_s:
+            raise ValueError("step_timeout_ms must be shorter than transaction_budget_s")
+        if self.transaction_budget_s >= self.lease_s:
+            raise ValueError("transaction_budget_s must be shorter than lease_s, or a slow attempt loses its lease")
+        if self.message_budget_s >= self.consumer_timeout_s:
+            raise ValueError("lease_s must be shorter than consumer_timeout_s (RabbitMQ would cancel the consumer)")
+        return self
+
+    @property
+    def message_budget_s(self) -> float:
+        """How long one message may be worked on before its remaining transactions are handed back."""
+        return self.lease_s
 
     @property
     def embedded(self) -> bool:

@@ -1,26 +1,40 @@
-"""The Celery task: thin. Decode the id, call :func:`execute`, publish a retry when it asks for one."""
+"""The Celery task: thin. Decode the ids, call :func:`execute_many`, let the acknowledgement follow.
+
+A message that is not a list of transaction ids of this worker's ledger is rejected without
+requeueing, so RabbitMQ dead-letters it (``autoclerk.dead``) instead of a worker retrying it forever
+or, worse, applying another ledger's ids to its own.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 
 from .celery_app import TASK_NAME
-from .execution import execute
+from .execution import execute_many
 from .runtime import current_runtime
 
 
+def decode_ids(body: Any) -> list[int]:
+    """The transaction ids of a message body, or ``ValueError`` when it is not one of ours."""
+    if isinstance(body, list) and body and len(body) <= 10_000 and all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in body):
+        return body
+    raise ValueError("not a list of transaction ids")
+
+
 def register_tasks(app: Celery) -> None:
-    """Register ``autoclerk.process_transaction`` on ``app``."""
+    """Register ``autoclerk.process_transactions`` on ``app``."""
 
     @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-    def process_transaction(self: Any, tx_id: int) -> str:
-        if not isinstance(tx_id, int) or isinstance(tx_id, bool):
-            return "rejected"  # a foreign message: nothing in the ledger to do
+    def process_transactions(self: Any, ids: Any = None, ledger_id: Any = None, *args: Any, **kwargs: Any) -> int:
+        try:
+            tx_ids = decode_ids(ids)
+        except ValueError:
+            raise Reject("not a list of transaction ids", requeue=False) from None
         runtime = current_runtime()
-        decision = execute(runtime, tx_id)
-        if decision.retry_in_s is not None:
-            self.apply_async((tx_id,), countdown=decision.retry_in_s)
-            runtime.ledger.mark_published([tx_id])
-        return decision.outcome
+        if args or kwargs or ledger_id != runtime.ledger.ledger_id:
+            raise Reject("a message for another ledger, or with unexpected arguments", requeue=False)
+        return len(execute_many(runtime, tx_ids))

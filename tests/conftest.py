@@ -56,6 +56,33 @@ def rabbitmq() -> str:
     return RABBITMQ_URL
 
 
+POSTGRES_URL = os.environ.get("AUTOCLERK_TEST_POSTGRES", "postgresql+psycopg://autoclerk:autoclerk@127.0.0.1:5432/autoclerk")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (dropped afterwards) on the server ``scripts/start-postgres`` runs."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    try:
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        admin.connect().close()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        need(False, f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).render_as_string()} ({type(exc).__name__})")
+    name = f"autoclerk_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _portal_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOCLERK_SECRET_PORTAL_PASSWORD", "demo-password")

@@ -1,32 +1,40 @@
-"""The ledger: one row per case reference, fenced claims, stale writes refused, the outbox swept."""
+"""The ledger on SQLite and PostgreSQL: one row per case reference, fenced claims, stale writes refused,
+the outbox swept, retries scheduled in the ledger, operator actions, Alembic migrations."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
-from orchestrator import Ledger, StaleAttempt
+from orchestrator import Ledger, Outcome, StaleAttempt
+from orchestrator.ledger import migrate
+from orchestrator.ledger.schema import metadata
 
 
-@pytest.fixture
-def ledger(tmp_path):  # type: ignore[no-untyped-def]
-    opened = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened = Ledger(url)
     yield opened
     opened.close()
 
 
-def add(ledger: Ledger, refs: list[str], batch: str | None = None) -> tuple[str, list[int], dict]:
+def add(ledger: Ledger, refs: list[str], batch: str | None = None, **kw: object) -> tuple[str, list[int], dict]:
     batch = batch or ledger.create_batch("wf", "d1", "cases.csv")
-    ids, existing = ledger.add_cases(batch, "wf", "d1", 3, [(r, {"case_ref": r}) for r in refs])
+    ids, existing = ledger.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs], **kw)  # type: ignore[arg-type]
     return batch, ids, existing
 
 
-def test_a_second_hand_off_of_a_reference_is_reported_not_added(ledger: Ledger) -> None:
-    _, ids, _ = add(ledger, ["A", "B"])
+def test_a_second_hand_off_of_a_reference_is_reported_with_its_batch_not_added(ledger: Ledger) -> None:
+    first, ids, _ = add(ledger, ["A", "B"])
     _, again, existing = add(ledger, ["B", "C"])
     assert len(ids) == 2 and len(again) == 1
-    assert set(existing) == {"B"}
+    assert existing == {"B": (ids[1], "queued", first)}
 
 
 def test_only_one_worker_can_claim_a_transaction(ledger: Ledger) -> None:
@@ -34,6 +42,16 @@ def test_only_one_worker_can_claim_a_transaction(ledger: Ledger) -> None:
     first = ledger.claim(tx, "w1", lease_s=60)
     assert first is not None and first.attempt == 1 and first.fence == 1
     assert ledger.claim(tx, "w2", lease_s=60) is None
+    assert ledger.claim_many([tx], "w1", lease_s=60) == []  # the same worker's duplicate message too
+
+
+def test_claims_and_outcomes_of_a_whole_message_go_in_one_database_transaction_each(ledger: Ledger) -> None:
+    _, ids, _ = add(ledger, [f"R{i}" for i in range(50)])
+    claims = ledger.claim_many(ids + ids[:5], "w1", lease_s=60)
+    assert [c.id for c in claims] == ids
+    assert ledger.finish_many([Outcome(c, "done", result_ref=f"ref-{c.case_ref}") for c in claims]) == []
+    assert ledger.counts(claims[0].batch_id)["done"] == 50
+    assert ledger.transaction(ids[7])["result_ref"] == "ref-R7"  # type: ignore[index]
 
 
 def test_a_finished_transaction_is_never_claimed_again(ledger: Ledger) -> None:
@@ -47,7 +65,7 @@ def test_a_finished_transaction_is_never_claimed_again(ledger: Ledger) -> None:
 
 
 def test_a_stale_workers_late_write_is_refused_after_its_lease_was_taken_over(ledger: Ledger) -> None:
-    _, (tx,), _ = add(ledger, ["A"])
+    _, (tx, other), _ = add(ledger, ["A", "B"])
     stale = ledger.claim(tx, "w1", lease_s=0.01)
     assert stale is not None
     time.sleep(0.05)  # let the lease run out: the point of the test is the passage of time
@@ -57,33 +75,90 @@ def test_a_stale_workers_late_write_is_refused_after_its_lease_was_taken_over(le
         ledger.mark_effect_started(stale)
     with pytest.raises(StaleAttempt):
         ledger.finish(stale, "done", result_ref="late")
+    fine = ledger.claim(other, "w1", lease_s=60)
+    assert fine is not None
+    assert ledger.finish_many([Outcome(stale, "done"), Outcome(fine, "done")]) == [stale]
     ledger.finish(fresh, "done", result_ref="CHG-2")
-    row = ledger.transaction(tx)
-    assert row and row["result_ref"] == "CHG-2"
+    assert ledger.transaction(tx)["result_ref"] == "CHG-2"  # type: ignore[index]
+    assert ledger.transaction(other)["state"] == "done"  # type: ignore[index]
 
 
-def test_unpublished_rows_and_expired_leases_are_swept_for_republishing(ledger: Ledger) -> None:
-    batch, ids, _ = add(ledger, ["A", "B", "C"])
-    assert sorted(ledger.unpublished(batch)) == sorted(ids)
-    ledger.mark_published(ids)
-    assert ledger.unpublished(batch) == []
-    claim = ledger.claim(ids[0], "w1", lease_s=60)
+def test_the_outbox_holds_what_is_unconfirmed_due_or_abandoned_highest_priority_first(ledger: Ledger) -> None:
+    batch, low, _ = add(ledger, ["A", "B"])
+    _, high, _ = add(ledger, ["C"], priority=5)
+    assert ledger.to_publish() == high + low
+    ledger.mark_published(low + high)
+    assert ledger.to_publish(batch) == []
+    claim = ledger.claim(low[0], "w1", lease_s=0.01)
     assert claim is not None
-    assert ledger.unpublished(batch, stale_lease_before=time.time() + 120) == [ids[0]]
+    time.sleep(0.05)  # the lease runs out
+    assert ledger.to_publish(batch) == [low[0]]
 
 
-def test_every_state_change_is_recorded_with_its_attempt(ledger: Ledger) -> None:
+def test_a_retry_waits_in_the_ledger_until_its_time(ledger: Ledger) -> None:
+    batch, (tx,), _ = add(ledger, ["A"])
+    ledger.mark_published([tx])
+    claim = ledger.claim(tx, "w1", lease_s=60)
+    assert claim is not None
+    ledger.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow",
+                  next_attempt_at=time.time() + 60)
+    assert ledger.to_publish(batch) == [] and ledger.claim(tx, "w1", lease_s=60) is None
+    again = ledger.claim_many([tx], "w1", lease_s=60)
+    assert again == []
+    claim_row = ledger.transaction(tx)
+    assert claim_row and claim_row["state"] == "retry_scheduled" and claim_row["published"] == 0
+
+
+def test_every_state_change_is_recorded_with_its_time_and_attempt(ledger: Ledger) -> None:
     _, (tx,), _ = add(ledger, ["A"])
     claim = ledger.claim(tx, "w1", lease_s=60)
     assert claim is not None
-    ledger.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow")
+    ledger.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow", next_attempt_at=time.time())
     claim2 = ledger.claim(tx, "w1", lease_s=60)
     assert claim2 is not None
     ledger.finish(claim2, "done", result_ref="R")
-    row = ledger.transaction(tx)
-    assert row is not None
-    import json
+    history = json.loads(ledger.transaction(tx)["history"])  # type: ignore[index]
+    assert [(h["outcome"], h["attempt"]) for h in history] == [("retry_scheduled", 1), ("done", 2)]
+    changes = ledger.state_changes(tx)
+    assert [(state, attempt) for state, _, attempt in changes] == [
+        ("queued", 0), ("in_progress", 1), ("retry_scheduled", 1), ("in_progress", 2), ("done", 2)]
+    assert [at for _, at, _ in changes] == sorted(at for _, at, _ in changes)
 
-    history = json.loads(row["history"])
-    assert [h["outcome"] for h in history] == ["retry_scheduled", "done"]
-    assert [h["attempt"] for h in history] == [1, 2]
+
+def test_an_operator_pauses_resumes_cancels_and_requeues_a_batch(ledger: Ledger) -> None:
+    batch, ids, _ = add(ledger, ["A", "B", "C", "D"])
+    ledger.mark_published(ids)
+    running = ledger.claim(ids[0], "w1", lease_s=60)
+    assert running is not None
+    assert ledger.pause_batch(batch) == 3
+    assert ledger.claim(ids[1], "w1", lease_s=60) is None  # held: a message for it is skipped
+    ledger.finish(running, "failed", error_class="AttemptsExhausted")  # a running one finishes normally
+    assert ledger.batch(batch)["state"] == "paused"  # type: ignore[index]
+    assert ledger.resume_batch(batch) == 3 and sorted(ledger.to_publish(batch)) == ids[1:]
+    assert ledger.cancel_batch(batch) == 3
+    assert ledger.counts(batch)["cancelled"] == 3 and ledger.to_publish(batch) == []
+    assert ledger.requeue(batch, ("failed",), extra_attempts=2) == 1
+    row = ledger.transaction(ids[0])
+    assert row and row["state"] == "queued" and row["max_attempts"] == row["attempts"] + 2
+    assert ledger.to_publish(batch) == [ids[0]]
+
+
+def test_opening_migrates_to_the_newest_revision_and_the_tables_match_the_models(ledger: Ledger) -> None:
+    assert migrate.current(ledger.engine) == migrate.head()
+    found = inspect(ledger.engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in found.get_columns(table.name)} == set(table.columns.keys()), table.name
+
+
+def test_a_ledger_from_before_migrations_is_stamped_and_upgraded_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript((Path(__file__).parent / "data" / "foundation_ledger.sql").read_text())
+    db.close()
+    ledger = Ledger(f"sqlite:///{path}")
+    try:
+        assert migrate.current(ledger.engine) == migrate.head()
+        row = ledger.transaction(1)
+        assert row and row["case_ref"] == "CASE-000001" and row["priority"] == 0 and row["version"] == 1
+    finally:
+        ledger.close()

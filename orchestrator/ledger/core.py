@@ -1,0 +1,409 @@
+"""The durable ledger: one row per case, the source of truth for every transaction's state.
+
+The broker only carries transaction ids. A worker *claims* a row before working on it: the claim
+increments a fencing token and sets a lease; every later write names the token, so a stale worker's late
+write is refused. ``published`` is the outbox flag: a row is handed to the broker after it is committed
+and marked published after the broker confirmed it, so a crash in between is repaired by the sweep
+(:meth:`Ledger.to_publish`) and duplicates are absorbed by the claim. A retry is scheduled here, not on
+the broker: the row waits in ``retry_scheduled`` until its time, then the sweep publishes it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ..errors import LedgerError, StaleAttempt
+from . import migrate
+from .schema import ACTIVE, STATES, WAITING, batches, events, ledger_info, transactions, workflow_versions
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one transaction for one attempt; ``fence`` guards every write it makes."""
+
+    id: int
+    workflow: str
+    digest: str
+    batch_id: str
+    case_ref: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    fence: int
+    effect_attempt: int | None
+    history: list[dict[str, Any]]
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, for :meth:`Ledger.finish_many`."""
+
+    claim: Claim
+    state: str
+    result_ref: str | None = None
+    output: dict[str, Any] | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    evidence: list[str] | None = None
+    next_attempt_at: float | None = None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Ledger:
+    """The ledger at one SQLAlchemy URL: ``sqlite:///file.db`` (embedded default) or
+    ``postgresql+psycopg://…`` (the scale path, shared by workers on several hosts).
+
+    Opening it migrates the database to the current schema.
+
+    Raises:
+        LedgerError: the URL is malformed or the database cannot be opened.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise LedgerError(f"the ledger URL '{_safe_url(url)}' is not usable ({type(exc).__name__}: {exc})") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            migrate.upgrade(self.engine)
+        except OperationalError as exc:
+            raise LedgerError(f"the ledger at '{_safe_url(url)}' cannot be opened ({str(exc.orig).strip()})") from None
+
+        with self.engine.connect() as conn:
+            self.ledger_id: str = conn.execute(select(ledger_info.c.value).where(ledger_info.c.key == "ledger_id")).scalar_one()
+        """This ledger's identity; every message names it, and a worker of another ledger refuses it."""
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- workflows and batches -------------------------------------------------------------------------
+    def save_workflow(self, digest: str, name: str, version: int, source: str) -> None:
+        """Store a workflow's exact source under its digest (once)."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(workflow_versions.c.digest).where(workflow_versions.c.digest == digest)).first()
+            if not exists:
+                conn.execute(insert(workflow_versions).values(
+                    digest=digest, name=name, version=version, source=source, created_at=time.time()))
+
+    def workflow_source(self, digest: str) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(workflow_versions.c.source).where(workflow_versions.c.digest == digest)).first()
+        if row is None:
+            raise LedgerError(f"workflow version {digest} is not in the ledger")
+        return str(row.source)
+
+    def create_batch(self, workflow: str, digest: str, source_name: str, *, priority: int = 0,
+                     deadline: float | None = None) -> str:
+        batch_id = uuid.uuid4().hex[:12]
+        with self.engine.begin() as conn:
+            conn.execute(insert(batches).values(id=batch_id, workflow=workflow, digest=digest, source_name=source_name,
+                                                created_at=time.time(), state="active", priority=priority,
+                                                deadline=deadline))
+        return batch_id
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(batches).where(batches.c.id == batch_id)).first()
+        return dict(row._mapping) if row else None
+
+    def recent_batches(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest batches first, each with its counts by state."""
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(batches).order_by(batches.c.created_at.desc()).limit(limit))]
+            for row in rows:
+                row["counts"] = self._counts(conn, row["id"])
+        return rows
+
+    # -- intake ----------------------------------------------------------------------------------------
+    def add_cases(self, batch_id: str, workflow: str, version: int, digest: str, max_attempts: int,
+                  cases: Sequence[tuple[str, dict[str, Any]]], *, priority: int = 0,
+                  deadline: float | None = None) -> tuple[list[int], dict[str, tuple[int, str, str]]]:
+        """Record new cases in one database transaction; references the workflow already has are not added.
+
+        Returns:
+            ``(new_ids, existing)`` where ``existing`` maps each already-known reference to its
+            ``(transaction id, state, batch id)``.
+        """
+        if not cases:
+            return [], {}
+        now = time.time()
+        refs = [ref for ref, _ in cases]
+        with self.engine.begin() as conn:
+            existing = {
+                row.case_ref: (row.id, row.state, row.batch_id)
+                for row in conn.execute(
+                    select(transactions.c.case_ref, transactions.c.id, transactions.c.state,
+                           transactions.c.batch_id).where(
+                        transactions.c.workflow == workflow, transactions.c.case_ref.in_(refs)))
+            }
+            fresh = [
+                {"workflow": workflow, "version": version, "digest": digest, "batch_id": batch_id, "case_ref": ref,
+                 "payload": json.dumps(payload, separators=(",", ":")), "state": "queued", "attempts": 0,
+                 "max_attempts": max_attempts, "fence": 0, "published": 0, "history": "[]",
+                 "priority": priority, "deadline": deadline, "created_at": now, "updated_at": now}
+                for ref, payload in cases if ref not in existing
+            ]
+            new_ids: list[int] = []
+            if fresh:
+                conn.execute(insert(transactions), fresh)
+                new_ids = [row.id for row in conn.execute(
+                    select(transactions.c.id).where(transactions.c.workflow == workflow,
+                                                    transactions.c.case_ref.in_([f["case_ref"] for f in fresh]))
+                    .order_by(transactions.c.id))]
+                conn.execute(insert(events), [{"transaction_id": i, "at": now, "state": "queued", "attempt": 0,
+                                               "detail": batch_id} for i in new_ids])
+        return new_ids, existing
+
+    def adopt(self, batch_id: str, ids: Iterable[int]) -> list[int]:
+        """Move unfinished transactions of earlier batches into this batch (a resumed hand-off)."""
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.engine.begin() as conn:
+            conn.execute(update(transactions).where(transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE))
+                         .values(batch_id=batch_id, published=0, updated_at=time.time()))
+            return [r.id for r in conn.execute(select(transactions.c.id).where(
+                transactions.c.id.in_(ids), transactions.c.batch_id == batch_id))]
+
+    # -- the outbox ------------------------------------------------------------------------------------
+    def mark_published(self, ids: Sequence[int]) -> None:
+        """The broker confirmed these messages: take them out of the outbox."""
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(transactions).where(transactions.c.id.in_(list(ids)),
+                                                        transactions.c.state.in_(ACTIVE)).values(published=1))
+
+    def return_to_outbox(self, ids: Sequence[int]) -> None:
+        """Put waiting transactions back in the outbox (their message was acknowledged unprocessed)."""
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(transactions).where(transactions.c.id.in_(list(ids)),
+                                                        transactions.c.state.in_(("queued", "retry_scheduled")))
+                             .values(published=0))
+
+    def to_publish(self, batch_id: str | None = None, *, limit: int = 10_000) -> list[int]:
+        """What must be (re)published now, highest priority and earliest deadline first: rows never
+        confirmed to the broker, retries whose time has come, and rows held by a lease that ran out
+        (their worker is gone)."""
+        now = time.time()
+        t = transactions.c
+        due = (((t.published == 0) & (t.state == "queued"))
+               | ((t.published == 0) & (t.state == "retry_scheduled") & ((t.next_attempt_at == None) | (t.next_attempt_at <= now)))  # noqa: E711
+               | ((t.state == "in_progress") & (t.lease_until < now)))
+        query = select(t.id).where(due)
+        if batch_id is not None:
+            query = query.where(t.batch_id == batch_id)
+        query = query.order_by(t.priority.desc(), t.deadline.is_(None), t.deadline, t.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(query)]
+
+    # -- operator actions ------------------------------------------------------------------------------
+    def pause_batch(self, batch_id: str) -> int:
+        """Hold a batch's waiting transactions (running ones finish); return how many were held."""
+        return self._move(batch_id, ("queued", "retry_scheduled"), "paused", batch_state="paused")
+
+    def resume_batch(self, batch_id: str) -> int:
+        """Release a paused batch: its held transactions wait to be published again."""
+        return self._move(batch_id, ("paused",), "queued", batch_state="active")
+
+    def cancel_batch(self, batch_id: str) -> int:
+        """Cancel a batch's waiting transactions (terminal; running ones finish)."""
+        return self._move(batch_id, WAITING, "cancelled", batch_state="cancelled")
+
+    def requeue(self, batch_id: str, states: Sequence[str] = ("failed",), *, extra_attempts: int = 3) -> int:
+        """Give failed (or cancelled) transactions of a batch ``extra_attempts`` more attempts."""
+        if not set(states) <= {"failed", "cancelled"}:
+            raise ValueError("only failed and cancelled transactions can be re-queued")
+        return self._move(batch_id, tuple(states), "queued", batch_state="active", extra_attempts=extra_attempts)
+
+    def _move(self, batch_id: str, from_states: Sequence[str], to_state: str, *, batch_state: str,
+              extra_attempts: int = 0) -> int:
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(update(batches).where(batches.c.id == batch_id).values(state=batch_state)).rowcount != 1:
+                raise LedgerError(f"there is no batch {batch_id}")
+            t = transactions.c
+            ids = [r.id for r in conn.execute(select(t.id).where(t.batch_id == batch_id, t.state.in_(from_states)))]
+            for start in range(0, len(ids), 1000):
+                chunk = ids[start:start + 1000]
+                values: dict[str, Any] = {"state": to_state, "published": 0, "updated_at": now}
+                if extra_attempts:
+                    values.update(max_attempts=t.attempts + extra_attempts, next_attempt_at=None)
+                conn.execute(update(transactions).where(t.id.in_(chunk), t.state.in_(from_states)).values(**values))
+                conn.execute(insert(events), [{"transaction_id": i, "at": now, "state": to_state, "attempt": 0,
+                                               "detail": f"operator: {batch_state}"} for i in chunk])
+        return len(ids)
+
+    # -- execution -------------------------------------------------------------------------------------
+    def claim_many(self, ids: Sequence[int], owner: str, lease_s: float) -> list[Claim]:
+        """Take the claimable ones of ``ids`` for one attempt each, in one database transaction.
+
+        A transaction is claimable when it waits (``queued``, or ``retry_scheduled`` whose time has come)
+        or when the lease of the attempt holding it ran out. Finished, paused and held ones are skipped.
+        """
+        ids = list(dict.fromkeys(ids))  # a message may repeat an id
+        if not ids:
+            return []
+        now = time.time()
+        token = f"{owner}/{uuid.uuid4().hex[:8]}"
+        t = transactions.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(transactions)
+                .where(t.id.in_(ids),
+                       (t.state == "queued")
+                       | ((t.state == "retry_scheduled") & ((t.next_attempt_at == None) | (t.next_attempt_at <= now)))  # noqa: E711
+                       | ((t.state == "in_progress") & (t.lease_until < now)))
+                .values(state="in_progress", attempts=t.attempts + 1, fence=t.fence + 1, lease_owner=token,
+                        lease_until=now + lease_s, updated_at=now))
+            rows = list(conn.execute(select(transactions).where(t.id.in_(ids), t.lease_owner == token,
+                                                                t.state == "in_progress")))
+            if rows:
+                conn.execute(insert(events), [{"transaction_id": r.id, "at": now, "state": "in_progress",
+                                               "attempt": r.attempts, "detail": owner} for r in rows])
+        order = {tx_id: index for index, tx_id in enumerate(ids)}
+        rows.sort(key=lambda r: order.get(r.id, 0))
+        return [Claim(r.id, r.workflow, r.digest, r.batch_id, r.case_ref, json.loads(r.payload), r.attempts,
+                      r.max_attempts, r.fence, r.effect_attempt, json.loads(r.history), now) for r in rows]
+
+    def claim(self, tx_id: int, owner: str, lease_s: float) -> Claim | None:
+        """Take one transaction (see :meth:`claim_many`), or ``None``."""
+        claims = self.claim_many([tx_id], owner, lease_s)
+        return claims[0] if claims else None
+
+    def mark_effect_started(self, claim: Claim) -> None:
+        """Record, before a submitting step, that this attempt may change the target system.
+
+        Raises:
+            StaleAttempt: the lease ran out or another attempt holds the case: do not submit.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(transactions)
+                .where(transactions.c.id == claim.id, transactions.c.fence == claim.fence,
+                       transactions.c.lease_until > now)
+                .values(effect_attempt=claim.attempt, updated_at=now))
+            if result.rowcount != 1:
+                raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}) is no longer held by attempt {claim.attempt}")
+            conn.execute(insert(events).values(transaction_id=claim.id, at=now, state="effect_started",
+                                               attempt=claim.attempt))
+
+    def finish(self, claim: Claim, state: str, **fields: Any) -> None:
+        """Record how one attempt ended (fenced).
+
+        Raises:
+            StaleAttempt: another attempt took the case over; this write was refused.
+        """
+        stale = self.finish_many([Outcome(claim, state, **fields)])
+        if stale:
+            raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}): the write of attempt {claim.attempt} "
+                               "was refused because another attempt took the case over")
+
+    def finish_many(self, outcomes: Sequence[Outcome]) -> list[Claim]:
+        """Record how several attempts ended, in one database transaction; return the stale ones
+        (another attempt took them over, so their writes were refused)."""
+        if not outcomes:
+            return []
+        now = time.time()
+        rows = []
+        for o in outcomes:
+            if o.state not in STATES:
+                raise ValueError(f"unknown state {o.state}")
+            history = o.claim.history + [{
+                "attempt": o.claim.attempt, "started_at": o.claim.started_at, "ended_at": now, "outcome": o.state,
+                "error_class": o.error_class, "error": o.error_message, "evidence": o.evidence or [],
+            }]
+            rows.append({
+                "b_id": o.claim.id, "b_fence": o.claim.fence, "state": o.state, "updated_at": now,
+                "history": json.dumps(history), "lease_until": None, "error_class": o.error_class,
+                "error_message": o.error_message, "next_attempt_at": o.next_attempt_at,
+                "result_ref": o.result_ref, "output": json.dumps(o.output) if o.output is not None else None,
+                "evidence": json.dumps(o.evidence) if o.evidence else None,
+                "published": 0 if o.state == "retry_scheduled" else 1,
+            })
+        t = transactions.c
+        statement = (update(transactions)
+                     .where(t.id == bindparam("b_id"), t.fence == bindparam("b_fence"), t.state == "in_progress")
+                     .values(state=bindparam("state"), updated_at=bindparam("updated_at"),
+                             history=bindparam("history"), lease_until=bindparam("lease_until"),
+                             error_class=bindparam("error_class"), error_message=bindparam("error_message"),
+                             next_attempt_at=bindparam("next_attempt_at"),
+                             result_ref=func.coalesce(bindparam("result_ref"), t.result_ref),
+                             output=func.coalesce(bindparam("output"), t.output),
+                             evidence=func.coalesce(bindparam("evidence"), t.evidence),
+                             published=bindparam("published")))
+        with self.engine.begin() as conn:
+            stale = self._stale(conn, outcomes) if len(outcomes) > 1 else []
+            fresh = [row for row, o in zip(rows, outcomes) if o.claim not in stale]
+            if fresh:
+                updated = conn.execute(statement, fresh).rowcount
+                if len(fresh) == 1 and updated != 1:
+                    return [outcomes[0].claim]
+            conn.execute(insert(events), [{"transaction_id": o.claim.id, "at": now, "state": o.state,
+                                           "attempt": o.claim.attempt, "detail": o.error_class}
+                                          for o in outcomes if o.claim not in stale])
+        return stale
+
+    @staticmethod
+    def _stale(conn: Connection, outcomes: Sequence[Outcome]) -> list[Claim]:
+        t = transactions.c
+        current = {r.id: (r.fence, r.state) for r in conn.execute(
+            select(t.id, t.fence, t.state).where(t.id.in_([o.claim.id for o in outcomes])))}
+        return [o.claim for o in outcomes if current.get(o.claim.id) != (o.claim.fence, "in_progress")]
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def counts(self, batch_id: str) -> dict[str, int]:
+        """Transactions of a batch by state (every state present, zeros included)."""
+        with self.engine.connect() as conn:
+            return self._counts(conn, batch_id)
+
+    @staticmethod
+    def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
+        rows = conn.execute(select(transactions.c.state, func.count()).where(
+            transactions.c.batch_id == batch_id).group_by(transactions.c.state))
+        found = {state: count for state, count in rows}
+        return {state: found.get(state, 0) for state in STATES}
+
+    def transaction(self, tx_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(transactions).where(transactions.c.id == tx_id)).first()
+        return dict(row._mapping) if row else None
+
+    def state_changes(self, tx_id: int) -> list[tuple[str, float, int]]:
+        """Every state change of a transaction: ``(state, time, attempt)`` in order."""
+        with self.engine.connect() as conn:
+            return [(r.state, r.at, r.attempt) for r in conn.execute(
+                select(events).where(events.c.transaction_id == tx_id).order_by(events.c.id))]
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (it may appear in an error message)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+

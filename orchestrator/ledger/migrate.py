@@ -1,0 +1,57 @@
+"""Bringing a ledger database to the current schema with Alembic (run when a ledger is opened)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+FOUNDATION = "0001"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head() -> str:
+    """The newest revision the code knows."""
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at (``None``: not under migration control)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate the database to the newest revision (idempotent; safe when several processes race).
+
+    A ledger created before migrations existed (it has the tables but no version) is first stamped
+    with the foundation revision it matches.
+    """
+    try:
+        _upgrade(engine)
+    except (OperationalError, ProgrammingError):
+        if current(engine) == head():
+            return  # another process migrated at the same moment
+        _upgrade(engine)  # once more, now that the other process is done
+
+
+def _upgrade(engine: Engine) -> None:
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        revision = MigrationContext.configure(conn).get_current_revision()
+        if revision is None and inspect(conn).has_table("transactions"):
+            command.stamp(config, FOUNDATION)
+        command.upgrade(config, "head")

@@ -1,0 +1,102 @@
+"""The ledger's tables and states. The tables are created and changed only by the Alembic migrations in
+``orchestrator/migrations``; these definitions are what the queries use and must match them (a test
+compares the migrated database with them).
+
+States::
+
+    queued ─► in_progress ─► done
+      │  ▲         │   ├────► business_exception                 (handed back to a person)
+      │  │         │   └────► retry_scheduled ─► in_progress … ─► failed   (attempts exhausted)
+      ▼  │         ▼
+    paused        (any waiting state) ─► cancelled                (an operator's decision)
+
+``failed`` and ``cancelled`` cases can be re-queued by an operator: they return to ``queued`` with
+their attempts kept on the same row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+TERMINAL = ("done", "business_exception", "failed", "cancelled")
+WAITING = ("queued", "retry_scheduled", "paused")
+ACTIVE = ("queued", "in_progress", "retry_scheduled", "paused")
+STATES = ACTIVE + TERMINAL
+BATCH_STATES = ("active", "paused", "cancelled")
+
+metadata = MetaData()
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("digest", String(32), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workflow", String(64), nullable=False),
+    Column("digest", String(32), nullable=False),
+    Column("source_name", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("state", String(16), nullable=False, server_default="active"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("deadline", Float),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", String(64), nullable=False),
+    Column("digest", String(32), nullable=False),
+    Column("batch_id", String(32), nullable=False),
+    Column("case_ref", String(128), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("fence", Integer, nullable=False),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("effect_attempt", Integer),
+    Column("next_attempt_at", Float),
+    Column("published", Integer, nullable=False),
+    Column("result_ref", String(256)),
+    Column("output", Text),
+    Column("error_class", String(64)),
+    Column("error_message", Text),
+    Column("evidence", Text),
+    Column("history", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("deadline", Float),
+    UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
+    Index("ix_transactions_batch_state", "batch_id", "state"),
+    Index("ix_transactions_outbox", "published", "state", "priority"),
+)
+
+events = Table(
+    "transaction_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", Integer, nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("detail", Text),
+)
+
+ledger_info = Table(
+    "ledger_info",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+)
