@@ -6,6 +6,7 @@ Imports ``workflows`` and ``monitoring``; never Celery or the database.
 from .chromium import LAUNCH_ARGS, find_chromium
 from .context import StepContext, StepHooks
 from .engine import BotConfig, BotEngine, BotJob, BotResult
+from .null import NullEngine
 from .flow import EXECUTORS, run_steps
 from .errors import (
     ApplicationError,
@@ -24,6 +25,7 @@ __all__ = [
     "BotConfig",
     "BotJob",
     "BotResult",
+    "NullEngine",
     "find_chromium",
     "LAUNCH_ARGS",
     # steps (custom steps receive a StepContext)

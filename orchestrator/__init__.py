@@ -5,7 +5,8 @@ The only package that imports Celery, pika or the database.
 
 from .errors import BrokerError, LedgerError, OrchestratorError, StaleAttempt, UsageError
 from .execution import execute_many
-from .handoff import Publisher, Receipt, hand_off, wait_for_batch
+from .handoff import Receipt, hand_off, wait_for_batch
+from .publisher import Publisher, Sweeper
 from .intake import AcceptedCase, Rejection, read_cases
 from .ledger import ACTIVE, STATES, TERMINAL, WAITING, Claim, Ledger, Outcome
 from .runtime import Runtime
@@ -29,6 +30,7 @@ __all__ = [
     "hand_off",
     "wait_for_batch",
     "Publisher",
+    "Sweeper",
     "Receipt",
     "read_cases",
     "AcceptedCase",

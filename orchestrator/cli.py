@@ -98,7 +98,8 @@ def run_batch(settings: Any, workflow_path: Path, cases_path: Path, *, as_json: 
     """Hand off, process (in this process when embedded), wait, and return the :class:`Summary`."""
     from .celery_app import make_celery
     from .embedded import embedded_worker
-    from .handoff import Publisher, hand_off, wait_for_batch
+    from .handoff import hand_off, wait_for_batch
+    from .publisher import Publisher
     from .ledger import Ledger
     from .runtime import Runtime, set_runtime
     from .summary import Summary
@@ -109,7 +110,7 @@ def run_batch(settings: Any, workflow_path: Path, cases_path: Path, *, as_json: 
         raise UsageError(f"{workflow_path}: is a part (part: true), run only through 'call' from another workflow")
     if not cases_path.exists():
         raise CasesFileError(f"{cases_path}: no such cases file")
-    if settings.embedded:
+    if settings.embedded and settings.bot == "chromium":
         find_chromium(settings.chromium_path)  # a missing browser is one clear error before anything is queued
     ledger = Ledger(settings.ledger_url)
     app = make_celery(settings)
@@ -236,14 +237,15 @@ def worker(**flags: Any) -> None:
     if settings.embedded:
         raise UsageError("a worker needs a broker to consume from: pass --broker amqp://… or set AUTOCLERK_BROKER_URL")
     configure_logging(json=settings.log_json, level=settings.log_level)
-    find_chromium(settings.chromium_path)
+    if settings.bot == "chromium":
+        find_chromium(settings.chromium_path)
     runtime = Runtime(settings, Ledger(settings.ledger_url))
     set_runtime(runtime)
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     app = make_celery(settings)
     from .celery_app import declare_queues
-    from .handoff import Publisher, Sweeper
+    from .publisher import Publisher, Sweeper
 
     declare_queues(app)
     sweeper = Sweeper(Publisher(app, runtime.ledger, settings.ids_per_message), settings.sweep_interval_s)

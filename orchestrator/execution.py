@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import structlog
@@ -44,7 +45,7 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
     ledger, settings = runtime.ledger, runtime.settings
     started = time.monotonic()
     pending = list(dict.fromkeys(ids))
-    chunk = 1
+    chunk = runtime.claim_chunk  # how the last message went: fast work starts with large chunks
     recorded: list[Outcome] = []
     while pending:
         if time.monotonic() - started > settings.message_budget_s - settings.transaction_budget_s:
@@ -60,14 +61,17 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
             if outcome.claim in stale:
                 log.warning("stale attempt's outcome refused", case_ref=outcome.claim.case_ref)
                 continue
-            _count(outcome)
             recorded.append(outcome)
+        _count([o for o in outcomes if o.claim not in stale])
         per_tx = (time.monotonic() - began) / max(1, len(claims))
         chunk = min(chunk * 2, MAX_CHUNK) if per_tx < FAST_S else 1
+        runtime.claim_chunk = chunk
+    structlog.contextvars.clear_contextvars()
     return recorded
 
 
 def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
+    # Every log line of this attempt (the bot's too) carries these; the next attempt overwrites them.
     structlog.contextvars.bind_contextvars(batch=claim.batch_id, workflow=claim.workflow, case_ref=claim.case_ref,
                                            attempt=claim.attempt)
     try:
@@ -75,8 +79,6 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
     except StaleAttempt as exc:
         log.warning("stale attempt abandoned", reason=str(exc))
         return None
-    finally:
-        structlog.contextvars.clear_contextvars()
 
 
 def _decide(runtime: Runtime, claim: Claim) -> Outcome:
@@ -140,12 +142,16 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Outcom
                    next_attempt_at=time.time() + delay)
 
 
-def _count(outcome: Outcome) -> None:
-    workflow = outcome.claim.workflow
-    if outcome.state == "retry_scheduled":
-        ATTEMPTS.labels(workflow, "retry").inc()
-        return
-    ATTEMPTS.labels(workflow, outcome.state).inc()
-    TRANSACTIONS.labels(workflow, outcome.state).inc()
-    log.info("transaction finished", case_ref=outcome.claim.case_ref, outcome=outcome.state,
-             error_class=outcome.error_class)
+def _count(outcomes: Sequence[Outcome]) -> None:
+    """Metrics and a log line for recorded outcomes (metrics added up per workflow and outcome)."""
+    totals: Counter[tuple[str, str]] = Counter()
+    for outcome in outcomes:
+        totals[(outcome.claim.workflow, outcome.state)] += 1
+        log.info("transaction finished", case_ref=outcome.claim.case_ref, outcome=outcome.state,
+                 error_class=outcome.error_class)
+    for (workflow, state), count in totals.items():
+        if state == "retry_scheduled":
+            ATTEMPTS.labels(workflow, "retry").inc(count)
+            continue
+        ATTEMPTS.labels(workflow, state).inc(count)
+        TRANSACTIONS.labels(workflow, state).inc(count)

@@ -8,26 +8,16 @@ that the ledger already has: finished cases are reported, unfinished ones are re
 from __future__ import annotations
 
 import itertools
-import random
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from celery import Celery
-from kombu.exceptions import OperationalError as KombuOperationalError
-
-import structlog
-
 from workflows import LoadedWorkflow
 
-from .celery_app import TASK_NAME, declare_queues
-from .errors import BrokerError, LedgerError
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from .ledger import TERMINAL, Ledger
-
-log = structlog.get_logger(__name__)
+from .publisher import Publisher
 
 
 @dataclass
@@ -70,82 +60,6 @@ class Receipt:
 
 EXAMPLES = 1000
 """How many rejected rows a receipt keeps as examples."""
-
-SPREAD = 64
-"""A publish is cut into at least this many messages (when it has that many ids), so a small batch
-still spreads over every worker thread instead of queueing behind one message."""
-
-
-def message_sizes(count: int, most: int) -> int:
-    """How many ids each message of a publish of ``count`` ids carries."""
-    return max(1, min(most, count // SPREAD))
-
-
-class Publisher:
-    """Publishes transaction ids to the broker, several per message, and takes them out of the outbox.
-
-    With RabbitMQ every message is persistent and publisher-confirmed before the ids leave the outbox.
-    """
-
-    def __init__(self, app: Celery, ledger: Ledger, ids_per_message: int = 100) -> None:
-        self.app, self.ledger, self.ids_per_message = app, ledger, ids_per_message
-        self._declared = False
-
-    def publish(self, ids: Iterable[int]) -> None:
-        """Publish the ids, then mark them published.
-
-        Raises:
-            BrokerError: the broker cannot be reached; the ids stay in the outbox for the sweep.
-        """
-        ids = list(ids)
-        if not ids:
-            return
-        size = message_sizes(len(ids), self.ids_per_message)
-        try:
-            if not self._declared:
-                declare_queues(self.app)
-                self._declared = True
-            with self.app.producer_or_acquire() as producer:
-                for start in range(0, len(ids), size):
-                    self.app.send_task(TASK_NAME, args=(ids[start:start + size], self.ledger.ledger_id),
-                                       producer=producer)
-        except (KombuOperationalError, OSError) as exc:
-            raise BrokerError(f"the broker at {self.app.conf.broker_url} cannot be reached ({exc})") from None
-        self.ledger.mark_published(ids)
-
-    def sweep(self, batch_id: str | None = None) -> int:
-        """Publish what is due: the outbox, retries whose time has come, rows whose lease ran out."""
-        due = self.ledger.to_publish(batch_id)
-        self.publish(due)
-        return len(due)
-
-
-class Sweeper:
-    """A worker's background sweep: every ``interval_s`` (with jitter, so workers do not sweep in step) it
-    publishes due retries, the outbox and abandoned leases of every batch. A broker outage only delays it."""
-
-    def __init__(self, publisher: Publisher, interval_s: float) -> None:
-        self.publisher, self.interval_s = publisher, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="autoclerk-sweeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
-            try:
-                swept = self.publisher.sweep()
-            except (BrokerError, LedgerError) as exc:
-                log.warning("sweep failed; trying again later", error=str(exc))
-                continue
-            if swept:
-                log.info("swept", published=swept)
-
 
 def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path, *, priority: int = 0,
              deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None) -> Receipt:

@@ -15,7 +15,7 @@ from typing import Any
 
 from workflows import CaseDataError, CasesFileError, Workflow, check_case, to_json_value
 
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 10000
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import socket
 import threading
 from functools import cached_property
 
-from bots import BotConfig, BotEngine
+from bots import BotConfig, BotEngine, NullEngine
 from workflows import LoadedWorkflow, load_stored
 
 from .ledger import Ledger
@@ -25,7 +25,9 @@ class Runtime:
         self._ledger = ledger
         self._workflows: dict[str, LoadedWorkflow] = {}
         self._lock = threading.Lock()
-        self._engine: BotEngine | None = None
+        self._engine: BotEngine | NullEngine | None = None
+        self.claim_chunk = 1
+        """How many ids :func:`execute_many` claims at once; it grows while work is fast."""
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     @cached_property
@@ -33,10 +35,13 @@ class Runtime:
         return self._ledger or Ledger(self.settings.ledger_url)
 
     @property
-    def engine(self) -> BotEngine:
+    def engine(self) -> BotEngine | NullEngine:
         with self._lock:
             if self._engine is None:
                 s = self.settings
+                if s.bot == "null":
+                    self._engine = NullEngine()
+                    return self._engine
                 self._engine = BotEngine(BotConfig(
                     system_urls=dict(s.systems),
                     chromium_path=s.chromium_path,

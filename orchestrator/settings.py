@@ -5,7 +5,7 @@ then these defaults. Built once at the entry point and passed down; nothing is r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +26,8 @@ class Settings(BaseSettings):
 
     ledger_url: str = Field(default="sqlite:///autoclerk-ledger.db", description="SQLAlchemy URL of the ledger.")
     broker_url: str = Field(default=EMBEDDED_BROKER, description="memory://localhost/ (embedded) or an amqp:// URL.")
+    bot: Literal["chromium", "null"] = Field(
+        default="chromium", description="chromium: real bots; null: bots that do nothing (to measure the queue core).")
     chromium_path: str | None = Field(default=None, description="Chromium executable; found automatically if unset.")
     systems: dict[str, str] = Field(
         default_factory=dict,
@@ -39,7 +41,7 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=180.0, gt=0, description="How long a worker owns a claimed transaction.")
     retry_base_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
     retry_max_s: float = Field(default=60.0, gt=0)
-    ids_per_message: int = Field(default=100, ge=1, le=1000,
+    ids_per_message: int = Field(default=250, ge=1, le=1000,
                                  description="The most transactions one broker message carries (micro-batching).")
     delivery_limit: int = Field(default=5, ge=1, le=100,
                                 description="Deliveries of one message before RabbitMQ dead-letters it (quorum queue).")

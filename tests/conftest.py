@@ -93,3 +93,24 @@ def autoclerk(*args: str, cwd: Path | None = None, env: dict[str, str] | None = 
     """Run the CLI as a subprocess (``python -m orchestrator`` is the ``autoclerk`` entry point)."""
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def wait_for_consumers(broker: str, count: int, timeout_s: float = 60) -> None:
+    """Wait until ``count`` worker consumers listen on the work queue (worker start-up takes seconds)."""
+    import time
+
+    from kombu import Connection
+
+    from orchestrator.celery_app import QUEUE
+
+    deadline = time.monotonic() + timeout_s
+    with Connection(broker) as conn:
+        while time.monotonic() < deadline:
+            try:
+                if conn.default_channel.queue_declare(QUEUE, passive=True).consumer_count >= count:
+                    return
+            except Exception:  # noqa: BLE001 - the queue is not declared yet
+                conn.close()
+                conn.connect()
+            time.sleep(0.1)
+    raise AssertionError(f"{count} workers did not start consuming within {timeout_s:g} s")

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, event, func, insert, select, update
+from sqlalchemy import create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -64,6 +64,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+_COLUMNS = ("workflow", "version", "digest", "batch_id", "case_ref", "payload", "state", "attempts", "max_attempts",
+            "fence", "published", "history", "priority", "deadline", "created_at", "updated_at")
+
+
+def _insert_new(conn: Connection) -> str:
+    """Insert a case unless its workflow has the reference (SQLite ≥ 3.24 and PostgreSQL say it the same way)."""
+    return (f"INSERT INTO transactions ({', '.join(_COLUMNS)}) VALUES ({', '.join([_mark(conn)] * len(_COLUMNS))}) "
+            "ON CONFLICT (workflow, case_ref) DO NOTHING")
+
+
+def _mark(conn: Connection) -> str:
+    """The driver's placeholder (sqlite3: ``?``; psycopg: ``%s``)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 class Ledger:
@@ -148,32 +163,24 @@ class Ledger:
         if not cases:
             return [], {}
         now = time.time()
-        refs = [ref for ref, _ in cases]
+        rows = [(workflow, version, digest, batch_id, ref, json.dumps(payload, separators=(",", ":")), "queued", 0,
+                 max_attempts, 0, 0, "[]", priority, deadline, now, now) for ref, payload in cases]
+        t = transactions.c
         with self.engine.begin() as conn:
+            # New references are inserted; one the workflow already has is left alone (the unique constraint
+            # decides, so two hand-offs racing cannot both add it). The rows this call inserted are the
+            # batch's rows stamped with this call's time.
+            conn.exec_driver_sql(_insert_new(conn), rows)  # the driver's executemany: no per-row SQLAlchemy work
+            inserted = {r.case_ref: r.id for r in conn.execute(
+                select(t.id, t.case_ref).where(t.batch_id == batch_id, t.created_at == now).order_by(t.id))}
+            known = [ref for ref, _ in cases if ref not in inserted]
             existing = {
                 row.case_ref: (row.id, row.state, row.batch_id)
-                for row in conn.execute(
-                    select(transactions.c.case_ref, transactions.c.id, transactions.c.state,
-                           transactions.c.batch_id).where(
-                        transactions.c.workflow == workflow, transactions.c.case_ref.in_(refs)))
+                for start in range(0, len(known), 1000)
+                for row in conn.execute(select(t.case_ref, t.id, t.state, t.batch_id).where(
+                    t.workflow == workflow, t.case_ref.in_(known[start:start + 1000])))
             }
-            fresh = [
-                {"workflow": workflow, "version": version, "digest": digest, "batch_id": batch_id, "case_ref": ref,
-                 "payload": json.dumps(payload, separators=(",", ":")), "state": "queued", "attempts": 0,
-                 "max_attempts": max_attempts, "fence": 0, "published": 0, "history": "[]",
-                 "priority": priority, "deadline": deadline, "created_at": now, "updated_at": now}
-                for ref, payload in cases if ref not in existing
-            ]
-            new_ids: list[int] = []
-            if fresh:
-                conn.execute(insert(transactions), fresh)
-                new_ids = [row.id for row in conn.execute(
-                    select(transactions.c.id).where(transactions.c.workflow == workflow,
-                                                    transactions.c.case_ref.in_([f["case_ref"] for f in fresh]))
-                    .order_by(transactions.c.id))]
-                conn.execute(insert(events), [{"transaction_id": i, "at": now, "state": "queued", "attempt": 0,
-                                               "detail": batch_id} for i in new_ids])
-        return new_ids, existing
+        return list(inserted.values()), existing
 
     def adopt(self, batch_id: str, ids: Iterable[int]) -> list[int]:
         """Move unfinished transactions of earlier batches into this batch (a resumed hand-off)."""
@@ -191,8 +198,8 @@ class Ledger:
         """The broker confirmed these messages: take them out of the outbox."""
         if ids:
             with self.engine.begin() as conn:
-                conn.execute(update(transactions).where(transactions.c.id.in_(list(ids)),
-                                                        transactions.c.state.in_(ACTIVE)).values(published=1))
+                conn.exec_driver_sql(f"UPDATE transactions SET published = 1 WHERE id = {_mark(conn)}",
+                                     [(tx_id,) for tx_id in ids])
 
     def return_to_outbox(self, ids: Sequence[int]) -> None:
         """Put waiting transactions back in the outbox (their message was acknowledged unprocessed)."""
@@ -266,26 +273,27 @@ class Ledger:
         if not ids:
             return []
         now = time.time()
-        token = f"{owner}/{uuid.uuid4().hex[:8]}"
-        t = transactions.c
         with self.engine.begin() as conn:
-            conn.execute(
-                update(transactions)
-                .where(t.id.in_(ids),
-                       (t.state == "queued")
-                       | ((t.state == "retry_scheduled") & ((t.next_attempt_at == None) | (t.next_attempt_at <= now)))  # noqa: E711
-                       | ((t.state == "in_progress") & (t.lease_until < now)))
-                .values(state="in_progress", attempts=t.attempts + 1, fence=t.fence + 1, lease_owner=token,
-                        lease_until=now + lease_s, updated_at=now))
-            rows = list(conn.execute(select(transactions).where(t.id.in_(ids), t.lease_owner == token,
-                                                                t.state == "in_progress")))
+            m = _mark(conn)
+            # One statement takes the rows and returns them (SQLite ≥ 3.35 and PostgreSQL): the hot path
+            # of the queue core, written for the driver directly.
+            rows = conn.exec_driver_sql(
+                f"UPDATE transactions SET state = 'in_progress', attempts = attempts + 1, fence = fence + 1, "
+                f"lease_owner = {m}, lease_until = {m}, updated_at = {m} "
+                f"WHERE id IN ({', '.join([m] * len(ids))}) AND (state = 'queued' "
+                f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m})) "
+                f"OR (state = 'in_progress' AND lease_until < {m})) "
+                "RETURNING id, workflow, digest, batch_id, case_ref, payload, attempts, max_attempts, fence, "
+                "effect_attempt, history",
+                (owner, now + lease_s, now, *ids, now, now)).fetchall()
             if rows:
-                conn.execute(insert(events), [{"transaction_id": r.id, "at": now, "state": "in_progress",
-                                               "attempt": r.attempts, "detail": owner} for r in rows])
+                conn.exec_driver_sql(
+                    f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
+                    f"VALUES ({m}, {m}, 'in_progress', {m}, {m})", [(r[0], now, r[6], owner) for r in rows])
         order = {tx_id: index for index, tx_id in enumerate(ids)}
-        rows.sort(key=lambda r: order.get(r.id, 0))
-        return [Claim(r.id, r.workflow, r.digest, r.batch_id, r.case_ref, json.loads(r.payload), r.attempts,
-                      r.max_attempts, r.fence, r.effect_attempt, json.loads(r.history), now) for r in rows]
+        rows.sort(key=lambda r: order[r[0]])
+        return [Claim(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], json.loads(r[10]), now)
+                for r in rows]
 
     def claim(self, tx_id: int, owner: str, lease_s: float) -> Claim | None:
         """Take one transaction (see :meth:`claim_many`), or ``None``."""
@@ -335,42 +343,36 @@ class Ledger:
                 "attempt": o.claim.attempt, "started_at": o.claim.started_at, "ended_at": now, "outcome": o.state,
                 "error_class": o.error_class, "error": o.error_message, "evidence": o.evidence or [],
             }]
-            rows.append({
-                "b_id": o.claim.id, "b_fence": o.claim.fence, "state": o.state, "updated_at": now,
-                "history": json.dumps(history), "lease_until": None, "error_class": o.error_class,
-                "error_message": o.error_message, "next_attempt_at": o.next_attempt_at,
-                "result_ref": o.result_ref, "output": json.dumps(o.output) if o.output is not None else None,
-                "evidence": json.dumps(o.evidence) if o.evidence else None,
-                "published": 0 if o.state == "retry_scheduled" else 1,
-            })
-        t = transactions.c
-        statement = (update(transactions)
-                     .where(t.id == bindparam("b_id"), t.fence == bindparam("b_fence"), t.state == "in_progress")
-                     .values(state=bindparam("state"), updated_at=bindparam("updated_at"),
-                             history=bindparam("history"), lease_until=bindparam("lease_until"),
-                             error_class=bindparam("error_class"), error_message=bindparam("error_message"),
-                             next_attempt_at=bindparam("next_attempt_at"),
-                             result_ref=func.coalesce(bindparam("result_ref"), t.result_ref),
-                             output=func.coalesce(bindparam("output"), t.output),
-                             evidence=func.coalesce(bindparam("evidence"), t.evidence),
-                             published=bindparam("published")))
+            rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.next_attempt_at,
+                         o.result_ref, json.dumps(o.output) if o.output is not None else None,
+                         json.dumps(o.evidence) if o.evidence else None, 0 if o.state == "retry_scheduled" else 1,
+                         o.claim.id, o.claim.fence))
         with self.engine.begin() as conn:
+            m = _mark(conn)
             stale = self._stale(conn, outcomes) if len(outcomes) > 1 else []
             fresh = [row for row, o in zip(rows, outcomes) if o.claim not in stale]
             if fresh:
-                updated = conn.execute(statement, fresh).rowcount
-                if len(fresh) == 1 and updated != 1:
+                updated = conn.exec_driver_sql(
+                    f"UPDATE transactions SET state = {m}, updated_at = {m}, history = {m}, lease_until = NULL, "
+                    f"error_class = {m}, error_message = {m}, next_attempt_at = {m}, "
+                    f"result_ref = COALESCE({m}, result_ref), output = COALESCE({m}, output), "
+                    f"evidence = COALESCE({m}, evidence), published = {m} "
+                    f"WHERE id = {m} AND fence = {m} AND state = 'in_progress'", fresh).rowcount
+                if len(outcomes) == 1 and updated != 1:
                     return [outcomes[0].claim]
-            conn.execute(insert(events), [{"transaction_id": o.claim.id, "at": now, "state": o.state,
-                                           "attempt": o.claim.attempt, "detail": o.error_class}
-                                          for o in outcomes if o.claim not in stale])
+                conn.exec_driver_sql(
+                    f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
+                    f"VALUES ({m}, {m}, {m}, {m}, {m})",
+                    [(o.claim.id, now, o.state, o.claim.attempt, o.error_class) for o in outcomes if o.claim not in stale])
         return stale
 
     @staticmethod
     def _stale(conn: Connection, outcomes: Sequence[Outcome]) -> list[Claim]:
-        t = transactions.c
-        current = {r.id: (r.fence, r.state) for r in conn.execute(
-            select(t.id, t.fence, t.state).where(t.id.in_([o.claim.id for o in outcomes])))}
+        """The attempts that no longer hold their transaction (read under the same database transaction)."""
+        m = _mark(conn)
+        ids = [o.claim.id for o in outcomes]
+        current = {r[0]: (r[1], r[2]) for r in conn.exec_driver_sql(
+            f"SELECT id, fence, state FROM transactions WHERE id IN ({', '.join([m] * len(ids))})", tuple(ids))}
         return [o.claim for o in outcomes if current.get(o.claim.id) != (o.claim.fence, "in_progress")]
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -392,9 +394,13 @@ class Ledger:
         return dict(row._mapping) if row else None
 
     def state_changes(self, tx_id: int) -> list[tuple[str, float, int]]:
-        """Every state change of a transaction: ``(state, time, attempt)`` in order."""
+        """Every state change of a transaction: ``(state, time, attempt)`` in order, from ``queued`` (the
+        row's creation time) on."""
         with self.engine.connect() as conn:
-            return [(r.state, r.at, r.attempt) for r in conn.execute(
+            created = conn.execute(select(transactions.c.created_at).where(transactions.c.id == tx_id)).scalar()
+            if created is None:
+                return []
+            return [("queued", created, 0)] + [(r.state, r.at, r.attempt) for r in conn.execute(
                 select(events).where(events.c.transaction_id == tx_id).order_by(events.c.id))]
 
 

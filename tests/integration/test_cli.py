@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from demo_portal import PortalProcess, generate_cases
-from tests.conftest import EXAMPLE, autoclerk
+from tests.conftest import EXAMPLE, autoclerk, wait_for_consumers
 
 
 def last_json(stdout: str) -> dict:
@@ -68,10 +68,11 @@ def test_the_same_batch_runs_through_rabbitmq_with_two_worker_processes(
     invalid = generate_cases(cases, 8, invalid_rate=0.25, seed=5, start=500)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     common = ("--broker", rabbitmq, "--ledger", ledger, "--system", f"portal={portal.url}")
+    logs = [open(tmp_path / f"worker-{i}.log", "w") for i in range(2)]  # noqa: SIM115 - closed below
     workers = [subprocess.Popen([sys.executable, "-m", "orchestrator", "worker", "--concurrency", "2", *common],
-                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for _ in range(2)]
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
     try:
+        wait_for_consumers(rabbitmq, 2)
         result = autoclerk("run", str(EXAMPLE), "--cases", str(cases), *common, "--json", "--timeout", "400",
                            cwd=tmp_path)
     finally:
@@ -79,6 +80,8 @@ def test_the_same_batch_runs_through_rabbitmq_with_two_worker_processes(
             w.terminate()
         for w in workers:
             w.wait(timeout=60)
+        for log in logs:
+            log.close()
     assert result.returncode == 0, result.stderr
     summary = last_json(result.stdout)
     assert (summary["done"], summary["business_exception"], summary["failed"]) == (8 - invalid, invalid, 0)
@@ -88,7 +91,8 @@ def test_the_same_batch_runs_through_rabbitmq_with_two_worker_processes(
 
     owners = {o.split(":")[1].split("/")[0] for (o,) in sqlite3.connect(tmp_path / "ledger.db").execute(
         "select lease_owner from transactions")}
-    assert len(owners) == 2, "both worker processes took work"
+    text = "\n".join((tmp_path / f"worker-{i}.log").read_text() for i in range(2))
+    assert len(owners) == 2, f"both worker processes took work; their logs:\n{text}"
 
 
 @pytest.mark.parametrize(("args", "expected"), [
