@@ -301,8 +301,9 @@ def cases_generate(count: int, out: Path, invalid_rate: float, seed: int, start:
 
 
 from .authoring import explain, reference, schema, validate  # noqa: E402 - the authors' commands
+from .operations import batches  # noqa: E402 - the operators' commands
 
-for _command in (validate, schema, reference, explain):
+for _command in (validate, schema, reference, explain, batches):
     cli.add_command(_command)
 
 

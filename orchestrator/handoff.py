@@ -13,11 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from workflows import LoadedWorkflow
 
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
+from .errors import BrokerError
 from .ledger import TERMINAL, Ledger
 from .publisher import Publisher
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -147,5 +152,8 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
             raise TimeoutError(f"batch {batch_id} still has unfinished transactions after {timeout_s:g} s")
         if time.monotonic() - last_sweep > sweep_every_s:
             last_sweep = time.monotonic()
-            publisher.sweep(batch_id)
+            try:
+                publisher.sweep(batch_id)
+            except BrokerError as exc:  # an outage delays the sweep; what it would publish stays in the outbox
+                log.warning("sweep failed; trying again later", error=str(exc))
         time.sleep(poll_s)

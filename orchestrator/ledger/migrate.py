@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -47,9 +50,28 @@ def upgrade(engine: Engine) -> None:
         _upgrade(engine)  # once more, now that the other process is done
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Processes opening one new SQLite ledger at once migrate it one after the other (a lock file beside it)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _upgrade(engine: Engine) -> None:
     config = _config()
-    with engine.begin() as conn:
+    with _sqlite_file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Workers on several hosts may open a new ledger at once: one migrates, the others wait here,
+            # before anyone reads the revision.
+            conn.execute(text("SELECT pg_advisory_xact_lock(72619)"))
         config.attributes["connection"] = conn
         revision = MigrationContext.configure(conn).get_current_revision()
         if revision is None and inspect(conn).has_table("transactions"):

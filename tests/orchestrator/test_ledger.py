@@ -162,3 +162,18 @@ def test_a_ledger_from_before_migrations_is_stamped_and_upgraded_keeping_its_row
         assert row and row["case_ref"] == "CASE-000001" and row["priority"] == 0 and row["version"] == 1
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_several_processes_opening_one_new_ledger_at_once_all_find_it_migrated(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'new.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    code = f"from orchestrator.ledger import Ledger; print(Ledger({url!r}).ledger_id)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 6, [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1  # one ledger, one identity
