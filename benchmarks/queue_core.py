@@ -31,18 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WORKFLOW = """
-name: queue-bench
-version: 1
-systems: {target: {}}
-input:
-  case_ref: {type: string, pattern: "^T[0-9]+$"}
-  amount: {type: decimal, minimum: 0}
-  note: {type: string, required: false, max_length: 200}
-steps:
-  - goto: /record/{{ case.case_ref }}
-at_most_once: true
-"""
+WORKFLOW = (ROOT / "benchmarks" / "queue_bench.yaml").read_text()
 
 
 # -- measuring --------------------------------------------------------------------------------------

@@ -12,14 +12,15 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
-from bots import BotJob, BusinessException
+from bots import BotJob, BotResult, BusinessException
 from monitoring import ATTEMPTS, TRANSACTIONS, register_secret
-from workflows import CaseDataError, SecretValues, check_case
+from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
+from .budgets import BudgetUnavailable, budget_held
 from .errors import StaleAttempt
 from .ledger import Claim, Outcome
 from .runtime import Runtime
@@ -94,14 +95,15 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome(claim, "business_exception", error_class="CaseDataError",
                        error_message=f"{exc.field}: {exc.reason}")
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
-    engine = runtime.engine
 
     if claim.effect_attempt is not None:
         # An earlier attempt may have submitted: find out before doing anything that could submit again.
         if workflow.lookup:
             try:
-                found = engine.run(BotJob(loaded, workflow.lookup, case, claim.case_ref, claim.attempt, secrets,
-                                          label="lookup"), before_effect=lambda: None)
+                found = _run_bot(runtime, BotJob(loaded, workflow.lookup, case, claim.case_ref, claim.attempt, secrets,
+                                                 label="lookup"), before_effect=lambda: None)
+            except BudgetUnavailable as exc:
+                return _deferred(runtime, claim, exc)
             except BusinessException as exc:
                 return Outcome(claim, "business_exception", error_class="LookupRefused",
                                error_message=f"the lookup of an earlier submission was refused: {exc}")
@@ -118,9 +120,11 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
 
     job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
     try:
-        result = engine.run(job, before_effect=lambda: runtime.ledger.mark_effect_started(claim))
+        result = _run_bot(runtime, job, before_effect=lambda: runtime.ledger.mark_effect_started(claim))
     except StaleAttempt:
         raise
+    except BudgetUnavailable as exc:
+        return _deferred(runtime, claim, exc)
     except BusinessException as exc:
         return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
                        evidence=getattr(exc, "evidence", None))
@@ -129,6 +133,32 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
     reference = result.output.get("reference")
     return Outcome(claim, "done", result_ref=str(reference) if reference is not None else None,
                    output=result.output, evidence=result.artifacts or None)
+
+
+def _run_bot(runtime: Runtime, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
+    """Run the bot, holding the budgets of the target systems it works on (when settings limit any)."""
+    settings = runtime.settings
+    if runtime.budgets is None:
+        return runtime.engine.run(job, before_effect=before_effect)
+    with budget_held(runtime.budgets, settings.system_limits, _systems(job.workflow), runtime.owner,
+                     lease_s=settings.lease_s, wait_s=settings.budget_wait_s):
+        return runtime.engine.run(job, before_effect=before_effect)
+
+
+def _systems(loaded: LoadedWorkflow) -> set[str]:
+    """The target systems a workflow works on, those of the workflows it calls included."""
+    found = set(loaded.definition.systems)
+    for called in loaded.calls.values():
+        found |= _systems(called)
+    return found
+
+
+def _deferred(runtime: Runtime, claim: Claim, exc: BudgetUnavailable) -> Outcome:
+    """The target system's budget was spent: try again later, and this attempt does not count."""
+    delay = backoff_s(1, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
+    log.info("budget spent; transaction deferred", reason=str(exc), retry_in_s=round(delay, 2))
+    return Outcome(claim, "retry_scheduled", error_class="BudgetUnavailable", error_message=str(exc),
+                   next_attempt_at=time.time() + delay, give_back_attempt=True)
 
 
 def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Outcome:

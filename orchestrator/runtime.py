@@ -14,6 +14,7 @@ from bots import BotConfig, BotEngine, NullEngine
 from workflows import LoadedWorkflow, load_stored
 
 from .ledger import Ledger
+from .ledger.budgets import SystemBudgets
 from .settings import Settings
 
 
@@ -33,6 +34,11 @@ class Runtime:
     @cached_property
     def ledger(self) -> Ledger:
         return self._ledger or Ledger(self.settings.ledger_url)
+
+    @cached_property
+    def budgets(self) -> SystemBudgets | None:
+        """The target systems' shared budgets, when settings limit any."""
+        return SystemBudgets(self.ledger.engine) if self.settings.system_limits else None
 
     @property
     def engine(self) -> BotEngine | NullEngine:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .budgets import SystemLimit
+
 EMBEDDED_BROKER = "memory://localhost/"
 """Kombu's in-process transport: the same Celery task path, with no server to run."""
 
@@ -41,6 +43,11 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=180.0, gt=0, description="How long a worker owns a claimed transaction.")
     retry_base_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
     retry_max_s: float = Field(default=60.0, gt=0)
+    system_limits: dict[str, SystemLimit] = Field(
+        default_factory=dict,
+        description='Budget per target system, shared by all workers: {"portal": {"sessions": 4, "per_minute": 120}}.')
+    budget_wait_s: float = Field(default=30.0, gt=0, le=600,
+                                 description="How long a worker waits for a system's budget before rescheduling.")
     ids_per_message: int = Field(default=250, ge=1, le=1000,
                                  description="The most transactions one broker message carries (micro-batching).")
     delivery_limit: int = Field(default=5, ge=1, le=100,

@@ -56,6 +56,8 @@ class Outcome:
     error_message: str | None = None
     evidence: list[str] | None = None
     next_attempt_at: float | None = None
+    give_back_attempt: bool = False
+    """The attempt did not reach the target system (its budget was spent): it does not count."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -170,9 +172,14 @@ class Ledger:
             # New references are inserted; one the workflow already has is left alone (the unique constraint
             # decides, so two hand-offs racing cannot both add it). The rows this call inserted are the
             # batch's rows stamped with this call's time.
+            before = conn.execute(select(func.max(t.id))).scalar() or 0
             conn.exec_driver_sql(_insert_new(conn), rows)  # the driver's executemany: no per-row SQLAlchemy work
-            inserted = {r.case_ref: r.id for r in conn.execute(
-                select(t.id, t.case_ref).where(t.batch_id == batch_id, t.created_at == now).order_by(t.id))}
+            # Only the ids above the highest one before this insert are read (a key range, however large
+            # the ledger has grown).
+            m = _mark(conn)
+            inserted = {r[1]: r[0] for r in conn.exec_driver_sql(
+                f"SELECT id, case_ref, batch_id, created_at FROM transactions WHERE id > {m} ORDER BY id", (before,))
+                if r[2] == batch_id and r[3] == now}
             known = [ref for ref, _ in cases if ref not in inserted]
             existing = {
                 row.case_ref: (row.id, row.state, row.batch_id)
@@ -215,15 +222,19 @@ class Ledger:
         (their worker is gone)."""
         now = time.time()
         t = transactions.c
-        due = (((t.published == 0) & (t.state == "queued"))
-               | ((t.published == 0) & (t.state == "retry_scheduled") & ((t.next_attempt_at == None) | (t.next_attempt_at <= now)))  # noqa: E711
-               | ((t.state == "in_progress") & (t.lease_until < now)))
-        query = select(t.id).where(due)
+        order = (t.priority.desc(), t.deadline.is_(None), t.deadline, t.id)
+        # Two queries, each on its own index (an OR across them would scan the whole table).
+        outbox = (select(t.id, t.priority, t.deadline)
+                  .where(t.published == 0, t.state.in_(("queued", "retry_scheduled")),
+                         (t.next_attempt_at == None) | (t.next_attempt_at <= now)))  # noqa: E711
+        abandoned = select(t.id, t.priority, t.deadline).where(t.state == "in_progress", t.lease_until < now)
         if batch_id is not None:
-            query = query.where(t.batch_id == batch_id)
-        query = query.order_by(t.priority.desc(), t.deadline.is_(None), t.deadline, t.id).limit(limit)
+            outbox, abandoned = outbox.where(t.batch_id == batch_id), abandoned.where(t.batch_id == batch_id)
         with self.engine.connect() as conn:
-            return [r.id for r in conn.execute(query)]
+            rows = [*conn.execute(outbox.order_by(*order).limit(limit)),
+                    *conn.execute(abandoned.order_by(*order).limit(limit))]
+        rows.sort(key=lambda r: (-r.priority, r.deadline is None, r.deadline or 0, r.id))
+        return [r.id for r in rows[:limit]]
 
     # -- operator actions ------------------------------------------------------------------------------
     def pause_batch(self, batch_id: str) -> int:
@@ -346,7 +357,7 @@ class Ledger:
             rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.next_attempt_at,
                          o.result_ref, json.dumps(o.output) if o.output is not None else None,
                          json.dumps(o.evidence) if o.evidence else None, 0 if o.state == "retry_scheduled" else 1,
-                         o.claim.id, o.claim.fence))
+                         1 if o.give_back_attempt else 0, o.claim.id, o.claim.fence))
         with self.engine.begin() as conn:
             m = _mark(conn)
             stale = self._stale(conn, outcomes) if len(outcomes) > 1 else []
@@ -356,7 +367,7 @@ class Ledger:
                     f"UPDATE transactions SET state = {m}, updated_at = {m}, history = {m}, lease_until = NULL, "
                     f"error_class = {m}, error_message = {m}, next_attempt_at = {m}, "
                     f"result_ref = COALESCE({m}, result_ref), output = COALESCE({m}, output), "
-                    f"evidence = COALESCE({m}, evidence), published = {m} "
+                    f"evidence = COALESCE({m}, evidence), published = {m}, max_attempts = max_attempts + {m} "
                     f"WHERE id = {m} AND fence = {m} AND state = 'in_progress'", fresh).rowcount
                 if len(outcomes) == 1 and updated != 1:
                     return [outcomes[0].claim]

@@ -16,7 +16,7 @@ their attempts kept on the same row.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text
 
 TERMINAL = ("done", "business_exception", "failed", "cancelled")
 WAITING = ("queued", "retry_scheduled", "paused")
@@ -81,6 +81,8 @@ transactions = Table(
     UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
     Index("ix_transactions_batch_state", "batch_id", "state"),
     Index("ix_transactions_outbox", "published", "state", "priority"),
+    Index("ix_transactions_lease", "lease_until", sqlite_where=text("state = 'in_progress'"),
+          postgresql_where=text("state = 'in_progress'")),
 )
 
 events = Table(
@@ -99,4 +101,21 @@ ledger_info = Table(
     metadata,
     Column("key", String(32), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+system_rate = Table(
+    "system_rate",
+    metadata,
+    Column("system", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+system_sessions = Table(
+    "system_sessions",
+    metadata,
+    Column("system", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("holder", String(160)),
+    Column("until", Float),
 )

@@ -177,3 +177,24 @@ def test_several_processes_opening_one_new_ledger_at_once_all_find_it_migrated(
     results = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 6, [err for _, err in results]
     assert len({out.strip() for out, _ in results}) == 1  # one ledger, one identity
+
+
+def test_a_rate_budget_gives_a_seconds_burst_then_one_token_per_interval(ledger: Ledger) -> None:
+    from orchestrator.ledger.budgets import SystemBudgets
+
+    budgets = SystemBudgets(ledger.engine)
+    waits = [budgets.take_token("portal", per_minute=120) for _ in range(3)]  # 2 a second, a burst of 2
+    assert waits[:2] == [0.0, 0.0] and 0 < waits[2] <= 0.5
+
+
+def test_session_slots_are_shared_and_a_dead_holders_slot_frees_itself(ledger: Ledger) -> None:
+    from orchestrator.ledger.budgets import SystemBudgets
+
+    budgets = SystemBudgets(ledger.engine)
+    assert budgets.take_session("portal", 2, "w1", lease_s=60) == 0
+    assert budgets.take_session("portal", 2, "w2", lease_s=0.01) == 1
+    assert budgets.take_session("portal", 2, "w3", lease_s=60) is None
+    budgets.release_session("portal", 0, "w1")
+    assert budgets.take_session("portal", 2, "w3", lease_s=60) == 0
+    time.sleep(0.05)  # w2's lease runs out: the passage of time is the point
+    assert budgets.take_session("portal", 2, "w4", lease_s=60) == 1

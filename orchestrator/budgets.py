@@ -1,0 +1,69 @@
+"""Honouring each target system's budget (at most N sessions, at most M transactions a minute) across
+every worker, around each bot run.
+
+Limits come from settings, e.g. ``AUTOCLERK_SYSTEM_LIMITS='{"portal": {"sessions": 4, "per_minute": 120}}'``.
+The budget lives in the ledger (:mod:`orchestrator.ledger.budgets`), so workers on several hosts share
+it. A transaction that cannot get its budget in time is scheduled again without using up an attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import OrchestratorError
+from .ledger.budgets import SystemBudgets
+
+POLL_S = 0.2
+"""How often a waiting worker asks again for a session slot (the slot is shared: no event can tell)."""
+
+
+class SystemLimit(BaseModel):
+    """The budget of one target system; either part may be left out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sessions: int | None = Field(default=None, ge=1, le=1000, description="Bots working on it at once, at most.")
+    per_minute: float | None = Field(default=None, gt=0, description="Transactions started per minute, at most.")
+
+
+class BudgetUnavailable(OrchestratorError):
+    """A target system's budget stayed spent for longer than the wait allowed."""
+
+
+@contextmanager
+def budget_held(budgets: SystemBudgets, limits: dict[str, SystemLimit], systems: Iterable[str], holder: str, *,
+                lease_s: float, wait_s: float) -> Iterator[None]:
+    """Hold a session slot and a rate token of every limited system in ``systems`` while the block runs.
+
+    Systems are taken in name order, so two workers never wait on each other's half-held budgets.
+
+    Raises:
+        BudgetUnavailable: not every budget could be had within ``wait_s``.
+    """
+    deadline = time.monotonic() + wait_s
+    held: list[tuple[str, int]] = []
+    try:
+        for system in sorted(set(systems)):
+            limit = limits.get(system)
+            if limit is None:
+                continue
+            if limit.sessions is not None:
+                while (slot := budgets.take_session(system, limit.sessions, holder, lease_s)) is None:
+                    if time.monotonic() + POLL_S > deadline:
+                        raise BudgetUnavailable(f"all {limit.sessions} sessions of {system} stayed busy for {wait_s:g} s")
+                    time.sleep(POLL_S)
+                held.append((system, slot))
+            if limit.per_minute is not None:
+                while (wait := budgets.take_token(system, limit.per_minute)) > 0:
+                    if time.monotonic() + wait > deadline:
+                        raise BudgetUnavailable(f"{system} allows {limit.per_minute:g} transactions a minute; "
+                                                f"none was free for {wait_s:g} s")
+                    time.sleep(wait)
+        yield
+    finally:
+        for system, slot in held:
+            budgets.release_session(system, slot, holder)

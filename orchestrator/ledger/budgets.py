@@ -1,0 +1,71 @@
+"""Budgets per target system, held in the ledger so every worker on every host honours them.
+
+A legacy system takes at most N sessions at once and at most M transactions a minute. The rate is a
+token bucket (one second's worth of burst); sessions are numbered slots with a lease, so a slot held by
+a worker that died frees itself. Each acquisition is one conditional UPDATE: the database, not a
+process, decides who gets it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.engine import Engine
+
+from .core import _mark
+
+
+class SystemBudgets:
+    """Rate tokens and session slots per system, on the ledger's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def take_token(self, system: str, per_minute: float) -> float:
+        """Take one transaction's worth of rate; return 0, or the seconds until a token will be there."""
+        rate = per_minute / 60.0
+        burst = max(1.0, rate)
+        now = time.time()
+        with self.engine.begin() as conn:
+            m = _mark(conn)
+            refill = f"(CASE WHEN tokens + ({m} - updated_at) * {m} > {m} THEN {m} ELSE tokens + ({m} - updated_at) * {m} END)"
+            taken = conn.exec_driver_sql(
+                f"UPDATE system_rate SET tokens = {refill} - 1, updated_at = {m} WHERE system = {m} AND {refill} >= 1",
+                (now, rate, burst, burst, now, rate, now, system, now, rate, burst, burst, now, rate)).rowcount
+            if taken:
+                return 0.0
+            row = conn.exec_driver_sql(f"SELECT tokens, updated_at FROM system_rate WHERE system = {m}",
+                                       (system,)).first()
+            if row is None:
+                created = conn.exec_driver_sql(
+                    f"INSERT INTO system_rate (system, tokens, updated_at) VALUES ({m}, {m}, {m}) "
+                    "ON CONFLICT (system) DO NOTHING", (system, burst - 1, now)).rowcount
+                return 0.0 if created else 0.01  # 0.01: another worker made the bucket just now; ask again
+            available = min(burst, row[0] + (now - row[1]) * rate)
+            return max(0.001, (1 - available) / rate)
+
+    def take_session(self, system: str, sessions: int, holder: str, lease_s: float) -> int | None:
+        """Take a free session slot (or one whose holder's lease ran out); ``None`` when all are busy."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            m = _mark(conn)
+            for slot in range(sessions):
+                taken = conn.exec_driver_sql(
+                    f"UPDATE system_sessions SET holder = {m}, until = {m} "
+                    f"WHERE system = {m} AND slot = {m} AND (holder IS NULL OR until < {m})",
+                    (holder, now + lease_s, system, slot, now)).rowcount
+                if taken:
+                    return slot
+                exists = conn.exec_driver_sql(f"SELECT 1 FROM system_sessions WHERE system = {m} AND slot = {m}",
+                                              (system, slot)).first()
+                if exists is None and conn.exec_driver_sql(
+                        f"INSERT INTO system_sessions (system, slot, holder, until) VALUES ({m}, {m}, {m}, {m}) "
+                        "ON CONFLICT (system, slot) DO NOTHING", (system, slot, holder, now + lease_s)).rowcount:
+                    return slot
+        return None
+
+    def release_session(self, system: str, slot: int, holder: str) -> None:
+        with self.engine.begin() as conn:
+            m = _mark(conn)
+            conn.exec_driver_sql(f"UPDATE system_sessions SET holder = NULL, until = NULL "
+                                 f"WHERE system = {m} AND slot = {m} AND holder = {m}", (system, slot, holder))
