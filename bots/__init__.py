@@ -7,6 +7,7 @@ from .chromium import LAUNCH_ARGS, find_chromium
 from .context import StepContext, StepHooks
 from .engine import BotConfig, BotEngine, BotJob, BotResult
 from .null import NullEngine
+from .session import SessionKeeper
 from .flow import EXECUTORS, run_steps
 from .errors import (
     ApplicationError,
@@ -15,6 +16,7 @@ from .errors import (
     BrowserNotFoundError,
     BusinessException,
     PageCrashed,
+    SessionExpired,
     StepTimeout,
     TargetServerError,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "BotJob",
     "BotResult",
     "NullEngine",
+    "SessionKeeper",
     "find_chromium",
     "LAUNCH_ARGS",
     # steps (custom steps receive a StepContext)
@@ -40,6 +43,7 @@ __all__ = [
     "StepTimeout",
     "TargetServerError",
     "PageCrashed",
+    "SessionExpired",
     "BrowserGone",
     "BrowserNotFoundError",
 ]

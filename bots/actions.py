@@ -6,7 +6,7 @@ import asyncio
 import fnmatch
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Dialog as PwDialog
 from playwright.async_api import TimeoutError as PlaywrightTimeout
@@ -55,6 +55,9 @@ async def goto(ctx: StepContext, args: Goto) -> None:
     if not base:
         raise ApplicationError(f"no base URL is configured for system '{name}'", step=ctx.step_path)
     url = urljoin(base.rstrip("/") + "/", ctx.render(args.url).lstrip("/"))
+    if urlsplit(url)[:2] != urlsplit(base)[:2]:  # a rendered value may not lead the bot off its system
+        raise BusinessException(f"the page to open is not on system '{name}'", code="off_system_url",
+                                step=ctx.step_path)
     timeout_ms = args.timeout_ms or ctx.navigation_timeout_ms
     try:
         response = await ctx.race(ctx.page.goto(url, timeout=timeout_ms, wait_until="domcontentloaded"))

@@ -58,6 +58,8 @@ class StepContext:
     failure: asyncio.Future[BaseException] | None = None
     step_path: str = ""
     step_verb: str = ""
+    sessions: Any = None
+    """The worker's kept sign-in sessions (a ``SessionKeeper``), or ``None`` to sign in every time."""
 
     @property
     def systems(self) -> dict[str, System]:

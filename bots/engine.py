@@ -3,7 +3,10 @@
 Playwright runs on its own asyncio loop in a background thread. Callers (Celery's pool threads) hand a
 transaction to :meth:`BotEngine.run` and block until it ends, so several transactions are in flight in
 one browser at once, each in its own isolated context, closed in ``finally``. A crashed page costs only
-its context; a disconnected browser is relaunched for the next transaction.
+its context; a disconnected browser is relaunched for the next transaction. The browser is also
+recycled after ``recycle_after`` transactions or above ``browser_memory_mb``: new transactions go to a
+fresh browser while the old one finishes the ones it holds. Sign-in sessions are kept per system (see
+``session.py``), and the engine ends orphaned browsers of dead workers when it starts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -21,13 +25,16 @@ import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from monitoring import LOCATOR_FALLBACKS, STEP_DURATION, redact_text
+from monitoring import BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRASHES, STEP_DURATION, redact_text
 from workflows import EnvValues, LoadedWorkflow, Step, Workflow
 
 from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
 from .context import StepContext
-from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout
+from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
+from .evidence import keep_evidence, prune_artifacts
 from .flow import run_steps
+from .processes import browser_processes, memory_mb, owner_marker, reap
+from .session import SessionKeeper
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +52,11 @@ class BotConfig:
         artifacts_dir: where evidence (failed attempts, ``screenshot`` steps) is written (``None``: none is kept).
         files_dir: the folder ``upload`` steps may take files from (``None``: uploads are refused).
         headless: run without a window.
+        reuse_sessions: sign in once per system and keep the session (``False``: sign in every transaction).
+        recycle_after: transactions a browser runs before a fresh one replaces it.
+        browser_memory_mb: memory of the browser's processes above which it is replaced.
+        trace: keep a Playwright trace of each failed attempt (off by default: traces hold typed values).
+        artifacts_retention_days: evidence older than this is deleted (when the engine starts, then hourly).
     """
 
     system_urls: Mapping[str, str] = field(default_factory=dict)
@@ -55,6 +67,11 @@ class BotConfig:
     artifacts_dir: Path | None = None
     files_dir: Path | None = None
     headless: bool = True
+    reuse_sessions: bool = True
+    recycle_after: int = 1000
+    browser_memory_mb: float = 1500.0
+    trace: bool = False
+    artifacts_retention_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,16 @@ class BotResult:
 
     output: dict[str, Any]
     artifacts: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Browser:
+    """One launched browser, the transactions it holds, and whether it still takes new ones."""
+
+    browser: Browser
+    used: int = 0
+    active: int = 0
+    retiring: bool = False
 
 
 class _MetricHooks:
@@ -107,8 +134,12 @@ class BotEngine:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
+        self._current: _Browser | None = None
         self._browser_lock: asyncio.Lock | None = None
+        self.sessions = SessionKeeper()
+        self.marker = ""
+        self.launches = 0
+        self._pruned_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -122,6 +153,8 @@ class BotEngine:
                     loop.call_soon(ready.set)
                     loop.run_forever()
 
+                self.marker = owner_marker()  # after fork: this process's own
+                reap()  # browsers left behind by workers killed on this host
                 self._thread = threading.Thread(target=run, name="autoclerk-bot-loop", daemon=True)
                 self._thread.start()
                 ready.wait()
@@ -143,39 +176,64 @@ class BotEngine:
             self._thread.join(timeout=10)
         if not loop.is_running():
             loop.close()
+        reap(self.marker)  # whatever of ours did not close in time
 
     async def _shutdown(self) -> None:
-        if self._browser is not None:
-            try:
-                await self._browser.close()
-            except PlaywrightError:
-                pass
-            self._browser = None
+        current, self._current = self._current, None
+        if current is not None:
+            await _close(current.browser)
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
 
-    async def _get_browser(self) -> Browser:
+    def browser_pids(self) -> list[int]:
+        """The PIDs of this engine's browser processes (all of Chromium's helpers included)."""
+        return list(browser_processes(self.marker)) if self.marker else []
+
+    async def _acquire(self) -> _Browser:
+        """The browser for a new transaction: the current one, or a fresh one when it is gone or due to recycle."""
         if self._browser_lock is None:
             self._browser_lock = asyncio.Lock()
         async with self._browser_lock:
-            if self._browser is not None and self._browser.is_connected():
-                return self._browser
-            if self._browser is not None:
-                log.warning("browser disconnected; relaunching")
-                try:
-                    await self._browser.close()
-                except PlaywrightError:
-                    pass
-            if self._playwright is None:
-                self._playwright = await async_playwright().start()
-            self._browser = await self._playwright.chromium.launch(
-                executable_path=self.executable,
-                headless=self.config.headless,
-                args=list(LAUNCH_ARGS),
-                env={**os.environ, OWNER_ENV: str(os.getpid())},
-            )
-            return self._browser
+            current = self._current
+            reason = self._replace_reason(current)
+            if reason is not None:
+                if current is not None:
+                    current.retiring = True
+                    BROWSER_RESTARTS.labels(reason).inc()
+                    log.warning("browser replaced", reason=reason, transactions=current.used)
+                    if current.active == 0 or reason == "disconnected":
+                        await _close(current.browser)
+                if self._playwright is None:
+                    self._playwright = await async_playwright().start()
+                browser = await self._playwright.chromium.launch(
+                    executable_path=self.executable,
+                    headless=self.config.headless,
+                    args=list(LAUNCH_ARGS),
+                    env={**os.environ, OWNER_ENV: self.marker},
+                )
+                self.launches += 1
+                current = self._current = _Browser(browser)
+            assert current is not None
+            current.used += 1
+            current.active += 1
+            return current
+
+    def _replace_reason(self, current: _Browser | None) -> str | None:
+        if current is None:
+            return "first"
+        if not current.browser.is_connected():
+            return "disconnected"
+        if current.used >= self.config.recycle_after:
+            return "recycled"
+        if current.used % 50 == 0 and memory_mb(self.browser_pids()) > self.config.browser_memory_mb:
+            return "memory"
+        return None
+
+    async def _release(self, slot: _Browser) -> None:
+        slot.active -= 1
+        if slot.retiring and slot.active == 0 and slot is not self._current:
+            await _close(slot.browser)
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
@@ -202,7 +260,14 @@ class BotEngine:
             raise StepTimeout(f"the transaction took longer than its budget of {self.config.transaction_budget_s:g} s") from None
 
     async def _run_in_context(self, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
-        browser = await self._get_browser()
+        self._prune()
+        slot = await self._acquire()
+        try:
+            return await self._run_in_browser(slot.browser, job, before_effect)
+        finally:
+            await self._release(slot)
+
+    async def _run_in_browser(self, browser: Browser, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
         try:
             context = await browser.new_context(java_script_enabled=True, service_workers="block")
         except PlaywrightError as exc:
@@ -212,8 +277,11 @@ class BotEngine:
         on_disconnect: Callable[[Any], None] | None = None
         definition = job.workflow.definition
         try:
-            await self._block_resources(context, definition)
-            page = await context.new_page()
+            try:
+                await self._block_resources(context, definition)
+                page = await context.new_page()
+            except PlaywrightError as exc:
+                raise self._classify(exc, browser, "") from None
             page.set_default_timeout(self.config.step_timeout_ms)
             page.set_default_navigation_timeout(self.config.navigation_timeout_ms)
             ctx = StepContext(
@@ -231,19 +299,34 @@ class BotEngine:
                 evidence_dir=self._evidence_dir(job),
                 files_dir=self.config.files_dir,
                 failure=loop.create_future(),
+                sessions=self.sessions if self.config.reuse_sessions else None,
             )
             bound = ctx
-            page.on("crash", lambda _page: bound.fail(PageCrashed("the page crashed", step=bound.step_path)))
+
+            def crashed(_page: Any) -> None:
+                PAGE_CRASHES.inc()
+                bound.fail(PageCrashed("the page crashed", step=bound.step_path))
+
+            def answered(response: Any) -> None:  # a 5xx page, wherever a step led (goto, a click, a redirect)
+                if response.status >= 500 and response.frame == page.main_frame and response.request.is_navigation_request():
+                    bound.fail(TargetServerError(f"the target system answered {response.status}", step=bound.step_path))
+
+            page.on("crash", crashed)
+            page.on("response", answered)
             on_disconnect = lambda _b: bound.fail(BrowserGone("the browser disconnected", step=bound.step_path))  # noqa: E731
             browser.on("disconnected", on_disconnect)
+            if self.config.trace:
+                await context.tracing.start(screenshots=True, snapshots=True)
             try:
                 await run_steps(ctx, job.steps, job.label)
             except PlaywrightError as exc:
                 raise self._classify(exc, browser, ctx.step_path) from None
+            except StepTimeout as exc:
+                raise (await self.sessions.check_expired(ctx)) or exc from None
             return BotResult(output=dict(ctx.output), artifacts=list(ctx.artifacts))
         except BotError as exc:
             if ctx is not None:
-                await self._evidence(ctx, job, exc)
+                await keep_evidence(ctx, exc, trace=self.config.trace)
             raise
         finally:
             if on_disconnect is not None:
@@ -286,21 +369,19 @@ class BotEngine:
 
         await context.route("**/*", handler)
 
-    async def _evidence(self, ctx: StepContext, job: BotJob, exc: BotError) -> None:
-        """Keep a screenshot (secret fields masked) and the page's HTML (secrets redacted) of a failed attempt."""
-        folder = ctx.evidence_dir
-        if folder is None or ctx.page.is_closed():
+    def _prune(self) -> None:
+        """Delete evidence past its retention, when the engine starts and then hourly."""
+        if self.config.artifacts_dir is None or (self._pruned_at and time.monotonic() - self._pruned_at < 3600):
             return
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            masks = [ctx.page.locator("input[type=password]"), *ctx.secret_locators]
-            await asyncio.wait_for(ctx.page.screenshot(path=str(folder / "failure.png"), mask=masks, full_page=True),
-                                   timeout=5)
-            html = await asyncio.wait_for(ctx.page.content(), timeout=5)
-            (folder / "failure.html").write_text(redact_text(html), encoding="utf-8")
-            exc.evidence = [*ctx.artifacts, str(folder / "failure.png"), str(folder / "failure.html")]  # type: ignore[attr-defined]
-        except (PlaywrightError, OSError, asyncio.TimeoutError) as err:
-            log.warning("evidence not kept", case_ref=job.case_ref, error=type(err).__name__)
+        self._pruned_at = time.monotonic()
+        prune_artifacts(self.config.artifacts_dir, self.config.artifacts_retention_days)
+
+
+async def _close(browser: Browser) -> None:
+    try:
+        await browser.close()
+    except PlaywrightError:
+        pass
 
 
 def _first_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@
         ├── StepTimeout          a step, navigation or the transaction budget ran out
         ├── TargetServerError    the target system answered 5xx
         ├── PageCrashed          the renderer crashed: discard the context
+        ├── SessionExpired       the target system asked for a sign-in mid-transaction: sign in again
         └── BrowserGone          the browser disconnected: relaunch it
     BrowserNotFoundError         no Chromium to launch: a set-up problem, the worker cannot start
 
@@ -50,6 +51,10 @@ class TargetServerError(ApplicationError):
 
 class PageCrashed(ApplicationError):
     """The page's renderer crashed; its context is discarded."""
+
+
+class SessionExpired(ApplicationError):
+    """The target system showed its sign-in page during a transaction; the kept session is dropped."""
 
 
 class BrowserGone(ApplicationError):

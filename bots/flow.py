@@ -151,7 +151,11 @@ async def call(ctx: StepContext, args: Call) -> None:
                                 code="bad_call_argument", step=path) from None
     inner = replace(ctx, workflow=called, case=case, vars={}, output={},
                     env=EnvValues(called.definition.env))
-    await run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")  # artifacts and masks are shared
+    steps = lambda: run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")  # noqa: E731 - artifacts and masks are shared
+    if called.definition.session is not None and ctx.sessions is not None:
+        await ctx.sessions.sign_in(inner, called, case, steps)
+    else:
+        await steps()
     if args.to:
         scope, name = args.to.split(".", 1)
         (ctx.output if scope == "output" else ctx.vars)[name] = dict(inner.output)

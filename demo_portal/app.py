@@ -5,7 +5,8 @@ change-of-address form with server-side validation and a one-time form token, a 
 a generated reference, and an add-a-note form with attachments and a JavaScript confirm dialog.
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
 ``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
-session lifetime).
+session lifetime, a renamed element id); ``GET /api/sessions`` counts sign-ins and live sessions, and
+``DELETE /api/sessions`` ends every session at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Faults:
     hang_rate: float = 0.0
     hang_s: float = 3600.0
     session_ttl_s: float = 3600.0
+    id_drift: int = 0
+    """1: a new release renamed the case search field's id (its label stays): locators must fall back."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -60,6 +63,7 @@ class PortalState:
     sessions: dict[str, float]
     form_tokens: set[str]
     notes: NoteStore = field(default_factory=NoteStore)
+    logins: int = 0
 
 
 class FaultMiddleware:
@@ -125,6 +129,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             return page(request, "login.html", status=401, error="The user name or password is wrong", next=target)
         token = secrets.token_urlsafe(24)
         state.sessions[token] = time.monotonic()
+        state.logins += 1
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax")
         return response
@@ -138,7 +143,8 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             return to_login(request)
         ref = request.query_params.get("ref", "").strip()
         case = find_case(ref) if ref else None
-        return page(request, "search.html", ref=ref, searched=bool(ref), case=case)
+        return page(request, "search.html", ref=ref, searched=bool(ref), case=case,
+                    search_id="case-ref-input" if state.faults.id_drift else "search-ref")
 
     async def case_details(request: Request) -> Response:
         if not signed_in(request):
@@ -237,6 +243,11 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
                 return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(asdict(state.faults))
 
+    async def sessions_endpoint(request: Request) -> Response:
+        if request.method == "DELETE":  # every session ends at once (a restart of the legacy system)
+            state.sessions.clear()
+        return JSONResponse({"logins": state.logins, "sessions": len(state.sessions)})
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -254,6 +265,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             Route("/api/export", export),
             Route("/api/notes", notes_export),
             Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
+            Route("/api/sessions", sessions_endpoint, methods=["GET", "DELETE"]),
             Route("/healthz", healthz),
         ]
     )

@@ -1,7 +1,8 @@
 """Monitoring: Prometheus metrics and structlog logging. Importable by every package; imports none of them."""
 
 from .logs import configure_logging, redact_text, redactor, register_secret
-from .metrics import ATTEMPTS, LOCATOR_FALLBACKS, OUTCOMES, REGISTRY, STEP_DURATION, TRANSACTIONS, serve_metrics
+from .metrics import (ATTEMPTS, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY, SESSIONS,
+                      STEP_DURATION, TRANSACTIONS, serve_metrics)
 
 __all__ = [
     # metrics
@@ -12,6 +13,9 @@ __all__ = [
     "serve_metrics",
     "STEP_DURATION",
     "LOCATOR_FALLBACKS",
+    "SESSIONS",
+    "BROWSER_RESTARTS",
+    "PAGE_CRASHES",
     # logging
     "configure_logging",
     "register_secret",

@@ -43,6 +43,26 @@ LOCATOR_FALLBACKS = Counter(
     registry=REGISTRY,
 )
 
+SESSIONS = Counter(
+    "autoclerk_bot_sessions",
+    "Sign-ins to target systems by how they went: signed_in (the steps ran), reused, expired.",
+    ["workflow", "event"],
+    registry=REGISTRY,
+)
+
+BROWSER_RESTARTS = Counter(
+    "autoclerk_bot_browser_restarts",
+    "Browser launches after the first, by reason: disconnected, recycled (count), memory.",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+PAGE_CRASHES = Counter(
+    "autoclerk_bot_page_crashes",
+    "Pages whose renderer crashed during a transaction.",
+    registry=REGISTRY,
+)
+
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     """Serve ``/metrics`` for this process on ``host:port`` (loopback unless told otherwise)."""

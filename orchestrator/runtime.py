@@ -56,6 +56,11 @@ class Runtime:
                     transaction_budget_s=s.transaction_budget_s,
                     artifacts_dir=s.artifacts_dir.resolve(),
                     files_dir=s.files_dir.resolve() if s.files_dir else None,
+                    reuse_sessions=s.reuse_sessions,
+                    recycle_after=s.recycle_after,
+                    browser_memory_mb=s.browser_memory_mb,
+                    trace=s.trace,
+                    artifacts_retention_days=s.artifacts_retention_days,
                 ))
             return self._engine
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=2.0, gt=0, le=300,
                                     description="How often workers publish due retries and rescue expired leases.")
     artifacts_dir: Path = Field(default=Path("autoclerk-artifacts"), description="Evidence of failed attempts.")
+    artifacts_retention_days: float = Field(default=30.0, gt=0, description="Evidence older than this is deleted.")
+    trace: bool = Field(default=False, description="Keep a Playwright trace of failed attempts (holds typed values).")
+    reuse_sessions: bool = Field(default=True, description="Sign in once per system and worker and reuse the session.")
+    recycle_after: int = Field(default=1000, ge=1, description="Transactions a browser runs before it is replaced.")
+    browser_memory_mb: float = Field(default=1500.0, gt=0, description="Browser memory above which it is replaced.")
     files_dir: Path | None = Field(default=None, description="The folder upload steps may take files from (unset: no uploads).")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
     metrics_host: str = "127.0.0.1"

@@ -14,7 +14,7 @@ from .errors import (
 from .inputs import InputField, check_case, to_json_value
 from .loader import load_stored, load_workflow, parse_workflow
 from .locators import Locator, alternatives, describe
-from .model import LoadedWorkflow, System, Workflow
+from .model import LoadedWorkflow, Session, System, Workflow
 from .secrets import EnvMissingError, EnvValues, SecretMissingError, SecretValues
 from .steps import STEP_MODELS, CustomStep, Step, StepArgs, StepPluginError, ensure_models, walk
 from .templating import Expression, Template, evaluate, render, secret_names_in
@@ -27,6 +27,7 @@ __all__ = [
     "LoadedWorkflow",
     "Workflow",
     "System",
+    "Session",
     "Step",
     "STEP_MODELS",
     "ensure_models",

@@ -246,6 +246,14 @@ class _Checks:
             yield self._problem(where, f"the reference field '{wf.reference_field}' is not a field of the input schema"
                                 + (f"; did you mean '{hint}'?" if hint else ""))
         systems = self.workflow.systems
+        if wf.session is not None:
+            if not wf.part:
+                yield self._problem(("session",), "only a part ('part: true') that signs in may declare a session",
+                                    key=True)
+            if wf.session.system not in systems:
+                hint = closest(wf.session.system, list(systems))
+                yield self._problem(("session", "system"), f"unknown system '{wf.session.system}'; "
+                                    + (f"did you mean '{hint}'?" if hint else f"expected one of {', '.join(systems)}"))
         for path, step in self.workflow.all_steps():
             args = step.args
             if isinstance(args, Goto) and args.system is not None and args.system not in systems:
@@ -269,6 +277,11 @@ class _Checks:
                                             "a submit is never repeated blindly")
             if path[0] == "lookup" and effect(step):
                 yield self._problem(path + (step.verb,), "a lookup only looks: it may not hold a submitting step")
+        if wf.session is not None:
+            for path, step in walk(wf.steps, ("steps",)):
+                if effect(step):
+                    yield self._problem(path + (step.verb,), "a sign-in part with a session may not submit: its "
+                                        "steps are skipped when the session is reused")
         if not wf.part and wf.lookup is None and not wf.at_most_once:
             for path, step in walk(wf.steps, ("steps",)):
                 if effect(step):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .inputs import InputField
+from .locators import Locator
 from .steps import StepBase, submits, walk
 
 if TYPE_CHECKING:
@@ -60,6 +61,28 @@ class System(BaseModel):
     )
 
 
+class Session(BaseModel):
+    """Declares that a part signs in to a target system, so that a bot signs in once and reuses the session.
+
+    A worker keeps the session (its cookies) per system and per set of call arguments. The next ``call`` of
+    the part opens ``resume`` with those cookies instead of running the sign-in steps; when the system shows
+    ``signed_out`` there (the session expired), or later in a transaction, the bot signs in again.
+
+    Example::
+
+        session:
+          system: portal
+          resume: /cases                 # a page only a signed-in user sees
+          signed_out: "#login-form"      # what the system shows when it wants a sign-in
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: str = Field(description="The target system the part signs in to.")
+    resume: str = Field(pattern=r"^/", description="The path a reused session starts from (under the system's base URL).")
+    signed_out: Locator = Field(description="An element of the system's sign-in page: when it shows, the session is gone.")
+
+
 class Workflow(BaseModel):
     """One workflow definition, as validated from its YAML file.
 
@@ -86,6 +109,10 @@ class Workflow(BaseModel):
     part: bool = Field(
         default=False,
         description="Only ever run through `call` from another workflow: needs no reference field and is never handed off.",
+    )
+    session: Session | None = Field(
+        default=None,
+        description="For a sign-in part: the session it opens is kept and reused (see `Session`).",
     )
     systems: dict[str, System] = Field(min_length=1, description="The target systems, by the names steps use.")
     secrets: list[Annotated[str, Field(pattern=SECRET_NAME_PATTERN)]] = Field(

@@ -1,0 +1,67 @@
+"""Evidence of a failed attempt, and how long it is kept.
+
+Per failed attempt, under ``<artifacts>/<workflow>/<case>/attempt-<n>/``: ``failure.png`` (a full-page
+screenshot with password fields and every field a secret was typed into masked), ``failure.html`` (the
+page with secret values redacted) and, only when tracing is switched on, ``trace.zip`` (a Playwright
+trace: it holds what was typed, so it is off by default). ``prune_artifacts`` deletes attempt folders
+older than the retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import structlog
+from playwright.async_api import Error as PlaywrightError
+
+from monitoring import redact_text
+
+from .context import StepContext
+from .errors import BotError
+
+log = structlog.get_logger(__name__)
+
+
+async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) -> None:
+    """Write the evidence of a failed attempt and list it on ``exc.evidence``; never raises."""
+    folder = ctx.evidence_dir
+    if folder is None:
+        return
+    kept: list[str] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not ctx.page.is_closed():
+            masks = [ctx.page.locator("input[type=password]"), *ctx.secret_locators]
+            shot, html = folder / "failure.png", folder / "failure.html"
+            await asyncio.wait_for(ctx.page.screenshot(path=str(shot), mask=masks, full_page=True), timeout=5)
+            kept.append(str(shot))
+            html.write_text(redact_text(await asyncio.wait_for(ctx.page.content(), timeout=5)), encoding="utf-8")
+            kept.append(str(html))
+        if trace:
+            path = folder / "trace.zip"
+            await asyncio.wait_for(ctx.page.context.tracing.stop(path=str(path)), timeout=10)
+            kept.append(str(path))
+    except (PlaywrightError, OSError, asyncio.TimeoutError) as err:
+        log.warning("evidence not kept", error=type(err).__name__)
+    exc.evidence = [*ctx.artifacts, *kept]  # type: ignore[attr-defined]
+
+
+def prune_artifacts(root: Path, retention_days: float) -> int:
+    """Delete attempt folders (``attempt-*``) last written more than ``retention_days`` ago; returns how many."""
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - retention_days * 86400
+    removed = 0
+    for folder in root.glob("*/*/attempt-*"):
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed += 1
+        except OSError:
+            continue
+    if removed:
+        log.info("old evidence deleted", folders=removed, retention_days=retention_days)
+    return removed

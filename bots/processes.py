@@ -1,0 +1,113 @@
+"""Chromium's processes: the owner marker, ending orphans whose worker is gone, and their memory.
+
+Every browser a bot launches carries ``AUTOCLERK_BOT_OWNER=<pid>:<start time>`` of its worker in its
+environment (inherited by all of Chromium's helper processes). A process whose marker names a worker
+that no longer runs (or a PID since reused by another process, told apart by its start time) is an
+orphan: a worker killed with ``kill -9`` leaves its browser behind, and the next worker on the host ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import structlog
+
+from .chromium import OWNER_ENV
+
+log = structlog.get_logger(__name__)
+
+PROC = Path("/proc")
+
+
+def owner_marker(pid: int | None = None) -> str:
+    """The marker of a worker process: its PID and start time (so a reused PID is not mistaken for it)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_start_time(pid)}"
+
+
+def browser_processes(owner: str | None = None) -> dict[int, str]:
+    """The browser processes of workers (``{pid: marker}``), or only ``owner``'s.
+
+    A process carries the marker in its environment, or descends from one that does (Chromium's zygotes
+    start renderers with a cleaned environment).
+    """
+    marked: dict[int, str] = {}
+    children: dict[int, list[int]] = {}
+    prefix = f"{OWNER_ENV}=".encode()
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            children.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(pid)
+            environ = (entry / "environ").read_bytes()
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or not ours to read
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(prefix):
+                marker = item[len(prefix):].decode(errors="replace")
+                if owner is None or marker == owner:
+                    marked[pid] = marker
+                break
+    found = dict(marked)
+    todo = list(marked)
+    while todo:
+        parent = todo.pop()
+        for child in children.get(parent, []):
+            if child not in found:
+                found[child] = found[parent]
+                todo.append(child)
+    return found
+
+
+def is_alive(marker: str) -> bool:
+    """Whether the worker a marker names still runs."""
+    pid, _, started = marker.partition(":")
+    try:
+        return pid.isdigit() and _start_time(int(pid)) == started
+    except OSError:
+        return False
+
+
+def reap(owner: str | None = None) -> list[int]:
+    """End orphaned browser processes (or, with ``owner``, that worker's own); returns the PIDs signalled."""
+    killed = []
+    for pid, marker in browser_processes(owner).items():
+        if pid == os.getpid() or (owner is None and is_alive(marker)):
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    if killed:
+        log.warning("browser processes ended", count=len(killed), orphans=owner is None)
+    return killed
+
+
+def _start_time(pid: int) -> str:
+    stat = (PROC / str(pid) / "stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def memory_mb(pids: list[int]) -> float:
+    """Memory of processes in MB: proportional set size (shared pages split between sharers), else RSS."""
+    return sum(_pss_kb(pid) for pid in pids) / 1024
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
