@@ -4,6 +4,7 @@ then these defaults. Built once at the entry point and passed down; nothing is r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +37,9 @@ class Settings(BaseSettings):
         description='Base URL of each target system, e.g. AUTOCLERK_SYSTEMS=\'{"portal": "http://127.0.0.1:8080"}\'.',
     )
     secrets_file: Path | None = Field(default=None, description="JSON file of secrets (name → value).")
-    concurrency: int = Field(default=4, ge=1, le=64, description="Transactions in flight per worker process.")
+    concurrency: int = Field(
+        default_factory=lambda: min(16, 2 * (os.cpu_count() or 1)), ge=1, le=64,
+        description="Transactions in flight per worker process (default: two per CPU core, at most 16; bots are CPU-bound).")
     step_timeout_ms: int = Field(default=10_000, gt=0, le=300_000)
     navigation_timeout_ms: int = Field(default=15_000, gt=0, le=300_000)
     transaction_budget_s: float = Field(default=120.0, gt=0, le=1_200)

@@ -236,3 +236,30 @@ def test_browsers_of_a_worker_killed_with_sigkill_are_ended_by_the_next_engine(
     engine = make_engine()
     engine.run(job(case("CASE-000902")), before_effect=lambda: None)  # a new engine starts and reaps
     wait_until(lambda: not browser_processes(marker), 10, "the orphans to end")
+
+
+def test_a_failed_attempt_keeps_a_trace_only_when_tracing_is_switched_on(
+        make_engine: Callable[..., BotEngine], tmp_path: Path) -> None:
+    from bots import BusinessException
+
+    for trace, ref in ((False, "CASE-001001"), (True, "CASE-001002")):
+        engine = make_engine(trace=trace, artifacts_dir=tmp_path / f"trace-{trace}")
+        with pytest.raises(BusinessException) as caught:
+            engine.run(job(case(ref, postcode="ZZ9 9XX")), before_effect=lambda: None)
+        kept = {Path(p).name for p in caught.value.evidence}  # type: ignore[attr-defined]
+        assert {"failure.png", "failure.html"} <= kept
+        assert ("trace.zip" in kept) is trace
+        assert all(Path(p).is_file() for p in caught.value.evidence)  # type: ignore[attr-defined]
+
+
+def test_evidence_older_than_the_retention_is_deleted(tmp_path: Path) -> None:
+    from bots.evidence import prune_artifacts
+
+    old, recent = tmp_path / "wf" / "CASE-1" / "attempt-1", tmp_path / "wf" / "CASE-2" / "attempt-1"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "failure.png").write_bytes(b"png")
+    week_ago = time.time() - 8 * 86400
+    os.utime(old, (week_ago, week_ago))
+    assert prune_artifacts(tmp_path, retention_days=7) == 1
+    assert not old.exists() and (recent / "failure.png").exists()
