@@ -6,12 +6,12 @@ VENV   := .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 
-.PHONY: demo test setup chromium rabbitmq postgres
+.PHONY: demo test setup chromium rabbitmq postgres prometheus
 
 demo: setup chromium
 	$(VENV)/bin/autoclerk demo $(ARGS)
 
-test: setup chromium rabbitmq postgres
+test: setup chromium rabbitmq postgres prometheus
 	$(VENV)/bin/python -m pytest -q tests $(ARGS)
 
 setup: $(VENV)/.installed
@@ -31,6 +31,10 @@ chromium: setup
 rabbitmq:
 	@command -v rabbitmq-server >/dev/null || { $(SUDO) apt-get update -qq && $(APT) rabbitmq-server; }
 	@$(SUDO) scripts/start-rabbitmq
+
+# Prometheus and promtool, for the alert-rule tests and the scrape test (the tests start their own server).
+prometheus:
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(APT) --no-install-recommends prometheus; }
 
 postgres:
 	@command -v pg_ctlcluster >/dev/null || { $(SUDO) apt-get update -qq && $(APT) postgresql; }

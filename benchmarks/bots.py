@@ -86,9 +86,10 @@ async def baseline(url: str, rows: list[dict[str, str]], executable: str) -> tup
 
     from bots.processes import browser_processes
 
-    os.environ["AUTOCLERK_BOT_OWNER"] = marker = f"baseline-{os.getpid()}"
+    marker = f"baseline-{os.getpid()}"  # to find its processes; not a worker's form, so no reaper ends them
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS))
+        browser = await pw.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS),
+                                           env={**os.environ, "AUTOCLERK_BOT_OWNER": marker})
         with MemoryPeak(lambda: list(browser_processes(marker))) as peak:
             started = time.perf_counter()
             for row in rows:
@@ -116,7 +117,6 @@ async def baseline(url: str, rows: list[dict[str, str]], executable: str) -> tup
                     await context.close()
             elapsed = time.perf_counter() - started
         await browser.close()
-    del os.environ["AUTOCLERK_BOT_OWNER"]
     return len(rows) / elapsed, peak.peak_mb
 
 

@@ -62,6 +62,13 @@ def browser_processes(owner: str | None = None) -> dict[int, str]:
     return found
 
 
+def is_ours(marker: str) -> bool:
+    """Whether a marker has the form a worker writes (``pid:starttime``); any other value is somebody
+    else's use of the variable, and the reaper leaves those processes alone."""
+    pid, sep, started = marker.partition(":")
+    return bool(sep) and pid.isdigit() and started.isdigit()
+
+
 def is_alive(marker: str) -> bool:
     """Whether the worker a marker names still runs."""
     pid, _, started = marker.partition(":")
@@ -75,7 +82,7 @@ def reap(owner: str | None = None) -> list[int]:
     """End orphaned browser processes (or, with ``owner``, that worker's own); returns the PIDs signalled."""
     killed = []
     for pid, marker in browser_processes(owner).items():
-        if pid == os.getpid() or (owner is None and is_alive(marker)):
+        if pid == os.getpid() or (owner is None and (not is_ours(marker) or is_alive(marker))):
             continue
         try:
             os.kill(pid, signal.SIGKILL)

@@ -2,7 +2,7 @@
 
 from .logs import configure_logging, redact_text, redactor, register_secret
 from .metrics import (ATTEMPTS, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY, SESSIONS,
-                      STEP_DURATION, TRANSACTIONS, serve_metrics)
+                      STEP_DURATION, TRANSACTION_DURATION, TRANSACTIONS, serve_metrics)
 
 __all__ = [
     # metrics
@@ -12,6 +12,7 @@ __all__ = [
     "OUTCOMES",
     "serve_metrics",
     "STEP_DURATION",
+    "TRANSACTION_DURATION",
     "LOCATOR_FALLBACKS",
     "SESSIONS",
     "BROWSER_RESTARTS",

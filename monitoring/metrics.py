@@ -27,6 +27,13 @@ ATTEMPTS = Counter(
     registry=REGISTRY,
 )
 
+TRANSACTION_DURATION = Histogram(
+    "autoclerk_transaction_duration_seconds",
+    "Time one attempt at a transaction took in a worker, from its claim to its outcome (lookups included).",
+    ["workflow"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+    registry=REGISTRY,
+)
 
 STEP_DURATION = Histogram(
     "autoclerk_step_duration_seconds",

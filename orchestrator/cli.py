@@ -244,6 +244,11 @@ def worker(**flags: Any) -> None:
     runtime = Runtime(settings, Ledger(settings.ledger_url))
     set_runtime(runtime)
     if settings.metrics_port is not None:
+        from monitoring import REGISTRY
+
+        from .metrics import LedgerCollector
+
+        REGISTRY.register(LedgerCollector(runtime.ledger, settings.target_transactions, settings.rate_window_s))
         serve_metrics(settings.metrics_port, settings.metrics_host)
     app = make_celery(settings)
     from .celery_app import declare_queues
@@ -305,8 +310,9 @@ def cases_generate(count: int, out: Path, invalid_rate: float, seed: int, start:
 from .authoring import explain, reference, schema, validate  # noqa: E402 - the authors' commands
 from .browsers import browsers  # noqa: E402 - the bots' browser
 from .operations import batches  # noqa: E402 - the operators' commands
+from .status import status  # noqa: E402 - progress toward the target
 
-for _command in (validate, schema, reference, explain, batches, browsers):
+for _command in (validate, schema, reference, explain, batches, browsers, status):
     cli.add_command(_command)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from bots import BotJob, BotResult, BusinessException
-from monitoring import ATTEMPTS, TRANSACTIONS, register_secret
+from monitoring import ATTEMPTS, TRANSACTION_DURATION, TRANSACTIONS, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
 from .budgets import BudgetUnavailable, budget_held
@@ -75,11 +75,14 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
     # Every log line of this attempt (the bot's too) carries these; the next attempt overwrites them.
     structlog.contextvars.bind_contextvars(batch=claim.batch_id, workflow=claim.workflow, case_ref=claim.case_ref,
                                            attempt=claim.attempt)
+    started = time.monotonic()
     try:
         return _decide(runtime, claim)
     except StaleAttempt as exc:
         log.warning("stale attempt abandoned", reason=str(exc))
         return None
+    finally:
+        TRANSACTION_DURATION.labels(claim.workflow).observe(time.monotonic() - started)
 
 
 def _decide(runtime: Runtime, claim: Claim) -> Outcome:

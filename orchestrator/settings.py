@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     files_dir: Path | None = Field(default=None, description="The folder upload steps may take files from (unset: no uploads).")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
     metrics_host: str = "127.0.0.1"
+    target_transactions: int = Field(default=10_000_000, ge=1,
+                                     description="The organisation's target: transactions done by bots.")
+    rate_window_s: float = Field(default=600.0, gt=0, le=86_400,
+                                 description="The recent window the rate and projected completion are measured over.")
     log_json: bool = False
     log_level: str = "WARNING"
     portal_password: SecretStr = Field(default=SecretStr("demo-password"), description="The demo portal's password.")

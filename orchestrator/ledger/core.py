@@ -399,6 +399,45 @@ class Ledger:
         found = {state: count for state, count in rows}
         return {state: found.get(state, 0) for state in STATES}
 
+    def progress(self, window_s: float = 600.0, now: float | None = None) -> dict[str, Any]:
+        """The whole ledger's counts by state, and how many transactions reached ``done`` in the last
+        ``window_s`` seconds (``done_recent`` over ``window_elapsed_s``: the recent rate). The elapsed time is
+        the window, or the ledger's age when it is younger, but never under a minute.
+
+        The counts scan the batch/state index once. The recent window is found by a binary search on the
+        event ids (they grow with time), so the cost follows the window's events, not the ledger's size.
+        """
+        now = time.time() if now is None else now
+        since = now - window_s
+        with self.engine.connect() as conn:
+            found = dict(conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)).all())
+            first = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+            done_recent, elapsed = 0, 0.0
+            if first[0] is not None:
+                low, high = first[0], first[1] + 1  # the first id at or after ``since`` lies in [low, high]
+                while low < high:
+                    mid = (low + high) // 2
+                    at = conn.execute(select(events.c.at).where(events.c.id >= mid).order_by(events.c.id).limit(1)).scalar()
+                    low, high = (mid + 1, high) if at is not None and at < since else (low, mid)
+                start = conn.execute(select(events.c.at).where(events.c.id >= low).order_by(events.c.id).limit(1)).scalar()
+                if start is not None:
+                    done_recent = conn.execute(select(func.count()).where(
+                        events.c.id >= low, events.c.state == "done")).scalar_one()
+                    ledger_start = conn.execute(select(events.c.at).where(events.c.id == first[0])).scalar_one()
+                    # at least a minute: a young ledger's first seconds would project a wild rate
+                    elapsed = max(now - max(since, ledger_start), min(window_s, 60.0))
+        return {"counts": {state: found.get(state, 0) for state in STATES}, "done_recent": done_recent,
+                "window_elapsed_s": max(elapsed, 0.0)}
+
+    def oldest_waiting(self) -> float | None:
+        """When the oldest transaction still waiting for a bot (queued or retry scheduled) was handed off.
+
+        Not on an index: it reads every row, so callers cache it (the metrics collector does).
+        """
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(transactions.c.created_at)).where(
+                transactions.c.state.in_(("queued", "retry_scheduled")))).scalar()
+
     def transaction(self, tx_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(transactions).where(transactions.c.id == tx_id)).first()

@@ -40,10 +40,10 @@ class Rig:
         self.env = {**os.environ, **FAST}
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, *extra: str) -> subprocess.Popen[bytes]:
         # A session of its own, so a kill -9 of the group takes its Chromium with it, as a dead host would.
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "worker", "--concurrency", "2", *self.common],
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "worker", "--concurrency", "2", *self.common, *extra],
                                 cwd=self.tmp, env=self.env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         log.close()
         self.workers.append(proc)

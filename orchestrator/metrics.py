@@ -1,0 +1,77 @@
+"""Metrics read from the durable ledger at scrape time: the target, the recent rate and the queue's state.
+
+Counters in a process reset when it restarts; these figures come from the ledger, so
+``autoclerk_target_completed`` never drops when workers restart. Each scrape's figures are cached for
+``cache_s`` seconds, so many scrapers (or a short scrape interval) cost the ledger one read per period.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .ledger import STATES
+
+
+def target_figures(progress: dict[str, Any], target: int, now: float) -> dict[str, Any]:
+    """From ``Ledger.progress``: completed, remaining, the recent rate per second, and the projected
+    completion time (Unix time; ``now`` once reached, ``None`` when nothing finished in the window)."""
+    elapsed = progress["window_elapsed_s"]
+    rate = progress["done_recent"] / elapsed if elapsed > 0 else 0.0
+    completed = progress["counts"]["done"]
+    remaining = max(target - completed, 0)
+    projected = now if remaining == 0 else (now + remaining / rate if rate > 0 else None)
+    return {"completed": completed, "remaining": remaining, "per_second": rate, "projected": projected}
+
+
+class LedgerCollector(Collector):
+    """Target and queue gauges from one ledger; register it on the registry ``/metrics`` serves."""
+
+    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 5.0) -> None:
+        self.ledger, self.target, self.window_s, self.cache_s = ledger, target, window_s, cache_s
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self._figures: dict[str, Any] = {}
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # figures are read at scrape time only, never while registering
+
+    def figures(self) -> dict[str, Any]:
+        """The ledger's figures, read at most once per ``cache_s``."""
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.cache_s:
+                now = time.time()
+                progress = self.ledger.progress(self.window_s, now)
+                oldest = self.ledger.oldest_waiting()
+                self._figures = {"counts": progress["counts"], **target_figures(progress, self.target, now),
+                                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0}
+                self._read_at = time.monotonic()
+            return self._figures
+
+    def collect(self) -> Iterator[Metric]:
+        f = self.figures()
+        yield GaugeMetricFamily("autoclerk_target_transactions", "The target: transactions to be done by bots.",
+                                value=self.target)
+        yield GaugeMetricFamily("autoclerk_target_completed",
+                                "Transactions done by bots, from the durable ledger (never drops on a restart).",
+                                value=f["completed"])
+        yield GaugeMetricFamily("autoclerk_target_rate_per_second",
+                                f"Transactions done per second over the last {self.window_s:.0f} s.", value=f["per_second"])
+        yield GaugeMetricFamily("autoclerk_target_projected_completion_timestamp_seconds",
+                                "When the target is reached at the recent rate (Unix time; NaN when nothing is moving).",
+                                value=math.nan if f["projected"] is None else f["projected"])
+        states = GaugeMetricFamily("autoclerk_ledger_transactions",
+                                   "Transactions in the ledger by state (waiting: queued, retry_scheduled, paused; "
+                                   "waiting for a person: business_exception; dead-lettered: failed).", labels=["state"])
+        for state in STATES:
+            states.add_metric([state], f["counts"][state])
+        yield states
+        yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
+                                "Age of the oldest transaction waiting for a bot (0 when none waits).",
+                                value=f["oldest_age"])

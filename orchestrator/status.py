@@ -1,0 +1,86 @@
+"""``autoclerk status``: how far the ledger is toward the target, how fast it moves, and every batch's counts.
+
+Everything comes from the durable ledger, so the figures survive any process restart. ``completed`` is
+the number of transactions ``done`` (finished by a bot); cases handed back to a person, failed or
+cancelled are shown per batch but do not count toward the target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import click
+
+from .ledger import TERMINAL
+from .metrics import target_figures
+
+
+def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
+    """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches."""
+    now = dt.datetime.now(dt.timezone.utc)
+    progress = ledger.progress(window_s, now.timestamp())
+    figures = target_figures(progress, target, now.timestamp())
+    projected = figures["projected"]
+    rows = []
+    for batch in ledger.recent_batches(limit):
+        counts = batch["counts"]
+        rows.append({"id": batch["id"], "workflow": batch["workflow"], "state": batch["state"],
+                     "created_at": dt.datetime.fromtimestamp(batch["created_at"], dt.timezone.utc).isoformat(timespec="seconds"),
+                     "total": sum(counts.values()), "finished": sum(counts[s] for s in TERMINAL), "counts": counts})
+    return {"target": target, "completed": figures["completed"], "remaining": figures["remaining"],
+            "fraction": round(figures["completed"] / target, 6), "per_second": round(figures["per_second"], 3),
+            "rate_window_s": window_s,
+            "projected_completion": None if projected is None else
+            dt.datetime.fromtimestamp(projected, dt.timezone.utc).isoformat(timespec="seconds"),
+            "ledger_counts": progress["counts"], "batches": rows}
+
+
+@click.command()
+@click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
+@click.option("--target", type=click.IntRange(min=1), help="The target (default AUTOCLERK_TARGET_TRANSACTIONS, 10,000,000).")
+@click.option("--window", "window_s", type=click.FloatRange(min=1), help="Seconds the recent rate is measured over (default 600).")
+@click.option("--batches", "limit", type=click.IntRange(0, 1000), default=20, show_default=True, help="How many of the newest batches to list.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+def status(ledger_url: str | None, target: int | None, window_s: float | None, limit: int, as_json: bool) -> None:
+    """Progress toward the target (count, rate, projected completion) and the newest batches by state."""
+    from .ledger import Ledger
+    from .settings import load_settings
+
+    settings = load_settings(ledger_url=ledger_url)
+    ledger = Ledger(settings.ledger_url)
+    try:
+        report = progress_report(ledger, target or settings.target_transactions, window_s or settings.rate_window_s, limit)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    _render(report)
+
+
+def _render(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 120))  # no wrapping in a log or a pipe
+    projected = report["projected_completion"] or "no projection (nothing done in the window)"
+    console.print(f"[bold]target[/bold] {report['completed']:,} of {report['target']:,} done "
+                  f"({report['fraction']:.2%}) · {report['per_second']:,.2f}/s over the last "
+                  f"{report['rate_window_s']:.0f} s · projected completion {projected}")
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=report["target"], completed=report["completed"], width=60), f"{report['fraction']:.2%}")
+    console.print(bar)
+    if not report["batches"]:
+        console.print("no batches in the ledger")
+        return
+    table = Table("batch", "workflow", "state", "finished", "done", "to a person", "failed", "cancelled",
+                  "waiting", "running")
+    for b in report["batches"]:
+        c = b["counts"]
+        table.add_row(b["id"], b["workflow"], b["state"], f"{b['finished']:,}/{b['total']:,}",
+                      f"{c['done']:,}", f"{c['business_exception']:,}", f"{c['failed']:,}", f"{c['cancelled']:,}",
+                      f"{c['queued'] + c['retry_scheduled'] + c['paused']:,}", f"{c['in_progress']:,}")
+    console.print(table)
