@@ -154,7 +154,9 @@ def write_cases(path: Path, count: int) -> None:
 
 
 def ours(broker: str, ledger_url: str | None, count: int, workers: int, concurrency: int, workdir: Path,
-         cases: Path) -> dict[str, Any]:
+         cases: Path, worker_env: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """Hand off ``cases`` and wait for ``workers`` worker processes to finish them (``worker_env``: extra
+    environment per worker)."""
     from orchestrator import Ledger, Publisher, hand_off, load_settings, wait_for_batch
     from orchestrator.celery_app import QUEUE, make_celery
     from workflows import parse_workflow
@@ -168,8 +170,9 @@ def ours(broker: str, ledger_url: str | None, count: int, workers: int, concurre
     settings = load_settings(broker_url=broker, ledger_url=url, bot="null")
     ledger = Ledger(url)
     purge(broker, QUEUE)
+    extra = worker_env or [{} for _ in range(workers)]
     procs = [subprocess.Popen([sys.executable, "-m", "orchestrator", "worker", "--concurrency", str(concurrency)],
-                              env=env, cwd=workdir) for _ in range(workers)]
+                              env={**env, **extra[i]}, cwd=workdir) for i in range(workers)]
     try:
         app = make_celery(settings)
         publisher = Publisher(app, ledger, settings.ids_per_message)

@@ -25,7 +25,8 @@ import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from monitoring import BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRASHES, STEP_DURATION, redact_text
+from monitoring import (BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRASHES, STEP_DURATION, TARGET_WAIT,
+                        metrics_enabled, redact_text)
 from workflows import EnvValues, LoadedWorkflow, Step, Workflow
 
 from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
@@ -249,10 +250,19 @@ class BotEngine:
             ApplicationError: another attempt may succeed.
         """
         loop = self._ensure_loop()
-        future: Future[BotResult] = asyncio.run_coroutine_threadsafe(self._run(job, before_effect), loop)
-        return future.result()
+        # The caller's log context (batch, workflow, case, attempt) goes with the transaction to the loop's thread.
+        bound = structlog.contextvars.get_contextvars()
+        future: Future[BotResult] = asyncio.run_coroutine_threadsafe(self._run(job, before_effect, bound), loop)
+        if not metrics_enabled():
+            return future.result()
+        BOTS_BUSY.inc()
+        try:
+            return future.result()
+        finally:
+            BOTS_BUSY.dec()
 
-    async def _run(self, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
+    async def _run(self, job: BotJob, before_effect: Callable[[], None], bound: Mapping[str, Any]) -> BotResult:
+        structlog.contextvars.bind_contextvars(**bound)  # this task's own context: no other transaction sees it
         try:
             return await asyncio.wait_for(self._run_in_context(job, before_effect),
                                           timeout=self.config.transaction_budget_s)
@@ -295,7 +305,7 @@ class BotEngine:
                 navigation_timeout_ms=self.config.navigation_timeout_ms,
                 before_effect=lambda: asyncio.to_thread(before_effect),
                 on_fallback=lambda verb, index: self._fallback(definition.name, verb, index),
-                hooks=_MetricHooks(),
+                hooks=_MetricHooks() if metrics_enabled() else None,
                 evidence_dir=self._evidence_dir(job),
                 files_dir=self.config.files_dir,
                 failure=loop.create_future(),
@@ -311,8 +321,14 @@ class BotEngine:
                 if response.status >= 500 and response.frame == page.main_frame and response.request.is_navigation_request():
                     bound.fail(TargetServerError(f"the target system answered {response.status}", step=bound.step_path))
 
+            def loaded(request: Any) -> None:  # how long the target system took to answer a page load
+                if request.is_navigation_request() and (end := request.timing.get("responseEnd", -1)) >= 0:
+                    TARGET_WAIT.labels(definition.name).observe(end / 1000)
+
             page.on("crash", crashed)
             page.on("response", answered)
+            if metrics_enabled():
+                page.on("requestfinished", loaded)
             on_disconnect = lambda _b: bound.fail(BrowserGone("the browser disconnected", step=bound.step_path))  # noqa: E731
             browser.on("disconnected", on_disconnect)
             if self.config.trace:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -36,6 +37,7 @@ async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None
     for index, step in enumerate(steps):
         path = f"{label}[{index}].{step.verb}"
         ctx.step_path, ctx.step_verb = path, step.verb
+        structlog.contextvars.bind_contextvars(step=path)  # every log line of the step names it
         started, ok = time.monotonic(), False
         try:
             await _executor(step.verb)(ctx, step.args)

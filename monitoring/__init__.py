@@ -1,8 +1,9 @@
 """Monitoring: Prometheus metrics and structlog logging. Importable by every package; imports none of them."""
 
 from .logs import configure_logging, redact_text, redactor, register_secret
-from .metrics import (ATTEMPTS, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY, SESSIONS,
-                      STEP_DURATION, TRANSACTION_DURATION, TRANSACTIONS, serve_metrics)
+from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
+                      RETRIES, SESSIONS, STEP_DURATION, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS, disable_metrics,
+                      metrics_enabled, serve_metrics)
 
 __all__ = [
     # metrics
@@ -11,8 +12,14 @@ __all__ = [
     "ATTEMPTS",
     "OUTCOMES",
     "serve_metrics",
+    "metrics_enabled",
+    "disable_metrics",
     "STEP_DURATION",
     "TRANSACTION_DURATION",
+    "TARGET_WAIT",
+    "BOTS_BUSY",
+    "BOT_SLOTS",
+    "RETRIES",
     "LOCATOR_FALLBACKS",
     "SESSIONS",
     "BROWSER_RESTARTS",

@@ -7,9 +7,23 @@ the figure held against the target.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+_enabled = True
+
+
+def metrics_enabled() -> bool:
+    """Whether this process records metrics (``AUTOCLERK_METRICS=false`` turns recording off, to measure
+    what recording costs)."""
+    return _enabled
+
+
+def disable_metrics() -> None:
+    """Stop recording metrics in this process: the hot paths skip every metric call."""
+    global _enabled
+    _enabled = False
 
 OUTCOMES = ("done", "business_exception", "failed", "cancelled")
 
@@ -40,6 +54,33 @@ STEP_DURATION = Histogram(
     "Time one workflow step took, by step type.",
     ["workflow", "step_type"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+
+TARGET_WAIT = Histogram(
+    "autoclerk_bot_target_wait_seconds",
+    "Time a target system took to answer a page load, from the request sent to its last byte.",
+    ["workflow"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
+
+BOTS_BUSY = Gauge(
+    "autoclerk_bots_busy",
+    "Transactions a worker's bots are running now (idle bots: autoclerk_bots_slots minus this).",
+    registry=REGISTRY,
+)
+
+BOT_SLOTS = Gauge(
+    "autoclerk_bots_slots",
+    "Transactions a worker runs at once (its concurrency setting).",
+    registry=REGISTRY,
+)
+
+RETRIES = Counter(
+    "autoclerk_transaction_retries",
+    "Attempts that ended in an application failure and were scheduled again, by error class.",
+    ["workflow", "error_class"],
     registry=REGISTRY,
 )
 

@@ -243,12 +243,20 @@ def worker(**flags: Any) -> None:
         find_chromium(settings.chromium_path)
     runtime = Runtime(settings, Ledger(settings.ledger_url))
     set_runtime(runtime)
-    if settings.metrics_port is not None:
+    if not settings.metrics:
+        from monitoring import disable_metrics
+
+        disable_metrics()
+    elif settings.metrics_port is not None:
+        from monitoring import BOT_SLOTS
+
+        BOT_SLOTS.set(settings.concurrency)
         from monitoring import REGISTRY
 
-        from .metrics import LedgerCollector
+        from .metrics import BrokerCollector, LedgerCollector
 
         REGISTRY.register(LedgerCollector(runtime.ledger, settings.target_transactions, settings.rate_window_s))
+        REGISTRY.register(BrokerCollector(settings.broker_url))
         serve_metrics(settings.metrics_port, settings.metrics_host)
     app = make_celery(settings)
     from .celery_app import declare_queues

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from bots import BotJob, BotResult, BusinessException
-from monitoring import ATTEMPTS, TRANSACTION_DURATION, TRANSACTIONS, register_secret
+from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
 from .budgets import BudgetUnavailable, budget_held
@@ -82,7 +82,8 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
         log.warning("stale attempt abandoned", reason=str(exc))
         return None
     finally:
-        TRANSACTION_DURATION.labels(claim.workflow).observe(time.monotonic() - started)
+        if metrics_enabled():
+            TRANSACTION_DURATION.labels(claim.workflow).observe(time.monotonic() - started)
 
 
 def _decide(runtime: Runtime, claim: Claim) -> Outcome:
@@ -178,13 +179,20 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Outcom
 def _count(outcomes: Sequence[Outcome]) -> None:
     """Metrics and a log line for recorded outcomes (metrics added up per workflow and outcome)."""
     totals: Counter[tuple[str, str]] = Counter()
+    retries: Counter[tuple[str, str]] = Counter()
     for outcome in outcomes:
         totals[(outcome.claim.workflow, outcome.state)] += 1
+        if outcome.state == "retry_scheduled":  # error classes are exception class names: a bounded set
+            retries[(outcome.claim.workflow, outcome.error_class or "unknown")] += 1
         log.info("transaction finished", case_ref=outcome.claim.case_ref, outcome=outcome.state,
                  error_class=outcome.error_class)
+    if not metrics_enabled():
+        return
     for (workflow, state), count in totals.items():
         if state == "retry_scheduled":
             ATTEMPTS.labels(workflow, "retry").inc(count)
             continue
         ATTEMPTS.labels(workflow, state).inc(count)
         TRANSACTIONS.labels(workflow, state).inc(count)
+    for (workflow, error_class), count in retries.items():
+        RETRIES.labels(workflow, error_class).inc(count)

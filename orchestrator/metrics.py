@@ -33,7 +33,7 @@ def target_figures(progress: dict[str, Any], target: int, now: float) -> dict[st
 class LedgerCollector(Collector):
     """Target and queue gauges from one ledger; register it on the registry ``/metrics`` serves."""
 
-    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 5.0) -> None:
+    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 15.0) -> None:
         self.ledger, self.target, self.window_s, self.cache_s = ledger, target, window_s, cache_s
         self._lock = threading.Lock()
         self._read_at = -math.inf
@@ -75,3 +75,42 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
                                 "Age of the oldest transaction waiting for a bot (0 when none waits).",
                                 value=f["oldest_age"])
+
+
+class BrokerCollector(Collector):
+    """Depth of the work queue and the dead-letter queue in RabbitMQ (passive declares, cached)."""
+
+    def __init__(self, broker_url: str, cache_s: float = 5.0) -> None:
+        self.broker_url, self.cache_s = broker_url, cache_s
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self._depths: dict[str, float] = {}
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def depths(self) -> dict[str, float]:
+        from kombu import Connection
+
+        from .celery_app import DEAD_LETTER_QUEUE, QUEUE
+
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.cache_s:
+                depths = {}
+                try:
+                    with Connection(self.broker_url, connect_timeout=2) as conn:
+                        channel = conn.default_channel
+                        for label, name in (("work", QUEUE), ("dead_letter", DEAD_LETTER_QUEUE)):
+                            depths[label] = float(channel.queue_declare(name, passive=True).message_count)
+                except Exception:  # noqa: BLE001 - broker down or queue missing: report NaN, never fail a scrape
+                    depths = {"work": math.nan, "dead_letter": math.nan}
+                self._depths, self._read_at = depths, time.monotonic()
+            return self._depths
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("autoclerk_broker_queue_messages",
+                                   "Messages ready in RabbitMQ's queues (NaN when the broker cannot be asked).",
+                                   labels=["queue"])
+        for label, depth in self.depths().items():
+            family.add_metric([label], depth)
+        yield family

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     recycle_after: int = Field(default=1000, ge=1, description="Transactions a browser runs before it is replaced.")
     browser_memory_mb: float = Field(default=1500.0, gt=0, description="Browser memory above which it is replaced.")
     files_dir: Path | None = Field(default=None, description="The folder upload steps may take files from (unset: no uploads).")
+    metrics: bool = Field(default=True, description="Record metrics (false only to measure what recording costs).")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
     metrics_host: str = "127.0.0.1"
     target_transactions: int = Field(default=10_000_000, ge=1,

@@ -432,11 +432,20 @@ class Ledger:
     def oldest_waiting(self) -> float | None:
         """When the oldest transaction still waiting for a bot (queued or retry scheduled) was handed off.
 
-        Not on an index: it reads every row, so callers cache it (the metrics collector does).
+        Ids grow with hand-off time, so it is the smallest waiting id: one lookup per batch and state on
+        the batch/state index (its entries are kept in id order), never a scan of the ledger.
         """
         with self.engine.connect() as conn:
-            return conn.execute(select(func.min(transactions.c.created_at)).where(
-                transactions.c.state.in_(("queued", "retry_scheduled")))).scalar()
+            firsts = []
+            for batch_id in conn.execute(select(batches.c.id)).scalars():
+                for state in ("queued", "retry_scheduled"):
+                    first = conn.execute(select(func.min(transactions.c.id)).where(
+                        transactions.c.batch_id == batch_id, transactions.c.state == state)).scalar()
+                    if first is not None:
+                        firsts.append(first)
+            if not firsts:
+                return None
+            return conn.execute(select(transactions.c.created_at).where(transactions.c.id == min(firsts))).scalar()
 
     def transaction(self, tx_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

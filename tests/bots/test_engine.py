@@ -68,3 +68,26 @@ def test_a_5xx_answer_is_an_application_error(engine: BotEngine, portal: PortalP
 
 def test_a_lookup_finds_nothing_for_a_case_never_submitted(engine: BotEngine) -> None:
     assert engine.run(job(case("CASE-000104"), "lookup"), before_effect=lambda: None).output == {}
+
+
+def test_every_log_line_of_a_transaction_names_its_batch_workflow_case_attempt_and_step(engine: BotEngine) -> None:
+    import io
+    import json
+
+    import structlog
+
+    from monitoring import configure_logging
+
+    stream = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=stream)
+    structlog.contextvars.bind_contextvars(batch="b-77", workflow="change-of-address", case_ref="CASE-000105", attempt=2)
+    try:
+        engine.run(job(case("CASE-000105")), before_effect=lambda: None)
+    finally:
+        structlog.contextvars.clear_contextvars()
+        configure_logging(level="WARNING")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    signed_in = next(line for line in lines if line["event"] == "signed in")
+    assert {k: signed_in[k] for k in ("batch", "workflow", "case_ref", "attempt")} == {
+        "batch": "b-77", "workflow": "change-of-address", "case_ref": "CASE-000105", "attempt": 2}
+    assert signed_in["step"].startswith("steps[0].call")  # the sign-in part, called from the first step

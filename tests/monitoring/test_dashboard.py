@@ -1,0 +1,67 @@
+"""The Grafana dashboard and the alert rules ask only for metrics Autoclerk exports, with labels it sets."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from monitoring.metrics import REGISTRY
+from orchestrator.metrics import BrokerCollector, LedgerCollector
+from tests.conftest import ROOT
+
+DASHBOARD = ROOT / "monitoring" / "grafana" / "autoclerk.json"
+RULES = ROOT / "monitoring" / "prometheus" / "alerts.yml"
+NAME = re.compile(r"\b(autoclerk_[a-z_]+)")
+
+
+class _Ledger:
+    def progress(self, window_s: float, now: float) -> dict:
+        return {"counts": {s: 0 for s in ("queued", "in_progress", "retry_scheduled", "paused", "done",
+                                          "business_exception", "failed", "cancelled")},
+                "done_recent": 0, "window_elapsed_s": 60.0}
+
+    def oldest_waiting(self) -> None:
+        return None
+
+
+def exported() -> set[str]:
+    """Every series name a worker's /metrics can hold."""
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(_Ledger(), 10))
+    collector = BrokerCollector("amqp://guest:guest@127.0.0.1:1//")  # unreachable: NaN, but the names are there
+    registry.register(collector)
+    names = set()
+    for reg in (REGISTRY, registry):
+        for family in reg.collect():
+            names.add(family.name)
+            names |= {family.name + suffix for suffix in ("_total", "_bucket", "_count", "_sum", "_created")}
+    assert all(math.isnan(v) for v in collector.depths().values())
+    return names
+
+
+def expressions() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    found = [t["expr"] for p in panels for t in p.get("targets", [])]
+    rules = yaml.safe_load(RULES.read_text())
+    found += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    return found
+
+
+def test_every_metric_the_dashboard_and_rules_use_is_exported() -> None:
+    names = exported()
+    used = {name for expr in expressions() for name in NAME.findall(expr)}
+    assert used, "no expressions found"
+    assert used <= names, f"not exported: {sorted(used - names)}"
+
+
+def test_the_dashboard_covers_target_throughput_outcomes_queue_durations_and_bots() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert [p["title"] for p in dashboard["panels"] if p["type"] == "row"] == [
+        "Target", "Throughput and outcomes", "Queue", "Durations", "Bots"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"] if p["type"] != "row")
