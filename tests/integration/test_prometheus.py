@@ -91,6 +91,7 @@ class Prometheus:
 @pytest.fixture
 def rig(tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str) -> Iterator[Rig]:
     made = Rig(tmp_path, rabbitmq, portal)
+    made.env |= {"AUTOCLERK_LOG_LEVEL": "INFO", "AUTOCLERK_LOG_JSON": "true"}  # production logs, every line
     yield made
     made.close()
 
@@ -146,6 +147,12 @@ def test_prometheus_counts_exactly_what_the_ledger_holds_and_the_target_survives
         for port in ports:
             scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
             assert "demo-password" not in scraped and "CASE-" not in scraped
+        logged = [json.loads(line) for log in sorted(rig.tmp.glob("worker-*.log"))
+                  for line in log.read_text().splitlines() if line.startswith("{")]
+        finished = [line for line in logged if line["event"] == "transaction finished"]
+        assert len(finished) == sum(ledger.values())
+        assert all({"batch", "workflow", "case_ref", "attempt"} <= line.keys() for line in finished)
+        assert all("demo-password" not in json.dumps(line) for line in logged)
 
         # Restart the workers: their counters begin again, the ledger's figure does not move.
         for proc in workers:
