@@ -21,7 +21,7 @@ from bots import BotConfig, BotEngine, BotJob, BrowserGone, PageCrashed, Session
 from bots.processes import browser_processes
 from demo_portal import PortalProcess
 from monitoring import REGISTRY
-from tests.bots.test_engine import LOADED, case, job
+from tests.bots.test_engine import case, job
 from tests.conftest import ROOT
 from workflows import SecretValues, load_workflow
 

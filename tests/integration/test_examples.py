@@ -11,7 +11,7 @@ import pytest
 from bots import BotConfig, BotEngine, BotJob, BusinessException
 from demo_portal import PortalProcess
 from tests.conftest import ROOT
-from workflows import STEP_MODELS, SecretValues, check_case, load_workflow, walk
+from workflows import STEP_MODELS, SecretValues, check_case, load_workflow
 from workflows.steps import BUILTIN_ARGS
 
 EXAMPLES = ROOT / "workflows" / "examples"

@@ -16,14 +16,6 @@ from orchestrator.ledger import migrate
 from orchestrator.ledger.schema import metadata
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened = Ledger(url)
-    yield opened
-    opened.close()
-
-
 def add(ledger: Ledger, refs: list[str], batch: str | None = None, **kw: object) -> tuple[str, list[int], dict]:
     batch = batch or ledger.create_batch("wf", "d1", "cases.csv")
     ids, existing = ledger.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs], **kw)  # type: ignore[arg-type]

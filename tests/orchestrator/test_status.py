@@ -14,14 +14,6 @@ from orchestrator import Ledger, Outcome
 from orchestrator.status import progress_report
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened = Ledger(url)
-    yield opened
-    opened.close()
-
-
 def finish(ledger: Ledger, refs: list[str], state: str) -> str:
     batch = ledger.create_batch("wf", "d1", "cases.csv")
     ids, _ = ledger.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs])
