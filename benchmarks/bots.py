@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from bots import LAUNCH_ARGS, BotConfig, BotEngine, BotJob, BusinessException, find_chromium  # noqa: E402
 from bots.processes import memory_mb  # noqa: E402
+from bots.shell import browser_version  # noqa: E402
+from benchmarks.sampling import Sampler  # noqa: E402
 from demo_portal import generate_cases, portal_process  # noqa: E402
 from workflows import SecretValues, check_case, load_workflow  # noqa: E402
 
@@ -58,25 +59,15 @@ def cases_file(folder: Path, count: int, start: int) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-class MemoryPeak:
+class MemoryPeak(Sampler):
     """Samples the memory of this process and the given browser processes until stopped; keeps the peak."""
 
     def __init__(self, browser_pids: Callable[[], list[int]]) -> None:
+        super().__init__(0.2)
         self.browser_pids, self.peak_mb = browser_pids, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak_mb = max(self.peak_mb, memory_mb([os.getpid(), *self.browser_pids()]))
-
-    def __enter__(self) -> "MemoryPeak":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.peak_mb = max(self.peak_mb, memory_mb([os.getpid(), *self.browser_pids()]))
 
 
 # -- the baseline: a hand-written script, the plain way ----------------------------------------------------
@@ -230,7 +221,8 @@ def main() -> None:
     per_s, base = statistics.median(ours_rates), statistics.median(base_rates)
     result: dict[str, Any] = {
         "cases": args.cases, "runs": args.runs, "concurrency": args.concurrency,
-        "browser": _version(mine_exe), "baseline_browser": _version(executable),
+        "browser": f"{mine_exe} ({browser_version(mine_exe)})",
+        "baseline_browser": f"{executable} ({browser_version(executable)})",
         "per_s": round(per_s, 3), "baseline_per_s": round(base, 3), "ratio": round(per_s / base, 2),
         "peak_rss_mb_per_bot": round(max(ours_mb), 1), "baseline_peak_rss_mb": round(max(base_mb), 1),
         "portal_one_submission_per_valid_case": wrong == 0 and invalid_submitted == 0,
@@ -253,13 +245,6 @@ def main() -> None:
               f"(growth {soaked['soak_growth_mb']} MB, {soaked['soak_browser_launches']} browser launches)")
     if args.json:
         print(json.dumps(result))
-
-
-def _version(executable: str) -> str:
-    import subprocess
-
-    done = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30)
-    return f"{executable} ({done.stdout.strip()})"
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.queue_core import ensure_rabbitmq, ours, write_cases  # noqa: E402
+from benchmarks.sampling import Sampler  # noqa: E402
 
 
 def free_port() -> int:
@@ -40,30 +40,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Scraper:
+class Scraper(Sampler):
     """Reads each URL every ``interval_s`` until stopped; counts the scrapes that answered."""
 
     def __init__(self, urls: list[str], interval_s: float = 1.0) -> None:
-        self.urls, self.interval_s, self.scrapes, self.bytes = urls, interval_s, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval_s)
+        self.urls, self.scrapes, self.bytes = urls, 0, 0
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            for url in self.urls:
-                try:
-                    self.bytes += len(urllib.request.urlopen(url, timeout=5).read())
-                    self.scrapes += 1
-                except OSError:
-                    pass  # a worker still starting
-
-    def __enter__(self) -> "Scraper":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for url in self.urls:
+            try:
+                self.bytes += len(urllib.request.urlopen(url, timeout=5).read())
+                self.scrapes += 1
+            except OSError:
+                pass  # a worker still starting
 
 
 def main() -> None:

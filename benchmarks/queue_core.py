@@ -23,13 +23,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.sampling import Sampler  # noqa: E402
 
 WORKFLOW = (ROOT / "benchmarks" / "queue_bench.yaml").read_text()
 
@@ -58,26 +59,16 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-class PeakMemory:
+class PeakMemory(Sampler):
     """Samples the resident memory of some processes (each with its children) every 0.2 s; keeps the peaks."""
 
     def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(0.2)
         self.pids, self.peaks = pids, {name: 0.0 for name in pids}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            for name, pid in self.pids.items():
-                self.peaks[name] = max(self.peaks[name], sum(rss_mb(p) for p in tree(pid)))
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            self.peaks[name] = max(self.peaks[name], sum(rss_mb(p) for p in tree(pid)))
 
 
 def wait_until(condition: Any, timeout_s: float, what: str) -> None:

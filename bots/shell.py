@@ -87,7 +87,7 @@ def install_shell(root: Path | None = None, registry: str | None = None,
                 while chunk := member.read(_CHUNK):
                     out.write(decompressor.process(chunk))
         unpacked.chmod(0o755)
-        version = _version(unpacked)
+        version = browser_version(unpacked)
         if CHROMIUM_VERSION not in version:
             raise BrowserNotFoundError(f"{url}: unpacked a browser that says {version!r}, expected Chromium {CHROMIUM_VERSION}")
         os.replace(unpacked, target)  # atomic: a half-unpacked browser is never found
@@ -113,7 +113,12 @@ def _download(url: str, dest: Path, progress: Callable[[int, int], None] | None)
         raise BrowserNotFoundError(f"{url}: checksum mismatch (expected {INTEGRITY}); refusing to install it")
 
 
-def _version(executable: Path) -> str:
+def browser_version(executable: str | Path) -> str:
+    """What a Chromium executable says of its version (``Chromium 153.0.8010.0``).
+
+    Raises:
+        BrowserNotFoundError: it does not run.
+    """
     try:
         done = subprocess.run([str(executable), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:

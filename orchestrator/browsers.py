@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import click
 
 from bots import find_chromium
-from bots.shell import VERSION, install_shell, installed_shell
+from bots.shell import VERSION, browser_version, install_shell, installed_shell
 
 
 @click.group()
@@ -43,8 +42,7 @@ def browsers_install(registry: str | None, root: Path | None) -> None:
 def browsers_which(chromium_path: str | None) -> None:
     """Print the Chromium the bots would launch, with its version."""
     executable = find_chromium(chromium_path)
-    done = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30)
-    click.echo(f"{executable}\t{done.stdout.strip() or done.stderr.strip()[:200]}")
+    click.echo(f"{executable}\t{browser_version(executable)}")
 
 
 def _stderr():  # type: ignore[no-untyped-def]

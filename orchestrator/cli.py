@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from bots import BrowserNotFoundError, find_chromium
-from monitoring import configure_logging, serve_metrics
+from monitoring import BOT_SLOTS, REGISTRY, configure_logging, disable_metrics, serve_metrics
 from workflows import CasesFileError, WorkflowError, WorkflowFileError, load_workflow
 
 from .errors import EXIT_INTERNAL, EXIT_SERVICE, EXIT_UNFINISHED, EXIT_USAGE, BrokerError, LedgerError, UsageError
@@ -244,17 +244,11 @@ def worker(**flags: Any) -> None:
     runtime = Runtime(settings, Ledger(settings.ledger_url))
     set_runtime(runtime)
     if not settings.metrics:
-        from monitoring import disable_metrics
-
         disable_metrics()
     elif settings.metrics_port is not None:
-        from monitoring import BOT_SLOTS
-
-        BOT_SLOTS.set(settings.concurrency)
-        from monitoring import REGISTRY
-
         from .metrics import BrokerCollector, LedgerCollector
 
+        BOT_SLOTS.set(settings.concurrency)
         REGISTRY.register(LedgerCollector(runtime.ledger, settings.target_transactions, settings.rate_window_s))
         REGISTRY.register(BrokerCollector(settings.broker_url))
         serve_metrics(settings.metrics_port, settings.metrics_host)

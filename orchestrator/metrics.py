@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .ledger import STATES
+
+T = TypeVar("T")
 
 
 def target_figures(progress: dict[str, Any], target: int, now: float) -> dict[str, Any]:
@@ -30,29 +32,42 @@ def target_figures(progress: dict[str, Any], target: int, now: float) -> dict[st
     return {"completed": completed, "remaining": remaining, "per_second": rate, "projected": projected}
 
 
-class LedgerCollector(Collector):
-    """Target and queue gauges from one ledger; register it on the registry ``/metrics`` serves."""
+class _CachedCollector(Collector):
+    """A collector whose figures are read at scrape time, at most once per ``cache_s`` seconds."""
 
-    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 15.0) -> None:
-        self.ledger, self.target, self.window_s, self.cache_s = ledger, target, window_s, cache_s
+    def __init__(self, cache_s: float) -> None:
+        self.cache_s = cache_s
         self._lock = threading.Lock()
         self._read_at = -math.inf
-        self._figures: dict[str, Any] = {}
+        self._value: Any = None
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # figures are read at scrape time only, never while registering
 
-    def figures(self) -> dict[str, Any]:
-        """The ledger's figures, read at most once per ``cache_s``."""
+    def _cached(self, read: Callable[[], T]) -> T:
         with self._lock:
             if time.monotonic() - self._read_at >= self.cache_s:
-                now = time.time()
-                progress = self.ledger.progress(self.window_s, now)
-                oldest = self.ledger.oldest_waiting()
-                self._figures = {"counts": progress["counts"], **target_figures(progress, self.target, now),
-                                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0}
-                self._read_at = time.monotonic()
-            return self._figures
+                self._value, self._read_at = read(), time.monotonic()
+            return self._value  # type: ignore[no-any-return]
+
+
+class LedgerCollector(_CachedCollector):
+    """Target and queue gauges from one ledger; register it on the registry ``/metrics`` serves."""
+
+    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 15.0) -> None:
+        super().__init__(cache_s)
+        self.ledger, self.target, self.window_s = ledger, target, window_s
+
+    def figures(self) -> dict[str, Any]:
+        """The ledger's figures, read at most once per ``cache_s``."""
+        return self._cached(self._read)
+
+    def _read(self) -> dict[str, Any]:
+        now = time.time()
+        progress = self.ledger.progress(self.window_s, now)
+        oldest = self.ledger.oldest_waiting()
+        return {"counts": progress["counts"], **target_figures(progress, self.target, now),
+                "oldest_age": max(now - oldest, 0.0) if oldest else 0.0}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -77,35 +92,29 @@ class LedgerCollector(Collector):
                                 value=f["oldest_age"])
 
 
-class BrokerCollector(Collector):
+class BrokerCollector(_CachedCollector):
     """Depth of the work queue and the dead-letter queue in RabbitMQ (passive declares, cached)."""
 
     def __init__(self, broker_url: str, cache_s: float = 5.0) -> None:
-        self.broker_url, self.cache_s = broker_url, cache_s
-        self._lock = threading.Lock()
-        self._read_at = -math.inf
-        self._depths: dict[str, float] = {}
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
+        super().__init__(cache_s)
+        self.broker_url = broker_url
 
     def depths(self) -> dict[str, float]:
+        """Messages ready per queue, read at most once per ``cache_s``."""
+        return self._cached(self._read)
+
+    def _read(self) -> dict[str, float]:
         from kombu import Connection
 
         from .celery_app import DEAD_LETTER_QUEUE, QUEUE
 
-        with self._lock:
-            if time.monotonic() - self._read_at >= self.cache_s:
-                depths = {}
-                try:
-                    with Connection(self.broker_url, connect_timeout=2) as conn:
-                        channel = conn.default_channel
-                        for label, name in (("work", QUEUE), ("dead_letter", DEAD_LETTER_QUEUE)):
-                            depths[label] = float(channel.queue_declare(name, passive=True).message_count)
-                except Exception:  # noqa: BLE001 - broker down or queue missing: report NaN, never fail a scrape
-                    depths = {"work": math.nan, "dead_letter": math.nan}
-                self._depths, self._read_at = depths, time.monotonic()
-            return self._depths
+        try:
+            with Connection(self.broker_url, connect_timeout=2) as conn:
+                channel = conn.default_channel
+                return {label: float(channel.queue_declare(name, passive=True).message_count)
+                        for label, name in (("work", QUEUE), ("dead_letter", DEAD_LETTER_QUEUE))}
+        except Exception:  # noqa: BLE001 - broker down or queue missing: report NaN, never fail a scrape
+            return {"work": math.nan, "dead_letter": math.nan}
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("autoclerk_broker_queue_messages",

@@ -394,10 +394,8 @@ class Ledger:
 
     @staticmethod
     def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
-        rows = conn.execute(select(transactions.c.state, func.count()).where(
-            transactions.c.batch_id == batch_id).group_by(transactions.c.state))
-        found = {state: count for state, count in rows}
-        return {state: found.get(state, 0) for state in STATES}
+        return _by_state(conn.execute(select(transactions.c.state, func.count()).where(
+            transactions.c.batch_id == batch_id).group_by(transactions.c.state)))
 
     def progress(self, window_s: float = 600.0, now: float | None = None) -> dict[str, Any]:
         """The whole ledger's counts by state, and how many transactions reached ``done`` in the last
@@ -410,24 +408,20 @@ class Ledger:
         now = time.time() if now is None else now
         since = now - window_s
         with self.engine.connect() as conn:
-            found = dict(conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)).all())
-            first = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+            counts = _by_state(conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)))
+            first, last = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
             done_recent, elapsed = 0, 0.0
-            if first[0] is not None:
-                low, high = first[0], first[1] + 1  # the first id at or after ``since`` lies in [low, high]
+            if first is not None:
+                low, high = first, last + 1  # the first id at or after ``since`` lies in [low, high]
                 while low < high:
                     mid = (low + high) // 2
                     at = conn.execute(select(events.c.at).where(events.c.id >= mid).order_by(events.c.id).limit(1)).scalar()
                     low, high = (mid + 1, high) if at is not None and at < since else (low, mid)
-                start = conn.execute(select(events.c.at).where(events.c.id >= low).order_by(events.c.id).limit(1)).scalar()
-                if start is not None:
-                    done_recent = conn.execute(select(func.count()).where(
-                        events.c.id >= low, events.c.state == "done")).scalar_one()
-                    ledger_start = conn.execute(select(events.c.at).where(events.c.id == first[0])).scalar_one()
-                    # at least a minute: a young ledger's first seconds would project a wild rate
-                    elapsed = max(now - max(since, ledger_start), min(window_s, 60.0))
-        return {"counts": {state: found.get(state, 0) for state in STATES}, "done_recent": done_recent,
-                "window_elapsed_s": max(elapsed, 0.0)}
+                done_recent = conn.execute(select(func.count()).where(events.c.id >= low, events.c.state == "done")).scalar_one()
+                ledger_start = conn.execute(select(events.c.at).where(events.c.id == first)).scalar_one()
+                # at least a minute: a young ledger's first seconds would project a wild rate
+                elapsed = max(now - max(since, ledger_start), min(window_s, 60.0))
+        return {"counts": counts, "done_recent": done_recent, "window_elapsed_s": elapsed}
 
     def oldest_waiting(self) -> float | None:
         """When the oldest transaction still waiting for a bot (queued or retry scheduled) was handed off.
@@ -461,6 +455,12 @@ class Ledger:
                 return []
             return [("queued", created, 0)] + [(r.state, r.at, r.attempt) for r in conn.execute(
                 select(events).where(events.c.transaction_id == tx_id).order_by(events.c.id))]
+
+
+def _by_state(rows: Iterable[Any]) -> dict[str, int]:
+    """``(state, count)`` rows as a count for every state, zeros included."""
+    found = {state: count for state, count in rows}
+    return {state: found.get(state, 0) for state in STATES}
 
 
 def _safe_url(url: str) -> str:
