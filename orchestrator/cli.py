@@ -254,10 +254,13 @@ def worker(**flags: Any) -> None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     app = make_celery(settings)
     from .celery_app import declare_queues
+    from .ledger.casework import Casework
     from .publisher import Publisher, Sweeper
 
     declare_queues(app)
-    sweeper = Sweeper(Publisher(app, runtime.ledger, settings.ids_per_message), settings.sweep_interval_s)
+    casework, started = Casework(runtime.ledger), time.time()
+    sweeper = Sweeper(Publisher(app, runtime.ledger, settings.ids_per_message), settings.sweep_interval_s,
+                      heartbeat=lambda: casework.heartbeat(runtime.owner, "worker", settings.concurrency, started))
     sweeper.start()
     try:
         import socket
@@ -312,9 +315,10 @@ def cases_generate(count: int, out: Path, invalid_rate: float, seed: int, start:
 from .authoring import explain, reference, schema, validate  # noqa: E402 - the authors' commands
 from .browsers import browsers  # noqa: E402 - the bots' browser
 from .operations import batches  # noqa: E402 - the operators' commands
+from .service_commands import serve, users, workflows  # noqa: E402 - the hand-off service
 from .status import status  # noqa: E402 - progress toward the target
 
-for _command in (validate, schema, reference, explain, batches, browsers, status):
+for _command in (validate, schema, reference, explain, batches, browsers, status, serve, users, workflows):
     cli.add_command(_command)
 
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
-from workflows import LoadedWorkflow
+from workflows import CasesFileError, LoadedWorkflow
 
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from .errors import BrokerError
 from .ledger import TERMINAL, Ledger
+from .ledger.casework import Casework
 from .publisher import Publisher
 
 log = structlog.get_logger(__name__)
@@ -37,6 +39,7 @@ class Receipt:
         rejected: how many rows failed the input schema (each was passed to ``on_rejection``).
         duplicates: how many rows repeated a case reference of an earlier row of the same file.
         examples: the first rejected or duplicate rows (at most :data:`EXAMPLES`), for reports.
+        stopped_by: why reading stopped part-way (the file became unreadable), or ``None``.
 
     A receipt stays the same size however large the file: rows are counted, not kept.
     """
@@ -49,6 +52,7 @@ class Receipt:
     rejected: int = 0
     duplicates: int = 0
     examples: list[Rejection] = field(default_factory=list)
+    stopped_by: str | None = None
 
     def refuse(self, rejection: Rejection, *, duplicate: bool) -> None:
         if duplicate:
@@ -65,30 +69,71 @@ class Receipt:
 
 EXAMPLES = 1000
 """How many rejected rows a receipt keeps as examples."""
+REJECTIONS_PER_WRITE = 1000
 
 def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path, *, priority: int = 0,
              deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None) -> Receipt:
-    """Validate, record and publish a batch of cases; return what was accepted and rejected.
+    """Validate, record and publish a batch of cases from a file; return what was accepted and rejected.
 
-    The file is streamed: memory does not grow with it. Cases are recorded in large database
-    transactions and published after each one commits; a reference repeated within the file is found
+    A reference that an earlier hand-off left unfinished is resumed in this batch, and one it finished
+    is reported and not processed again (running the same file twice is safe).
+
+    Raises:
+        CasesFileError: the file cannot be read (nothing is recorded), or stops being readable part-way
+            (the rows before that point are recorded and published).
+    """
+    receipt = hand_off_rows(ledger, publisher, workflow, read_cases(cases, workflow.definition), str(cases),
+                            priority=priority, deadline=deadline, on_rejection=on_rejection)
+    if receipt.stopped_by:
+        raise CasesFileError(receipt.stopped_by)
+    return receipt
+
+
+Existing = Literal["resume", "refuse"]
+
+
+def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow,
+                  rows: Iterator[AcceptedCase | Rejection], source_name: str, *, priority: int = 0,
+                  deadline: float | None = None, created_by: str | None = None, existing: Existing = "resume",
+                  on_rejection: Callable[[Rejection], None] | None = None) -> Receipt:
+    """Validate, record and publish checked rows (from :func:`read_cases` or :func:`read_case_stream`).
+
+    Rows are streamed: memory does not grow with them. Every refused row is recorded in the ledger
+    (``batch_rejections``) with its number, field and reason, for the batch's report. Cases are recorded in large database
+    transactions and published after each one commits; a reference repeated within the rows is found
     through the ledger (its row already belongs to this batch), not through a set held in memory.
     Higher ``priority`` batches (and earlier deadlines) go first wherever the ledger orders work.
 
+    Args:
+        existing: what to do with a reference the ledger already has from another hand-off: ``resume``
+            (the command line: an unfinished one moves into this batch, a finished one is counted in
+            ``already_finished``) or ``refuse`` (the hand-off service: it is reported as a rejected row,
+            as a conflict when its data differs, and left where it is).
+
+    Returns:
+        The receipt; ``stopped_by`` is set when the rows stopped being readable part-way (everything
+        accepted before that point is recorded and published).
+
     Raises:
-        CasesFileError: the file cannot be read (nothing is recorded).
-        BrokerError: publishing failed after the cases were recorded (they are resumed by the next run).
+        CasesFileError: the very first row cannot be read (no batch is created).
+        BrokerError: publishing failed after the cases were recorded (the sweep publishes them later).
     """
     definition = workflow.definition
     ledger.save_workflow(workflow.digest, definition.name, definition.version, workflow.stored_text)
-    rows = read_cases(cases, definition)
     first = next(rows, None)  # surfaces an unreadable file before a batch exists
-    batch_id = ledger.create_batch(definition.name, workflow.digest, str(cases), priority=priority, deadline=deadline)
+    batch_id = ledger.create_batch(definition.name, workflow.digest, source_name, priority=priority, deadline=deadline,
+                                   created_by=created_by)
     receipt = Receipt(batch_id, definition.name)
     chunk: dict[str, AcceptedCase] = {}
+    casework = Casework(ledger)
+    refused: list[tuple[int, str, str]] = []  # written to the ledger REJECTIONS_PER_WRITE at a time
 
     def refuse(rejection: Rejection, duplicate: bool) -> None:
         receipt.refuse(rejection, duplicate=duplicate)
+        refused.append((rejection.row, rejection.field, rejection.reason))
+        if len(refused) >= REJECTIONS_PER_WRITE:
+            casework.record_rejections(batch_id, refused)
+            refused.clear()
         if on_rejection is not None:
             on_rejection(rejection)
 
@@ -97,35 +142,47 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
                          f"duplicate case reference {item.case_ref} (an earlier row has it)")
 
     def flush() -> None:
-        new_ids, existing = ledger.add_cases(batch_id, definition.name, definition.version, workflow.digest,
-                                             definition.max_attempts, [(c.case_ref, c.payload) for c in chunk.values()],
-                                             priority=priority, deadline=deadline)
+        new_ids, known = ledger.add_cases(batch_id, definition.name, definition.version, workflow.digest,
+                                          definition.max_attempts, [(c.case_ref, c.payload) for c in chunk.values()],
+                                          priority=priority, deadline=deadline)
         receipt.accepted += len(new_ids)
         unfinished = []
-        for ref, (tx_id, state, owner_batch) in existing.items():
+        for ref, (tx_id, state, owner_batch, same) in known.items():
             if owner_batch == batch_id:
                 refuse(duplicate(chunk[ref]), True)
+            elif existing == "refuse":
+                what = "was already handed off" if same else "conflicts with the case already handed off"
+                refuse(Rejection(chunk[ref].row, definition.reference_field,
+                                 f"case reference {ref} {what} in batch {owner_batch} (now {state.replace('_', ' ')}); "
+                                 "not queued again"), True)
             elif state in TERMINAL:
                 receipt.already_finished[state] = receipt.already_finished.get(state, 0) + 1
             else:
                 unfinished.append(tx_id)
         resumed = ledger.adopt(batch_id, unfinished)
         receipt.resumed += len(resumed)
-        publisher.publish(new_ids + resumed)
         chunk.clear()
+        publisher.publish(new_ids + resumed)
 
-    for item in itertools.chain([first] if first is not None else [], rows):
-        if isinstance(item, Rejection):
-            refuse(item, False)
-            continue
-        if item.case_ref in chunk:
-            refuse(duplicate(item), True)
-            continue
-        chunk[item.case_ref] = item
-        if len(chunk) >= CHUNK_ROWS:
+    try:
+        try:
+            for item in itertools.chain([first] if first is not None else [], rows):
+                if isinstance(item, Rejection):
+                    refuse(item, False)
+                    continue
+                if item.case_ref in chunk:
+                    refuse(duplicate(item), True)
+                    continue
+                chunk[item.case_ref] = item
+                if len(chunk) >= CHUNK_ROWS:
+                    flush()
+        except CasesFileError as exc:
+            receipt.stopped_by = str(exc)  # what came before the unreadable stretch is kept
+        if chunk:
             flush()
-    if chunk:
-        flush()
+    finally:
+        casework.record_rejections(batch_id, refused)
+        ledger.finish_intake(batch_id, rejected=receipt.rejected + receipt.duplicates, stopped=bool(receipt.stopped_by))
     return receipt
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from workflows import CaseDataError, CasesFileError, Workflow, check_case, to_json_value
 
@@ -37,14 +37,28 @@ class AcceptedCase:
     payload: dict[str, Any]
 
 
-def _open_rows(path: Path, workflow: Workflow) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(row number, raw row)``; a row that cannot be parsed carries ``__error__``.
+MAX_LINE_CHARS = 1024 * 1024
+"""The longest line a cases file may have: a longer one (a huge field, or a file with no line breaks)
+refuses the file before it can fill memory."""
 
-    A CSV whose header lacks a required field of ``workflow`` is refused before any row is yielded.
-    """
+
+def _lines(handle: IO[str], name: str) -> Iterator[str]:
+    """The handle's lines, each read with a bound, so a line with no end never has to fit in memory."""
+    while True:
+        line = handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS:
+            raise CasesFileError(f"{name}: has a line longer than {MAX_LINE_CHARS:,} characters; "
+                                 "expected CSV or JSON lines of case fields")
+        yield line
+
+
+def _open_rows(path: Path, workflow: Workflow) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row number, raw row)`` from a file (see :func:`_rows`)."""
     name = str(path)
     try:
-        handle = open(path, encoding="utf-8", newline="")
+        handle = open(path, encoding="utf-8-sig", newline="")  # a spreadsheet's byte-order mark is not a column name
     except FileNotFoundError:
         raise CasesFileError(f"{name}: no such cases file") from None
     except IsADirectoryError:
@@ -52,43 +66,73 @@ def _open_rows(path: Path, workflow: Workflow) -> Iterator[tuple[int, dict[str, 
     except OSError as exc:
         raise CasesFileError(f"{name}: cannot be read ({exc.strerror})") from None
     with handle:
-        try:
-            if path.suffix.lower() in (".jsonl", ".ndjson"):
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        value = json.loads(line)
-                    except ValueError:
-                        yield number, {"__error__": "is not valid JSON"}
-                        continue
-                    yield number, value if isinstance(value, dict) else {"__error__": "is not a JSON object"}
-            else:
-                reader = csv.DictReader(handle)
-                if not reader.fieldnames:
-                    raise CasesFileError(f"{name}:1: the file is empty; expected a header row naming the case fields")
-                missing = [n for n, f in workflow.input.items() if f.required and n not in reader.fieldnames]
-                if missing:
-                    raise CasesFileError(f"{name}:1: the header lacks the required column(s) {', '.join(missing)} "
-                                         f"of workflow '{workflow.name}'")
-                for number, row in enumerate(reader, start=1):
-                    if None in row:
-                        yield number, {"__error__": "has more values than the header has columns"}
-                    else:
-                        yield number, row
-        except UnicodeDecodeError:
-            raise CasesFileError(f"{name}: is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise CasesFileError(f"{name}: is not readable CSV ({exc})") from None
+        yield from _rows(handle, name, workflow, json_lines=path.suffix.lower() in JSON_LINES_SUFFIXES)
+
+
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def _rows(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row number, raw row)``; a row that cannot be parsed carries ``__error__``.
+
+    A CSV whose header lacks a required field of ``workflow`` is refused before any row is yielded.
+    """
+    try:
+        if json_lines:
+            for number, line in enumerate(_lines(handle, name), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    yield number, {"__error__": "is not valid JSON"}
+                    continue
+                yield number, value if isinstance(value, dict) else {"__error__": "is not a JSON object"}
+        else:
+            reader = csv.DictReader(_lines(handle, name))
+            if not reader.fieldnames:
+                raise CasesFileError(f"{name}:1: the file is empty; expected a header row naming the case fields")
+            missing = [n for n, f in workflow.input.items() if f.required and n not in reader.fieldnames]
+            if missing:
+                raise CasesFileError(f"{name}:1: the header lacks the required column(s) {', '.join(missing)} "
+                                     f"of workflow '{workflow.name}'")
+            for number, row in enumerate(reader, start=1):
+                if None in row:
+                    yield number, {"__error__": "has more values than the header has columns"}
+                else:
+                    yield number, row
+    except UnicodeDecodeError:
+        raise CasesFileError(f"{name}: is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise CasesFileError(f"{name}: is not readable CSV ({exc})") from None
 
 
 def read_cases(path: Path, workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
-    """Yield each row as an :class:`AcceptedCase` (typed, as JSON values) or a :class:`Rejection`.
+    """Yield each row of a file as an :class:`AcceptedCase` (typed, as JSON values) or a :class:`Rejection`.
 
     Raises:
         CasesFileError: the file cannot be read at all (nothing from it is taken).
     """
-    for number, row in _open_rows(path, workflow):
+    return _checked(_open_rows(path, workflow), workflow)
+
+
+def read_case_stream(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool = False
+                     ) -> Iterator[AcceptedCase | Rejection]:
+    """Like :func:`read_cases`, from an open text stream (an upload); ``name`` names it in messages.
+
+    Raises:
+        CasesFileError: the stream cannot be read as cases (the rows before the fault were yielded).
+    """
+    return _checked(_rows(handle, name, workflow, json_lines=json_lines), workflow)
+
+
+def check_row(workflow: Workflow, row: dict[str, Any], number: int = 1) -> AcceptedCase | Rejection:
+    """Check one raw row (a form, an API call) with exactly the rules a batch row is checked with."""
+    return next(_checked(iter([(number, row)]), workflow))
+
+
+def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
+    for number, row in rows:
         if "__error__" in row:
             yield Rejection(number, "row", row["__error__"])
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import amqp
 import structlog
@@ -127,10 +127,11 @@ class Publisher:
 
 class Sweeper:
     """A worker's background sweep: every ``interval_s`` (with jitter, so workers do not sweep in step) it
-    publishes due retries, the outbox and abandoned leases of every batch. A broker outage only delays it."""
+    publishes due retries, the outbox and abandoned leases of every batch. A broker outage only delays it.
+    ``heartbeat``, when given, runs first on every round (the worker tells the ledger it is alive)."""
 
-    def __init__(self, publisher: Publisher, interval_s: float) -> None:
-        self.publisher, self.interval_s = publisher, interval_s
+    def __init__(self, publisher: Publisher, interval_s: float, heartbeat: Callable[[], None] | None = None) -> None:
+        self.publisher, self.interval_s, self.heartbeat = publisher, interval_s, heartbeat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="autoclerk-sweeper", daemon=True)
 
@@ -143,6 +144,11 @@ class Sweeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+            if self.heartbeat is not None:
+                try:
+                    self.heartbeat()
+                except Exception as exc:  # noqa: BLE001 - a heartbeat is best effort; the sweep goes on
+                    log.warning("heartbeat not recorded", error=type(exc).__name__)
             try:
                 swept = self.publisher.sweep()
             except (BrokerError, LedgerError) as exc:

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
                                      description="The organisation's target: transactions done by bots.")
     rate_window_s: float = Field(default=600.0, gt=0, le=86_400,
                                  description="The recent window the rate and projected completion are measured over.")
+    serve_host: str = Field(default="127.0.0.1", description="Where 'autoclerk serve' listens (loopback unless told otherwise).")
+    serve_port: int = Field(default=8000, ge=0, le=65535, description="The hand-off service's port.")
+    cookie_secure: bool = Field(default=True, description=(
+        "Mark session cookies Secure (browsers send them only over HTTPS, or to 127.0.0.1/localhost); "
+        "turn off only behind a proxy on a trusted network that terminates TLS elsewhere."))
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+    max_upload_mb: float = Field(default=4096.0, gt=0, description=(
+        "The largest batch file the service takes; larger uploads are refused before they are read."))
     log_json: bool = False
     log_level: str = "WARNING"
     portal_password: SecretStr = Field(default=SecretStr("demo-password"), description="The demo portal's password.")

@@ -11,7 +11,7 @@ from .errors import (
     WorkflowError,
     WorkflowFileError,
 )
-from .inputs import InputField, check_case, to_json_value
+from .inputs import InputField, check_case, field_errors, to_json_value
 from .loader import load_stored, load_workflow, parse_workflow
 from .locators import Locator, alternatives, describe
 from .model import LoadedWorkflow, Session, System, Workflow
@@ -43,6 +43,7 @@ __all__ = [
     # cases
     "InputField",
     "check_case",
+    "field_errors",
     "to_json_value",
     # secrets and templates
     "SecretValues",

@@ -196,6 +196,18 @@ def check_case(fields: dict[str, InputField], row: dict[str, Any], row_number: i
     return typed
 
 
+def field_errors(fields: dict[str, InputField], row: dict[str, Any]) -> dict[str, str]:
+    """Every field of ``row`` that breaks its rule, with the rule (the same rules as :func:`check_case`,
+    all at once: a form shows each error beside its field)."""
+    errors: dict[str, str] = {}
+    for name, field in fields.items():
+        try:
+            field.coerce(row.get(name))
+        except ValueError as exc:
+            errors[name] = str(exc)
+    return errors
+
+
 def to_json_value(value: Any) -> Any:
     """A typed case value as JSON (dates as ISO text, decimals as text)."""
     if isinstance(value, dt.date):

@@ -130,13 +130,20 @@ class Ledger:
         return str(row.source)
 
     def create_batch(self, workflow: str, digest: str, source_name: str, *, priority: int = 0,
-                     deadline: float | None = None) -> str:
+                     deadline: float | None = None, created_by: str | None = None) -> str:
+        """A new batch; ``created_by`` is the user who handed it off (the service), ``None`` from the CLI."""
         batch_id = uuid.uuid4().hex[:12]
         with self.engine.begin() as conn:
             conn.execute(insert(batches).values(id=batch_id, workflow=workflow, digest=digest, source_name=source_name,
                                                 created_at=time.time(), state="active", priority=priority,
-                                                deadline=deadline))
+                                                deadline=deadline, created_by=created_by, intake="receiving"))
         return batch_id
+
+    def finish_intake(self, batch_id: str, *, rejected: int, stopped: bool) -> None:
+        """Record that a batch's hand-off ended: ``complete``, or ``stopped`` by an unreadable stretch of the file."""
+        with self.engine.begin() as conn:
+            conn.execute(update(batches).where(batches.c.id == batch_id).values(
+                intake="stopped" if stopped else "complete", rows_rejected=rejected))
 
     def batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -160,7 +167,7 @@ class Ledger:
 
         Returns:
             ``(new_ids, existing)`` where ``existing`` maps each already-known reference to its
-            ``(transaction id, state, batch id)``.
+            ``(transaction id, state, batch id, same payload)``.
         """
         if not cases:
             return [], {}
@@ -181,10 +188,11 @@ class Ledger:
                 f"SELECT id, case_ref, batch_id, created_at FROM transactions WHERE id > {m} ORDER BY id", (before,))
                 if r[2] == batch_id and r[3] == now}
             known = [ref for ref, _ in cases if ref not in inserted]
+            sent = {ref: row[5] for ref, row in zip((ref for ref, _ in cases), rows)}
             existing = {
-                row.case_ref: (row.id, row.state, row.batch_id)
+                row.case_ref: (row.id, row.state, row.batch_id, row.payload == sent[row.case_ref])
                 for start in range(0, len(known), 1000)
-                for row in conn.execute(select(t.case_ref, t.id, t.state, t.batch_id).where(
+                for row in conn.execute(select(t.case_ref, t.id, t.state, t.batch_id, t.payload).where(
                     t.workflow == workflow, t.case_ref.in_(known[start:start + 1000])))
             }
         return list(inserted.values()), existing
@@ -409,14 +417,10 @@ class Ledger:
         since = now - window_s
         with self.engine.connect() as conn:
             counts = _by_state(conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)))
-            first, last = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+            first = conn.execute(select(func.min(events.c.id))).scalar()
             done_recent, elapsed = 0, 0.0
             if first is not None:
-                low, high = first, last + 1  # the first id at or after ``since`` lies in [low, high]
-                while low < high:
-                    mid = (low + high) // 2
-                    at = conn.execute(select(events.c.at).where(events.c.id >= mid).order_by(events.c.id).limit(1)).scalar()
-                    low, high = (mid + 1, high) if at is not None and at < since else (low, mid)
+                low = first_event_since(conn, since)
                 done_recent = conn.execute(select(func.count()).where(events.c.id >= low, events.c.state == "done")).scalar_one()
                 ledger_start = conn.execute(select(events.c.at).where(events.c.id == first)).scalar_one()
                 # at least a minute: a young ledger's first seconds would project a wild rate
@@ -455,6 +459,23 @@ class Ledger:
                 return []
             return [("queued", created, 0)] + [(r.state, r.at, r.attempt) for r in conn.execute(
                 select(events).where(events.c.transaction_id == tx_id).order_by(events.c.id))]
+
+
+def first_event_since(conn: Connection, since: float) -> int:
+    """The id of the first event at or after ``since`` (past the last id when there is none).
+
+    Event ids grow with time, so this is a binary search on the primary key: a few dozen lookups however
+    many events the ledger holds, and no index on the time is needed.
+    """
+    first, last = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+    if first is None:
+        return 0
+    low, high = first, last + 1  # the first id at or after ``since`` lies in [low, high]
+    while low < high:
+        mid = (low + high) // 2
+        at = conn.execute(select(events.c.at).where(events.c.id >= mid).order_by(events.c.id).limit(1)).scalar()
+        low, high = (mid + 1, high) if at is not None and at < since else (low, mid)
+    return low
 
 
 def _by_state(rows: Iterable[Any]) -> dict[str, int]:

@@ -11,7 +11,14 @@ States::
     paused        (any waiting state) ─► cancelled                (an operator's decision)
 
 ``failed`` and ``cancelled`` cases can be re-queued by an operator: they return to ``queued`` with
-their attempts kept on the same row.
+their attempts kept on the same row. A ``business_exception`` is a case handed back to a person: its
+``resolution`` stays empty until the caseworker acts: a resubmit sends it back to ``queued`` with
+corrected data, ``done_by_hand`` and ``closed`` end it; every such action is a ``case_actions`` row.
+
+The hand-off service's tables live here too: ``users`` (roles, argon2 password hashes), ``api_tokens``
+and ``web_sessions`` (only SHA-256 digests of the tokens), ``published_workflows`` (the version of each
+workflow that caseworkers hand off to), ``batch_rejections`` (every refused row of a hand-off) and
+``workers`` (each worker's heartbeat, for the operations page).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ WAITING = ("queued", "retry_scheduled", "paused")
 ACTIVE = ("queued", "in_progress", "retry_scheduled", "paused")
 STATES = ACTIVE + TERMINAL
 BATCH_STATES = ("active", "paused", "cancelled")
+RESOLUTIONS = ("done_by_hand", "closed")
+ROLES = ("caseworker", "operator", "author")
 
 metadata = MetaData()
 
@@ -47,6 +56,10 @@ batches = Table(
     Column("state", String(16), nullable=False, server_default="active"),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("deadline", Float),
+    Column("created_by", String(64)),
+    Column("intake", String(16), nullable=False, server_default="complete"),
+    Column("rows_rejected", Integer, nullable=False, server_default="0"),
+    Index("ix_batches_created_by", "created_by", "created_at"),
 )
 
 transactions = Table(
@@ -78,6 +91,7 @@ transactions = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("deadline", Float),
+    Column("resolution", String(16)),
     UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
     Index("ix_transactions_batch_state", "batch_id", "state"),
     Index("ix_transactions_outbox", "published", "state", "priority"),
@@ -118,4 +132,77 @@ system_sessions = Table(
     Column("slot", Integer, primary_key=True),
     Column("holder", String(160)),
     Column("until", Float),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("roles", String(64), nullable=False),
+    Column("password_hash", Text),
+    Column("active", Integer, nullable=False, server_default="1"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("username", String(64), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked", Integer, nullable=False, server_default="0"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("username", String(64), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+published_workflows = Table(
+    "published_workflows",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("published_by", String(64), nullable=False),
+    Column("published_at", Float, nullable=False),
+)
+
+batch_rejections = Table(
+    "batch_rejections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(32), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("field", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_batch_rejections_batch", "batch_id", "row"),
+)
+
+case_actions = Table(
+    "case_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", Integer, nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("action", String(24), nullable=False),
+    Column("note", Text),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(160), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
 )

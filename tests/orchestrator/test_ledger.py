@@ -26,7 +26,7 @@ def test_a_second_hand_off_of_a_reference_is_reported_with_its_batch_not_added(l
     first, ids, _ = add(ledger, ["A", "B"])
     _, again, existing = add(ledger, ["B", "C"])
     assert len(ids) == 2 and len(again) == 1
-    assert existing == {"B": (ids[1], "queued", first)}
+    assert existing == {"B": (ids[1], "queued", first, True)}
 
 
 def test_only_one_worker_can_claim_a_transaction(ledger: Ledger) -> None:

@@ -1,0 +1,199 @@
+"""Who may use the hand-off service: users with roles, argon2 password hashes, API tokens, sign-in sessions.
+
+Roles:
+- ``caseworker`` hands off cases and batches, sees their own batches, resolves their own exceptions;
+- ``operator`` sees every batch, pauses, resumes and cancels them, retries failed cases, watches throughput;
+- ``author`` publishes workflow versions.
+
+A user may hold several roles. Passwords are stored only as argon2id hashes. API tokens and session ids
+are random (256 bits) and stored only as SHA-256 digests, so a copy of the ledger signs nobody in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from .errors import UsageError
+from .ledger.schema import ROLES, api_tokens, users, web_sessions
+
+USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+SESSION_HOURS = 8.0
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in user (from a session cookie or an API token)."""
+
+    username: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A new sign-in session: the cookie value (shown once) and the CSRF token its forms carry."""
+
+    session_id: str
+    csrf_token: str
+    user: User
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _roles(text: str) -> frozenset[str]:
+    return frozenset(r for r in text.split(",") if r)
+
+
+class Accounts:
+    """Users, tokens and sessions in the ledger database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- users -----------------------------------------------------------------------------------------
+    def add_user(self, username: str, roles: list[str], password: str | None) -> None:
+        """Create a user.
+
+        Raises:
+            UsageError: the name is malformed or taken, a role is unknown, or the password is too short.
+        """
+        if not USERNAME.match(username):
+            raise UsageError(f"user name '{username}' must be 2-64 characters: lower-case letters, digits, . _ - "
+                             "(starting with a letter)")
+        self._check_roles(roles)
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(users).values(username=username, roles=",".join(sorted(set(roles))),
+                                                  password_hash=self._hash(password) if password is not None else None,
+                                                  active=1, created_at=now, updated_at=now))
+        except IntegrityError:
+            raise UsageError(f"there is already a user '{username}'") from None
+
+    def set_password(self, username: str, password: str) -> None:
+        self._update(username, password_hash=self._hash(password))
+        self.end_sessions(username)
+
+    def set_roles(self, username: str, roles: list[str]) -> None:
+        self._check_roles(roles)
+        self._update(username, roles=",".join(sorted(set(roles))))
+
+    def set_active(self, username: str, active: bool) -> None:
+        """Enable or disable a user; disabling ends their sessions and stops their tokens working."""
+        self._update(username, active=1 if active else 0)
+        if not active:
+            self.end_sessions(username)
+
+    def list_users(self) -> list[dict[str, object]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(users.c.username, users.c.roles, users.c.active, users.c.created_at,
+                                       users.c.password_hash.isnot(None).label("has_password"))
+                                .order_by(users.c.username)).all()
+            tokens = dict(conn.execute(select(api_tokens.c.username, func.count()).where(api_tokens.c.revoked == 0)
+                                       .group_by(api_tokens.c.username)).all())
+        return [{"username": r.username, "roles": sorted(_roles(r.roles)), "active": bool(r.active),
+                 "password": bool(r.has_password), "tokens": tokens.get(r.username, 0), "created_at": r.created_at}
+                for r in rows]
+
+    def _update(self, username: str, **values: object) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(update(users).where(users.c.username == username)
+                            .values(updated_at=time.time(), **values)).rowcount != 1:
+                raise UsageError(f"there is no user '{username}'")
+
+    @staticmethod
+    def _check_roles(roles: list[str]) -> None:
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown or not roles:
+            raise UsageError(f"role '{unknown[0] if unknown else ''}' is not one of {', '.join(ROLES)}")
+
+    @staticmethod
+    def _hash(password: str) -> str:
+        if len(password) < 12:
+            raise UsageError("a password must have at least 12 characters")
+        return _hasher.hash(password)
+
+    # -- signing in ------------------------------------------------------------------------------------
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user, when the name and password match an active user (the time taken does not tell which failed)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+        stored = row.password_hash if row is not None and row.active and row.password_hash else None
+        try:
+            _hasher.verify(stored or _DUMMY_HASH, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if stored is None or row is None:
+            return None
+        if _hasher.check_needs_rehash(stored):
+            self._update(username, password_hash=_hasher.hash(password))
+        return User(row.username, _roles(row.roles))
+
+    def start_session(self, user: User, hours: float = SESSION_HOURS) -> SignedIn:
+        session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.expires_at < now))
+            conn.execute(insert(web_sessions).values(digest=_digest(session_id), username=user.username,
+                                                     csrf_token=csrf, created_at=now, expires_at=now + hours * 3600))
+        return SignedIn(session_id, csrf, user)
+
+    def session(self, session_id: str) -> tuple[User, str] | None:
+        """The user and CSRF token of a live session of an active user, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.username, users.c.roles, web_sessions.c.csrf_token)
+                .join(users, users.c.username == web_sessions.c.username)
+                .where(web_sessions.c.digest == _digest(session_id), web_sessions.c.expires_at > time.time(),
+                       users.c.active == 1)).first()
+        return (User(row.username, _roles(row.roles)), row.csrf_token) if row else None
+
+    def end_session(self, session_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.digest == _digest(session_id)))
+
+    def end_sessions(self, username: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.username == username))
+
+    # -- API tokens ------------------------------------------------------------------------------------
+    def new_token(self, username: str) -> str:
+        """Issue an API token for a user; only its digest is stored, so it is shown this once."""
+        token = "ack_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            if conn.execute(select(users.c.username).where(users.c.username == username)).first() is None:
+                raise UsageError(f"there is no user '{username}'")
+            conn.execute(insert(api_tokens).values(digest=_digest(token), username=username, created_at=time.time()))
+        return token
+
+    def revoke_tokens(self, username: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(update(api_tokens).where(api_tokens.c.username == username, api_tokens.c.revoked == 0)
+                                .values(revoked=1)).rowcount
+
+    def token_user(self, token: str) -> User | None:
+        """The active user a live token belongs to, or ``None``."""
+        digest = _digest(token)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(users.c.username, users.c.roles).join(api_tokens, api_tokens.c.username == users.c.username)
+                .where(api_tokens.c.digest == digest, api_tokens.c.revoked == 0, users.c.active == 1)).first()
+            if row is not None:
+                conn.execute(update(api_tokens).where(api_tokens.c.digest == digest).values(last_used_at=time.time()))
+        return User(row.username, _roles(row.roles)) if row else None

@@ -1,0 +1,224 @@
+"""The hand-off service's commands: ``autoclerk serve``, ``autoclerk users …`` and ``autoclerk workflows …``.
+
+``autoclerk users add NAME --role ROLE --token`` prints the new API token on its last line; it is shown
+only once (the ledger keeps its digest). Passwords are read from standard input with ``--password-stdin``
+(one line) or asked for at the terminal, never taken as a flag (flags end up in shell histories).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import UsageError
+from .ledger.schema import ROLES
+
+
+def _settings(**flags: Any) -> Any:
+    from .cli import _settings as settings_from_flags
+
+    return settings_from_flags(**flags)
+
+
+@click.command()
+@click.option("--host", "serve_host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", "serve_port", type=click.IntRange(0, 65535), help="Port (default 8000; 0 picks a free one).")
+@click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default sqlite:///autoclerk-ledger.db).")
+@click.option("--broker", "broker_url", help="amqp://… to hand work to RabbitMQ workers; default: bots run in this process.")
+@click.option("--system", "systems", multiple=True, metavar="NAME=URL", help="Base URL of a target system (repeatable).")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Embedded bots: transactions in flight.")
+@click.option("--chromium", "chromium_path", help="Embedded bots: Chromium executable, 'headless-shell' or 'system'.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve /metrics on 127.0.0.1:PORT.")
+@click.option("--insecure-cookies", is_flag=True, default=None,
+              help="Do not mark cookies Secure (only behind a TLS-terminating proxy on a trusted network).")
+def serve(insecure_cookies: bool | None, **flags: Any) -> None:
+    """Run the hand-off service: pages for caseworkers, operators and authors, and the JSON API."""
+    from monitoring import BOT_SLOTS, REGISTRY, configure_logging, serve_metrics
+
+    from .web.server import serve as run
+
+    settings = _settings(**flags, cookie_secure=False if insecure_cookies else None)
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    if settings.metrics_port is not None:
+        from .ledger import Ledger
+        from .metrics import BrokerCollector, LedgerCollector
+
+        BOT_SLOTS.set(settings.concurrency if settings.embedded else 0)
+        REGISTRY.register(LedgerCollector(Ledger(settings.ledger_url), settings.target_transactions, settings.rate_window_s))
+        if not settings.embedded:
+            REGISTRY.register(BrokerCollector(settings.broker_url))
+        serve_metrics(settings.metrics_port, settings.metrics_host)
+    try:
+        run(settings)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {settings.serve_host}:{settings.serve_port} ({exc.strerror})") from None
+
+
+# -- users --------------------------------------------------------------------------------------------
+@click.group()
+def users() -> None:
+    """Manage the hand-off service's users, roles and API tokens."""
+
+
+_LEDGER = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
+_ROLE = click.option("--role", "roles", multiple=True, type=click.Choice(ROLES), help="A role (repeatable).")
+
+
+def _accounts(ledger_url: str | None) -> Any:
+    from .accounts import Accounts
+    from .ledger import Ledger
+
+    return Accounts(Ledger(_settings(ledger_url=ledger_url).ledger_url).engine)
+
+
+def _read_password(from_stdin: bool, *, required: bool) -> str | None:
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UsageError("--password-stdin: standard input held no password")
+        return line
+    if not sys.stdin.isatty():
+        if required:
+            raise UsageError("no terminal to ask for the password: pass --password-stdin and send it on standard input")
+        return None
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("The same password again: "):
+        raise UsageError("the two passwords differ; nothing was changed")
+    return first
+
+
+@users.command("add")
+@click.argument("username")
+@_ROLE
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (one line).")
+@click.option("--token", "with_token", is_flag=True, help="Also issue an API token (printed on the last line).")
+@_LEDGER
+def users_add(username: str, roles: tuple[str, ...], password_stdin: bool, with_token: bool, ledger_url: str | None) -> None:
+    """Create a user with one or more roles: caseworker, operator, author."""
+    if not roles:
+        raise UsageError(f"give at least one --role ({', '.join(ROLES)})")
+    password = _read_password(password_stdin, required=not with_token) if (password_stdin or not with_token) else None
+    accounts = _accounts(ledger_url)
+    accounts.add_user(username, list(roles), password)
+    click.echo(f"user {username} added with role(s) {', '.join(sorted(roles))}"
+               f"{'' if password else '; no password (API token only)'}")
+    if with_token:
+        click.echo(accounts.new_token(username))
+
+
+@users.command("token")
+@click.argument("username")
+@_LEDGER
+def users_token(username: str, ledger_url: str | None) -> None:
+    """Issue another API token for a user (printed on the last line, shown only this once)."""
+    click.echo(_accounts(ledger_url).new_token(username))
+
+
+@users.command("revoke-tokens")
+@click.argument("username")
+@_LEDGER
+def users_revoke(username: str, ledger_url: str | None) -> None:
+    """Stop every API token of a user working."""
+    click.echo(f"{_accounts(ledger_url).revoke_tokens(username)} token(s) of {username} revoked")
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (one line).")
+@_LEDGER
+def users_passwd(username: str, password_stdin: bool, ledger_url: str | None) -> None:
+    """Set a user's password (their open sessions end)."""
+    password = _read_password(password_stdin, required=True)
+    assert password is not None
+    _accounts(ledger_url).set_password(username, password)
+    click.echo(f"password of {username} changed; their sessions were ended")
+
+
+@users.command("roles")
+@click.argument("username")
+@_ROLE
+@_LEDGER
+def users_roles(username: str, roles: tuple[str, ...], ledger_url: str | None) -> None:
+    """Replace a user's roles."""
+    _accounts(ledger_url).set_roles(username, list(roles))
+    click.echo(f"{username} now has role(s) {', '.join(sorted(roles))}")
+
+
+@users.command("disable")
+@click.argument("username")
+@_LEDGER
+def users_disable(username: str, ledger_url: str | None) -> None:
+    """Stop a user signing in or using their tokens (their sessions end at once)."""
+    _accounts(ledger_url).set_active(username, False)
+    click.echo(f"{username} disabled")
+
+
+@users.command("enable")
+@click.argument("username")
+@_LEDGER
+def users_enable(username: str, ledger_url: str | None) -> None:
+    """Let a disabled user back in."""
+    _accounts(ledger_url).set_active(username, True)
+    click.echo(f"{username} enabled")
+
+
+@users.command("list")
+@_LEDGER
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per user, one per line.")
+def users_list(ledger_url: str | None, as_json: bool) -> None:
+    """Every user with their roles, whether they may sign in, and their live tokens."""
+    for user in _accounts(ledger_url).list_users():
+        if as_json:
+            click.echo(json.dumps(user))
+        else:
+            click.echo(f"{user['username']:<24} {','.join(user['roles']):<30} {'active' if user['active'] else 'disabled':<9}"
+                       f" password {'yes' if user['password'] else 'no':<4} tokens {user['tokens']}")
+
+
+# -- workflows ----------------------------------------------------------------------------------------
+@click.group()
+def workflows() -> None:
+    """Publish workflow versions for hand-off through the service."""
+
+
+@workflows.command("publish")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_LEDGER
+def workflows_publish(path: Path, ledger_url: str | None) -> None:
+    """Validate PATH (and the parts it calls) and make it the version caseworkers hand off to."""
+    from monitoring import configure_logging
+    from workflows import load_workflow
+
+    from .ledger import Ledger
+    from .web.service import publish_workflow
+
+    settings = _settings(ledger_url=ledger_url)
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    loaded = load_workflow(path)
+    ledger = Ledger(settings.ledger_url)
+    try:
+        publish_workflow(ledger, loaded, f"cli:{getpass.getuser() if os.name == 'posix' else 'user'}", str(path))
+    finally:
+        ledger.close()
+    click.echo(f"published {loaded.definition.name} version {loaded.definition.version} ({loaded.digest})")
+
+
+@workflows.command("list")
+@_LEDGER
+def workflows_list(ledger_url: str | None) -> None:
+    """The published workflows."""
+    from .ledger import Ledger
+    from .ledger.casework import Casework
+
+    ledger = Ledger(_settings(ledger_url=ledger_url).ledger_url)
+    try:
+        for row in Casework(ledger).published():
+            click.echo(f"{row['name']:<32} version {row['version']:<4} {row['digest']}  by {row['published_by']}")
+    finally:
+        ledger.close()

@@ -1,0 +1,343 @@
+"""The JSON API, for systems that hand off work (OpenAPI at ``/api/openapi.json``).
+
+Machines authenticate with ``Authorization: Bearer TOKEN`` (``autoclerk users add NAME --role ROLE --token``
+prints one); the API never reads a cookie. It offers what the pages offer: hand off a batch or one case,
+follow a batch and its cases, deal with exceptions, operate batches, publish workflows, read the figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from workflows import WorkflowFileError
+
+from ..accounts import User
+from ..handoff import Receipt
+from ..ledger import STATES, TERMINAL
+from .auth import api_user, service_of
+from .receive import receive_batch
+
+DESCRIPTION = """Hand work off to Autoclerk's bots and follow it.
+
+Every route needs `Authorization: Bearer TOKEN`; a token belongs to a user and carries that user's roles
+(`caseworker`, `operator`, `author`). Make one with `autoclerk users add NAME --role caseworker --token`.
+"""
+
+router = APIRouter(prefix="/api")
+CASEWORKER, VIEWER, OPERATOR, AUTHOR, ANYONE = (api_user("caseworker"), api_user("caseworker", "operator"),
+                                                api_user("operator"), api_user("author"), api_user())
+
+
+class RejectedRow(BaseModel):
+    row: int = Field(description="The row's number in the file (1 = the first data row).")
+    field: str = Field(description="The field whose rule the row broke ('row' for a row that could not be read).")
+    reason: str
+
+
+class BatchReceipt(BaseModel):
+    batch_id: str
+    workflow: str
+    accepted: int = Field(description="Cases queued by this hand-off.")
+    rejected: list[RejectedRow] = Field(description="Rows not queued (at most the first 1,000; see rejected_total).")
+    rejected_total: int = Field(description="How many rows were not queued, duplicates included.")
+    duplicates: int = Field(description="Rows whose case reference repeated an earlier row or an earlier hand-off.")
+    stopped_by: str | None = Field(description="Why reading stopped part-way, when the file became unreadable.")
+    report: str = Field(description="Where every rejected row can be read, a page at a time.")
+
+
+class BatchStatus(BaseModel):
+    id: str
+    workflow: str
+    state: str = Field(description="active, paused or cancelled.")
+    intake: str = Field(description="receiving, complete, or stopped (the file became unreadable part-way).")
+    created_at: float
+    created_by: str | None
+    source_name: str
+    total: int
+    finished: int
+    open_exceptions: int = Field(description="Cases handed back to a person and not yet dealt with.")
+    rows_rejected: int
+    counts: dict[str, int] = Field(description="Cases by state: " + ", ".join(STATES) + ".")
+
+
+class CaseSummary(BaseModel):
+    id: int
+    case_ref: str
+    state: str
+    resolution: str | None
+    attempts: int
+    result_ref: str | None
+    error_class: str | None
+    error_message: str | None
+    batch_id: str
+    workflow: str
+    updated_at: float
+
+
+class Attempt(BaseModel):
+    attempt: int
+    started_at: float
+    ended_at: float
+    outcome: str
+    error_class: str | None = None
+    error: str | None = None
+    evidence: list[str] = []
+
+
+class Action(BaseModel):
+    at: float
+    username: str
+    action: str
+    note: str | None
+
+
+class CaseDetail(CaseSummary):
+    max_attempts: int
+    payload: dict[str, Any]
+    created_by: str | None
+    history: list[Attempt]
+    actions: list[Action]
+    screenshots: list[str] = Field(description="Paths (on this service) of the screenshots of failed attempts.")
+
+
+class Resolution(BaseModel):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class Resubmission(BaseModel):
+    data: dict[str, Any] = Field(description="The corrected case fields (the case reference cannot change).")
+    note: str | None = Field(default=None, max_length=4000)
+
+
+def _batch_or_404(request: Request, user: User, batch_id: str) -> dict[str, Any]:
+    service = service_of(request)
+    batch = service.ledger.batch(batch_id)
+    if batch is None or not service.can_see(user, batch["created_by"]):
+        raise HTTPException(404, f"there is no batch {batch_id} that you can see")
+    return batch
+
+
+def _case_or_404(request: Request, user: User, tx_id: int) -> dict[str, Any]:
+    service = service_of(request)
+    case = service.casework.case(tx_id)
+    if case is None or not service.can_see(user, case["created_by"]):
+        raise HTTPException(404, f"there is no case {tx_id} that you can see")
+    return case
+
+
+def _receipt(receipt: Receipt) -> BatchReceipt:
+    return BatchReceipt(batch_id=receipt.batch_id, workflow=receipt.workflow, accepted=receipt.accepted,
+                        rejected=[RejectedRow(row=r.row, field=r.field, reason=r.reason) for r in receipt.examples],
+                        rejected_total=receipt.rejected + receipt.duplicates, duplicates=receipt.duplicates,
+                        stopped_by=receipt.stopped_by, report=f"/api/batches/{receipt.batch_id}/rejections")
+
+
+def _published(request: Request, name: str) -> Any:
+    loaded = service_of(request).workflow(name)
+    if loaded is None:
+        raise HTTPException(404, f"there is no published workflow '{name}'")
+    return loaded
+
+
+# -- hand-off -------------------------------------------------------------------------------------------
+@router.post("/batches", status_code=201, response_model=BatchReceipt, openapi_extra={"requestBody": {
+    "required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary",
+                                "description": "CSV with a header row, or JSON lines (file name ending .jsonl)."}}}}}}},
+    responses={413: {"description": "Larger than the service takes"}, 422: {"description": "Not a usable cases file"}})
+async def hand_off_batch(request: Request, workflow: str = Query(description="The published workflow's name."),
+                         user: User = Depends(CASEWORKER)) -> Any:
+    """Hand off a batch: every row is checked against the workflow's input schema as the file arrives.
+
+    Rows that break a rule, and case references already handed off, are reported and not queued; the rest
+    run at once. The file is streamed: it may be of any size up to the service's limit.
+    """
+    loaded = await run_in_threadpool(_published, request, workflow)
+    outcome = await receive_batch(request, service_of(request), user, loaded)
+    if isinstance(outcome, Receipt):
+        return _receipt(outcome)
+    return JSONResponse({"detail": outcome.message}, status_code=outcome.status)
+
+
+@router.post("/cases", status_code=201, response_model=CaseDetail,
+             responses={422: {"description": "The case breaks a rule of the input schema (errors by field)"}})
+def hand_off_case(request: Request, workflow: str = Query(description="The published workflow's name."),
+                  data: dict[str, Any] = Body(description="The case's fields, as the workflow's input schema names them."),
+                  user: User = Depends(CASEWORKER)) -> Any:
+    """Hand off one case, checked by exactly the rules a batch row is checked by."""
+    service = service_of(request)
+    loaded = _published(request, workflow)
+    result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()})
+    if not isinstance(result, Receipt):
+        return JSONResponse({"detail": "the case breaks the input schema's rules", "errors": result}, status_code=422)
+    ref = str(data.get(loaded.definition.reference_field, "")).strip()
+    found = service.casework.case_by_ref(loaded.definition.name, ref)
+    return _case_detail(request, user, found["id"] if found else 0)
+
+
+# -- following work -------------------------------------------------------------------------------------
+@router.get("/batches", response_model=list[BatchStatus])
+def list_batches(request: Request, limit: int = Query(50, ge=1, le=500), user: User = Depends(VIEWER)) -> Any:
+    """The newest batches: a caseworker's own, or every batch for an operator."""
+    rows = service_of(request).casework.batches(None if user.has("operator") else user.username, limit=limit)
+    return [_status(row, row["counts"], row["open_exceptions"]) for row in rows]
+
+
+def _status(batch: dict[str, Any], counts: dict[str, int], open_exceptions: int) -> BatchStatus:
+    return BatchStatus(id=batch["id"], workflow=batch["workflow"], state=batch["state"], intake=batch["intake"],
+                       created_at=batch["created_at"], created_by=batch["created_by"], source_name=batch["source_name"],
+                       total=sum(counts.values()), finished=sum(counts[s] for s in TERMINAL),
+                       open_exceptions=open_exceptions, rows_rejected=batch["rows_rejected"], counts=counts)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchStatus)
+def batch_status(request: Request, batch_id: str, user: User = Depends(VIEWER)) -> Any:
+    """A batch's counts by state."""
+    batch = _batch_or_404(request, user, batch_id)
+    casework = service_of(request).casework
+    return _status(batch, service_of(request).ledger.counts(batch_id), casework.open_exceptions(batch_id))
+
+
+@router.get("/batches/{batch_id}/cases", response_model=list[CaseSummary])
+def batch_cases(request: Request, batch_id: str, state: str | None = Query(None, description=(
+        "A state, or open_exception (handed back and not yet dealt with).")),
+                ref: str | None = Query(None, description="Case references starting with this."),
+                after: int = Query(0, ge=0, description="The last case id of the previous page."),
+                limit: int = Query(100, ge=1, le=1000), user: User = Depends(VIEWER)) -> Any:
+    """A batch's cases in hand-off order, a page at a time."""
+    _batch_or_404(request, user, batch_id)
+    if state is not None and state not in STATES and state != "open_exception":
+        raise HTTPException(422, f"state must be one of {', '.join(STATES)} or open_exception")
+    return service_of(request).casework.cases(batch_id, state=state, ref=ref, after=after, limit=limit)
+
+
+@router.get("/batches/{batch_id}/rejections", response_model=list[RejectedRow])
+def batch_rejections(request: Request, batch_id: str, after: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10000),
+                     user: User = Depends(VIEWER)) -> Any:
+    """Every row of the batch's file that was not queued, with its number and reason (``after``: the last row
+    number of the previous page)."""
+    _batch_or_404(request, user, batch_id)
+    casework = service_of(request).casework
+    return casework.rejections(batch_id, after_row=after, limit=limit)
+
+
+@router.get("/cases/{tx_id}", response_model=CaseDetail)
+def case_detail(request: Request, tx_id: int, user: User = Depends(VIEWER)) -> Any:
+    """One case: its attempts, outcome, the reference the target system returned, and the people's actions."""
+    return _case_detail(request, user, tx_id)
+
+
+def _case_detail(request: Request, user: User, tx_id: int) -> dict[str, Any]:
+    from .batch_pages import screenshots_of
+
+    case = _case_or_404(request, user, tx_id)
+    return {**case, "screenshots": [f"/cases/{tx_id}/evidence/{s['index']}" for s in screenshots_of(case)]}
+
+
+@router.get("/exceptions", response_model=list[CaseSummary])
+def open_exceptions(request: Request, user: User = Depends(VIEWER)) -> Any:
+    """Cases handed back to a person and not yet dealt with: a caseworker's own, or all for an operator."""
+    return service_of(request).casework.exceptions(None if user.has("operator") else user.username)
+
+
+def _own_open_exception(request: Request, user: User, tx_id: int) -> dict[str, Any]:
+    case = _case_or_404(request, user, tx_id)
+    if case["created_by"] != user.username:
+        raise HTTPException(403, "only the caseworker who handed the case off may deal with it")
+    if case["state"] != "business_exception" or case["resolution"] is not None:
+        raise HTTPException(409, f"case {tx_id} is not waiting for a person")
+    return case
+
+
+@router.post("/cases/{tx_id}/resubmit", response_model=CaseDetail)
+def resubmit(request: Request, tx_id: int, body: Resubmission, user: User = Depends(CASEWORKER)) -> Any:
+    """Correct an exception's data and send it back to the bots (checked by the input schema's rules)."""
+    case = _own_open_exception(request, user, tx_id)
+    errors = service_of(request).resubmit(user, case, {**case["payload"], **body.data}, body.note)
+    if errors:
+        return JSONResponse({"detail": "the corrected case breaks the input schema's rules", "errors": errors},
+                            status_code=409 if "form" in errors else 422)
+    return _case_detail(request, user, tx_id)
+
+
+@router.post("/cases/{tx_id}/done-by-hand", response_model=CaseDetail)
+def done_by_hand(request: Request, tx_id: int, body: Resolution, user: User = Depends(CASEWORKER)) -> Any:
+    """Record that a person did the case by hand (a note saying what they did is required)."""
+    if not (body.note or "").strip():
+        raise HTTPException(422, "a note saying what was done is required")
+    return _resolve(request, user, tx_id, "done_by_hand", body.note)
+
+
+@router.post("/cases/{tx_id}/close", response_model=CaseDetail)
+def close(request: Request, tx_id: int, body: Resolution, user: User = Depends(CASEWORKER)) -> Any:
+    """Close an exception without doing it."""
+    return _resolve(request, user, tx_id, "closed", body.note)
+
+
+def _resolve(request: Request, user: User, tx_id: int, resolution: str, note: str | None) -> Any:
+    _own_open_exception(request, user, tx_id)
+    if not service_of(request).casework.resolve(tx_id, resolution, user.username, (note or "").strip() or None):
+        raise HTTPException(409, f"case {tx_id} was dealt with by someone else a moment ago")
+    return _case_detail(request, user, tx_id)
+
+
+# -- operating ------------------------------------------------------------------------------------------
+@router.post("/batches/{batch_id}/{action}", response_model=BatchStatus)
+def operate(request: Request, batch_id: str, action: str, user: User = Depends(OPERATOR)) -> Any:
+    """Pause, resume or cancel a batch, or retry its failed cases (``action``: pause, resume, cancel, retry-failed)."""
+    from .batch_pages import OPERATOR_ACTIONS, operate_batch
+
+    if action not in OPERATOR_ACTIONS:
+        raise HTTPException(404, f"action must be one of {', '.join(OPERATOR_ACTIONS)}")
+    _batch_or_404(request, user, batch_id)
+    operate_batch(request, batch_id, action)
+    return batch_status(request, batch_id, user)
+
+
+@router.get("/operations")
+def operations(request: Request, user: User = Depends(OPERATOR)) -> Any:
+    """Target progress, throughput per minute over the last hour, queue depth and bots."""
+    from .ops_pages import operations_figures
+
+    figures = operations_figures(service_of(request))
+    figures["series"] = [{"start": start, "done": count} for start, count in figures["series"]]
+    return figures
+
+
+# -- authoring ------------------------------------------------------------------------------------------
+@router.get("/workflows")
+def published_workflows(request: Request, user: User = Depends(ANYONE)) -> Any:
+    """The published workflows (the ones hand-offs use)."""
+    return service_of(request).casework.published()
+
+
+@router.post("/workflows", status_code=201)
+async def publish_workflow(request: Request, user: User = Depends(AUTHOR)) -> Any:
+    """Publish a workflow version: multipart field ``files`` (the workflow and the parts it calls), and ``main``
+    (the main file's name, when there are several). Problems come back one per line, located by line and column."""
+    from .ops_pages import MAX_WORKFLOW_BYTES, MAX_WORKFLOW_FILES
+    from .upload import safe_name
+
+    form = await request.form(max_files=MAX_WORKFLOW_FILES, max_fields=10, max_part_size=MAX_WORKFLOW_BYTES)
+    files = {safe_name(u.filename): await u.read(MAX_WORKFLOW_BYTES + 1)  # type: ignore[union-attr]
+             for u in form.getlist("files") if getattr(u, "filename", "")}
+    main = str(form.get("main", "")).strip() or next(iter(files), "")
+    if main not in files:
+        raise HTTPException(422, "send the workflow in the multipart field 'files' (and 'main' naming the main file)")
+    try:
+        loaded = await run_in_threadpool(service_of(request).publish, files, main, user.username)
+    except WorkflowFileError as exc:
+        return JSONResponse({"detail": "the workflow has problems; nothing was published",
+                             "problems": [str(p) for p in exc.problems]}, status_code=422)
+    return {"name": loaded.definition.name, "version": loaded.definition.version, "digest": loaded.digest}
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, user: User = Depends(ANYONE)) -> Any:
+    return request.app.openapi()

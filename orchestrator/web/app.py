@@ -1,0 +1,131 @@
+"""The hand-off service's web application: GOV.UK-style pages for people, a JSON API for machines.
+
+Every response carries a strict Content-Security-Policy (scripts only from this origin, or inline with
+the response's nonce), no framing, no MIME sniffing and a same-origin referrer. Templates autoescape
+everything; text that came from a person or a file is only ever passed to the GOV.UK macros as ``text``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import Refused, SignInRequired, sign_in_redirect
+from .service import HandoffService
+
+HERE = Path(__file__).resolve().parent
+
+
+def templates() -> Jinja2Templates:
+    """Our templates first, then the GOV.UK Frontend macros under ``govuk_frontend_jinja/``."""
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([
+            jinja2.FileSystemLoader(str(HERE / "templates")),
+            jinja2.PrefixLoader({"govuk_frontend_jinja": jinja2.PackageLoader("govuk_frontend_jinja")}),
+        ]),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.ChainableUndefined)
+    from . import filters
+
+    env.filters.update(filters.FILTERS)
+    return Jinja2Templates(env=env)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and a fresh CSP nonce for the page's inline script."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", (
+                        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+                        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'").encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                if not any(k == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(service: HandoffService) -> FastAPI:
+    """The application for ``service``: pages at ``/``, the API at ``/api`` (OpenAPI at ``/api/openapi.json``)."""
+    from . import api, batch_pages, handoff_pages, ops_pages, signin
+
+    app = FastAPI(title="Autoclerk hand-off service", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+                  description=api.DESCRIPTION)
+    app.state.service = service
+    app.state.templates = templates()
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    for module in (signin, handoff_pages, batch_pages, ops_pages, api):
+        app.include_router(module.router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        return RedirectResponse(sign_in_redirect(exc.next_path), status_code=303)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> Response:
+        return render(request, "refused.html", {"title": "You cannot do this", "message": exc.message}, status=403)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def _healthz() -> Response:
+        return JSONResponse({"ok": True})
+
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+NAVIGATION = (
+    ("caseworker", "/hand-off", "Hand off work"),
+    ("caseworker", "/exceptions", "Exceptions"),
+    (("caseworker", "operator"), "/batches", "Batches"),
+    ("operator", "/operations", "Operations"),
+    ("author", "/workflows", "Workflows"),
+)
+
+
+def navigation(session: Any, path: str) -> list[dict[str, Any]]:
+    """The service navigation items the signed-in user's roles give them."""
+    if session is None:
+        return []
+    items = []
+    for roles, href, text in NAVIGATION:
+        if session.user.has(*((roles,) if isinstance(roles, str) else roles)):
+            items.append({"href": href, "text": text, "active": path == href or path.startswith(href + "/")})
+    return items
+
+
+def render(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
+           session: Any = None) -> HTMLResponse:
+    """A page, with the signed-in user's session and navigation, the error summary's links and the CSP nonce."""
+    env: Jinja2Templates = request.app.state.templates
+    errors = context.get("errors") or {}
+    links = context.get("error_links") or {}
+    page = {"cspNonce": request.scope.get("state", {}).get("csp_nonce", ""), "assetPath": "/static/govuk/assets",
+            "session": session, "navigation": navigation(session, request.url.path),
+            "error_list": [{"text": message, "href": f"#{links.get(field, field)}"} for field, message in errors.items()],
+            **context}
+    return env.TemplateResponse(request, name, page, status_code=status)

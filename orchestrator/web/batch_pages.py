@@ -1,0 +1,257 @@
+"""Batches and cases: the batch list, a batch's counts and cases (with filters), its rejected rows, the
+operator's actions on it, a case with its attempts and evidence, and the caseworker's exceptions inbox
+with the three ways to deal with an exception (correct and resubmit, done by hand, close)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from workflows import load_stored
+
+from ..ledger import STATES, TERMINAL
+from .app import render
+from .auth import PageSession, csrf_protected, service_of, signed_in
+from .forms import error_links, form_fields, row_from_form
+
+router = APIRouter(include_in_schema=False)
+VIEWER = signed_in("caseworker", "operator")
+PAGE_SIZE = 50
+OPERATOR_ACTIONS = {"pause": "pause_batch", "resume": "resume_batch", "cancel": "cancel_batch", "retry-failed": "requeue"}
+OPERATOR_VERBS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry-failed": "re-queued"}
+
+
+def _not_found(request: Request, session: PageSession, what: str) -> Response:
+    return render(request, "not_found.html", {"title": "Page not found", "message": f"There is no {what} here, or "
+                                              "you do not have access to it."}, status=404, session=session)
+
+
+def visible_batch(request: Request, session: PageSession, batch_id: str) -> dict[str, Any] | None:
+    """The batch, when the signed-in user may see it (operators: all; caseworkers: their own)."""
+    service = service_of(request)
+    batch = service.ledger.batch(batch_id)
+    return batch if batch is not None and service.can_see(session.user, batch["created_by"]) else None
+
+
+def visible_case(request: Request, session: PageSession, tx_id: int) -> dict[str, Any] | None:
+    service = service_of(request)
+    case = service.casework.case(tx_id)
+    return case if case is not None and service.can_see(session.user, case["created_by"]) else None
+
+
+@router.get("/batches")
+def batches(request: Request, session: PageSession = Depends(VIEWER)) -> Response:
+    service = service_of(request)
+    rows = service.casework.batches(None if session.user.has("operator") else session.user.username)
+    for row in rows:
+        row["total"] = sum(row["counts"].values())
+        row["finished"] = sum(row["counts"][s] for s in TERMINAL)
+    return render(request, "batches.html", {"title": "Batches", "batches": rows}, session=session)
+
+
+@router.get("/batches/{batch_id}")
+def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after: int = 0,
+          handed_off: int = 0, done: str = "", n: int = 0, session: PageSession = Depends(VIEWER)) -> Response:
+    found = visible_batch(request, session, batch_id)
+    if found is None:
+        return _not_found(request, session, "batch")
+    service = service_of(request)
+    counts = service.ledger.counts(batch_id)
+    total = sum(counts.values())
+    state = state if state in STATES or state == "open_exception" else ""
+    cases = service.casework.cases(batch_id, state=state or None, ref=ref.strip() or None, after=max(after, 0),
+                                   limit=PAGE_SIZE + 1)
+    more = len(cases) > PAGE_SIZE
+    cases = cases[:PAGE_SIZE]
+    return render(request, "batch.html", {
+        "title": f"Batch {batch_id}", "batch": found, "counts": counts, "total": total,
+        "finished": sum(counts[s] for s in TERMINAL), "open_exceptions": service.casework.open_exceptions(batch_id),
+        "cases": cases, "state": state, "ref": ref, "next_after": cases[-1]["id"] if more and cases else None,
+        "after": after, "states": STATES, "rejections": service.casework.rejections(batch_id, limit=10),
+        "flash": "The batch was handed off. Its cases are being worked now." if handed_off else (
+            f"Batch {done}: {n:,} case(s)." if done in OPERATOR_VERBS.values() else None),
+        "back": "/batches"}, session=session)
+
+
+@router.get("/batches/{batch_id}/rejections")
+def rejections(request: Request, batch_id: str, after: int = 0, session: PageSession = Depends(VIEWER)) -> Response:
+    found = visible_batch(request, session, batch_id)
+    if found is None:
+        return _not_found(request, session, "batch")
+    rows = service_of(request).casework.rejections(batch_id, after_row=max(after, 0), limit=PAGE_SIZE + 1)
+    return render(request, "rejections.html", {
+        "title": f"Rejected rows of batch {batch_id}", "batch": found, "rows": rows[:PAGE_SIZE],
+        "next_after": rows[PAGE_SIZE - 1]["row"] if len(rows) > PAGE_SIZE else None,
+        "back": f"/batches/{batch_id}"}, session=session)
+
+
+@router.get("/batches/{batch_id}/rejections.csv")
+def rejections_csv(request: Request, batch_id: str, session: PageSession = Depends(VIEWER)) -> Response:
+    """Every rejected row as CSV (row, field, reason), streamed a page at a time."""
+    if visible_batch(request, session, batch_id) is None:
+        return _not_found(request, session, "batch")
+    casework = service_of(request).casework
+
+    def lines():  # type: ignore[no-untyped-def]
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["row", "field", "reason"])
+        after = 0
+        while True:
+            page = casework.rejections(batch_id, after_row=after, limit=1000)
+            for r in page:
+                # a leading = + - @ would be a formula in a spreadsheet: quote it as text
+                writer.writerow([r["row"], *(("'" + v) if v[:1] in "=+-@" else v for v in (r["field"], r["reason"]))])
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+            if len(page) < 1000:
+                return
+            after = page[-1]["row"]
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="batch-{batch_id}-rejected-rows.csv"'})
+
+
+@router.post("/batches/{batch_id}/{action}")
+def operate(request: Request, batch_id: str, action: str, session: PageSession = Depends(csrf_protected("operator"))
+            ) -> Response:
+    if action not in OPERATOR_ACTIONS or visible_batch(request, session, batch_id) is None:
+        return _not_found(request, session, "batch")
+    count = operate_batch(request, batch_id, action)
+    return RedirectResponse(f"/batches/{batch_id}?done={OPERATOR_VERBS[action]}&n={count}", status_code=303)
+
+
+def operate_batch(request: Request, batch_id: str, action: str) -> int:
+    """Pause, resume, cancel a batch or retry its failed cases; publish what it released (shared with the API)."""
+    service = service_of(request)
+    ledger = service.ledger
+    if action == "retry-failed":
+        count = ledger.requeue(batch_id, ("failed",), extra_attempts=3)
+    else:
+        count = getattr(ledger, OPERATOR_ACTIONS[action])(batch_id)
+    if action in ("resume", "retry-failed"):
+        service.publisher.sweep(batch_id)
+    return int(count)
+
+
+@router.get("/cases/{tx_id}")
+def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "",
+         session: PageSession = Depends(VIEWER)) -> Response:
+    found = visible_case(request, session, tx_id)
+    if found is None:
+        return _not_found(request, session, "case")
+    screenshots = screenshots_of(found)
+    flash = ("The case was handed off." if handed_off else
+             {"resubmitted": "The corrected case was sent back to the bots.", "done_by_hand": "The case is marked done by hand.",
+              "closed": "The case is closed."}.get(done))
+    return render(request, "case.html", {
+        "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots, "flash": flash,
+        "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}"}, session=session)
+
+
+def screenshots_of(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The screenshots in a case's evidence, newest attempt first, numbered for the evidence route."""
+    shots = []
+    for index, path in enumerate(_evidence_paths(case)):
+        if path.endswith(".png"):
+            attempt = next((part for part in Path(path).parts if part.startswith("attempt-")), "")
+            shots.append({"index": index, "attempt": attempt.removeprefix("attempt-"), "name": Path(path).name})
+    return list(reversed(shots))
+
+
+def _evidence_paths(case: dict[str, Any]) -> list[str]:
+    paths: list[str] = []
+    for attempt in case["history"]:
+        paths += [p for p in attempt.get("evidence") or [] if p not in paths]
+    paths += [p for p in case["evidence"] if p not in paths]
+    return paths
+
+
+@router.get("/cases/{tx_id}/evidence/{index}")
+def evidence(request: Request, tx_id: int, index: int, session: PageSession = Depends(VIEWER)) -> Response:
+    """A screenshot of the case's evidence: only PNG files the ledger lists for it, inside the artifacts folder."""
+    found = visible_case(request, session, tx_id)
+    paths = _evidence_paths(found) if found else []
+    if found is None or not 0 <= index < len(paths) or not paths[index].endswith(".png"):
+        return _not_found(request, session, "screenshot")
+    root = service_of(request).settings.artifacts_dir.resolve()
+    path = Path(paths[index]).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return _not_found(request, session, "screenshot")
+    return FileResponse(path, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+
+
+def _can_resolve(session: PageSession, case: dict[str, Any]) -> bool:
+    return (case["state"] == "business_exception" and case["resolution"] is None and session.user.has("caseworker")
+            and case["created_by"] == session.user.username)
+
+
+@router.get("/exceptions")
+def exceptions(request: Request, session: PageSession = Depends(signed_in("caseworker"))) -> Response:
+    rows = service_of(request).casework.exceptions(session.user.username)
+    return render(request, "exceptions.html", {"title": "Exceptions", "cases": rows}, session=session)
+
+
+def _resolvable(request: Request, session: PageSession, tx_id: int) -> dict[str, Any] | None:
+    found = visible_case(request, session, tx_id)
+    return found if found is not None and _can_resolve(session, found) else None
+
+
+@router.get("/cases/{tx_id}/resolve")
+def resolve_page(request: Request, tx_id: int, session: PageSession = Depends(signed_in("caseworker"))) -> Response:
+    found = _resolvable(request, session, tx_id)
+    if found is None:
+        return _not_found(request, session, "open exception")
+    return _resolve_form(request, session, found, found["payload"], {})
+
+
+def _resolve_form(request: Request, session: PageSession, case: dict[str, Any], values: dict[str, Any],
+                  errors: dict[str, str], status: int = 200) -> Response:
+    definition = load_stored(service_of(request).ledger.workflow_source(case["digest"]), "<ledger>").definition
+    fields = form_fields(definition, values, errors, fixed_reference=True)
+    return render(request, "resolve.html", {
+        "title": f"Deal with case {case['case_ref']}", "case": case, "fields": fields, "errors": errors,
+        "error_links": {**error_links(fields), "note": "note"}, "screenshots": screenshots_of(case),
+        "back": f"/cases/{case['id']}"}, status=status, session=session)
+
+
+@router.post("/cases/{tx_id}/resubmit")
+async def resubmit(request: Request, tx_id: int, session: PageSession = Depends(csrf_protected("caseworker"))
+                   ) -> Response:
+    found = await run_in_threadpool(_resolvable, request, session, tx_id)
+    if found is None:
+        return _not_found(request, session, "open exception")
+    form = await request.form()
+    definition = load_stored(service_of(request).ledger.workflow_source(found["digest"]), "<ledger>").definition
+    row = row_from_form(definition, form)
+    note = str(form.get("note", "")).strip() or None
+    errors = await run_in_threadpool(service_of(request).resubmit, session.user, found, row, note)
+    if errors:
+        return _resolve_form(request, session, found, row, errors, status=422)
+    return RedirectResponse(f"/cases/{tx_id}?done=resubmitted", status_code=303)
+
+
+@router.post("/cases/{tx_id}/{resolution}")
+async def resolve(request: Request, tx_id: int, resolution: str,
+                  session: PageSession = Depends(csrf_protected("caseworker"))) -> Response:
+    kind = {"done-by-hand": "done_by_hand", "close": "closed"}.get(resolution)
+    found = await run_in_threadpool(_resolvable, request, session, tx_id)
+    if kind is None or found is None:
+        return _not_found(request, session, "open exception")
+    form = await request.form()
+    note = str(form.get("note", "")).strip()
+    if kind == "done_by_hand" and not note:
+        return _resolve_form(request, session, found, found["payload"],
+                             {"note": "Say what you did, so the next person can see how the case was done"}, status=422)
+    changed = await run_in_threadpool(service_of(request).casework.resolve, tx_id, kind, session.user.username, note or None)
+    if not changed:
+        return _resolve_form(request, session, found, found["payload"],
+                             {"form": "Someone else dealt with this case a moment ago"}, status=409)
+    return RedirectResponse(f"/cases/{tx_id}?done={kind}", status_code=303)

@@ -1,0 +1,95 @@
+"""The caseworker's hand-off pages: choose a workflow, hand off one case through a form generated from
+its input schema, or upload a batch (CSV or JSON lines) that is checked and queued as it arrives."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..handoff import Receipt
+from .app import render
+from .auth import PageSession, csrf_protected, service_of, signed_in
+from .forms import error_links, form_fields, row_from_form
+from .receive import receive_batch
+
+router = APIRouter(include_in_schema=False)
+CASEWORKER = signed_in("caseworker")
+
+
+@router.get("/hand-off")
+def choose(request: Request, session: PageSession = Depends(CASEWORKER)) -> Response:
+    service = service_of(request)
+    workflows = []
+    for row in service.casework.published():
+        loaded = service.workflow(row["name"])
+        if loaded is not None:
+            workflows.append({**row, "description": loaded.definition.description or ""})
+    return render(request, "handoff.html", {"title": "Hand off work", "workflows": workflows}, session=session)
+
+
+def _workflow_or_404(request: Request, name: str, session: PageSession) -> Response | object:
+    loaded = service_of(request).workflow(name)
+    if loaded is None:
+        return render(request, "not_found.html", {"title": "Page not found",
+                                                  "message": f"There is no published workflow called {name}."},
+                      status=404, session=session)
+    return loaded
+
+
+@router.get("/hand-off/{workflow}/case")
+def case_form(request: Request, workflow: str, session: PageSession = Depends(CASEWORKER)) -> Response:
+    loaded = _workflow_or_404(request, workflow, session)
+    if isinstance(loaded, Response):
+        return loaded
+    fields = form_fields(loaded.definition)  # type: ignore[attr-defined]
+    return render(request, "handoff_case.html", {"title": f"Hand off one case: {workflow}", "workflow": workflow,
+                                                 "fields": fields, "errors": {}, "back": "/hand-off"}, session=session)
+
+
+@router.post("/hand-off/{workflow}/case")
+async def hand_off_case(request: Request, workflow: str, session: PageSession = Depends(csrf_protected("caseworker"))
+                        ) -> Response:
+    loaded = await run_in_threadpool(_workflow_or_404, request, workflow, session)
+    if isinstance(loaded, Response):
+        return loaded
+    definition = loaded.definition  # type: ignore[attr-defined]
+    row = row_from_form(definition, await request.form())
+    result = await run_in_threadpool(service_of(request).hand_off_case, session.user, loaded, row)
+    if isinstance(result, Receipt):
+        tx_id = service_of(request).casework.case_by_ref(definition.name, row[definition.reference_field].strip())
+        target = f"/cases/{tx_id['id']}?handed_off=1" if tx_id else f"/batches/{result.batch_id}"
+        return RedirectResponse(target, status_code=303)
+    fields = form_fields(definition, row, result)
+    return render(request, "handoff_case.html", {"title": f"Hand off one case: {workflow}", "workflow": workflow,
+                                                 "fields": fields, "errors": result, "error_links": error_links(fields),
+                                                 "back": "/hand-off"}, status=422, session=session)
+
+
+@router.get("/hand-off/{workflow}/batch")
+def batch_form(request: Request, workflow: str, session: PageSession = Depends(CASEWORKER)) -> Response:
+    loaded = _workflow_or_404(request, workflow, session)
+    if isinstance(loaded, Response):
+        return loaded
+    return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {}), session=session)
+
+
+def _batch_context(workflow: str, loaded: object, errors: dict[str, str]) -> dict[str, object]:
+    definition = loaded.definition  # type: ignore[attr-defined]
+    columns = [{"name": name, "required": spec.required, "type": spec.type} for name, spec in definition.input.items()]
+    return {"title": f"Upload a batch: {workflow}", "workflow": workflow, "columns": columns, "errors": errors,
+            "error_links": {"file": "file"}, "back": "/hand-off"}
+
+
+@router.post("/hand-off/{workflow}/batch")
+async def upload_batch(request: Request, workflow: str, session: PageSession = Depends(CASEWORKER)) -> Response:
+    # The session is checked first; the CSRF token is the first field of the form, read before the file.
+    loaded = await run_in_threadpool(_workflow_or_404, request, workflow, session)
+    if isinstance(loaded, Response):
+        return loaded
+    outcome = await receive_batch(request, service_of(request), session.user, loaded,  # type: ignore[arg-type]
+                                  csrf_token=session.csrf_token)
+    if isinstance(outcome, Receipt):
+        return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1", status_code=303)
+    return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {"file": outcome.message}),
+                  status=outcome.status, session=session)

@@ -1,0 +1,100 @@
+"""Receiving a batch upload over HTTP (the page's form and ``POST /api/batches`` alike).
+
+The body is read in a worker thread, one chunk at a time, straight from the connection: the rows are
+checked and queued while the rest arrives, so neither memory nor disk grows with the file. An upload
+that turns out to be unusable (not UTF-8, no header, lines without end, not multipart at all) is
+refused with one sentence; the rest of its body is read and dropped, within the size limit, so the
+client gets that answer instead of a broken connection. Rows accepted before an unreadable stretch are
+kept and run.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import anyio
+import anyio.from_thread
+from fastapi import Request
+
+from workflows import CasesFileError, LoadedWorkflow
+
+from ..accounts import User
+from ..handoff import Receipt
+from ..intake import JSON_LINES_SUFFIXES
+from .auth import CSRF_FIELD, check_csrf
+from .service import HandoffService
+from .upload import MultipartFile, UploadError, UploadTooLarge, boundary_of
+
+READ_BUFFER = 64 * 1024
+
+
+@dataclass
+class Refusal:
+    """Why an upload was refused, and the HTTP status that says so."""
+
+    status: int
+    message: str
+
+
+async def receive_batch(request: Request, service: HandoffService, user: User, loaded: LoadedWorkflow, *,
+                        csrf_token: str | None = None) -> Receipt | Refusal:
+    """Hand off the file in the ``file`` field of a multipart request, as it arrives.
+
+    Args:
+        csrf_token: for a page's form: the session's token, which the form must send in ``csrf_token``
+            before the file (the API, with its bearer token, passes ``None``).
+
+    Raises:
+        Refused: the form's CSRF token is missing or wrong (nothing was read beyond the fields before the file).
+    """
+    limit = service.settings.max_upload_mb * 2**20
+    try:
+        boundary = boundary_of(request.headers.get("content-type", ""))
+    except UploadError as exc:
+        return Refusal(415, str(exc))
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return Refusal(413, f"the upload is larger than {service.settings.max_upload_mb:,.0f} MiB")
+    body = request.stream().__aiter__()
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(body.__anext__)
+            except StopAsyncIteration:
+                return
+            if chunk:
+                yield chunk
+
+    def work() -> Receipt | Refusal:
+        upload = MultipartFile(chunks(), boundary, max_bytes=limit)
+        try:
+            if not upload.wait_for_file():
+                return Refusal(422, "the upload has no file in the field 'file'")
+            if csrf_token is not None:
+                check_csrf(upload.fields.get(CSRF_FIELD, ""), csrf_token)
+            name = upload.filename or "upload"
+            text = io.TextIOWrapper(io.BufferedReader(upload, READ_BUFFER), encoding="utf-8-sig", newline="")
+            try:
+                receipt = service.hand_off_stream(user, loaded, text, name,
+                                                  json_lines=name.lower().endswith(JSON_LINES_SUFFIXES))
+            except CasesFileError as exc:
+                upload.discard()
+                return Refusal(422, str(exc))
+            if receipt.stopped_by:
+                upload.discard()
+            else:
+                upload.finish()
+            return receipt
+        except UploadTooLarge as exc:
+            return Refusal(413, str(exc))
+        except UploadError as exc:
+            try:
+                upload.discard()
+            except UploadTooLarge:
+                pass
+            return Refusal(422, str(exc))
+
+    return await anyio.to_thread.run_sync(work)

@@ -1,0 +1,143 @@
+"""What the hand-off service's pages and its API share: the ledger, the accounts, the published workflows,
+and the hand-off of one case, of a streamed batch and of a corrected exception.
+
+Everything here is plain synchronous code (the web layer runs it in worker threads): it can be tested
+without HTTP, and the pages and the API cannot drift apart in what they accept.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from workflows import LoadedWorkflow, Problem, WorkflowFileError, field_errors, load_stored, load_workflow
+
+from ..accounts import Accounts, User
+from ..handoff import Receipt, hand_off_rows
+from ..intake import AcceptedCase, Rejection, check_row, read_case_stream
+from ..ledger import Ledger
+from ..ledger.casework import Casework
+from ..metrics import BrokerCollector
+from ..publisher import Publisher
+from ..settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class HandoffService:
+    """The service's state for its whole life (thread-safe: the ledger is, and the cache is locked)."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, publisher: Publisher) -> None:
+        self.settings, self.ledger, self.publisher = settings, ledger, publisher
+        self.accounts = Accounts(ledger.engine)
+        self.casework = Casework(ledger)
+        self._workflows: dict[str, LoadedWorkflow] = {}
+        self._lock = threading.Lock()
+        self._broker = None if settings.embedded else BrokerCollector(settings.broker_url)
+
+    def broker_depths(self) -> dict[str, float] | None:
+        """Messages in RabbitMQ's work and dead-letter queues (NaN when it cannot be asked; ``None`` when embedded)."""
+        return self._broker.depths() if self._broker is not None else None
+
+    # -- workflows -------------------------------------------------------------------------------------
+    def workflow(self, name: str) -> LoadedWorkflow | None:
+        """The published version of workflow ``name`` (``None`` when it is not published)."""
+        digest = self.casework.published_digest(name)
+        if digest is None:
+            return None
+        with self._lock:
+            found = self._workflows.get(digest)
+        if found is None:
+            found = load_stored(self.ledger.workflow_source(digest), f"<published:{name}>")
+            with self._lock:
+                self._workflows[digest] = found
+        return found
+
+    def publish(self, files: dict[str, bytes], main: str, by: str) -> LoadedWorkflow:
+        """Validate a workflow (``main`` among ``files``, with the parts it calls) and publish it.
+
+        Raises:
+            WorkflowFileError: a file is malformed (every problem located, file by file).
+        """
+        with tempfile.TemporaryDirectory(prefix="autoclerk-publish-") as folder:
+            for name, content in files.items():
+                (Path(folder) / name).write_bytes(content)
+            loaded = load_workflow(Path(folder) / main)
+        return publish_workflow(self.ledger, loaded, by, main)
+
+    # -- hand-off --------------------------------------------------------------------------------------
+    def hand_off_stream(self, user: User, loaded: LoadedWorkflow, stream: IO[str], name: str, *,
+                        json_lines: bool = False) -> Receipt:
+        """Hand off a batch read from a text stream (an upload) as it arrives; every refused row is recorded.
+
+        Raises:
+            CasesFileError: the stream is unreadable from its first line (no batch is created). Later
+                trouble stops the reading and is reported in ``Receipt.stopped_by``.
+        """
+        rows = read_case_stream(stream, name, loaded.definition, json_lines=json_lines)
+        receipt = hand_off_rows(self.ledger, self.publisher, loaded, rows, name, created_by=user.username,
+                                existing="refuse")
+        log.info("batch handed off", batch=receipt.batch_id, workflow=loaded.definition.name, by=user.username,
+                 accepted=receipt.accepted, rejected=receipt.rejected + receipt.duplicates)
+        return receipt
+
+    def hand_off_case(self, user: User, loaded: LoadedWorkflow, row: dict[str, Any]) -> Receipt | dict[str, str]:
+        """Hand off one case from a form or an API call: the receipt, or the errors by field."""
+        definition = loaded.definition
+        errors = field_errors(definition.input, row)
+        if errors:
+            return errors
+        checked = check_row(definition, row)
+        assert isinstance(checked, AcceptedCase)
+        known = self.casework.case_by_ref(definition.name, checked.case_ref)
+        if known is not None:
+            return {definition.reference_field: f"case {checked.case_ref} was already handed off "
+                                                f"(batch {known['batch_id']}, now {known['state'].replace('_', ' ')})"}
+        receipt = hand_off_rows(self.ledger, self.publisher, loaded, iter([checked]), "one case (form)",
+                                created_by=user.username, existing="refuse")
+        if receipt.examples:  # another hand-off took the reference a moment ago
+            return {definition.reference_field: receipt.examples[0].reason}
+        return receipt
+
+    def resubmit(self, user: User, case: dict[str, Any], row: dict[str, Any], note: str | None) -> dict[str, str] | None:
+        """Send an open exception back to the bots with corrected data: ``None``, or the errors by field."""
+        loaded = load_stored(self.ledger.workflow_source(case["digest"]), f"<ledger:{case['digest']}>")
+        definition = loaded.definition
+        row = {**row, definition.reference_field: case["case_ref"]}  # the reference itself never changes
+        errors = field_errors(definition.input, row)
+        if errors:
+            return errors
+        checked = check_row(definition, row)
+        assert isinstance(checked, AcceptedCase)
+        if not self.casework.resubmit(case["id"], checked.payload, user.username, attempts=definition.max_attempts,
+                                      note=note):
+            return {"form": "this case is no longer waiting for a person (someone else acted on it)"}
+        self.publisher.sweep(case["batch_id"])
+        return None
+
+    # -- who may see what ------------------------------------------------------------------------------
+    @staticmethod
+    def can_see(user: User, created_by: str | None) -> bool:
+        """Operators see every batch and case; a caseworker sees the ones they handed off."""
+        return user.has("operator") or (user.has("caseworker") and created_by == user.username)
+
+
+
+def publish_workflow(ledger: Ledger, loaded: LoadedWorkflow, by: str, file: str) -> LoadedWorkflow:
+    """Store a validated workflow in the ledger and make it the version hand-offs of its name use.
+
+    Raises:
+        WorkflowFileError: it is a part (``part: true``), which only ever runs through ``call``.
+    """
+    definition = loaded.definition
+    if definition.part:
+        raise WorkflowFileError([Problem(file, 1, 1, "part", "a part (part: true) runs only through 'call' from "
+                                         "another workflow, so it cannot be published for hand-off")])
+    ledger.save_workflow(loaded.digest, definition.name, definition.version, loaded.stored_text)
+    Casework(ledger).publish(definition.name, loaded.digest, definition.version, by)
+    log.info("workflow published", workflow=definition.name, version=definition.version, by=by)
+    return loaded
