@@ -22,6 +22,7 @@ from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
 from .budgets import BudgetUnavailable, budget_held
 from .errors import StaleAttempt
+from .faults import fault_point
 from .ledger import Claim, Outcome
 from .runtime import Runtime
 
@@ -58,6 +59,8 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
         began = time.monotonic()
         outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
         stale = ledger.finish_many(outcomes)
+        if outcomes:
+            fault_point("after_commit")
         for outcome in outcomes:
             if outcome.claim in stale:
                 log.warning("stale attempt's outcome refused", case_ref=outcome.claim.case_ref)
@@ -123,8 +126,15 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                                          "lookup; a person must check the target system")
 
     job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
+
+    def before_effect() -> None:
+        runtime.ledger.mark_effect_started(claim)
+        fault_point("before_submit")
+
     try:
-        result = _run_bot(runtime, job, before_effect=lambda: runtime.ledger.mark_effect_started(claim))
+        result = _run_bot(runtime, job, before_effect=before_effect)
+        if workflow.has_submit:
+            fault_point("after_submit")
     except StaleAttempt:
         raise
     except BudgetUnavailable as exc:

@@ -62,8 +62,9 @@ class SecurityHeaders:
                     (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"same-origin"),
                 ]
-                if not any(k == b"cache-control" for k, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
+                if not any(k == b"cache-control" for k, _ in headers):  # pages hold case data: never cached
+                    static = scope.get("path", "").startswith("/static/")
+                    headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
                 message["headers"] = headers
             await send(message)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..accounts import User
@@ -83,6 +83,7 @@ def signed_in(*roles: str) -> Callable[..., Any]:
         return session
 
     dependency.__name__ = f"signed_in_{'_'.join(roles) or 'any'}"
+    dependency.roles = roles  # type: ignore[attr-defined]
     return dependency
 
 
@@ -97,6 +98,7 @@ def csrf_protected(*roles: str) -> Callable[..., Any]:
         return session
 
     dependency.__name__ = f"csrf_{'_'.join(roles) or 'any'}"
+    dependency.roles = roles  # type: ignore[attr-defined]
     return dependency
 
 
@@ -132,11 +134,10 @@ def api_user(*roles: str) -> Callable[..., Any]:
         return user
 
     dependency.__name__ = f"api_{'_'.join(roles) or 'any'}"
+    dependency.roles = roles  # type: ignore[attr-defined]
     return dependency
 
 
 def sign_in_redirect(next_path: str) -> str:
     return f"/sign-in?next={quote(next_path, safe='/')}"
 
-
-ANY_USER = Depends(signed_in())

@@ -18,7 +18,7 @@ from workflows import load_stored
 from ..ledger import STATES, TERMINAL
 from .app import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
-from .forms import error_links, form_fields, row_from_form
+from .forms import error_links, form_fields, readable_errors, row_from_form
 
 router = APIRouter(include_in_schema=False)
 VIEWER = signed_in("caseworker", "operator")
@@ -215,6 +215,7 @@ def resolve_page(request: Request, tx_id: int, session: PageSession = Depends(si
 def _resolve_form(request: Request, session: PageSession, case: dict[str, Any], values: dict[str, Any],
                   errors: dict[str, str], status: int = 200) -> Response:
     definition = load_stored(service_of(request).ledger.workflow_source(case["digest"]), "<ledger>").definition
+    errors = readable_errors(definition, errors)
     fields = form_fields(definition, values, errors, fixed_reference=True)
     return render(request, "resolve.html", {
         "title": f"Deal with case {case['case_ref']}", "case": case, "fields": fields, "errors": errors,

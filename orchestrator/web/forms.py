@@ -126,3 +126,8 @@ def row_from_form(workflow: Workflow, form: FormData) -> dict[str, str]:
 def error_links(fields: list[FormField]) -> dict[str, str]:
     """Where the error summary's link for each field goes (the first input of a date or of radios)."""
     return {f.name: f"{f.name}-day" if f.kind == "date" else f.name for f in fields}
+
+
+def readable_errors(workflow: Workflow, errors: dict[str, str]) -> dict[str, str]:
+    """Errors as a form shows them, each naming its field: ``Postcode must match the pattern …``."""
+    return {name: f"{label_of(name)} {reason}" if name in workflow.input else reason for name, reason in errors.items()}

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ..handoff import Receipt
 from .app import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
-from .forms import error_links, form_fields, row_from_form
+from .forms import error_links, form_fields, readable_errors, row_from_form
 from .receive import receive_batch
 
 router = APIRouter(include_in_schema=False)
@@ -60,9 +60,10 @@ async def hand_off_case(request: Request, workflow: str, session: PageSession = 
         tx_id = service_of(request).casework.case_by_ref(definition.name, row[definition.reference_field].strip())
         target = f"/cases/{tx_id['id']}?handed_off=1" if tx_id else f"/batches/{result.batch_id}"
         return RedirectResponse(target, status_code=303)
-    fields = form_fields(definition, row, result)
+    errors = readable_errors(definition, result)
+    fields = form_fields(definition, row, errors)
     return render(request, "handoff_case.html", {"title": f"Hand off one case: {workflow}", "workflow": workflow,
-                                                 "fields": fields, "errors": result, "error_links": error_links(fields),
+                                                 "fields": fields, "errors": errors, "error_links": error_links(fields),
                                                  "back": "/hand-off"}, status=422, session=session)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.from_thread
+import structlog
 from fastapi import Request
 
 from workflows import CasesFileError, LoadedWorkflow
@@ -28,6 +29,7 @@ from .service import HandoffService
 from .upload import MultipartFile, UploadError, UploadTooLarge, boundary_of
 
 READ_BUFFER = 64 * 1024
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -68,8 +70,16 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             if chunk:
                 yield chunk
 
+    received: dict[str, int] = {}
+
     def work() -> Receipt | Refusal:
         upload = MultipartFile(chunks(), boundary, max_bytes=limit)
+        try:
+            return handle(upload)
+        finally:
+            received["bytes"] = upload.received
+
+    def handle(upload: MultipartFile) -> Receipt | Refusal:
         try:
             if not upload.wait_for_file():
                 return Refusal(422, "the upload has no file in the field 'file'")
@@ -97,4 +107,8 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
                 pass
             return Refusal(422, str(exc))
 
-    return await anyio.to_thread.run_sync(work)
+    outcome = await anyio.to_thread.run_sync(work)
+    if isinstance(outcome, Refusal):
+        log.info("upload refused", status=outcome.status, reason=outcome.message, by=user.username,
+                 workflow=loaded.definition.name, received_bytes=received.get("bytes", 0))
+    return outcome
