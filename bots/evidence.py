@@ -45,6 +45,11 @@ async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) ->
             await asyncio.wait_for(ctx.page.context.tracing.stop(path=str(path)), timeout=10)
             kept.append(str(path))
     except (PlaywrightError, OSError, asyncio.TimeoutError) as err:
+        # A full disk (or a page gone) leaves no half-written file behind: evidence is whole or absent.
+        for name in ("failure.png", "failure.html", "trace.zip"):
+            path = folder / name
+            if str(path) not in kept:
+                path.unlink(missing_ok=True)
         log.warning("evidence not kept", error=type(err).__name__)
     exc.evidence = [*ctx.artifacts, *kept]  # type: ignore[attr-defined]
 

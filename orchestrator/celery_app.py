@@ -93,6 +93,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_consumer="orchestrator.consumer:GuardedConsumer",
         enable_utc=True,
     )
     if settings.embedded:

@@ -314,11 +314,12 @@ def cases_generate(count: int, out: Path, invalid_rate: float, seed: int, start:
 
 from .authoring import explain, reference, schema, validate  # noqa: E402 - the authors' commands
 from .browsers import browsers  # noqa: E402 - the bots' browser
+from .fault_report import faults  # noqa: E402 - the fault-injection suite's figures
 from .operations import batches  # noqa: E402 - the operators' commands
 from .service_commands import serve, users, workflows  # noqa: E402 - the hand-off service
 from .status import status  # noqa: E402 - progress toward the target
 
-for _command in (validate, schema, reference, explain, batches, browsers, status, serve, users, workflows):
+for _command in (validate, schema, reference, explain, batches, browsers, status, serve, users, workflows, faults):
     cli.add_command(_command)
 
 

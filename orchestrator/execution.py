@@ -115,7 +115,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                 return Outcome(claim, "business_exception", error_class="LookupRefused",
                                error_message=f"the lookup of an earlier submission was refused: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
-                return _retry_or_fail(runtime, claim, exc)
+                return _retry_or_fail(runtime, claim, exc, loaded)
             reference = found.output.get("reference")
             if reference:
                 log.info("earlier submission found", reference=reference)
@@ -128,6 +128,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
     job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
 
     def before_effect() -> None:
+        fault_point("stall_before_submit")
         runtime.ledger.mark_effect_started(claim)
         fault_point("before_submit")
 
@@ -143,7 +144,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
                        evidence=getattr(exc, "evidence", None))
     except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
-        return _retry_or_fail(runtime, claim, exc)
+        return _retry_or_fail(runtime, claim, exc, loaded)
     reference = result.output.get("reference")
     return Outcome(claim, "done", result_ref=str(reference) if reference is not None else None,
                    output=result.output, evidence=result.artifacts or None)
@@ -175,9 +176,18 @@ def _deferred(runtime: Runtime, claim: Claim, exc: BudgetUnavailable) -> Outcome
                    next_attempt_at=time.time() + delay, give_back_attempt=True)
 
 
-def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException) -> Outcome:
+def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: LoadedWorkflow) -> Outcome:
     error_class, message = type(exc).__name__, str(exc) or type(exc).__name__
     evidence = getattr(exc, "evidence", None)
+    down = runtime.health.down(_systems(loaded))
+    if down is not None:
+        # The system itself is not answering: the case waits for it and keeps its attempts.
+        delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
+        log.info("target system down; transaction waits", system=down, error_class=error_class, retry_in_s=round(delay, 2))
+        return Outcome(claim, "retry_scheduled", error_class="TargetUnavailable", evidence=evidence,
+                       error_message=f"the target system '{down}' did not answer ({error_class}); the case waits "
+                                     "for it without spending an attempt",
+                       next_attempt_at=time.time() + delay, give_back_attempt=True)
     if claim.attempt >= claim.max_attempts:
         return Outcome(claim, "failed", error_class=error_class, error_message=message, evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)

@@ -6,6 +6,8 @@ that point creates the marker file and kills itself with SIGKILL on the spot: ex
 from outside at that instant would do, without a race to hit the instant.
 
 Points:
+- ``stall_before_submit``: the process stops itself (SIGSTOP) just before the lease is checked for the
+  submit; the test resumes it (SIGCONT) after another worker has taken the case over;
 - ``before_submit``: the ledger has recorded that this attempt may submit, the submit has not happened;
 - ``after_submit``: the target system has accepted the submit, the ledger has not recorded the outcome;
 - ``after_commit``: the ledger has recorded the outcome, the broker has not had the acknowledgement.
@@ -16,12 +18,12 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("before_submit", "after_submit", "after_commit")
+POINTS = ("stall_before_submit", "before_submit", "after_submit", "after_commit")
 _armed: tuple[str, str] | None | bool = False  # False: not read yet; None: no fault asked for
 
 
 def fault_point(name: str) -> None:
-    """Kill this process here, once, when the fault suite asked for ``name`` (otherwise nothing)."""
+    """Kill (or stop) this process here, once, when the fault suite asked for ``name`` (otherwise nothing)."""
     global _armed
     if _armed is False:
         point, marker = os.environ.get("AUTOCLERK_FAULT_POINT"), os.environ.get("AUTOCLERK_FAULT_MARKER")
@@ -34,4 +36,4 @@ def fault_point(name: str) -> None:
         return  # another process (or an earlier attempt) took the fault already
     os.write(fd, f"{name} {os.getpid()}\n".encode())
     os.close(fd)
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGSTOP if name.startswith("stall_") else signal.SIGKILL)

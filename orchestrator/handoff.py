@@ -40,6 +40,7 @@ class Receipt:
         duplicates: how many rows repeated a case reference of an earlier row of the same file.
         examples: the first rejected or duplicate rows (at most :data:`EXAMPLES`), for reports.
         stopped_by: why reading stopped part-way (the file became unreadable), or ``None``.
+        publish_deferred: cases recorded while the broker refused messages (a sweep publishes them).
 
     A receipt stays the same size however large the file: rows are counted, not kept.
     """
@@ -53,6 +54,7 @@ class Receipt:
     duplicates: int = 0
     examples: list[Rejection] = field(default_factory=list)
     stopped_by: str | None = None
+    publish_deferred: int = 0
 
     def refuse(self, rejection: Rejection, *, duplicate: bool) -> None:
         if duplicate:
@@ -116,7 +118,9 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
 
     Raises:
         CasesFileError: the very first row cannot be read (no batch is created).
-        BrokerError: publishing failed after the cases were recorded (the sweep publishes them later).
+
+    A broker that refuses the messages (down, or blocking publishers on a resource alarm) does not stop
+    the hand-off: the cases are recorded, counted in ``publish_deferred``, and a sweep publishes them.
     """
     definition = workflow.definition
     ledger.save_workflow(workflow.digest, definition.name, definition.version, workflow.stored_text)
@@ -162,7 +166,13 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
         resumed = ledger.adopt(batch_id, unfinished)
         receipt.resumed += len(resumed)
         chunk.clear()
-        publisher.publish(new_ids + resumed)
+        try:
+            publisher.publish(new_ids + resumed)
+        except BrokerError as exc:
+            # Recorded is enough: the rows stay in the outbox and a sweep publishes them once the broker
+            # takes messages again (it was down, or an alarm blocks publishers).
+            receipt.publish_deferred += len(new_ids) + len(resumed)
+            log.warning("publish deferred to the sweep", batch=batch_id, cases=len(new_ids) + len(resumed), error=str(exc))
 
     try:
         try:

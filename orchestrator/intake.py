@@ -89,6 +89,7 @@ def _rows(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool) -
                     continue
                 yield number, value if isinstance(value, dict) else {"__error__": "is not a JSON object"}
         else:
+            csv.field_size_limit(MAX_LINE_CHARS)  # a field as long as a line: the input schema's max_length judges it
             reader = csv.DictReader(_lines(handle, name))
             if not reader.fieldnames:
                 raise CasesFileError(f"{name}:1: the file is empty; expected a header row naming the case fields")

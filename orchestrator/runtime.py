@@ -15,6 +15,7 @@ from workflows import LoadedWorkflow, load_stored
 
 from .ledger import Ledger
 from .ledger.budgets import SystemBudgets
+from .outage import TargetHealth
 from .settings import Settings
 
 
@@ -34,6 +35,11 @@ class Runtime:
     @cached_property
     def ledger(self) -> Ledger:
         return self._ledger or Ledger(self.settings.ledger_url)
+
+    @cached_property
+    def health(self) -> TargetHealth:
+        """Whether the target systems answer at all (an outage does not spend attempts)."""
+        return TargetHealth(self.settings.systems)
 
     @cached_property
     def budgets(self) -> SystemBudgets | None:

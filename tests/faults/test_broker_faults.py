@@ -1,0 +1,95 @@
+"""RabbitMQ under faults mid-run: stopped and started, its Erlang VM killed and restarted, every connection
+closed, and the disk alarm raised so that publishers block. Each time the oracle holds the run to
+nothing lost, nothing submitted twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+from .rig import FaultRig, broker_reachable, rabbitmqctl, record
+
+
+def _mid_run(rig: FaultRig, name: str, inject, *, workers: int = 2, **extra: object) -> None:  # type: ignore[no-untyped-def]
+    cases = rig.cases(seed=zlib.crc32(name.encode()) % 1000, start=5000)
+    for _ in range(workers):
+        rig.start_worker()
+    rig.wait_for_consumers(workers)
+    with rig.run_in_background(cases) as run:
+        rig.wait(lambda: rig.count("done") >= 2, 300, "two cases done")
+        struck = time.monotonic()
+        confirmed = inject()
+        summary = rig.finish(run)
+    verdict = rig.verdict(cases)
+    record(name, verdict, confirmed=confirmed, recover_s=time.monotonic() - struck, **extra)
+    assert summary["unfinished"] == 0
+
+
+def test_rabbitmq_stopped_and_started_mid_run(rig: FaultRig) -> None:
+    def inject() -> bool:
+        rabbitmqctl("stop_app")
+        gone = not broker_reachable(rig.broker)
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+        return gone
+
+    _mid_run(rig, "RabbitMQ stop_app / start_app mid-run", inject)
+
+
+def test_rabbitmqs_erlang_vm_killed_and_restarted_mid_run(rig: FaultRig) -> None:
+    def inject() -> bool:
+        pids = [int(p) for p in subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True,
+                                               text=True).stdout.split()]
+        assert pids, "the RabbitMQ node's Erlang VM is running"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while broker_reachable(rig.broker):
+            assert time.monotonic() < deadline, "the broker went away after its VM was killed"
+            time.sleep(0.2)
+        subprocess.run([str(ROOT / "scripts" / "start-rabbitmq")], check=True, timeout=180, capture_output=True)
+        return True
+
+    _mid_run(rig, "RabbitMQ Erlang VM kill -9, restarted", inject)
+
+
+def test_every_broker_connection_closed_mid_run(rig: FaultRig) -> None:
+    def inject() -> bool:
+        before = rabbitmqctl("list_connections", "pid").split()
+        rabbitmqctl("close_all_connections", "fault injection")
+        return len(before) >= 2  # both workers (and the run) were connected, and were cut
+
+    _mid_run(rig, "RabbitMQ close_all_connections mid-run", inject)
+
+
+def test_the_disk_alarm_blocks_publishers_and_the_hand_off_waits_for_it(rig: FaultRig) -> None:
+    cases = rig.cases(seed=31, start=9000)
+    rig.start_worker()
+    rig.wait_for_consumers(1)
+    rabbitmqctl("set_disk_free_limit", "100000GB")  # more than any disk: the alarm goes off at once
+    raised = time.monotonic()
+    try:
+        deadline = time.monotonic() + 30
+        while "disk" not in (alarms := subprocess.run(["rabbitmq-diagnostics", "-q", "alarms"], capture_output=True,
+                                                      text=True).stdout.lower()):
+            assert time.monotonic() < deadline, f"the disk alarm was not raised: {alarms}"
+            time.sleep(0.5)
+        with rig.run_in_background(cases) as run:
+            # The hand-off records every case; the broker takes no message while the alarm is on.
+            rig.wait(lambda: len(rig.rows()) == len(Path(cases).read_text().splitlines()) - 1, 120, "every case recorded")
+            time.sleep(3)  # the outage itself: nothing can be published meanwhile
+            blocked_done = rig.count("done")
+            rabbitmqctl("set_disk_free_limit", "50MB")
+            summary = rig.finish(run)
+    finally:
+        rabbitmqctl("set_disk_free_limit", "50MB")
+    verdict = rig.verdict(cases)
+    record("RabbitMQ disk alarm (publishers blocked)", verdict, confirmed=blocked_done == 0,
+           recover_s=time.monotonic() - raised)
+    assert summary["unfinished"] == 0 and summary["failed"] == 0

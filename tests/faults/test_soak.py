@@ -1,0 +1,96 @@
+"""A soak through one worker: memory sampled over the run (its slope must be flat once warm), browsers
+recycled, then a graceful SIGTERM while transactions are in flight: nothing lost, no orphan or defunct
+process afterwards. ``quick`` runs 60 transactions; ``full`` (``autoclerk faults report``) runs 2,000."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from bots.processes import browser_processes
+
+from .rig import SIZE, FaultRig, record
+
+SOAK = 2000 if SIZE == "full" else 60
+
+
+def tree_rss_mb(pid: int) -> float:
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            continue
+    return total / 1024
+
+
+def defunct_children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(") ")[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_a_soak_through_one_worker_keeps_memory_flat_and_a_sigterm_mid_run_loses_nothing(rig: FaultRig) -> None:
+    cases = rig.cases(SOAK, seed=81, start=20_000)
+    rig.env["AUTOCLERK_RECYCLE_AFTER"] = str(max(20, SOAK // 10))
+    worker = rig.start_worker(concurrency=2)
+    rig.wait_for_consumers(1)
+    samples: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(1.0):
+            samples.append((rig.count("done"), tree_rss_mb(worker.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with rig.run_in_background(cases, timeout_s=7200) as run:
+        rig.wait(lambda: rig.count("done") >= SOAK * 0.9, 7200, "nine tenths of the soak done")
+        rig.wait(lambda: rig.count("in_progress") >= 1, 120, "a transaction in flight")
+        stop.set()
+        os.kill(worker.pid, signal.SIGTERM)  # graceful: in-flight work finishes or is released
+        terminated = time.monotonic()
+        worker.wait(timeout=180)
+
+        def left() -> list[int]:
+            return [pid for pid, marker in browser_processes().items() if marker.startswith(f"{worker.pid}:")]
+
+        deadline = time.monotonic() + 15
+        while left() and time.monotonic() < deadline:  # the browser exits once the worker closed it
+            time.sleep(0.2)
+        orphans = left()
+        rig.start_worker(concurrency=2)  # takes over whatever the stopped worker released
+        summary = rig.finish(run, timeout_s=7200)
+        recover_s = time.monotonic() - terminated
+    sampler.join()
+    warm = samples[len(samples) // 5:]
+    slope_kb = 0.0
+    if len(warm) >= 3 and warm[-1][0] > warm[0][0]:
+        xs, ys = [x for x, _ in warm], [y for _, y in warm]
+        mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+        denominator = sum((x - mean_x) ** 2 for x in xs) or 1.0
+        slope_kb = 1024 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / denominator
+    verdict = rig.verdict(cases)
+    record(f"soak: {SOAK} browser transactions through one worker, SIGTERM mid-run", verdict,
+           confirmed=worker.returncode is not None and len(samples) >= 3, recover_s=recover_s,
+           memory_slope_kb_per_transaction=round(slope_kb, 1),
+           memory_first_mb=round(warm[0][1], 1) if warm else None, memory_last_mb=round(warm[-1][1], 1) if warm else None,
+           sigterm_exit=worker.returncode, orphans=len(orphans), defunct=len(defunct_children(os.getpid())))
+    assert summary["unfinished"] == 0
+    assert worker.returncode == 0, "SIGTERM stops the worker gracefully"
+    assert orphans == [] and defunct_children(os.getpid()) == []
+    assert slope_kb < 100, f"memory grows {slope_kb:.0f} KB per transaction"

@@ -1,0 +1,76 @@
+"""The target system misbehaving: a full outage for a while (cases wait and resume without spending their
+attempts), hanging requests, and every sign-in session ended at once mid-run."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import httpx
+
+from .rig import FaultRig, record
+
+
+def _knobs(rig: FaultRig, **values: object) -> None:
+    answer = httpx.put(f"{rig.portal.url}/api/faults", json=values, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def _events(rig: FaultRig, detail: str) -> int:
+    with sqlite3.connect(rig.ledger_path, timeout=30) as db:
+        return db.execute("select count(*) from transaction_events where detail = ?", (detail,)).fetchone()[0]
+
+
+def test_a_full_outage_of_the_target_system_makes_cases_wait_without_spending_their_attempts(rig: FaultRig) -> None:
+    cases = rig.cases(seed=51, start=10_000)
+    rig.start_worker()
+    rig.start_worker()
+    rig.wait_for_consumers(2)
+    with rig.run_in_background(cases) as run:
+        rig.wait(lambda: rig.count("done") >= 2, 300, "two cases done")
+        _knobs(rig, error_rate=1.0)  # every page answers 503
+        rig.wait(lambda: _events(rig, "TargetUnavailable") >= 3, 120, "cases waiting for the system")
+        time.sleep(5)  # the outage itself lasts a while: longer than the attempts' backoff would allow
+        _knobs(rig, error_rate=0.0)
+        restored = time.monotonic()
+        summary = rig.finish(run)
+    verdict = rig.verdict(cases)
+    waited = _events(rig, "TargetUnavailable")
+    record("target system full outage (every page 503)", verdict, confirmed=waited >= 3,
+           recover_s=time.monotonic() - restored, deferred_attempts=waited)
+    assert summary["failed"] == 0 and summary["done"] == len(cases.read_text().splitlines()) - 1, \
+        "no case spent its attempts on the outage"
+
+
+def test_hanging_requests_time_out_and_the_cases_are_done_later(rig: FaultRig) -> None:
+    cases = rig.cases(seed=52, start=11_000)
+    rig.start_worker()
+    rig.start_worker()
+    rig.wait_for_consumers(2)
+    _knobs(rig, hang_rate=0.15, hang_s=600)
+    with rig.run_in_background(cases) as run:
+        rig.wait(lambda: _events(rig, "StepTimeout") + _events(rig, "TargetUnavailable") >= 1, 300, "a request hanging")
+        _knobs(rig, hang_rate=0.0)
+        restored = time.monotonic()
+        summary = rig.finish(run)
+    verdict = rig.verdict(cases)
+    record("target system hanging requests", verdict, confirmed=True, recover_s=time.monotonic() - restored,
+           timeouts=_events(rig, "StepTimeout"))
+    assert summary["unfinished"] == 0
+
+
+def test_every_session_ended_mid_run_is_renewed_and_nothing_is_submitted_twice(rig: FaultRig) -> None:
+    cases = rig.cases(seed=53, start=12_000)
+    rig.start_worker()
+    rig.wait_for_consumers(1)
+    with rig.run_in_background(cases) as run:
+        for done in (2, 5):  # the legacy system restarts twice: every sign-in session ends at once
+            rig.wait(lambda: rig.count("done") >= done, 300, f"{done} cases done")
+            assert httpx.delete(f"{rig.portal.url}/api/sessions", timeout=10).json()["sessions"] == 0
+        ended = time.monotonic()
+        summary = rig.finish(run)
+    sign_ins = httpx.get(f"{rig.portal.url}/api/sessions", timeout=10).json()["logins"]
+    verdict = rig.verdict(cases)
+    record("target system ends every session mid-run (twice)", verdict, confirmed=sign_ins >= 3,
+           recover_s=time.monotonic() - ended, sign_ins=sign_ins)
+    assert summary["unfinished"] == 0 and summary["failed"] == 0
