@@ -109,6 +109,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="End with one JSON object on the last line.")
     args = parser.parse_args()
     from demo_portal import generate_cases
+    from monitoring import configure_logging
+
+    configure_logging(level="WARNING")  # as the command line does: the baseline must not print every transaction
 
     with tempfile.TemporaryDirectory(prefix="autoclerk-upload-bench-") as tmp:
         folder = Path(tmp)
