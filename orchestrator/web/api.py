@@ -115,17 +115,15 @@ class Resubmission(BaseModel):
 
 
 def _batch_or_404(request: Request, user: User, batch_id: str) -> dict[str, Any]:
-    service = service_of(request)
-    batch = service.ledger.batch(batch_id)
-    if batch is None or not service.can_see(user, batch["created_by"]):
+    batch = service_of(request).visible_batch(user, batch_id)
+    if batch is None:
         raise HTTPException(404, f"there is no batch {batch_id} that you can see")
     return batch
 
 
 def _case_or_404(request: Request, user: User, tx_id: int) -> dict[str, Any]:
-    service = service_of(request)
-    case = service.casework.case(tx_id)
-    if case is None or not service.can_see(user, case["created_by"]):
+    case = service_of(request).visible_case(user, tx_id)
+    if case is None:
         raise HTTPException(404, f"there is no case {tx_id} that you can see")
     return case
 
@@ -321,12 +319,9 @@ def published_workflows(request: Request, user: User = Depends(ANYONE)) -> Any:
 async def publish_workflow(request: Request, user: User = Depends(AUTHOR)) -> Any:
     """Publish a workflow version: multipart field ``files`` (the workflow and the parts it calls), and ``main``
     (the main file's name, when there are several). Problems come back one per line, located by line and column."""
-    from .ops_pages import MAX_WORKFLOW_BYTES, MAX_WORKFLOW_FILES
-    from .upload import safe_name
+    from .ops_pages import workflow_upload
 
-    form = await request.form(max_files=MAX_WORKFLOW_FILES, max_fields=10, max_part_size=MAX_WORKFLOW_BYTES)
-    files = {safe_name(u.filename): await u.read(MAX_WORKFLOW_BYTES + 1)  # type: ignore[union-attr]
-             for u in form.getlist("files") if getattr(u, "filename", "")}
+    form, files = await workflow_upload(request)
     main = str(form.get("main", "")).strip() or next(iter(files), "")
     if main not in files:
         raise HTTPException(422, "send the workflow in the multipart field 'files' (and 'main' naming the main file)")

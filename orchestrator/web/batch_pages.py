@@ -33,16 +33,11 @@ def _not_found(request: Request, session: PageSession, what: str) -> Response:
 
 
 def visible_batch(request: Request, session: PageSession, batch_id: str) -> dict[str, Any] | None:
-    """The batch, when the signed-in user may see it (operators: all; caseworkers: their own)."""
-    service = service_of(request)
-    batch = service.ledger.batch(batch_id)
-    return batch if batch is not None and service.can_see(session.user, batch["created_by"]) else None
+    return service_of(request).visible_batch(session.user, batch_id)
 
 
 def visible_case(request: Request, session: PageSession, tx_id: int) -> dict[str, Any] | None:
-    service = service_of(request)
-    case = service.casework.case(tx_id)
-    return case if case is not None and service.can_see(session.user, case["created_by"]) else None
+    return service_of(request).visible_case(session.user, tx_id)
 
 
 @router.get("/batches")

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from workflows import LoadedWorkflow
+
 from ..handoff import Receipt
 from .app import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
@@ -28,7 +30,7 @@ def choose(request: Request, session: PageSession = Depends(CASEWORKER)) -> Resp
     return render(request, "handoff.html", {"title": "Hand off work", "workflows": workflows}, session=session)
 
 
-def _workflow_or_404(request: Request, name: str, session: PageSession) -> Response | object:
+def _workflow_or_404(request: Request, name: str, session: PageSession) -> LoadedWorkflow | Response:
     loaded = service_of(request).workflow(name)
     if loaded is None:
         return render(request, "not_found.html", {"title": "Page not found",
@@ -42,7 +44,7 @@ def case_form(request: Request, workflow: str, session: PageSession = Depends(CA
     loaded = _workflow_or_404(request, workflow, session)
     if isinstance(loaded, Response):
         return loaded
-    fields = form_fields(loaded.definition)  # type: ignore[attr-defined]
+    fields = form_fields(loaded.definition)
     return render(request, "handoff_case.html", {"title": f"Hand off one case: {workflow}", "workflow": workflow,
                                                  "fields": fields, "errors": {}, "back": "/hand-off"}, session=session)
 
@@ -53,7 +55,7 @@ async def hand_off_case(request: Request, workflow: str, session: PageSession = 
     loaded = await run_in_threadpool(_workflow_or_404, request, workflow, session)
     if isinstance(loaded, Response):
         return loaded
-    definition = loaded.definition  # type: ignore[attr-defined]
+    definition = loaded.definition
     row = row_from_form(definition, await request.form())
     result = await run_in_threadpool(service_of(request).hand_off_case, session.user, loaded, row)
     if isinstance(result, Receipt):
@@ -76,7 +78,7 @@ def batch_form(request: Request, workflow: str, session: PageSession = Depends(C
 
 
 def _batch_context(workflow: str, loaded: object, errors: dict[str, str]) -> dict[str, object]:
-    definition = loaded.definition  # type: ignore[attr-defined]
+    definition = loaded.definition
     columns = [{"name": name, "required": spec.required, "type": spec.type} for name, spec in definition.input.items()]
     return {"title": f"Upload a batch: {workflow}", "workflow": workflow, "columns": columns, "errors": errors,
             "error_links": {"file": "file"}, "back": "/hand-off"}
@@ -88,7 +90,7 @@ async def upload_batch(request: Request, workflow: str, session: PageSession = D
     loaded = await run_in_threadpool(_workflow_or_404, request, workflow, session)
     if isinstance(loaded, Response):
         return loaded
-    outcome = await receive_batch(request, service_of(request), session.user, loaded,  # type: ignore[arg-type]
+    outcome = await receive_batch(request, service_of(request), session.user, loaded,
                                   csrf_token=session.csrf_token)
     if isinstance(outcome, Receipt):
         return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1", status_code=303)

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.datastructures import FormData, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from workflows import WorkflowFileError
@@ -17,6 +18,7 @@ from ..status import progress_report
 from .app import render
 from .auth import PageSession, check_csrf, service_of, signed_in
 from .service import HandoffService
+from .upload import safe_name
 
 router = APIRouter(include_in_schema=False)
 MAX_WORKFLOW_FILES = 20
@@ -67,17 +69,18 @@ def _workflows_page(request: Request, session: PageSession, errors: dict[str, st
                                               "error_links": {"files": "files"}}, status=status, session=session)
 
 
+async def workflow_upload(request: Request) -> tuple[FormData, dict[str, bytes]]:
+    """The form of a workflow upload (page or API) and its files by safe name, within the size limits."""
+    form = await request.form(max_files=MAX_WORKFLOW_FILES, max_fields=10, max_part_size=MAX_WORKFLOW_BYTES)
+    files = {safe_name(u.filename): await u.read(MAX_WORKFLOW_BYTES + 1)
+             for u in form.getlist("files") if isinstance(u, UploadFile) and u.filename}
+    return form, files
+
+
 @router.post("/workflows")
 async def publish(request: Request, session: PageSession = Depends(signed_in("author"))) -> Response:
-    form = await request.form(max_files=MAX_WORKFLOW_FILES, max_fields=10, max_part_size=MAX_WORKFLOW_BYTES)
+    form, files = await workflow_upload(request)
     check_csrf(str(form.get("csrf_token", "")), session.csrf_token)
-    files: dict[str, bytes] = {}
-    for upload in form.getlist("files"):
-        name = getattr(upload, "filename", "") or ""
-        if name:
-            from .upload import safe_name
-
-            files[safe_name(name)] = await upload.read(MAX_WORKFLOW_BYTES + 1)  # type: ignore[union-attr]
     main = str(form.get("main", "")).strip()
     if not files:
         return _workflows_page(request, session, {"files": "Choose the workflow file (and the parts it calls)"}, status=422)

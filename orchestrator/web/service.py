@@ -125,6 +125,16 @@ class HandoffService:
         """Operators see every batch and case; a caseworker sees the ones they handed off."""
         return user.has("operator") or (user.has("caseworker") and created_by == user.username)
 
+    def visible_batch(self, user: User, batch_id: str) -> dict[str, Any] | None:
+        """The batch, when ``user`` may see it (``None`` also when it does not exist: they look the same)."""
+        batch = self.ledger.batch(batch_id)
+        return batch if batch is not None and self.can_see(user, batch["created_by"]) else None
+
+    def visible_case(self, user: User, tx_id: int) -> dict[str, Any] | None:
+        """The case with its attempts and actions, when ``user`` may see it."""
+        case = self.casework.case(tx_id)
+        return case if case is not None and self.can_see(user, case["created_by"]) else None
+
 
 
 def publish_workflow(ledger: Ledger, loaded: LoadedWorkflow, by: str, file: str) -> LoadedWorkflow:
