@@ -92,7 +92,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_enable_remote_control=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # On a lost connection or channel, attempts in flight run on: a thread pool cannot stop them
+        # (Celery's cancel raises NotImplementedError there), and the ledger's lease fences their writes,
+        # while RabbitMQ redelivers the message and the redelivery skips what a live attempt holds.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_consumer="orchestrator.consumer:GuardedConsumer",
         enable_utc=True,
     )
@@ -102,6 +105,10 @@ def make_celery(settings: Settings) -> Celery:
     else:
         conf["broker_transport_options"] = {"confirm_publish": True}
         conf["broker_heartbeat"] = 30
+        # A channel RabbitMQ closes (a delivery held past consumer_timeout: PRECONDITION_FAILED) is
+        # reconnected like a lost connection; without this the worker stops with "Unrecoverable error"
+        # (celery/celery#6760), and every worker that picks the message up next stops the same way.
+        conf["broker_channel_error_retry"] = True
         # Quorum queues have no global QoS: Celery detects them and uses per-consumer prefetch.
         conf["worker_detect_quorum_queues"] = True
     app.conf.update(conf)

@@ -6,13 +6,18 @@ inside the task strategy and stops the worker ("Unrecoverable error"; redelivere
 worker too); and one whose keyword arguments are not a mapping fails as a task and is acknowledged. This consumer rejects both without requeueing, so RabbitMQ dead-letters them to
 ``autoclerk.dead`` for inspection and the worker keeps consuming. It logs the message's id and content
 type, never its body.
+
+A lost connection or a channel the broker closed (a delivery held past RabbitMQ's acknowledgement
+timeout) is logged as one line; attempts in flight run on (see ``celery_app``).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import structlog
+from celery.exceptions import CPendingDeprecationWarning
 from celery.utils.functional import noop
 from celery.worker.consumer.consumer import Consumer
 from vine import promise
@@ -22,6 +27,14 @@ log = structlog.get_logger(__name__)
 
 class GuardedConsumer(Consumer):  # type: ignore[misc]
     """Celery's consumer; messages it cannot take are dead-lettered instead of dropped or fatal."""
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        from celery.worker.state import active_requests
+
+        log.warning("broker connection lost; reconnecting", reason=str(exc)[:300], attempts_in_flight=len(active_requests))
+        with warnings.catch_warnings():  # Celery's notice that version 6 will cancel such attempts by default
+            warnings.simplefilter("ignore", CPendingDeprecationWarning)
+            super().on_connection_error_after_connected(exc)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         _refuse(self, message, f"undecodable ({type(exc).__name__})")
