@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from bots import BotJob, BotResult, BusinessException
+from bots import BotJob, BotResult, BusinessException, TargetServerError
 from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 FAST_S = 0.05
 """Transactions quicker than this are claimed and recorded in growing chunks."""
 MAX_CHUNK = 1000
+SERVER_BUSY = "TargetServerBusy"
+"""The error class of an attempt that met a server error (5xx) while the system answered, and kept its attempt."""
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
@@ -187,6 +189,18 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
         return Outcome(claim, "retry_scheduled", error_class="TargetUnavailable", evidence=evidence,
                        error_message=f"the target system '{down}' did not answer ({error_class}); the case waits "
                                      "for it without spending an attempt",
+                       next_attempt_at=time.time() + delay, give_back_attempt=True)
+    graced = sum(1 for past in claim.history if past.get("error_class") == SERVER_BUSY)
+    if isinstance(exc, TargetServerError) and graced < runtime.settings.server_error_grace:
+        # The system answers, but a page of it failed with a server error: a burst. The case waits and keeps
+        # its attempt, a bounded number of times, so a burst fails no case and a page that always fails
+        # for this case still ends it.
+        delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
+        log.info("target system answered a server error; transaction waits", reason=message,
+                 graced=graced + 1, retry_in_s=round(delay, 2))
+        return Outcome(claim, "retry_scheduled", error_class=SERVER_BUSY, evidence=evidence,
+                       error_message=f"{message}; the case waits without spending an attempt "
+                                     f"({graced + 1} of {runtime.settings.server_error_grace} such waits)",
                        next_attempt_at=time.time() + delay, give_back_attempt=True)
     if claim.attempt >= claim.max_attempts:
         return Outcome(claim, "failed", error_class=error_class, error_message=message, evidence=evidence)

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
                                  description="How long a worker waits for a system's budget before rescheduling.")
     ids_per_message: int = Field(default=250, ge=1, le=1000,
                                  description="The most transactions one broker message carries (micro-batching).")
+    server_error_grace: int = Field(default=10, ge=0, le=1000, description=(
+        "Server errors (5xx pages) per case that do not spend an attempt while the target system still answers "
+        "(a burst); each one beyond these spends an attempt as any failure does."))
     delivery_limit: int = Field(default=5, ge=1, le=100,
                                 description="Deliveries of one message before RabbitMQ dead-letters it (quorum queue).")
     consumer_timeout_s: float = Field(default=1800.0, gt=0,

@@ -1,12 +1,16 @@
 """The target system misbehaving: a full outage for a while (cases wait and resume without spending their
-attempts), hanging requests, and every sign-in session ended at once mid-run."""
+attempts), a burst of 5xx answers to some of its pages while it still answers (the same, within a
+bounded grace), hanging requests, and every sign-in session ended at once mid-run."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
 import httpx
+
+from orchestrator.execution import SERVER_BUSY
 
 from .rig import FaultRig, record
 
@@ -40,6 +44,31 @@ def test_a_full_outage_of_the_target_system_makes_cases_wait_without_spending_th
            recover_s=time.monotonic() - restored, deferred_attempts=waited)
     assert summary["failed"] == 0 and summary["done"] == len(cases.read_text().splitlines()) - 1, \
         "no case spent its attempts on the outage"
+
+
+def test_a_burst_of_server_errors_on_some_pages_fails_no_case_and_spends_no_attempt(rig: FaultRig) -> None:
+    cases = rig.cases(seed=54, start=13_000)
+    rig.start_worker()
+    rig.start_worker()
+    rig.wait_for_consumers(2)
+    with rig.run_in_background(cases) as run:
+        rig.wait(lambda: rig.count("done") >= 2, 300, "two cases done")
+        _knobs(rig, error_rate=0.35)  # about one page in three answers 503; the others, and the probe, answer
+        rig.wait(lambda: _events(rig, SERVER_BUSY) >= 4, 120, "cases meeting server errors")
+        time.sleep(4)  # the burst lasts a while: long enough for a case to meet it more than once
+        _knobs(rig, error_rate=0.0)
+        ended = time.monotonic()
+        summary = rig.finish(run)
+    verdict = rig.verdict(cases)
+    graced, outage = _events(rig, SERVER_BUSY), _events(rig, "TargetUnavailable")
+    record("target system 5xx burst (35% of pages 503, the system still answers)", verdict, confirmed=graced >= 4,
+           recover_s=time.monotonic() - ended, server_error_waits=graced, outage_waits=outage)
+    assert summary["failed"] == 0 and summary["done"] == len(cases.read_text().splitlines()) - 1, \
+        "no case spent its attempts on the burst"
+    with sqlite3.connect(rig.ledger_path, timeout=30) as db:
+        spent = sum(1 for (history,) in db.execute("select history from transactions")
+                    for past in json.loads(history) if past["error_class"] == "TargetServerError")
+    assert spent == 0, "every server error of the burst was a wait; none spent an attempt"
 
 
 def test_hanging_requests_time_out_and_the_cases_are_done_later(rig: FaultRig) -> None:
