@@ -34,7 +34,7 @@ from .context import StepContext
 from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
 from .evidence import keep_evidence, prune_artifacts
 from .flow import run_steps
-from .processes import browser_processes, memory_mb, owner_marker, reap
+from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .session import SessionKeeper
 
 log = structlog.get_logger(__name__)
@@ -205,6 +205,8 @@ class BotEngine:
                     log.warning("browser replaced", reason=reason, transactions=current.used)
                     if current.active == 0 or reason == "disconnected":
                         await _close(current.browser)
+                    if reason == "disconnected":  # its helpers, re-parented to init, can outlive it
+                        reap_detached(self.marker)
                 if self._playwright is None:
                     self._playwright = await async_playwright().start()
                 browser = await self._playwright.chromium.launch(
@@ -216,6 +218,8 @@ class BotEngine:
                 self.launches += 1
                 current = self._current = _Browser(browser)
             assert current is not None
+            if current.used % 50 == 49:  # now and then, whatever else a dead browser left behind
+                reap_detached(self.marker)
             current.used += 1
             current.active += 1
             return current

@@ -80,18 +80,49 @@ def is_alive(marker: str) -> bool:
 
 def reap(owner: str | None = None) -> list[int]:
     """End orphaned browser processes (or, with ``owner``, that worker's own); returns the PIDs signalled."""
+    doomed = [pid for pid, marker in browser_processes(owner).items()
+              if pid != os.getpid() and not (owner is None and (not is_ours(marker) or is_alive(marker)))]
+    return _kill(doomed, "browser processes ended", orphans=owner is None)
+
+
+def reap_detached(owner: str) -> list[int]:
+    """End ``owner``'s browser processes that no longer descend from this process: what is left of a browser
+    that died (killed or crashed), whose helpers (zygotes, utility processes) were re-parented to init and
+    may live on. The processes of live browsers, a retiring one's included, are left alone."""
+    parents = _parents()
+    me, detached = os.getpid(), []
+    for pid in browser_processes(owner):
+        current, seen = pid, set()
+        while current not in (me, 0, 1) and current not in seen:
+            seen.add(current)
+            current = parents.get(current, 0)
+        if current != me:
+            detached.append(pid)
+    return _kill(detached, "processes of a dead browser ended")
+
+
+def _kill(pids: list[int], event: str, **fields: object) -> list[int]:
     killed = []
-    for pid, marker in browser_processes(owner).items():
-        if pid == os.getpid() or (owner is None and (not is_ours(marker) or is_alive(marker))):
-            continue
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         except ProcessLookupError:
             pass
     if killed:
-        log.warning("browser processes ended", count=len(killed), orphans=owner is None)
+        log.warning(event, count=len(killed), **fields)
     return killed
+
+
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
 
 
 def _start_time(pid: int) -> str:

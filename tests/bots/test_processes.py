@@ -1,12 +1,16 @@
-"""The orphan reaper: it ends processes whose worker marker names a dead worker, and nothing else."""
+"""The orphan reaper: it ends processes whose worker marker names a dead worker, and nothing else; and what a
+live worker's dead browser left re-parented to init, sparing what still descends from the worker."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 from bots.chromium import OWNER_ENV
-from bots.processes import is_ours, owner_marker, reap
+from bots.processes import is_ours, owner_marker, reap, reap_detached
 
 
 def _marked(marker: str) -> subprocess.Popen[bytes]:
@@ -29,3 +33,32 @@ def test_the_reaper_ends_a_dead_workers_processes_but_not_a_live_workers_or_a_fo
 def test_only_the_workers_own_form_of_marker_counts_as_ours() -> None:
     assert is_ours(owner_marker()) and is_ours("12:345")
     assert not is_ours("baseline-42") and not is_ours("12:") and not is_ours(":1") and not is_ours("")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_what_a_dead_browser_left_re_parented_to_init_is_ended_and_what_descends_from_the_worker_is_not() -> None:
+    marker = owner_marker()
+    attached = _marked(marker)
+    # A helper whose parent exits (as Chromium's helpers when their browser is killed): init adopts it.
+    started = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], env={**os.environ, OWNER_ENV: marker},
+                             capture_output=True, text=True, check=True)
+    detached = int(started.stdout)
+    try:
+        assert _parent(detached) != os.getpid(), "its parent, the shell, has exited: init adopted it"
+        killed = reap_detached(marker)
+        assert detached in killed and attached.pid not in killed
+        assert attached.poll() is None
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{detached}").exists() and Path(f"/proc/{detached}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline, "the detached helper ended"
+            time.sleep(0.05)
+    finally:
+        attached.kill()
+        attached.wait()
+        try:
+            os.kill(detached, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

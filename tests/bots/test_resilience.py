@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bots import BotConfig, BotEngine, BotJob, BrowserGone, PageCrashed, SessionExpired, StepTimeout
-from bots.processes import browser_processes
+from bots.processes import browser_processes, reap_detached
 from demo_portal import PortalProcess
 from monitoring import REGISTRY
 from tests.bots.test_engine import case, job
@@ -171,8 +171,10 @@ def test_a_killed_browser_is_relaunched_and_the_next_case_is_done(
     assert engine.run(job(case("CASE-000502")), before_effect=lambda: None).output["reference"].startswith("CHG-")
     assert engine.launches == 2
     assert metric("autoclerk_bot_browser_restarts_total", reason="disconnected") >= 1
-    # What was left of the killed browser is ended: only the new browser's processes remain.
+    # What was left of the killed browser is ended: only the new browser's processes remain, and every one
+    # of them descends from this process (none was left re-parented to init).
     wait_until(lambda: len(browser_main(engine)) == 1, 10, "one browser")
+    assert reap_detached(engine.marker) == []
 
 
 def test_a_hanging_page_times_out_as_an_application_failure(

@@ -64,7 +64,8 @@ def test_a_killed_renderer_and_a_killed_browser_mid_run_lose_nothing_and_leave_n
     record("Chromium renderer kill -9, then browser kill -9, mid-run", verdict,
            confirmed=kills == ["renderer", "browser"] and worker.poll() is None, recover_s=time.monotonic() - struck,
            orphans=len(left), defunct=len(new_zombies), crashes_logged="crash" in logs.lower() or "Target" in logs)
-    assert summary["unfinished"] == 0 and left == [] and new_zombies == []
+    assert summary["unfinished"] == 0 and left == [] and new_zombies == [], \
+        f"left behind: {[(pid, _cmdline(pid)[:160]) for pid in left]}, defunct: {new_zombies}"
 
 
 def test_a_full_artifacts_disk_changes_no_outcome_and_leaves_no_partial_evidence(rig: FaultRig) -> None:
