@@ -33,7 +33,9 @@ FAST = {"AUTOCLERK_TRANSACTION_BUDGET_S": "15", "AUTOCLERK_LEASE_S": "16", "AUTO
 
 
 def rabbitmqctl(*args: str, timeout: float = 120) -> str:
-    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout)
+    # The CLI starts epmd when none runs; this keeps that one on loopback too, as scripts/start-rabbitmq does.
+    env = {**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"}
+    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}"
     return result.stdout
 

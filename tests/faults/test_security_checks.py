@@ -107,6 +107,13 @@ def descendants(pid: int) -> set[int]:
     return out
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
 def test_every_listener_the_project_starts_binds_loopback(
         tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str) -> None:
     rig = FaultRig(tmp_path, rabbitmq, portal)
@@ -130,7 +137,8 @@ def test_every_listener_the_project_starts_binds_loopback(
     wide = {pid: [a for a in addrs if not a.startswith(("127.0.0.1:", "[::1]:"))] for pid, addrs in checked.items()}
     wide = {pid: addrs for pid, addrs in wide.items() if addrs}
     record("every listener binds 127.0.0.1 (service, worker metrics, portal, RabbitMQ, epmd, PostgreSQL)",
-           Verdict(sum(len(a) for a in checked.values()), 0, 0, 0, sum(len(a) for a in wide.values())),
+           Verdict(sum(len(a) for a in checked.values()), 0, 0, 0, sum(len(a) for a in wide.values()),
+                   details=[f"{_comm(pid)} (pid {pid}) listens on {addrs}" for pid, addrs in wide.items()]),
            confirmed=len(checked) >= 3, recover_s=None, listeners=sum(len(a) for a in checked.values()))
     assert wide == {}, f"listeners on other interfaces: {wide}"
 
