@@ -35,6 +35,8 @@ def run_suite(quick: bool, select: str | None) -> tuple[list[dict[str, Any]], in
     with tempfile.TemporaryDirectory(prefix="autoclerk-faults-") as folder:
         out = Path(folder) / "rows.jsonl"
         args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(SUITE), "-o", "addopts="]
+        if not quick:  # a fault at the full size works through 200 browser transactions (the soak sets its own)
+            args += ["-o", "timeout=1800"]
         if select:
             args += ["-k", select]
         env = {**os.environ, "AUTOCLERK_FAULTS_SIZE": "quick" if quick else "full", "AUTOCLERK_FAULTS_OUT": str(out)}
