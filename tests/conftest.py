@@ -11,10 +11,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from demo_portal import PortalProcess, portal_process
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "workflows" / "examples" / "change_of_address.yaml"
@@ -78,9 +82,31 @@ def postgres_url() -> Iterator[str]:
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            _drop_database(admin, name)
+        finally:
+            admin.dispose()
+
+
+def _drop_database(admin: Engine, name: str, timeout_s: float = 30) -> None:
+    """Drop a test database, ending its sessions. An autovacuum worker on it belongs to no role, so a
+    non-superuser may end it only with pg_signal_backend (``scripts/start-postgres`` grants it); on a server
+    where the role lacks it, wait for the autovacuum worker to finish instead."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as exc:
+            if "pg_signal_backend" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(autouse=True)
