@@ -237,7 +237,9 @@ class BotEngine:
 
     async def _release(self, slot: _Browser) -> None:
         slot.active -= 1
-        if slot.retiring and slot.active == 0 and slot is not self._current:
+        # A retiring browser takes no new transaction, so the last one out closes it, even while its
+        # successor is still launching (and it is still ``_current``): waiting for that leaked a browser.
+        if slot.retiring and slot.active == 0:
             await _close(slot.browser)
 
     # -- running ---------------------------------------------------------------------------------------

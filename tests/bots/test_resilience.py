@@ -4,6 +4,7 @@ ends with no Chromium of the engine left running."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,11 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from bots import BotConfig, BotEngine, BotJob, BrowserGone, PageCrashed, SessionExpired, StepTimeout
+from bots import BotConfig, BotEngine, BotJob, BotResult, BrowserGone, PageCrashed, SessionExpired, StepTimeout
 from bots.processes import browser_processes, reap_detached
 from demo_portal import PortalProcess
 from monitoring import REGISTRY
@@ -75,11 +77,16 @@ def make_engine(chromium: str, portal: PortalProcess, tmp_path: Path) -> Iterato
 
 
 def in_background(engine: BotEngine, the_job: BotJob) -> tuple[threading.Thread, list[BaseException | object]]:
+    return in_background_with(engine, the_job, lambda: None)
+
+
+def in_background_with(engine: BotEngine, the_job: BotJob,
+                       before_effect: Callable[[], None]) -> tuple[threading.Thread, list[BaseException | object]]:
     outcome: list[BaseException | object] = []
 
     def run() -> None:
         try:
-            outcome.append(engine.run(the_job, before_effect=lambda: None))
+            outcome.append(engine.run(the_job, before_effect=before_effect))
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             outcome.append(exc)
 
@@ -207,6 +214,38 @@ def test_a_browser_is_recycled_after_its_transaction_count(
     assert engine.launches == 3
     wait_until(lambda: len(browser_main(engine)) == 1, 10, "the retired browsers to close")
     assert sessions(portal)["logins"] == 1  # the session outlives the browser
+
+
+def test_a_retired_browser_is_closed_when_its_last_transaction_ends_while_its_successor_launches(
+        make_engine: Callable[..., BotEngine], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak's leak: a browser retired while a transaction still ran in it, whose transaction ended before
+    the fresh browser had launched, was never closed (one more Chromium for every such recycle)."""
+    from playwright.async_api import BrowserType
+
+    engine = make_engine(recycle_after=1)
+    at_submit, go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        at_submit.set()
+        assert go.wait(30)
+
+    first, first_outcome = in_background_with(engine, job(case("CASE-000811")), hold)
+    assert at_submit.wait(30), "the first transaction reached its submit step"
+    launch = BrowserType.launch
+
+    async def launch_after_the_first_transaction_ended(self: BrowserType, **options: Any) -> Any:
+        browser = await launch(self, **options)
+        go.set()  # the first transaction, in the browser being retired, ends now, before this launch returns
+        await asyncio.to_thread(first.join, 30)
+        return browser
+
+    monkeypatch.setattr(BrowserType, "launch", launch_after_the_first_transaction_ended)
+    second, second_outcome = in_background(engine, job(case("CASE-000812")))
+    second.join(60)
+    first.join(1)
+    assert [type(o) for o in first_outcome + second_outcome] == [BotResult, BotResult]
+    assert engine.launches == 2
+    wait_until(lambda: len(browser_main(engine)) == 1, 10, "the retired browser to close")
 
 
 ORPHAN_SCRIPT = """
