@@ -31,34 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.sampling import Sampler  # noqa: E402
+from bots.processes import descendants, rss_mb  # noqa: E402
 
 WORKFLOW = (ROOT / "benchmarks" / "queue_bench.yaml").read_text()
 
 
 # -- measuring --------------------------------------------------------------------------------------
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def tree(pid: int) -> list[int]:
-    """A process and its descendants (prefork children)."""
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        try:
-            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 class PeakMemory(Sampler):
     """Samples the resident memory of some processes (each with its children) every 0.2 s; keeps the peaks."""
 
@@ -68,7 +46,7 @@ class PeakMemory(Sampler):
 
     def sample(self) -> None:
         for name, pid in self.pids.items():
-            self.peaks[name] = max(self.peaks[name], sum(rss_mb(p) for p in tree(pid)))
+            self.peaks[name] = max(self.peaks[name], sum(rss_mb(p) for p in descendants(pid)))
 
 
 def wait_until(condition: Any, timeout_s: float, what: str) -> None:

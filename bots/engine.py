@@ -218,8 +218,6 @@ class BotEngine:
                 self.launches += 1
                 current = self._current = _Browser(browser)
             assert current is not None
-            if current.used % 50 == 49:  # now and then, whatever else a dead browser left behind
-                reap_detached(self.marker)
             current.used += 1
             current.active += 1
             return current
@@ -231,8 +229,10 @@ class BotEngine:
             return "disconnected"
         if current.used >= self.config.recycle_after:
             return "recycled"
-        if current.used % 50 == 0 and memory_mb(self.browser_pids()) > self.config.browser_memory_mb:
-            return "memory"
+        if current.used % 50 == 0:  # now and then: whatever else a dead browser left behind, and the memory
+            reap_detached(self.marker)
+            if memory_mb(self.browser_pids()) > self.config.browser_memory_mb:
+                return "memory"
         return None
 
     async def _release(self, slot: _Browser) -> None:

@@ -33,15 +33,20 @@ def browser_processes(owner: str | None = None) -> dict[int, str]:
     A process carries the marker in its environment, or descends from one that does (Chromium's zygotes
     start renderers with a cleaned environment).
     """
+    return _scan(owner)[0]
+
+
+def _scan(owner: str | None) -> tuple[dict[int, str], dict[int, int]]:
+    """One pass over /proc: the browser processes (as :func:`browser_processes`) and every process's parent."""
     marked: dict[int, str] = {}
-    children: dict[int, list[int]] = {}
+    parents: dict[int, int] = {}
     prefix = f"{OWNER_ENV}=".encode()
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
         try:
-            children.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(pid)
+            parents[pid] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             environ = (entry / "environ").read_bytes()
         except (OSError, IndexError, ValueError):  # gone meanwhile, or not ours to read
             continue
@@ -51,6 +56,9 @@ def browser_processes(owner: str | None = None) -> dict[int, str]:
                 if owner is None or marker == owner:
                     marked[pid] = marker
                 break
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
     found = dict(marked)
     todo = list(marked)
     while todo:
@@ -59,7 +67,7 @@ def browser_processes(owner: str | None = None) -> dict[int, str]:
             if child not in found:
                 found[child] = found[parent]
                 todo.append(child)
-    return found
+    return found, parents
 
 
 def is_ours(marker: str) -> bool:
@@ -89,9 +97,9 @@ def reap_detached(owner: str) -> list[int]:
     """End ``owner``'s browser processes that no longer descend from this process: what is left of a browser
     that died (killed or crashed), whose helpers (zygotes, utility processes) were re-parented to init and
     may live on. The processes of live browsers, a retiring one's included, are left alone."""
-    parents = _parents()
+    found, parents = _scan(owner)
     me, detached = os.getpid(), []
-    for pid in browser_processes(owner):
+    for pid in found:
         current, seen = pid, set()
         while current not in (me, 0, 1) and current not in seen:
             seen.add(current)
@@ -114,37 +122,49 @@ def _kill(pids: list[int], event: str, **fields: object) -> list[int]:
     return killed
 
 
-def _parents() -> dict[int, int]:
-    found = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
 def _start_time(pid: int) -> str:
     stat = (PROC / str(pid) / "stat").read_text()
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    out, todo, seen = [], [pid], set()
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            out.append(current)
+            todo += children(current)
+    return out
+
+
+def children(pid: int) -> list[int]:
+    """The children of every thread of ``pid``: Playwright starts its driver, and so Chromium, from the
+    engine's thread, not the main one."""
+    found = []
+    for listing in (PROC / str(pid) / "task").glob("*/children"):
+        try:
+            found += [int(child) for child in listing.read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+    return found
+
+
 def memory_mb(pids: list[int]) -> float:
     """Memory of processes in MB: proportional set size (shared pages split between sharers), else RSS."""
-    return sum(_pss_kb(pid) for pid in pids) / 1024
+    return sum(_kb(pid, "smaps_rollup", "Pss:") or _kb(pid, "status", "VmRSS:") for pid in pids) / 1024
 
 
-def _pss_kb(pid: int) -> int:
+def rss_mb(pid: int) -> float:
+    """A process's resident set size in MB (0 once it is gone)."""
+    return _kb(pid, "status", "VmRSS:") / 1024
+
+
+def _kb(pid: int, name: str, key: str) -> int:
     try:
-        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    try:
-        for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in (PROC / str(pid) / name).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1])
     except OSError:
         pass

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from bots.chromium import OWNER_ENV
-from bots.processes import is_ours, owner_marker, reap, reap_detached
+from bots.processes import children, descendants, is_ours, memory_mb, owner_marker, reap, reap_detached, rss_mb
 
 
 def _marked(marker: str) -> subprocess.Popen[bytes]:
@@ -62,3 +63,27 @@ def test_what_a_dead_browser_left_re_parented_to_init_is_ended_and_what_descends
             os.kill(detached, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_descendants_include_the_children_of_every_thread_and_their_memory_is_read() -> None:
+    """Playwright starts its driver from the engine's thread: a walk of the main thread's children misses it."""
+    started: list[subprocess.Popen[bytes]] = []
+    thread = threading.Thread(target=lambda: started.append(subprocess.Popen(["sh", "-c", "sleep 60 & wait"],
+                                                                               start_new_session=True)))
+    thread.start()
+    thread.join()
+    shell = started[0]
+    try:
+        deadline = time.monotonic() + 10
+        while not children(shell.pid):  # the shell has started its sleep
+            assert time.monotonic() < deadline, "the shell started its child"
+            time.sleep(0.05)
+        (grandchild,) = children(shell.pid)
+        assert shell.pid in children(os.getpid())
+        tree = descendants(os.getpid())
+        assert tree[0] == os.getpid() and {shell.pid, grandchild} <= set(tree)
+        assert rss_mb(shell.pid) > 0 and memory_mb([shell.pid, grandchild]) > 0
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)  # the shell and its sleep
+        shell.wait()
+    assert rss_mb(shell.pid) == 0 and memory_mb([shell.pid]) == 0, "a process that is gone has no memory"

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from kombu import Connection, Exchange, Queue
 
+from bots.processes import descendants
 from demo_portal import PortalProcess, portal_process
 from orchestrator.celery_app import QUEUE
 from tests.integration.handoff_rig import USERS, handoff_server
@@ -95,18 +96,6 @@ def listeners() -> dict[int, list[str]]:
     return found
 
 
-def descendants(pid: int) -> set[int]:
-    out, todo = set(), [pid]
-    while todo:
-        current = todo.pop()
-        out.add(current)
-        try:
-            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -122,7 +111,7 @@ def test_every_listener_the_project_starts_binds_loopback(
         rig.wait_for_consumers(1)
         (tmp_path / "service").mkdir()
         with handoff_server(tmp_path / "service", portal) as server:
-            ours = descendants(worker.pid) | descendants(server.process.pid) | descendants(portal.process.pid)
+            ours = {pid for root in (worker.pid, server.process.pid, portal.process.pid) for pid in descendants(root)}
             deadline = time.monotonic() + 30
             while not all(pid in listeners() for pid in (worker.pid, server.process.pid)):
                 assert time.monotonic() < deadline, "the worker's metrics and the service are listening"

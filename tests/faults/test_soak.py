@@ -13,46 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bots.processes import browser_processes
+from bots.processes import browser_processes, children, descendants, rss_mb
 
 from .rig import SIZE, FaultRig, record
 
 SOAK = 2000 if SIZE == "full" else 60
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def tree_rss_mb(pid: int) -> float:
-    """The resident memory of ``pid`` and all its descendants: the children of every thread, since Playwright
-    starts its driver, and so Chromium, from the engine's thread rather than the main one."""
-    total, todo, seen = 0.0, [pid], set()
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        total += rss_mb(current)
-        todo += children(current)
-    return total
-
-
-def children(pid: int) -> list[int]:
-    """The children of every thread of ``pid``."""
-    found = []
-    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(c) for c in listing.read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def slope_kb(samples: list[tuple[int, float]]) -> float:
@@ -94,7 +59,7 @@ def test_a_soak_through_one_worker_keeps_memory_flat_and_a_sigterm_mid_run_loses
             done = rig.count("done")
             own.append((done, rss_mb(worker.pid)))
             driver.append((done, sum(rss_mb(child) for child in children(worker.pid))))
-            whole.append((done, tree_rss_mb(worker.pid)))
+            whole.append((done, sum(rss_mb(pid) for pid in descendants(worker.pid))))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 
@@ -25,19 +26,28 @@ def _events(rig: FaultRig, detail: str) -> int:
         return db.execute("select count(*) from transaction_events where detail = ?", (detail,)).fetchone()[0]
 
 
-def test_a_full_outage_of_the_target_system_makes_cases_wait_without_spending_their_attempts(rig: FaultRig) -> None:
-    cases = rig.cases(seed=51, start=10_000)
+def _while_two_workers_run(rig: FaultRig, cases: Path, *, error_rate: float, seen: str, at_least: int,
+                           lasts_s: float) -> tuple[dict, float]:
+    """Two workers; once two cases are done, ``error_rate`` of the portal's pages answer 503 until ``at_least``
+    ``seen`` events are in the ledger and ``lasts_s`` more have passed. Returns the run's summary and when the
+    pages answered again."""
     rig.start_worker()
     rig.start_worker()
     rig.wait_for_consumers(2)
     with rig.run_in_background(cases) as run:
         rig.wait(lambda: rig.count("done") >= 2, 300, "two cases done")
-        _knobs(rig, error_rate=1.0)  # every page answers 503
-        rig.wait(lambda: _events(rig, "TargetUnavailable") >= 3, 120, "cases waiting for the system")
-        time.sleep(5)  # the outage itself lasts a while: longer than the attempts' backoff would allow
+        _knobs(rig, error_rate=error_rate)
+        rig.wait(lambda: _events(rig, seen) >= at_least, 120, f"{at_least} {seen} events")
+        time.sleep(lasts_s)  # the fault lasts a while on purpose: past the backoff of a case's attempts
         _knobs(rig, error_rate=0.0)
-        restored = time.monotonic()
-        summary = rig.finish(run)
+        ended = time.monotonic()
+        return rig.finish(run), ended
+
+
+def test_a_full_outage_of_the_target_system_makes_cases_wait_without_spending_their_attempts(rig: FaultRig) -> None:
+    cases = rig.cases(seed=51, start=10_000)
+    summary, restored = _while_two_workers_run(rig, cases, error_rate=1.0, seen="TargetUnavailable", at_least=3,
+                                               lasts_s=5)
     verdict = rig.verdict(cases)
     waited = _events(rig, "TargetUnavailable")
     record("target system full outage (every page 503)", verdict, confirmed=waited >= 3,
@@ -48,17 +58,8 @@ def test_a_full_outage_of_the_target_system_makes_cases_wait_without_spending_th
 
 def test_a_burst_of_server_errors_on_some_pages_fails_no_case_and_spends_no_attempt(rig: FaultRig) -> None:
     cases = rig.cases(seed=54, start=13_000)
-    rig.start_worker()
-    rig.start_worker()
-    rig.wait_for_consumers(2)
-    with rig.run_in_background(cases) as run:
-        rig.wait(lambda: rig.count("done") >= 2, 300, "two cases done")
-        _knobs(rig, error_rate=0.35)  # about one page in three answers 503; the others, and the probe, answer
-        rig.wait(lambda: _events(rig, SERVER_BUSY) >= 4, 120, "cases meeting server errors")
-        time.sleep(4)  # the burst lasts a while: long enough for a case to meet it more than once
-        _knobs(rig, error_rate=0.0)
-        ended = time.monotonic()
-        summary = rig.finish(run)
+    # About one page in three answers 503; the others, and the outage probe, answer.
+    summary, ended = _while_two_workers_run(rig, cases, error_rate=0.35, seen=SERVER_BUSY, at_least=4, lasts_s=4)
     verdict = rig.verdict(cases)
     graced, outage = _events(rig, SERVER_BUSY), _events(rig, "TargetUnavailable")
     record("target system 5xx burst (35% of pages 503, the system still answers)", verdict, confirmed=graced >= 4,
