@@ -31,6 +31,19 @@ def slope_kb(samples: list[tuple[int, float]]) -> float:
     return 1024 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / denominator
 
 
+def browsers(pids: list[int]) -> int:
+    """How many of ``pids`` are Chromium browsers, not their helpers (Chromium writes its command line as one
+    string; only the browser has the pipe Playwright drives it through)."""
+    count = 0
+    for pid in pids:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        count += b"--remote-debugging-pipe" in args and b"--type=" not in args
+    return count
+
+
 def defunct_children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -52,6 +65,7 @@ def test_a_soak_through_one_worker_keeps_memory_flat_and_a_sigterm_mid_run_loses
     own: list[tuple[int, float]] = []  # the worker process
     driver: list[tuple[int, float]] = []  # Playwright's driver (node), the worker's child
     whole: list[tuple[int, float]] = []  # the worker with its Playwright driver and Chromium processes
+    alive: list[int] = []  # browsers at once: one, and two while a recycled one finishes its transactions
     stop = threading.Event()
 
     def sample() -> None:
@@ -59,7 +73,9 @@ def test_a_soak_through_one_worker_keeps_memory_flat_and_a_sigterm_mid_run_loses
             done = rig.count("done")
             own.append((done, rss_mb(worker.pid)))
             driver.append((done, sum(rss_mb(child) for child in children(worker.pid))))
-            whole.append((done, sum(rss_mb(pid) for pid in descendants(worker.pid))))
+            tree = descendants(worker.pid)
+            whole.append((done, sum(rss_mb(pid) for pid in tree)))
+            alive.append(browsers(tree))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -93,10 +109,12 @@ def test_a_soak_through_one_worker_keeps_memory_flat_and_a_sigterm_mid_run_loses
            with_browsers_first_mb=round(warm[0][1], 1) if warm else None,
            with_browsers_last_mb=round(warm[-1][1], 1) if warm else None,
            with_browsers_peak_mb=round(max(y for _, y in whole), 1) if whole else None,
+           most_browsers_at_once=max(alive, default=0),
            sigterm_exit=worker.returncode, orphans=len(orphans), defunct=len(defunct_children(os.getpid())))
     assert summary["unfinished"] == 0
     assert worker.returncode == 0, "SIGTERM stops the worker gracefully"
     assert orphans == [] and defunct_children(os.getpid()) == []
+    assert 1 <= max(alive, default=0) <= 2, f"at most two browsers at once, not {max(alive, default=0)}: a retired one was left open"
     assert own_slope < 100, f"the worker's memory grows {own_slope:.0f} KB per transaction"
     if SIZE == "full":  # over 2,000 transactions the browsers' recycling sawtooth averages out
         assert whole_slope < 100, f"the worker's and its browsers' memory grows {whole_slope:.0f} KB per transaction"
