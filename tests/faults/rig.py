@@ -63,9 +63,11 @@ class FaultRig:
         self.started = time.monotonic()
 
     # -- workers ---------------------------------------------------------------------------------------
-    def start_worker(self, *extra: str, fault: str | None = None, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        """A worker in a session of its own (a kill of the group takes its Chromium, as a dead host would)."""
-        env = dict(self.env)
+    def start_worker(self, *extra: str, fault: str | None = None, concurrency: int = 2,
+                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A worker in a session of its own (a kill of the group takes its Chromium, as a dead host would);
+        ``env`` adds to the rig's environment for this worker only."""
+        env = {**self.env, **(env or {})}
         if fault:
             env.update(AUTOCLERK_FAULT_POINT=fault, AUTOCLERK_FAULT_MARKER=str(self.marker))
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115 - owned by the process

@@ -12,7 +12,11 @@ from .rig import FaultRig, record
 
 def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(rig: FaultRig) -> None:
     cases = rig.cases(seed=41, start=9500)
-    stalled = rig.start_worker(fault="stall_before_submit", concurrency=1)
+    # The stalled worker does not sweep before it stalls (its first sweep is minutes away). SIGSTOP stops every
+    # thread, and a sweep stopped inside its write would hold the SQLite ledger's write lock: no other worker
+    # could claim anything until SIGCONT (it happened once in CI). The other worker sweeps, and republishes the
+    # stalled case when its lease runs out.
+    stalled = rig.start_worker(fault="stall_before_submit", concurrency=1, env={"AUTOCLERK_SWEEP_INTERVAL_S": "300"})
     rig.wait_for_consumers(1)
     with rig.run_in_background(cases) as run:
         rig.wait(lambda: rig.marker.exists(), 300, "the worker stalling before its submit")
