@@ -42,7 +42,6 @@ def through_service(cases: Path, folder: Path) -> tuple[float, float, float, int
     from orchestrator.accounts import Accounts
     from orchestrator.ledger import Ledger
     from orchestrator.web.server import READY_PREFIX
-    from orchestrator.web.service import publish_workflow
     from workflows import load_workflow
 
     ledger_url = f"sqlite:///{folder / 'service.db'}"
@@ -50,7 +49,7 @@ def through_service(cases: Path, folder: Path) -> tuple[float, float, float, int
     accounts = Accounts(ledger.engine)
     accounts.add_user("bench", ["caseworker"], None)
     token = accounts.new_token("bench")
-    publish_workflow(ledger, load_workflow(EXAMPLE), "bench", str(EXAMPLE))
+    ledger.workflows.publish(load_workflow(EXAMPLE), "bench", str(EXAMPLE))
     ledger.close()
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "serve", "--port", "0", "--ledger", ledger_url],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=folder,
@@ -76,15 +75,15 @@ def through_service(cases: Path, folder: Path) -> tuple[float, float, float, int
 
 
 def through_cli_intake(cases: Path, folder: Path) -> tuple[float, int]:
-    from orchestrator.celery_app import make_celery
-    from orchestrator.handoff import hand_off
+    from orchestrator.queue import make_celery
+    from orchestrator.queue import hand_off
     from orchestrator.ledger import Ledger
-    from orchestrator.publisher import Publisher
+    from orchestrator.queue import Publisher
     from orchestrator.settings import load_settings
     from workflows import load_workflow
 
-    from orchestrator.embedded import embedded_worker
-    from orchestrator.runtime import Runtime, set_runtime
+    from orchestrator.queue import embedded_worker
+    from orchestrator.queue import Runtime, set_runtime
 
     ledger = Ledger(f"sqlite:///{folder / 'cli.db'}")
     settings = load_settings(ledger_url=ledger.url, bot="null", concurrency=1)

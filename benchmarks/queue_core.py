@@ -127,7 +127,7 @@ def ours(broker: str, ledger_url: str | None, count: int, workers: int, concurre
     """Hand off ``cases`` and wait for ``workers`` worker processes to finish them (``worker_env``: extra
     environment per worker)."""
     from orchestrator import Ledger, Publisher, hand_off, load_settings, wait_for_batch
-    from orchestrator.celery_app import QUEUE, make_celery
+    from orchestrator.queue import QUEUE, make_celery
     from workflows import parse_workflow
 
     db = workdir / "ledger.db"

@@ -2,13 +2,13 @@
 
     BotError
     ├── BusinessException        the case itself is wrong: do not retry, hand it back to a person
-    └── ApplicationError         the system misbehaved: retry with backoff, then fail
-        ├── StepTimeout          a step, navigation or the transaction budget ran out
-        ├── TargetServerError    the target system answered 5xx
-        ├── PageCrashed          the renderer crashed: discard the context
-        ├── SessionExpired       the target system asked for a sign-in mid-transaction: sign in again
-        └── BrowserGone          the browser disconnected: relaunch it
-    BrowserNotFoundError         no Chromium to launch: a set-up problem, the worker cannot start
+    ├── ApplicationError         the system misbehaved: retry with backoff, then fail
+    │   ├── StepTimeout          a step, navigation or the transaction budget ran out
+    │   ├── TargetServerError    the target system answered 5xx
+    │   ├── PageCrashed          the renderer crashed: discard the context
+    │   ├── SessionExpired       the target system asked for a sign-in mid-transaction: sign in again
+    │   └── BrowserGone          the browser disconnected: relaunch it
+    └── BrowserNotFoundError     no Chromium to launch: a set-up problem, refused before any work starts
 
 Unknown exceptions count as APPLICATION. The class decides the retry, never the message text.
 """
@@ -61,5 +61,9 @@ class BrowserGone(ApplicationError):
     """The browser process disconnected or was killed; it is relaunched for the next transaction."""
 
 
-class BrowserNotFoundError(Exception):
-    """No Chromium executable was found; set AUTOCLERK_CHROMIUM_PATH or install Debian's chromium."""
+class BrowserNotFoundError(BotError):
+    """No Chromium executable was found; set AUTOCLERK_CHROMIUM_PATH or install Debian's chromium.
+
+    A set-up problem, neither BUSINESS nor APPLICATION: the worker, the service or the run refuses to start
+    (``find_chromium`` runs before anything is queued or consumed), so it never spends a case's attempt.
+    """

@@ -1,23 +1,29 @@
-"""The queue core: Celery over RabbitMQ (or the embedded transport), the durable ledger, hand-off and the CLI.
+"""The orchestrator: the queue core, the durable ledger, the hand-off service and the command line.
 
-The only package that imports Celery, pika or the database.
+The only package that imports Celery, pika or the database. Its rooms, and what each may import:
+
+- :mod:`.ledger`: the durable ledger (SQLite or PostgreSQL, Alembic migrations); imports none of the others.
+- :mod:`.accounts`: users, roles, API tokens and sign-in sessions, on the ledger's database.
+- :mod:`.queue`: hand-off, publishing, workers, execution, batch operations and progress; never imports
+  :mod:`.web` or :mod:`.cli`.
+- :mod:`.web`: the hand-off service's pages and JSON API; never imports :mod:`.cli`.
+- :mod:`.cli`: the ``autoclerk`` command; imports :mod:`.web` only to start it (``autoclerk serve``).
+
+``settings`` and ``errors`` are shared by all of them. ``docs/architecture.md`` draws the whole.
 """
 
 from .errors import BrokerError, LedgerError, OrchestratorError, StaleAttempt, UsageError
-from .execution import execute_many
-from .handoff import Receipt, hand_off, wait_for_batch
-from .publisher import Publisher, Sweeper
-from .intake import AcceptedCase, Rejection, read_cases
 from .ledger import ACTIVE, STATES, TERMINAL, WAITING, Claim, Ledger, Outcome
-from .runtime import Runtime
-from .settings import EMBEDDED_BROKER, Settings, load_settings
-from .summary import Summary
+from .queue import (AcceptedCase, Publisher, Receipt, Rejection, Runtime, Summary, Sweeper, execute_many, hand_off,
+                    read_cases, wait_for_batch)
+from .settings import EMBEDDED_BROKER, Settings, SystemLimit, load_settings
 
 __all__ = [
     # settings
     "Settings",
     "load_settings",
     "EMBEDDED_BROKER",
+    "SystemLimit",
     # ledger
     "Ledger",
     "Claim",

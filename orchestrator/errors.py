@@ -1,11 +1,31 @@
 """Errors of the orchestrator, grouped by what the caller must do::
 
     OrchestratorError
-    ├── LedgerError        the ledger cannot be used (bad URL, unreachable database): fix the setting
-    ├── StaleAttempt       this attempt lost its claim (lease ran out, another worker took over):
-    │                      stop, write nothing more, acknowledge the message
-    ├── BrokerError        the broker cannot be reached or refused a publish: retry later; nothing is lost
-    └── UsageError         a wrong flag, path or file on the command line: one line to the user
+    ├── LedgerError          the ledger cannot be used (bad URL, unreachable database): fix the setting
+    ├── StaleAttempt         this attempt lost its claim (lease ran out, another worker took over):
+    │                        stop, write nothing more, acknowledge the message
+    ├── BrokerError          the broker cannot be reached or refused a publish: retry later; nothing is lost
+    ├── BudgetUnavailable    a target system's budget stayed spent (queue.budgets): try the case later,
+    │                        without spending an attempt
+    ├── UsageError           a wrong flag, path or file on the command line: one line to the user
+    ├── SignInRequired       a page was asked for without a live session (web.auth): the sign-in page
+    ├── Refused              a page was refused, no role or no CSRF token (web.auth): 403
+    └── UploadError          an upload is not usable multipart (web.upload): 400 with the reason
+        └── UploadTooLarge   larger than the service takes: 413
+
+The errors of the other packages keep their own trees: ``workflows.WorkflowError`` (a workflow or a
+case file is wrong) and ``bots.BotError`` (a transaction failed in a bot, or no browser could start).
+
+The command line maps them to exit codes, each failure one line on standard error:
+
+    ====  =======================================================================================
+    0     success
+    1     a run ended with cases unfinished (run the same command again to resume)
+    2     a usage or input error: a wrong flag, a malformed workflow, an unreadable cases file
+    3     a service is unavailable: the broker, the ledger or the browser
+    4     an unexpected internal error (``AUTOCLERK_DEBUG=1`` shows its traceback)
+    130   interrupted
+    ====  =======================================================================================
 """
 
 from __future__ import annotations
@@ -33,10 +53,3 @@ class UsageError(OrchestratorError):
 
 EXIT_UNFINISHED, EXIT_USAGE, EXIT_SERVICE, EXIT_INTERNAL = 1, 2, 3, 4
 """The CLI's exit codes: cases left unfinished, a usage or input error, a service down, an internal error."""
-
-
-def echo_error(message: str) -> None:
-    """Print one ``autoclerk: error: …`` line on standard error (the CLI's only way to report a failure)."""
-    import click
-
-    click.echo(f"autoclerk: error: {message}", err=True)

@@ -8,13 +8,20 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from .budgets import SystemLimit
 
 EMBEDDED_BROKER = "memory://localhost/"
 """Kombu's in-process transport: the same Celery task path, with no server to run."""
+
+
+class SystemLimit(BaseModel):
+    """The budget of one target system; either part may be left out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sessions: int | None = Field(default=None, ge=1, le=1000, description="Bots working on it at once, at most.")
+    per_minute: float | None = Field(default=None, gt=0, description="Transactions started per minute, at most.")
 
 
 class Settings(BaseSettings):

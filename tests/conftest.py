@@ -127,7 +127,7 @@ def wait_for_consumers(broker: str, count: int, timeout_s: float = 60) -> None:
 
     from kombu import Connection
 
-    from orchestrator.celery_app import QUEUE
+    from orchestrator.queue import QUEUE
 
     deadline = time.monotonic() + timeout_s
     with Connection(broker) as conn:

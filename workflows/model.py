@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .inputs import InputField
 from .locators import Locator
-from .steps import StepBase, submits, walk
+from .steps import StepBase, submits, uses_steps, walk
 
 if TYPE_CHECKING:
     from .steps import Step  # noqa: F401 - resolved by steps.registry.ensure_models
@@ -83,6 +83,7 @@ class Session(BaseModel):
     signed_out: Locator = Field(description="An element of the system's sign-in page: when it shows, the session is gone.")
 
 
+@uses_steps
 class Workflow(BaseModel):
     """One workflow definition, as validated from its YAML file.
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from .core import Ledger, _by_state, first_event_since
-from .schema import (RESOLUTIONS, batch_rejections, batches, case_actions, events, published_workflows, transactions,
+from .schema import (RESOLUTIONS, batch_rejections, batches, case_actions, events, transactions,
                      workers)
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
@@ -31,23 +31,6 @@ class Casework:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.engine: Engine = ledger.engine
-
-    # -- workflows -------------------------------------------------------------------------------------
-    def publish(self, name: str, digest: str, version: int, by: str) -> None:
-        """Make ``digest`` the version of workflow ``name`` that hand-offs use from now on."""
-        values = {"digest": digest, "version": version, "published_by": by, "published_at": time.time()}
-        with self.engine.begin() as conn:
-            if conn.execute(update(published_workflows).where(published_workflows.c.name == name)
-                            .values(**values)).rowcount == 0:
-                conn.execute(insert(published_workflows).values(name=name, **values))
-
-    def published(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(published_workflows).order_by(published_workflows.c.name))]
-
-    def published_digest(self, name: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(select(published_workflows.c.digest).where(published_workflows.c.name == name)).scalar()
 
     # -- refused rows ----------------------------------------------------------------------------------
     def record_rejections(self, batch_id: str, rows: Sequence[tuple[int, str, str]]) -> None:

@@ -23,7 +23,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import LedgerError, StaleAttempt
 from . import migrate
-from .schema import ACTIVE, STATES, WAITING, batches, events, ledger_info, transactions, workflow_versions
+from .schema import ACTIVE, STATES, WAITING, batches, events, ledger_info, transactions
+from .workflows import WorkflowStore
 
 
 @dataclass(frozen=True)
@@ -109,26 +110,13 @@ class Ledger:
         with self.engine.connect() as conn:
             self.ledger_id: str = conn.execute(select(ledger_info.c.value).where(ledger_info.c.key == "ledger_id")).scalar_one()
         """This ledger's identity; every message names it, and a worker of another ledger refuses it."""
+        self.workflows = WorkflowStore(self.engine)
+        """Workflow versions by digest, the published ones, and this process's cache of parsed versions."""
 
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- workflows and batches -------------------------------------------------------------------------
-    def save_workflow(self, digest: str, name: str, version: int, source: str) -> None:
-        """Store a workflow's exact source under its digest (once)."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(select(workflow_versions.c.digest).where(workflow_versions.c.digest == digest)).first()
-            if not exists:
-                conn.execute(insert(workflow_versions).values(
-                    digest=digest, name=name, version=version, source=source, created_at=time.time()))
-
-    def workflow_source(self, digest: str) -> str:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(workflow_versions.c.source).where(workflow_versions.c.digest == digest)).first()
-        if row is None:
-            raise LedgerError(f"workflow version {digest} is not in the ledger")
-        return str(row.source)
-
+    # -- batches -------------------------------------------------------------------------------------
     def create_batch(self, workflow: str, digest: str, source_name: str, *, priority: int = 0,
                      deadline: float | None = None, created_by: str | None = None) -> str:
         """A new batch; ``created_by`` is the user who handed it off (the service), ``None`` from the CLI."""

@@ -15,10 +15,11 @@ their attempts kept on the same row. A ``business_exception`` is a case handed b
 ``resolution`` stays empty until the caseworker acts: a resubmit sends it back to ``queued`` with
 corrected data, ``done_by_hand`` and ``closed`` end it; every such action is a ``case_actions`` row.
 
-The hand-off service's tables live here too: ``users`` (roles, argon2 password hashes), ``api_tokens``
-and ``web_sessions`` (only SHA-256 digests of the tokens), ``published_workflows`` (the version of each
-workflow that caseworkers hand off to), ``batch_rejections`` (every refused row of a hand-off) and
-``workers`` (each worker's heartbeat, for the operations page).
+The hand-off service's tables live here too: ``published_workflows`` (the version of each workflow that
+caseworkers hand off to), ``batch_rejections`` (every refused row of a hand-off), ``case_actions`` and
+``workers`` (each worker's heartbeat, for the operations page). The account tables (users, API tokens,
+sign-in sessions) are in the same database and migrations, and on this :data:`metadata`, but are
+defined beside the code that uses them, in :mod:`orchestrator.accounts.schema`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ ACTIVE = ("queued", "in_progress", "retry_scheduled", "paused")
 STATES = ACTIVE + TERMINAL
 BATCH_STATES = ("active", "paused", "cancelled")
 RESOLUTIONS = ("done_by_hand", "closed")
-ROLES = ("caseworker", "operator", "author")
 
 metadata = MetaData()
 
@@ -132,37 +132,6 @@ system_sessions = Table(
     Column("slot", Integer, primary_key=True),
     Column("holder", String(160)),
     Column("until", Float),
-)
-
-users = Table(
-    "users",
-    metadata,
-    Column("username", String(64), primary_key=True),
-    Column("roles", String(64), nullable=False),
-    Column("password_hash", Text),
-    Column("active", Integer, nullable=False, server_default="1"),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("digest", String(64), primary_key=True),
-    Column("username", String(64), nullable=False, index=True),
-    Column("created_at", Float, nullable=False),
-    Column("last_used_at", Float),
-    Column("revoked", Integer, nullable=False, server_default="0"),
-)
-
-web_sessions = Table(
-    "web_sessions",
-    metadata,
-    Column("digest", String(64), primary_key=True),
-    Column("username", String(64), nullable=False, index=True),
-    Column("csrf_token", String(64), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
 )
 
 published_workflows = Table(

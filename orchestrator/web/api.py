@@ -17,10 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from workflows import WorkflowFileError
 
 from ..accounts import User
-from ..handoff import Receipt
 from ..ledger import STATES, TERMINAL
+from ..queue import ACTIONS, Receipt, operate_batch
 from .auth import api_user, service_of
 from .receive import receive_batch
+from .service import screenshots_of
+from .upload import workflow_upload
 
 DESCRIPTION = """Hand work off to Autoclerk's bots and follow it.
 
@@ -232,8 +234,6 @@ def case_detail(request: Request, tx_id: int, user: User = Depends(VIEWER)) -> A
 
 
 def _case_detail(request: Request, user: User, tx_id: int) -> dict[str, Any]:
-    from .batch_pages import screenshots_of
-
     case = _case_or_404(request, user, tx_id)
     return {**case, "screenshots": [f"/cases/{tx_id}/evidence/{s['index']}" for s in screenshots_of(case)]}
 
@@ -289,21 +289,18 @@ def _resolve(request: Request, user: User, tx_id: int, resolution: str, note: st
 @router.post("/batches/{batch_id}/{action}", response_model=BatchStatus)
 def operate(request: Request, batch_id: str, action: str, user: User = Depends(OPERATOR)) -> Any:
     """Pause, resume or cancel a batch, or retry its failed cases (``action``: pause, resume, cancel, retry-failed)."""
-    from .batch_pages import OPERATOR_ACTIONS, operate_batch
-
-    if action not in OPERATOR_ACTIONS:
-        raise HTTPException(404, f"action must be one of {', '.join(OPERATOR_ACTIONS)}")
+    if action not in ACTIONS:
+        raise HTTPException(404, f"action must be one of {', '.join(ACTIONS)}")
     _batch_or_404(request, user, batch_id)
-    operate_batch(request, batch_id, action)
+    service = service_of(request)
+    operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
     return batch_status(request, batch_id, user)
 
 
 @router.get("/operations")
 def operations(request: Request, user: User = Depends(OPERATOR)) -> Any:
     """Target progress, throughput per minute over the last hour, queue depth and bots."""
-    from .ops_pages import operations_figures
-
-    figures = operations_figures(service_of(request))
+    figures = service_of(request).operations()
     figures["series"] = [{"start": start, "done": count} for start, count in figures["series"]]
     return figures
 
@@ -312,15 +309,13 @@ def operations(request: Request, user: User = Depends(OPERATOR)) -> Any:
 @router.get("/workflows")
 def published_workflows(request: Request, user: User = Depends(ANYONE)) -> Any:
     """The published workflows (the ones hand-offs use)."""
-    return service_of(request).casework.published()
+    return service_of(request).ledger.workflows.published()
 
 
 @router.post("/workflows", status_code=201)
 async def publish_workflow(request: Request, user: User = Depends(AUTHOR)) -> Any:
     """Publish a workflow version: multipart field ``files`` (the workflow and the parts it calls), and ``main``
     (the main file's name, when there are several). Problems come back one per line, located by line and column."""
-    from .ops_pages import workflow_upload
-
     form, files = await workflow_upload(request)
     main = str(form.get("main", "")).strip() or next(iter(files), "")
     if main not in files:

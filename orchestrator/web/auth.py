@@ -24,6 +24,7 @@ from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..accounts import User
+from ..errors import OrchestratorError
 from .service import HandoffService
 
 SESSION_COOKIE = "autoclerk_session"
@@ -31,14 +32,14 @@ SIGN_IN_COOKIE = "autoclerk_sign_in"
 CSRF_FIELD = "csrf_token"
 
 
-class SignInRequired(Exception):
+class SignInRequired(OrchestratorError):
     """A page was asked for without a live session: the answer is the sign-in page."""
 
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
 
 
-class Refused(Exception):
+class Refused(OrchestratorError):
     """A page was refused: the user lacks the role, or the form lacked its CSRF token (403)."""
 
     def __init__(self, message: str) -> None:

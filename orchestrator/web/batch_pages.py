@@ -13,18 +13,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from workflows import load_stored
-
 from ..ledger import STATES, TERMINAL
-from .app import render
+from ..queue import ACTIONS, DONE, operate_batch
+from .render import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
+from .service import evidence_paths, screenshots_of
 
 router = APIRouter(include_in_schema=False)
 VIEWER = signed_in("caseworker", "operator")
 PAGE_SIZE = 50
-OPERATOR_ACTIONS = {"pause": "pause_batch", "resume": "resume_batch", "cancel": "cancel_batch", "retry-failed": "requeue"}
-OPERATOR_VERBS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry-failed": "re-queued"}
 
 
 def _not_found(request: Request, session: PageSession, what: str) -> Response:
@@ -70,7 +68,7 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
         "cases": cases, "state": state, "ref": ref, "next_after": cases[-1]["id"] if more and cases else None,
         "after": after, "states": STATES, "rejections": service.casework.rejections(batch_id, limit=10),
         "flash": "The batch was handed off. Its cases are being worked now." if handed_off else (
-            f"Batch {done}: {n:,} case(s)." if done in OPERATOR_VERBS.values() else None),
+            f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
         "back": "/batches"}, session=session)
 
 
@@ -117,23 +115,11 @@ def rejections_csv(request: Request, batch_id: str, session: PageSession = Depen
 @router.post("/batches/{batch_id}/{action}")
 def operate(request: Request, batch_id: str, action: str, session: PageSession = Depends(csrf_protected("operator"))
             ) -> Response:
-    if action not in OPERATOR_ACTIONS or visible_batch(request, session, batch_id) is None:
+    if action not in ACTIONS or visible_batch(request, session, batch_id) is None:
         return _not_found(request, session, "batch")
-    count = operate_batch(request, batch_id, action)
-    return RedirectResponse(f"/batches/{batch_id}?done={OPERATOR_VERBS[action]}&n={count}", status_code=303)
-
-
-def operate_batch(request: Request, batch_id: str, action: str) -> int:
-    """Pause, resume, cancel a batch or retry its failed cases; publish what it released (shared with the API)."""
     service = service_of(request)
-    ledger = service.ledger
-    if action == "retry-failed":
-        count = ledger.requeue(batch_id, ("failed",), extra_attempts=3)
-    else:
-        count = getattr(ledger, OPERATOR_ACTIONS[action])(batch_id)
-    if action in ("resume", "retry-failed"):
-        service.publisher.sweep(batch_id)
-    return int(count)
+    done = operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+    return RedirectResponse(f"/batches/{batch_id}?done={DONE[action]}&n={done.count}", status_code=303)
 
 
 @router.get("/cases/{tx_id}")
@@ -151,29 +137,11 @@ def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "",
         "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}"}, session=session)
 
 
-def screenshots_of(case: dict[str, Any]) -> list[dict[str, Any]]:
-    """The screenshots in a case's evidence, newest attempt first, numbered for the evidence route."""
-    shots = []
-    for index, path in enumerate(_evidence_paths(case)):
-        if path.endswith(".png"):
-            attempt = next((part for part in Path(path).parts if part.startswith("attempt-")), "")
-            shots.append({"index": index, "attempt": attempt.removeprefix("attempt-"), "name": Path(path).name})
-    return list(reversed(shots))
-
-
-def _evidence_paths(case: dict[str, Any]) -> list[str]:
-    paths: list[str] = []
-    for attempt in case["history"]:
-        paths += [p for p in attempt.get("evidence") or [] if p not in paths]
-    paths += [p for p in case["evidence"] if p not in paths]
-    return paths
-
-
 @router.get("/cases/{tx_id}/evidence/{index}")
 def evidence(request: Request, tx_id: int, index: int, session: PageSession = Depends(VIEWER)) -> Response:
     """A screenshot of the case's evidence: only PNG files the ledger lists for it, inside the artifacts folder."""
     found = visible_case(request, session, tx_id)
-    paths = _evidence_paths(found) if found else []
+    paths = evidence_paths(found) if found else []
     if found is None or not 0 <= index < len(paths) or not paths[index].endswith(".png"):
         return _not_found(request, session, "screenshot")
     root = service_of(request).settings.artifacts_dir.resolve()
@@ -209,7 +177,7 @@ def resolve_page(request: Request, tx_id: int, session: PageSession = Depends(si
 
 def _resolve_form(request: Request, session: PageSession, case: dict[str, Any], values: dict[str, Any],
                   errors: dict[str, str], status: int = 200) -> Response:
-    definition = load_stored(service_of(request).ledger.workflow_source(case["digest"]), "<ledger>").definition
+    definition = service_of(request).ledger.workflows.load(case["digest"]).definition
     errors = readable_errors(definition, errors)
     fields = form_fields(definition, values, errors, fixed_reference=True)
     return render(request, "resolve.html", {
@@ -225,7 +193,7 @@ async def resubmit(request: Request, tx_id: int, session: PageSession = Depends(
     if found is None:
         return _not_found(request, session, "open exception")
     form = await request.form()
-    definition = load_stored(service_of(request).ledger.workflow_source(found["digest"]), "<ledger>").definition
+    definition = service_of(request).ledger.workflows.load(found["digest"]).definition
     row = row_from_form(definition, form)
     note = str(form.get("note", "")).strip() or None
     errors = await run_in_threadpool(service_of(request).resubmit, session.user, found, row, note)

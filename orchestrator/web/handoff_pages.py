@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from workflows import LoadedWorkflow
 
-from ..handoff import Receipt
-from .app import render
+from ..queue import Receipt
+from .render import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .receive import receive_batch
@@ -23,7 +23,7 @@ CASEWORKER = signed_in("caseworker")
 def choose(request: Request, session: PageSession = Depends(CASEWORKER)) -> Response:
     service = service_of(request)
     workflows = []
-    for row in service.casework.published():
+    for row in service.ledger.workflows.published():
         loaded = service.workflow(row["name"])
         if loaded is not None:
             workflows.append({**row, "description": loaded.definition.description or ""})

@@ -8,35 +8,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from starlette.datastructures import FormData, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from workflows import WorkflowFileError
 
-from ..metrics import BrokerCollector
-from ..status import progress_report
-from .app import render
 from .auth import PageSession, check_csrf, service_of, signed_in
-from .service import HandoffService
-from .upload import safe_name
+from .render import render
+from .upload import workflow_upload
 
 router = APIRouter(include_in_schema=False)
-MAX_WORKFLOW_FILES = 20
-MAX_WORKFLOW_BYTES = 256 * 1024
-
-
-def operations_figures(service: HandoffService) -> dict[str, Any]:
-    """Everything the operations page shows (the API returns the same figures)."""
-    settings = service.settings
-    report = progress_report(service.ledger, settings.target_transactions, settings.rate_window_s, limit=20)
-    counts = report["ledger_counts"]
-    broker = None
-    if not settings.embedded:
-        broker = service.broker_depths()
-    series = service.casework.throughput(window_s=3600, bucket_s=60)
-    return {"target": report, "series": series, "waiting": counts["queued"] + counts["retry_scheduled"],
-            "paused": counts["paused"], "in_progress": counts["in_progress"], "failed": counts["failed"],
-            "broker": broker, "workers": service.casework.workers(), "batches": report["batches"]}
 
 
 def chart(series: list[tuple[float, int]], width: int = 720, height: int = 160) -> dict[str, Any]:
@@ -52,7 +32,7 @@ def chart(series: list[tuple[float, int]], width: int = 720, height: int = 160) 
 
 @router.get("/operations")
 def operations(request: Request, session: PageSession = Depends(signed_in("operator"))) -> Response:
-    figures = operations_figures(service_of(request))
+    figures = service_of(request).operations()
     return render(request, "operations.html", {"title": "Operations", **figures, "chart": chart(figures["series"])},
                   session=session)
 
@@ -64,17 +44,9 @@ def workflows(request: Request, session: PageSession = Depends(signed_in("author
 
 def _workflows_page(request: Request, session: PageSession, errors: dict[str, str], *, problems: list[str] | None = None,
                     flash: str | None = None, status: int = 200) -> Response:
-    return render(request, "workflows.html", {"title": "Workflows", "published": service_of(request).casework.published(),
+    return render(request, "workflows.html", {"title": "Workflows", "published": service_of(request).ledger.workflows.published(),
                                               "errors": errors, "problems": problems or [], "flash": flash,
                                               "error_links": {"files": "files"}}, status=status, session=session)
-
-
-async def workflow_upload(request: Request) -> tuple[FormData, dict[str, bytes]]:
-    """The form of a workflow upload (page or API) and its files by safe name, within the size limits."""
-    form = await request.form(max_files=MAX_WORKFLOW_FILES, max_fields=10, max_part_size=MAX_WORKFLOW_BYTES)
-    files = {safe_name(u.filename): await u.read(MAX_WORKFLOW_BYTES + 1)
-             for u in form.getlist("files") if isinstance(u, UploadFile) and u.filename}
-    return form, files
 
 
 @router.post("/workflows")

@@ -22,8 +22,7 @@ from fastapi import Request
 from workflows import CasesFileError, LoadedWorkflow
 
 from ..accounts import User
-from ..handoff import Receipt
-from ..intake import JSON_LINES_SUFFIXES
+from ..queue import JSON_LINES_SUFFIXES, Receipt
 from .auth import CSRF_FIELD, check_csrf
 from .service import HandoffService
 from .upload import MultipartFile, UploadError, UploadTooLarge, boundary_of

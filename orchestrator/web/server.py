@@ -16,12 +16,9 @@ import uvicorn
 
 from bots import find_chromium
 
-from ..celery_app import declare_queues, make_celery
-from ..embedded import embedded_worker
 from ..ledger import Ledger
 from ..ledger.casework import Casework
-from ..publisher import Publisher, Sweeper
-from ..runtime import Runtime, set_runtime
+from ..queue import Publisher, Runtime, Sweeper, declare_queues, embedded_worker, make_celery, set_runtime
 from ..settings import Settings
 from .app import create_app
 from .service import HandoffService

@@ -8,54 +8,43 @@ without HTTP, and the pages and the API cannot drift apart in what they accept.
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
-from workflows import LoadedWorkflow, Problem, WorkflowFileError, field_errors, load_stored, load_workflow
+from workflows import LoadedWorkflow, field_errors, load_workflow
 
 from ..accounts import Accounts, User
-from ..handoff import Receipt, hand_off_rows
-from ..intake import AcceptedCase, Rejection, check_row, read_case_stream
 from ..ledger import Ledger
 from ..ledger.casework import Casework
-from ..metrics import BrokerCollector
-from ..publisher import Publisher
+from ..queue import AcceptedCase, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
 log = structlog.get_logger(__name__)
 
 
 class HandoffService:
-    """The service's state for its whole life (thread-safe: the ledger is, and the cache is locked)."""
+    """The service's state for its whole life (thread-safe, as the ledger is)."""
 
     def __init__(self, settings: Settings, ledger: Ledger, publisher: Publisher) -> None:
         self.settings, self.ledger, self.publisher = settings, ledger, publisher
         self.accounts = Accounts(ledger.engine)
         self.casework = Casework(ledger)
-        self._workflows: dict[str, LoadedWorkflow] = {}
-        self._lock = threading.Lock()
         self._broker = None if settings.embedded else BrokerCollector(settings.broker_url)
 
     def broker_depths(self) -> dict[str, float] | None:
         """Messages in RabbitMQ's work and dead-letter queues (NaN when it cannot be asked; ``None`` when embedded)."""
         return self._broker.depths() if self._broker is not None else None
 
+    def operations(self) -> dict[str, Any]:
+        """The operations page's figures (the API returns the same): see :func:`orchestrator.queue.operations_figures`."""
+        return operations_figures(self.ledger, self.settings, self.broker_depths())
+
     # -- workflows -------------------------------------------------------------------------------------
     def workflow(self, name: str) -> LoadedWorkflow | None:
         """The published version of workflow ``name`` (``None`` when it is not published)."""
-        digest = self.casework.published_digest(name)
-        if digest is None:
-            return None
-        with self._lock:
-            found = self._workflows.get(digest)
-        if found is None:
-            found = load_stored(self.ledger.workflow_source(digest), f"<published:{name}>")
-            with self._lock:
-                self._workflows[digest] = found
-        return found
+        return self.ledger.workflows.load_published(name)
 
     def publish(self, files: dict[str, bytes], main: str, by: str) -> LoadedWorkflow:
         """Validate a workflow (``main`` among ``files``, with the parts it calls) and publish it.
@@ -67,7 +56,7 @@ class HandoffService:
             for name, content in files.items():
                 (Path(folder) / name).write_bytes(content)
             loaded = load_workflow(Path(folder) / main)
-        return publish_workflow(self.ledger, loaded, by, main)
+        return self.ledger.workflows.publish(loaded, by, main)
 
     # -- hand-off --------------------------------------------------------------------------------------
     def hand_off_stream(self, user: User, loaded: LoadedWorkflow, stream: IO[str], name: str, *,
@@ -105,7 +94,7 @@ class HandoffService:
 
     def resubmit(self, user: User, case: dict[str, Any], row: dict[str, Any], note: str | None) -> dict[str, str] | None:
         """Send an open exception back to the bots with corrected data: ``None``, or the errors by field."""
-        loaded = load_stored(self.ledger.workflow_source(case["digest"]), f"<ledger:{case['digest']}>")
+        loaded = self.ledger.workflows.load(case["digest"])
         definition = loaded.definition
         row = {**row, definition.reference_field: case["case_ref"]}  # the reference itself never changes
         errors = field_errors(definition.input, row)
@@ -136,18 +125,20 @@ class HandoffService:
         return case if case is not None and self.can_see(user, case["created_by"]) else None
 
 
+def evidence_paths(case: dict[str, Any]) -> list[str]:
+    """Every evidence file the ledger lists for a case, oldest attempt first, each once."""
+    paths: list[str] = []
+    for attempt in case["history"]:
+        paths += [p for p in attempt.get("evidence") or [] if p not in paths]
+    paths += [p for p in case["evidence"] if p not in paths]
+    return paths
 
-def publish_workflow(ledger: Ledger, loaded: LoadedWorkflow, by: str, file: str) -> LoadedWorkflow:
-    """Store a validated workflow in the ledger and make it the version hand-offs of its name use.
 
-    Raises:
-        WorkflowFileError: it is a part (``part: true``), which only ever runs through ``call``.
-    """
-    definition = loaded.definition
-    if definition.part:
-        raise WorkflowFileError([Problem(file, 1, 1, "part", "a part (part: true) runs only through 'call' from "
-                                         "another workflow, so it cannot be published for hand-off")])
-    ledger.save_workflow(loaded.digest, definition.name, definition.version, loaded.stored_text)
-    Casework(ledger).publish(definition.name, loaded.digest, definition.version, by)
-    log.info("workflow published", workflow=definition.name, version=definition.version, by=by)
-    return loaded
+def screenshots_of(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The screenshots in a case's evidence, newest attempt first, numbered as :func:`evidence_paths` numbers them."""
+    shots = []
+    for index, path in enumerate(evidence_paths(case)):
+        if path.endswith(".png"):
+            attempt = next((part for part in Path(path).parts if part.startswith("attempt-")), "")
+            shots.append({"index": index, "attempt": attempt.removeprefix("attempt-"), "name": Path(path).name})
+    return list(reversed(shots))

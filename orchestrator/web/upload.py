@@ -15,12 +15,16 @@ from collections.abc import Iterator
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from ..errors import OrchestratorError
 
 MAX_FIELD_BYTES = 4096
 MAX_NAME_CHARS = 120
 
 
-class UploadError(Exception):
+class UploadError(OrchestratorError):
     """The body is not a usable upload (the message says why, in one sentence)."""
 
 
@@ -175,3 +179,15 @@ class MultipartFile(io.RawIOBase):
         buffer[:size] = self._out[:size]
         del self._out[:size]
         return size
+
+
+MAX_WORKFLOW_FILES = 20
+MAX_WORKFLOW_BYTES = 256 * 1024
+
+
+async def workflow_upload(request: Request) -> tuple[FormData, dict[str, bytes]]:
+    """The form of a workflow upload (page or API) and its files by safe name, within the size limits."""
+    form = await request.form(max_files=MAX_WORKFLOW_FILES, max_fields=10, max_part_size=MAX_WORKFLOW_BYTES)
+    files = {safe_name(u.filename): await u.read(MAX_WORKFLOW_BYTES + 1)
+             for u in form.getlist("files") if isinstance(u, UploadFile) and u.filename}
+    return form, files

@@ -61,7 +61,7 @@ def drain_dead_letters(broker: str) -> list[tuple[list[int], str | None]]:
     (``None`` for a message that is not ours at all)."""
     from kombu import Connection
 
-    from orchestrator.celery_app import DEAD_LETTER_QUEUE
+    from orchestrator.queue import DEAD_LETTER_QUEUE
 
     out: list[tuple[list[int], str | None]] = []
     with Connection(broker) as conn:
@@ -86,7 +86,7 @@ def purge_work_queue(broker: str) -> None:
     """Empty the work queue (messages of ledgers that earlier tests used and threw away)."""
     from kombu import Connection
 
-    from orchestrator.celery_app import QUEUE
+    from orchestrator.queue import QUEUE
 
     with Connection(broker) as conn:
         try:

@@ -14,7 +14,7 @@ import httpx
 from kombu import Connection, Exchange, Producer
 
 from demo_portal import PortalProcess
-from orchestrator.celery_app import QUEUE, TASK_NAME
+from orchestrator.queue import QUEUE, TASK_NAME
 from tests.integration.handoff_rig import handoff_server
 
 from .oracle import check, drain_dead_letters

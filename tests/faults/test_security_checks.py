@@ -19,7 +19,7 @@ from kombu import Connection, Exchange, Queue
 
 from bots.processes import descendants
 from demo_portal import PortalProcess, portal_process
-from orchestrator.celery_app import QUEUE
+from orchestrator.queue import QUEUE
 from tests.integration.handoff_rig import USERS, handoff_server
 
 from .oracle import Verdict, accepted_refs

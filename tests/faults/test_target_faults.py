@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from orchestrator.execution import SERVER_BUSY
+from orchestrator.queue.execution import SERVER_BUSY
 
 from .rig import FaultRig, record
 

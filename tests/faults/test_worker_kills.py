@@ -1,6 +1,6 @@
 """kill -9 of a worker at the three moments that matter, and of every worker at once.
 
-The worker kills itself at a named fault point (``orchestrator/faults.py``): exactly what a kill -9 from
+The worker kills itself at a named fault point (``orchestrator/queue/faults.py``): exactly what a kill -9 from
 outside at that instant would do, without racing to hit the instant. The oracle then holds the run to
 nothing lost, nothing submitted twice, nothing unexpected.
 """

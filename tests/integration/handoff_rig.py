@@ -19,8 +19,7 @@ import httpx
 from demo_portal import PortalProcess
 from orchestrator.accounts import Accounts
 from orchestrator.ledger import Ledger
-from orchestrator.web.server import READY_PREFIX
-from orchestrator.web.service import publish_workflow
+from orchestrator.web import READY_PREFIX
 from tests.conftest import EXAMPLE
 from workflows import load_workflow
 
@@ -84,7 +83,7 @@ def prepare_ledger(ledger_url: str) -> None:
         accounts = Accounts(ledger.engine)
         for name, roles in USERS.items():
             accounts.add_user(name, roles, PASSWORD)
-        publish_workflow(ledger, load_workflow(EXAMPLE), "arthur", str(EXAMPLE))
+        ledger.workflows.publish(load_workflow(EXAMPLE), "arthur", str(EXAMPLE))
     finally:
         ledger.close()
 

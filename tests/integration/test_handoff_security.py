@@ -21,7 +21,6 @@ from demo_portal import PortalProcess
 from orchestrator.ledger import Ledger
 from orchestrator.web import api, batch_pages, handoff_pages, ops_pages, signin
 from orchestrator.web.auth import SESSION_COOKIE, SIGN_IN_COOKIE
-from orchestrator.web.service import publish_workflow
 from tests.integration.handoff_rig import PASSWORD, USERS, HandoffServer, handoff_server
 from workflows import parse_workflow
 
@@ -48,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[
     with portal_process() as portal, handoff_server(tmp, portal) as running:
         ledger = Ledger(running.ledger_url)
         try:
-            publish_workflow(ledger, parse_workflow(ECHO_WORKFLOW, "echo.yaml"), "arthur", "echo.yaml")
+            ledger.workflows.publish(parse_workflow(ECHO_WORKFLOW, "echo.yaml"), "arthur", "echo.yaml")
         finally:
             ledger.close()
         yield running

@@ -16,7 +16,7 @@ import pytest
 from kombu import Connection
 
 from demo_portal import PortalProcess, generate_cases
-from orchestrator.celery_app import DEAD_LETTER_QUEUE, QUEUE
+from orchestrator.queue import DEAD_LETTER_QUEUE, QUEUE
 from tests.conftest import EXAMPLE, autoclerk, wait_for_consumers
 from tests.faults.oracle import last_json
 from tests.faults.rig import FAST, FaultRig
@@ -58,7 +58,7 @@ def test_the_same_batch_handed_off_again_and_its_messages_published_twice_run_on
     first = autoclerk("run", str(EXAMPLE), "--cases", str(cases), *rig.common, "--json", cwd=rig.tmp, env=FAST)
     assert first.returncode == 0, first.stderr
     from orchestrator import Ledger, Publisher, load_settings
-    from orchestrator.celery_app import make_celery
+    from orchestrator.queue import make_celery
 
     settings = load_settings(broker_url=rig.broker, ledger_url=f"sqlite:///{rig.ledger_path}")
     ledger = Ledger(settings.ledger_url)
@@ -81,7 +81,7 @@ def test_a_poison_message_is_dead_lettered_and_the_batch_around_it_completes(rig
     rig.start_worker()
     wait_for_consumers(rig.broker, 1)
     from orchestrator import load_settings
-    from orchestrator.celery_app import TASK_NAME, make_celery
+    from orchestrator.queue import TASK_NAME, make_celery
 
     app = make_celery(load_settings(broker_url=rig.broker))
     app.send_task(TASK_NAME, args=({"not": "transaction ids"}, "some-ledger"))  # ours in form, poison in content

@@ -10,7 +10,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitoring.metrics import REGISTRY
-from orchestrator.metrics import BrokerCollector, LedgerCollector
+from orchestrator.queue import BrokerCollector, LedgerCollector
 from tests.conftest import ROOT
 
 DASHBOARD = ROOT / "monitoring" / "grafana" / "autoclerk.json"

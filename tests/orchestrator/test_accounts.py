@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from orchestrator import Ledger
 from orchestrator.accounts import Accounts
 from orchestrator.errors import UsageError
-from orchestrator.ledger.schema import api_tokens, users, web_sessions
+from orchestrator.accounts.schema import api_tokens, users, web_sessions
 
 PASSWORD = "a long enough password"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Ledger
-from orchestrator.budgets import BudgetUnavailable, SystemLimit, budget_held
+from orchestrator import SystemLimit
+from orchestrator.queue import BudgetUnavailable, budget_held
 from orchestrator.ledger.budgets import SystemBudgets
 
 

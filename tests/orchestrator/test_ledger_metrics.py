@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import Ledger, Outcome
-from orchestrator.metrics import LedgerCollector
+from orchestrator.queue import LedgerCollector
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import socket
 import httpx
 
 from demo_portal import PortalProcess
-from orchestrator.outage import TargetHealth
+from orchestrator.queue import TargetHealth
 
 
 def closed_port() -> int:

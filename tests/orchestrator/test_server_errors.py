@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bots import StepTimeout, TargetServerError
-from orchestrator.execution import SERVER_BUSY, _retry_or_fail
+from orchestrator.queue.execution import SERVER_BUSY, _retry_or_fail
 from orchestrator.ledger import Claim
 from orchestrator.settings import Settings
 

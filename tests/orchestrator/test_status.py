@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Ledger, Outcome
-from orchestrator.status import progress_report
+from orchestrator.queue import progress_report
 
 
 def finish(ledger: Ledger, refs: list[str], state: str) -> str:

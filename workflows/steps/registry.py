@@ -28,9 +28,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
-from pydantic import Discriminator, Tag, create_model
+from pydantic import BaseModel, Discriminator, Tag, create_model
 
 from ..errors import WorkflowError
 from . import flow, page
@@ -93,6 +93,8 @@ CUSTOM_STEPS: dict[str, CustomStep] = {}
 
 _lock = threading.Lock()
 _ready = False
+_step_namespace: dict[str, Any] = {}
+_dependents: list[type[BaseModel]] = []
 
 
 def _step_model(verb: str, args: type[StepArgs]) -> type[StepBase]:
@@ -148,12 +150,23 @@ def ensure_models() -> None:
             Union[tuple(Annotated[model, Tag(verb)] for verb, model in STEP_MODELS.items())],  # type: ignore[misc]
             Discriminator(_verb_of, custom_error_type="unknown_step", custom_error_message="unknown step"),
         ]
-        from ..model import Workflow
-
-        namespace = {"Step": step}
-        for model in (flow.If, flow.ForEach, flow.Retry, *STEP_MODELS.values(), Workflow):
-            model.model_rebuild(force=True, _types_namespace=namespace)
+        _step_namespace["Step"] = step
+        for model in (flow.If, flow.ForEach, flow.Retry, *STEP_MODELS.values(), *_dependents):
+            model.model_rebuild(force=True, _types_namespace=_step_namespace)
         _ready = True
+
+
+M = TypeVar("M", bound=type[BaseModel])
+
+
+def uses_steps(model: M) -> M:
+    """Class decorator for a model outside this package whose fields hold ``Step`` (the ``Workflow``):
+    :func:`ensure_models` completes it with the others, so this package never imports it back."""
+    with _lock:
+        _dependents.append(model)
+        if _ready:
+            model.model_rebuild(force=True, _types_namespace=_step_namespace)
+    return model
 
 
 def submits(step: StepBase) -> bool:

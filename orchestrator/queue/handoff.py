@@ -19,9 +19,9 @@ import structlog
 from workflows import CasesFileError, LoadedWorkflow
 
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
-from .errors import BrokerError
-from .ledger import TERMINAL, Ledger
-from .ledger.casework import Casework
+from ..errors import BrokerError
+from ..ledger import TERMINAL, Ledger
+from ..ledger.casework import Casework
 from .publisher import Publisher
 
 log = structlog.get_logger(__name__)
@@ -123,7 +123,7 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
     the hand-off: the cases are recorded, counted in ``publish_deferred``, and a sweep publishes them.
     """
     definition = workflow.definition
-    ledger.save_workflow(workflow.digest, definition.name, definition.version, workflow.stored_text)
+    ledger.workflows.save(workflow)
     first = next(rows, None)  # surfaces an unreadable file before a batch exists
     batch_id = ledger.create_batch(definition.name, workflow.digest, source_name, priority=priority, deadline=deadline,
                                    created_by=created_by)

@@ -12,9 +12,10 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import Reject
 
-from .celery_app import TASK_NAME
 from .execution import execute_many
 from .runtime import current_runtime
+
+TASK_NAME = "autoclerk.process_transactions"
 
 
 def decode_ids(body: Any) -> list[int]:

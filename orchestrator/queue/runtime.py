@@ -11,12 +11,12 @@ import threading
 from functools import cached_property
 
 from bots import BotConfig, BotEngine, NullEngine
-from workflows import LoadedWorkflow, load_stored
+from workflows import LoadedWorkflow
 
-from .ledger import Ledger
-from .ledger.budgets import SystemBudgets
+from ..ledger import Ledger
+from ..ledger.budgets import SystemBudgets
 from .outage import TargetHealth
-from .settings import Settings
+from ..settings import Settings
 
 
 class Runtime:
@@ -25,7 +25,6 @@ class Runtime:
     def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self._ledger = ledger
-        self._workflows: dict[str, LoadedWorkflow] = {}
         self._lock = threading.Lock()
         self._engine: BotEngine | NullEngine | None = None
         self.claim_chunk = 1
@@ -72,13 +71,7 @@ class Runtime:
 
     def workflow(self, digest: str) -> LoadedWorkflow:
         """The exact workflow version a transaction was handed off with, calls included (from the ledger, cached)."""
-        with self._lock:
-            found = self._workflows.get(digest)
-        if found is None:
-            found = load_stored(self.ledger.workflow_source(digest), f"<ledger:{digest}>")
-            with self._lock:
-                self._workflows[digest] = found
-        return found
+        return self.ledger.workflows.load(digest)
 
     def close(self) -> None:
         with self._lock:

@@ -13,29 +13,40 @@ from typing import Any
 
 import click
 
-from .errors import BrokerError, LedgerError, UsageError
+from ..errors import LedgerError, UsageError
+from .options import settings_from_flags
 
 
 def _ledger(ledger_url: str | None) -> Any:
-    from .ledger import Ledger
-    from .settings import load_settings
+    from ..ledger import Ledger
 
-    return Ledger(load_settings(ledger_url=ledger_url).ledger_url)
+    return Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url)
 
 
-def _publish_due(ledger: Any, batch_id: str, broker_url: str | None) -> str:
-    from .celery_app import make_celery
-    from .publisher import Publisher
-    from .settings import load_settings
+def _act(ledger_url: str | None, broker_url: str | None, batch_id: str, action: str, **kwargs: Any) -> Any:
+    """Apply ``action`` through :func:`orchestrator.queue.operate_batch`, publishing at once when a broker is set."""
+    from ..queue import RELEASES_WORK, Publisher, make_celery, operate_batch
 
-    settings = load_settings(broker_url=broker_url, ledger_url=ledger.url)
-    if settings.embedded:
-        return "the next sweep publishes them (a worker, or 'autoclerk run' with the same file)"
+    ledger = _ledger(ledger_url)
     try:
-        count = Publisher(make_celery(settings), ledger, settings.ids_per_message).sweep(batch_id)
-    except BrokerError as exc:
-        return f"not published now ({exc}); the next sweep publishes them"
-    return f"{count} published"
+        publisher = None
+        if action in RELEASES_WORK:
+            settings = settings_from_flags(broker_url=broker_url, ledger_url=ledger.url)
+            if not settings.embedded:
+                publisher = Publisher(make_celery(settings), ledger, settings.ids_per_message)
+        return operate_batch(ledger, batch_id, action, publisher=publisher, **kwargs)
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        ledger.close()
+
+
+def _published(done: Any) -> str:
+    if done.not_published is not None:
+        return f"not published now ({done.not_published}); the next sweep publishes them"
+    if done.published is None:
+        return "the next sweep publishes them (a worker, or 'autoclerk run' with the same file)"
+    return f"{done.published} published"
 
 
 @click.group()
@@ -69,23 +80,13 @@ def list_batches(ledger_url: str | None, limit: int, as_json: bool) -> None:
         click.echo(f"{row['id']}  {created}  {row['workflow']:<24} {row['state']:<9} {shown}")
 
 
-def _act(ledger_url: str | None, batch_id: str, action: str, **kwargs: Any) -> tuple[Any, int]:
-    ledger = _ledger(ledger_url)
-    try:
-        return ledger, getattr(ledger, action)(batch_id, **kwargs)
-    except LedgerError as exc:
-        ledger.close()
-        raise UsageError(str(exc)) from None
-
-
 @batches.command()
 @click.argument("batch_id")
 @_LEDGER
 def pause(batch_id: str, ledger_url: str | None) -> None:
     """Hold the batch's waiting transactions (running ones finish)."""
-    ledger, count = _act(ledger_url, batch_id, "pause_batch")
-    ledger.close()
-    click.echo(f"batch {batch_id}: paused, {count} transaction(s) held")
+    done = _act(ledger_url, None, batch_id, "pause")
+    click.echo(f"batch {batch_id}: paused, {done.count} transaction(s) held")
 
 
 @batches.command()
@@ -94,11 +95,8 @@ def pause(batch_id: str, ledger_url: str | None) -> None:
 @_BROKER
 def resume(batch_id: str, ledger_url: str | None, broker_url: str | None) -> None:
     """Release a paused batch."""
-    ledger, count = _act(ledger_url, batch_id, "resume_batch")
-    try:
-        click.echo(f"batch {batch_id}: resumed, {count} transaction(s) released; {_publish_due(ledger, batch_id, broker_url)}")
-    finally:
-        ledger.close()
+    done = _act(ledger_url, broker_url, batch_id, "resume")
+    click.echo(f"batch {batch_id}: resumed, {done.count} transaction(s) released; {_published(done)}")
 
 
 @batches.command()
@@ -106,9 +104,8 @@ def resume(batch_id: str, ledger_url: str | None, broker_url: str | None) -> Non
 @_LEDGER
 def cancel(batch_id: str, ledger_url: str | None) -> None:
     """Cancel the batch's waiting transactions (running ones finish)."""
-    ledger, count = _act(ledger_url, batch_id, "cancel_batch")
-    ledger.close()
-    click.echo(f"batch {batch_id}: cancelled, {count} transaction(s) will not run")
+    done = _act(ledger_url, None, batch_id, "cancel")
+    click.echo(f"batch {batch_id}: cancelled, {done.count} transaction(s) will not run")
 
 
 @batches.command()
@@ -122,8 +119,5 @@ def requeue(batch_id: str, ledger_url: str | None, broker_url: str | None, inclu
             attempts: int) -> None:
     """Give the batch's failed (dead-lettered) transactions more attempts."""
     states = ("failed", "cancelled") if include_cancelled else ("failed",)
-    ledger, count = _act(ledger_url, batch_id, "requeue", states=states, extra_attempts=attempts)
-    try:
-        click.echo(f"batch {batch_id}: {count} transaction(s) re-queued; {_publish_due(ledger, batch_id, broker_url)}")
-    finally:
-        ledger.close()
+    done = _act(ledger_url, broker_url, batch_id, "retry-failed", states=states, attempts=attempts)
+    click.echo(f"batch {batch_id}: {done.count} transaction(s) re-queued; {_published(done)}")

@@ -23,8 +23,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from .errors import UsageError
-from .ledger.schema import ROLES, api_tokens, users, web_sessions
+from ..errors import UsageError
+from .schema import ROLES, api_tokens, users, web_sessions
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 SESSION_HOURS = 8.0

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .ledger import STATES
+from ..ledger import STATES
+from ..settings import Settings
 
 T = TypeVar("T")
 
@@ -123,3 +124,18 @@ class BrokerCollector(_CachedCollector):
         for label, depth in self.depths().items():
             family.add_metric([label], depth)
         yield family
+
+
+def serve_process_metrics(settings: Settings, ledger: Any, bot_slots: int) -> None:
+    """Serve ``/metrics`` on ``settings.metrics_port`` with the ledger's gauges, and the broker's when there is one.
+
+    ``bot_slots`` is how many transactions this process runs at once (0 for a service that only hands off).
+    """
+    from monitoring import BOT_SLOTS, REGISTRY, serve_metrics
+
+    assert settings.metrics_port is not None
+    BOT_SLOTS.set(bot_slots)
+    REGISTRY.register(LedgerCollector(ledger, settings.target_transactions, settings.rate_window_s))
+    if not settings.embedded:
+        REGISTRY.register(BrokerCollector(settings.broker_url))
+    serve_metrics(settings.metrics_port, settings.metrics_host)

@@ -21,9 +21,9 @@ from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, me
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
 from .budgets import BudgetUnavailable, budget_held
-from .errors import StaleAttempt
+from ..errors import StaleAttempt
 from .faults import fault_point
-from .ledger import Claim, Outcome
+from ..ledger import Claim, Outcome
 from .runtime import Runtime
 
 log = structlog.get_logger(__name__)

@@ -1,6 +1,6 @@
 """The Celery application, configured for the embedded transport or for RabbitMQ.
 
-Reliability settings (see shared/reference/reliability.md §3): late acknowledgement after the ledger
+Reliability settings (docs/reliability.md): late acknowledgement after the ledger
 commit, requeue when a worker is lost, JSON only, persistent messages with publisher confirms. On
 RabbitMQ the work queue is a durable **quorum queue** with an explicit delivery limit whose dead
 letters go, at least once, to ``autoclerk.dead``: a message that keeps killing workers, or that is not
@@ -15,13 +15,13 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from .errors import BrokerError
-from .settings import Settings
+from ..errors import BrokerError
+from ..settings import Settings
+from .tasks import register_tasks
 
 QUEUE = "autoclerk.transactions"
 DEAD_LETTER_EXCHANGE = "autoclerk.dlx"
 DEAD_LETTER_QUEUE = "autoclerk.dead"
-TASK_NAME = "autoclerk.process_transactions"
 
 
 def work_queue(settings: Settings) -> Queue:
@@ -96,7 +96,7 @@ def make_celery(settings: Settings) -> Celery:
         # (Celery's cancel raises NotImplementedError there), and the ledger's lease fences their writes,
         # while RabbitMQ redelivers the message and the redelivery skips what a live attempt holds.
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_consumer="orchestrator.consumer:GuardedConsumer",
+        worker_consumer="orchestrator.queue.consumer:GuardedConsumer",
         enable_utc=True,
     )
     if settings.embedded:
@@ -112,7 +112,5 @@ def make_celery(settings: Settings) -> Celery:
         # Quorum queues have no global QoS: Celery detects them and uses per-consumer prefetch.
         conf["worker_detect_quorum_queues"] = True
     app.conf.update(conf)
-    from .tasks import register_tasks
-
     register_tasks(app)
     return app

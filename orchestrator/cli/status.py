@@ -1,40 +1,17 @@
-"""``autoclerk status``: how far the ledger is toward the target, how fast it moves, and every batch's counts.
+"""``autoclerk status``: progress toward the target (count, rate, projected completion) and the newest batches.
 
-Everything comes from the durable ledger, so the figures survive any process restart. ``completed`` is
-the number of transactions ``done`` (finished by a bot); cases handed back to a person, failed or
-cancelled are shown per batch but do not count toward the target.
+The figures come from :func:`orchestrator.queue.progress_report`, read from the durable ledger, so they
+survive any process restart.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 import click
 
-from .ledger import TERMINAL
-from .metrics import target_figures
-
-
-def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
-    """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches."""
-    now = dt.datetime.now(dt.timezone.utc)
-    progress = ledger.progress(window_s, now.timestamp())
-    figures = target_figures(progress, target, now.timestamp())
-    projected = figures["projected"]
-    rows = []
-    for batch in ledger.recent_batches(limit):
-        counts = batch["counts"]
-        rows.append({"id": batch["id"], "workflow": batch["workflow"], "state": batch["state"],
-                     "created_at": dt.datetime.fromtimestamp(batch["created_at"], dt.timezone.utc).isoformat(timespec="seconds"),
-                     "total": sum(counts.values()), "finished": sum(counts[s] for s in TERMINAL), "counts": counts})
-    return {"target": target, "completed": figures["completed"], "remaining": figures["remaining"],
-            "fraction": round(figures["completed"] / target, 6), "per_second": round(figures["per_second"], 3),
-            "rate_window_s": window_s,
-            "projected_completion": None if projected is None else
-            dt.datetime.fromtimestamp(projected, dt.timezone.utc).isoformat(timespec="seconds"),
-            "ledger_counts": progress["counts"], "batches": rows}
+from .options import settings_from_flags
 
 
 @click.command()
@@ -45,10 +22,10 @@ def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> di
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 def status(ledger_url: str | None, target: int | None, window_s: float | None, limit: int, as_json: bool) -> None:
     """Progress toward the target (count, rate, projected completion) and the newest batches by state."""
-    from .ledger import Ledger
-    from .settings import load_settings
+    from ..ledger import Ledger
+    from ..queue import progress_report
 
-    settings = load_settings(ledger_url=ledger_url)
+    settings = settings_from_flags(ledger_url=ledger_url)
     ledger = Ledger(settings.ledger_url)
     try:
         report = progress_report(ledger, target or settings.target_transactions, window_s or settings.rate_window_s, limit)

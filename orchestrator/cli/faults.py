@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from .errors import EXIT_UNFINISHED, UsageError
+from ..errors import EXIT_UNFINISHED, UsageError
 
 SUITE = Path(__file__).resolve().parent.parent / "tests" / "faults"
 COLUMNS = ("fault", "transactions", "lost", "duplicated", "recovered", "unexpected", "time_to_recover_s")

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from .handoff import Receipt
-from .ledger import ACTIVE, TERMINAL
+from ..ledger import ACTIVE, TERMINAL
 
 
 @dataclass

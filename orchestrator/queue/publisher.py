@@ -2,7 +2,7 @@
 
 On RabbitMQ a publish is a window of persistent messages whose confirms are awaited together (not one
 round trip per message: waiting for each confirm caps a publisher at about a thousand messages a
-second, see shared/reference/queue-measurements.md). The messages are Celery's own task messages, made
+second; docs/operations.md has the measurements). The messages are Celery's own task messages, made
 by Celery, so any Celery worker reads them. Ids leave the outbox only after every confirm came back.
 """
 
@@ -19,9 +19,10 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.serialization import dumps
 
-from .celery_app import QUEUE, TASK_NAME, declare_queues
-from .errors import BrokerError, LedgerError
-from .ledger import Ledger
+from .celery_app import QUEUE, declare_queues
+from .tasks import TASK_NAME
+from ..errors import BrokerError, LedgerError
+from ..ledger import Ledger
 
 log = structlog.get_logger(__name__)
 

@@ -14,8 +14,8 @@ import click
 
 from workflows import CasesFileError, WorkflowFileError, load_workflow
 
-from .errors import EXIT_USAGE, UsageError
-from .errors import echo_error as _err
+from ..errors import EXIT_USAGE, UsageError
+from .options import echo_error as _err
 
 
 @click.command()
@@ -105,7 +105,7 @@ def _case_row(loaded: Any, spec: str, cases_path: Path | None) -> tuple[dict[str
         if not isinstance(row, dict):
             raise UsageError("--case: expected a JSON object, not a JSON " + type(row).__name__)
         return row, 0
-    from .intake import Rejection, read_cases
+    from ..queue import Rejection, read_cases
 
     if not cases_path.is_file():
         raise CasesFileError(f"{cases_path}: no such cases file")

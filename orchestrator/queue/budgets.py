@@ -12,22 +12,12 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from .errors import OrchestratorError
-from .ledger.budgets import SystemBudgets
+from ..errors import OrchestratorError
+from ..ledger.budgets import SystemBudgets
+from ..settings import SystemLimit
 
 POLL_S = 0.2
 """How often a waiting worker asks again for a session slot (the slot is shared: no event can tell)."""
-
-
-class SystemLimit(BaseModel):
-    """The budget of one target system; either part may be left out."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sessions: int | None = Field(default=None, ge=1, le=1000, description="Bots working on it at once, at most.")
-    per_minute: float | None = Field(default=None, gt=0, description="Transactions started per minute, at most.")
 
 
 class BudgetUnavailable(OrchestratorError):

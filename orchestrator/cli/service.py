@@ -16,14 +16,9 @@ from typing import Any
 
 import click
 
-from .errors import UsageError
-from .ledger.schema import ROLES
-
-
-def _settings(**flags: Any) -> Any:
-    from .cli import _settings as settings_from_flags
-
-    return settings_from_flags(**flags)
+from ..accounts import ROLES
+from ..errors import UsageError
+from .options import ledger_option, settings_from_flags, systems_option
 
 
 @click.command()
@@ -31,7 +26,7 @@ def _settings(**flags: Any) -> Any:
 @click.option("--port", "serve_port", type=click.IntRange(0, 65535), help="Port (default 8000; 0 picks a free one).")
 @click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default sqlite:///autoclerk-ledger.db).")
 @click.option("--broker", "broker_url", help="amqp://… to hand work to RabbitMQ workers; default: bots run in this process.")
-@click.option("--system", "systems", multiple=True, metavar="NAME=URL", help="Base URL of a target system (repeatable).")
+@systems_option
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Embedded bots: transactions in flight.")
 @click.option("--chromium", "chromium_path", help="Embedded bots: Chromium executable, 'headless-shell' or 'system'.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve /metrics on 127.0.0.1:PORT.")
@@ -39,21 +34,16 @@ def _settings(**flags: Any) -> Any:
               help="Do not mark cookies Secure (only behind a TLS-terminating proxy on a trusted network).")
 def serve(insecure_cookies: bool | None, **flags: Any) -> None:
     """Run the hand-off service: pages for caseworkers, operators and authors, and the JSON API."""
-    from monitoring import BOT_SLOTS, REGISTRY, configure_logging, serve_metrics
+    from monitoring import configure_logging
 
-    from .web.server import serve as run
+    from ..ledger import Ledger
+    from ..queue import serve_process_metrics
+    from ..web import serve as run
 
-    settings = _settings(**flags, cookie_secure=False if insecure_cookies else None)
+    settings = settings_from_flags(**flags, cookie_secure=False if insecure_cookies else None)
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.metrics_port is not None:
-        from .ledger import Ledger
-        from .metrics import BrokerCollector, LedgerCollector
-
-        BOT_SLOTS.set(settings.concurrency if settings.embedded else 0)
-        REGISTRY.register(LedgerCollector(Ledger(settings.ledger_url), settings.target_transactions, settings.rate_window_s))
-        if not settings.embedded:
-            REGISTRY.register(BrokerCollector(settings.broker_url))
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+        serve_process_metrics(settings, Ledger(settings.ledger_url), settings.concurrency if settings.embedded else 0)
     try:
         run(settings)
     except OSError as exc:
@@ -66,15 +56,15 @@ def users() -> None:
     """Manage the hand-off service's users, roles and API tokens."""
 
 
-_LEDGER = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
+_LEDGER = ledger_option
 _ROLE = click.option("--role", "roles", multiple=True, type=click.Choice(ROLES), help="A role (repeatable).")
 
 
 def _accounts(ledger_url: str | None) -> Any:
-    from .accounts import Accounts
-    from .ledger import Ledger
+    from ..accounts import Accounts
+    from ..ledger import Ledger
 
-    return Accounts(Ledger(_settings(ledger_url=ledger_url).ledger_url).engine)
+    return Accounts(Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url).engine)
 
 
 def _read_password(from_stdin: bool, *, required: bool) -> str | None:
@@ -195,15 +185,14 @@ def workflows_publish(path: Path, ledger_url: str | None) -> None:
     from monitoring import configure_logging
     from workflows import load_workflow
 
-    from .ledger import Ledger
-    from .web.service import publish_workflow
+    from ..ledger import Ledger
 
-    settings = _settings(ledger_url=ledger_url)
+    settings = settings_from_flags(ledger_url=ledger_url)
     configure_logging(json=settings.log_json, level=settings.log_level)
     loaded = load_workflow(path)
     ledger = Ledger(settings.ledger_url)
     try:
-        publish_workflow(ledger, loaded, f"cli:{getpass.getuser() if os.name == 'posix' else 'user'}", str(path))
+        ledger.workflows.publish(loaded, f"cli:{getpass.getuser() if os.name == 'posix' else 'user'}", str(path))
     finally:
         ledger.close()
     click.echo(f"published {loaded.definition.name} version {loaded.definition.version} ({loaded.digest})")
@@ -213,12 +202,11 @@ def workflows_publish(path: Path, ledger_url: str | None) -> None:
 @_LEDGER
 def workflows_list(ledger_url: str | None) -> None:
     """The published workflows."""
-    from .ledger import Ledger
-    from .ledger.casework import Casework
+    from ..ledger import Ledger
 
-    ledger = Ledger(_settings(ledger_url=ledger_url).ledger_url)
+    ledger = Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url)
     try:
-        for row in Casework(ledger).published():
+        for row in ledger.workflows.published():
             click.echo(f"{row['name']:<32} version {row['version']:<4} {row['digest']}  by {row['published_by']}")
     finally:
         ledger.close()

@@ -1,0 +1,10 @@
+"""Who may use the hand-off service: users with roles, argon2 passwords, API tokens and sign-in sessions.
+
+The command line manages them (``autoclerk users …``) and the web service checks them, so they are a room
+of their own that both use.
+"""
+
+from .schema import ROLES
+from .store import Accounts, User
+
+__all__ = ["Accounts", "User", "ROLES"]

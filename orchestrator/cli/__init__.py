@@ -1,0 +1,95 @@
+"""The ``autoclerk`` command line: one module per command group, assembled here.
+
+Every mistake a user can make (a wrong flag, a missing file, a malformed workflow, an unreadable CSV, a
+broker that is down) ends as one line on standard error and a non-zero exit, never a traceback
+(``AUTOCLERK_DEBUG=1`` shows the traceback of an unexpected error). The exit codes are listed in
+:mod:`orchestrator.errors`.
+
+- ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
+  import the demo system); ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``status``:
+  :mod:`.status`; ``serve``, ``users``, ``workflows``: :mod:`.service`; ``validate``, ``schema``,
+  ``reference``, ``explain``: :mod:`.authoring`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`.
+- Settings are resolved in one place, :func:`.options.settings_from_flags`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from bots import BrowserNotFoundError
+from workflows import CasesFileError, WorkflowError, WorkflowFileError
+
+from ..errors import EXIT_INTERNAL, EXIT_SERVICE, EXIT_USAGE, BrokerError, LedgerError, UsageError
+from .authoring import explain, reference, schema, validate
+from .batches import batches
+from .browsers import browsers
+from .demo import cases, demo, portal
+from .faults import faults
+from .options import echo_error as _err
+from .run import run
+from .service import serve, users, workflows
+from .status import status
+from .worker import worker
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="autoclerk")
+def cli() -> None:
+    """Autoclerk: robotic process automation for mass-repetitive back-office work."""
+
+
+for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
+                 serve, users, workflows, faults):
+    cli.add_command(_command)
+
+
+# -- entry point --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, turning every expected failure into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="autoclerk", standalone_mode=False)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "autoclerk"
+        _err(f"{exc.format_message()} (see '{command} --help')")
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        _err("interrupted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _err(exc.format_message())
+        sys.exit(EXIT_USAGE)
+    except WorkflowFileError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(EXIT_USAGE)
+    except WorkflowError as exc:  # a broken custom step package, a missing env value
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except (CasesFileError, UsageError) as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except (BrokerError, LedgerError, BrowserNotFoundError) as exc:
+        _err(str(exc))
+        sys.exit(EXIT_SERVICE)
+    except KeyboardInterrupt:
+        _err("interrupted; run the same command again to resume")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("AUTOCLERK_DEBUG"):
+            raise
+        from monitoring import redact_text
+
+        _err(f"unexpected {type(exc).__name__}: {redact_text(str(exc)).splitlines()[0] if str(exc) else ''} "
+             "(set AUTOCLERK_DEBUG=1 for the traceback)")
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""What every command shares: settings resolved from flags and the environment in one place, the options
+several commands take, and the one way a command reports a failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import UsageError
+from ..settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_from_flags(**flags: Any) -> Settings:
+    """The settings: flags over ``AUTOCLERK_*`` variables over defaults (a flag left unset is ``None``).
+
+    Raises:
+        UsageError: a setting is invalid; the one line names the flag and the variable that set it.
+    """
+    from pydantic import ValidationError
+
+    from ..settings import load_settings
+
+    try:
+        return load_settings(**flags)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise UsageError(f"setting '{field}' (flag --{field.replace('_', '-')} or AUTOCLERK_{field.upper()}): "
+                         f"{err['msg'].removeprefix('Value error, ')}") from None
+
+
+def echo_error(message: str) -> None:
+    """Print one ``autoclerk: error: …`` line on standard error (the CLI's only way to report a failure)."""
+    click.echo(f"autoclerk: error: {message}", err=True)
+
+
+def engine_options(func: F) -> F:
+    """``--broker``, ``--ledger``, ``--concurrency`` and ``--chromium``: where the work goes and what runs it."""
+    for option in reversed([
+        click.option("--broker", "broker_url", help="amqp://… for RabbitMQ; default: embedded (no server)."),
+        click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default sqlite:///autoclerk-ledger.db)."),
+        click.option("--concurrency", type=click.IntRange(1, 64), help="Transactions in flight per worker process."),
+        click.option("--chromium", "chromium_path",
+                     help="Chromium executable, 'headless-shell' or 'system' (default: the headless shell if installed, "
+                          "else the system Chromium)."),
+    ]):
+        func = option(func)
+    return func
+
+
+systems_option = click.option("--system", "systems", multiple=True, metavar="NAME=URL",
+                              help="Base URL of a target system (repeatable).")
+ledger_option = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")

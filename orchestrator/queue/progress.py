@@ -1,0 +1,51 @@
+"""How far the ledger is toward the target, how fast it moves, and every batch's counts (``autoclerk status``,
+the operations page and its API).
+
+Everything comes from the durable ledger, so the figures survive any process restart. ``completed`` is
+the number of transactions ``done`` (finished by a bot); cases handed back to a person, failed or
+cancelled are shown per batch but do not count toward the target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..ledger import TERMINAL
+from ..settings import Settings
+from .gauges import target_figures
+
+
+def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
+    """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches."""
+    now = dt.datetime.now(dt.timezone.utc)
+    progress = ledger.progress(window_s, now.timestamp())
+    figures = target_figures(progress, target, now.timestamp())
+    projected = figures["projected"]
+    rows = []
+    for batch in ledger.recent_batches(limit):
+        counts = batch["counts"]
+        rows.append({"id": batch["id"], "workflow": batch["workflow"], "state": batch["state"],
+                     "created_at": dt.datetime.fromtimestamp(batch["created_at"], dt.timezone.utc).isoformat(timespec="seconds"),
+                     "total": sum(counts.values()), "finished": sum(counts[s] for s in TERMINAL), "counts": counts})
+    return {"target": target, "completed": figures["completed"], "remaining": figures["remaining"],
+            "fraction": round(figures["completed"] / target, 6), "per_second": round(figures["per_second"], 3),
+            "rate_window_s": window_s,
+            "projected_completion": None if projected is None else
+            dt.datetime.fromtimestamp(projected, dt.timezone.utc).isoformat(timespec="seconds"),
+            "ledger_counts": progress["counts"], "batches": rows}
+
+
+def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str, float] | None) -> dict[str, Any]:
+    """What the operations page shows and ``GET /api/operations`` returns: the target's progress, throughput
+    per minute over the last hour, waiting, paused, running and failed transactions, the broker's queue
+    depths (``None`` when embedded), the live workers and the newest batches."""
+    from ..ledger.casework import Casework
+
+    report = progress_report(ledger, settings.target_transactions, settings.rate_window_s, limit=20)
+    counts = report["ledger_counts"]
+    casework = Casework(ledger)
+    series = casework.throughput(window_s=3600, bucket_s=60)
+    return {"target": report, "series": series, "waiting": counts["queued"] + counts["retry_scheduled"],
+            "paused": counts["paused"], "in_progress": counts["in_progress"], "failed": counts["failed"],
+            "broker": broker_depths, "workers": casework.workers(), "batches": report["batches"]}

@@ -1,0 +1,76 @@
+"""One batch run from start to end, as ``autoclerk run`` and ``autoclerk demo`` do it: hand a cases file off,
+process it (in this process when the broker is embedded), wait until every case has an outcome, and sum up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+from bots import find_chromium
+from monitoring import configure_logging
+from workflows import CasesFileError, load_workflow
+
+from ..errors import UsageError
+from ..ledger import Ledger
+from ..settings import Settings
+from .celery_app import make_celery
+from .embedded import embedded_worker
+from .handoff import Receipt, hand_off, wait_for_batch
+from .intake import Rejection
+from .publisher import Publisher
+from .runtime import Runtime, set_runtime
+from .summary import Summary
+
+
+def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, timeout_s: float | None = None,
+              priority: int = 0, on_rejection: Callable[[Rejection], None] | None = None,
+              on_handed_off: Callable[[Receipt], None] | None = None,
+              on_progress: Callable[[dict[str, int]], None] | None = None,
+              on_timeout: Callable[[str], None] | None = None) -> Summary:
+    """Hand ``cases_path`` off to the workflow at ``workflow_path``, wait for every case, return the summary.
+
+    Args:
+        on_rejection: called with each row that is refused (not queued).
+        on_handed_off: called with the receipt once the whole file is handed off.
+        on_progress: called with the batch's counts by state while it runs.
+        on_timeout: called with the reason when ``timeout_s`` ran out; the summary then counts what is unfinished.
+
+    Raises:
+        WorkflowFileError, CasesFileError, UsageError: the workflow or the cases file cannot be used (nothing is queued).
+        BrowserNotFoundError, LedgerError, BrokerError: a service the run needs is missing.
+    """
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    loaded = load_workflow(workflow_path)
+    if loaded.definition.part:
+        raise UsageError(f"{workflow_path}: is a part (part: true), run only through 'call' from another workflow")
+    if not cases_path.exists():
+        raise CasesFileError(f"{cases_path}: no such cases file")
+    if settings.embedded and settings.bot == "chromium":
+        find_chromium(settings.chromium_path)  # a missing browser is one clear error before anything is queued
+    ledger = Ledger(settings.ledger_url)
+    app = make_celery(settings)
+    publisher = Publisher(app, ledger, settings.ids_per_message)
+    runtime = Runtime(settings, ledger)
+    started = time.monotonic()
+    try:
+        with embedded_worker(app, settings.concurrency) if settings.embedded else nullcontext():
+            set_runtime(runtime)
+            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, on_rejection=on_rejection)
+            if on_handed_off is not None:
+                on_handed_off(receipt)
+            try:
+                counts = wait_for_batch(ledger, publisher, receipt.batch_id, timeout_s=timeout_s,
+                                        on_progress=on_progress)
+            except TimeoutError as exc:
+                if on_timeout is not None:
+                    on_timeout(str(exc))
+                counts = ledger.counts(receipt.batch_id)
+    finally:
+        set_runtime(None)
+        runtime.close()
+    summary = Summary.of(receipt, counts, time.monotonic() - started)
+    summary.extra["ledger"] = settings.ledger_url
+    return summary

@@ -1,0 +1,89 @@
+"""Each package's public surface is pinned: its ``__all__`` is exactly the names below (as httpx pins its own in
+``tests/test_exported_members.py``), every name in it resolves, and a package whose ``__init__`` only
+re-exports has no public name outside ``__all__``. Changing a public surface is a decision: make it here too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import pytest
+
+PINNED = {
+    "workflows": {
+        "alternatives", "CaseDataError", "CasesFileError", "check_case", "CustomStep", "describe", "ensure_models",
+        "EnvMissingError", "EnvValues", "evaluate", "Expression", "field_errors", "InputField", "load_stored",
+        "load_workflow", "LoadedWorkflow", "Locator", "parse_workflow", "Problem", "render", "secret_names_in",
+        "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
+        "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",
+        "WorkflowFileError",
+    },
+    "workflows.steps": {
+        "Assert", "BUILTIN_ARGS", "Call", "Check", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog",
+        "ensure_models", "ENTRY_POINT_GROUP", "Extract", "Fail", "Fill", "ForEach", "Goto", "If", "nested", "Press",
+        "Retry", "Screenshot", "Select", "Set", "Step", "STEP_MODELS", "StepArgs", "StepBase", "StepPluginError",
+        "submits", "Uncheck", "Upload", "uses_steps", "WaitFor", "walk",
+    },
+    "bots": {
+        "ApplicationError", "BotConfig", "BotEngine", "BotError", "BotJob", "BotResult", "BrowserGone",
+        "BrowserNotFoundError", "BusinessException", "EXECUTORS", "find_chromium", "LAUNCH_ARGS", "NullEngine",
+        "PageCrashed", "run_steps", "SessionExpired", "SessionKeeper", "StepContext", "StepHooks", "StepTimeout",
+        "TargetServerError",
+    },
+    "monitoring": {
+        "ATTEMPTS", "BOT_SLOTS", "BOTS_BUSY", "BROWSER_RESTARTS", "configure_logging", "disable_metrics",
+        "LOCATOR_FALLBACKS", "metrics_enabled", "OUTCOMES", "PAGE_CRASHES", "redact_text", "redactor",
+        "register_secret", "REGISTRY", "RETRIES", "serve_metrics", "SESSIONS", "STEP_DURATION", "TARGET_WAIT",
+        "TRANSACTION_DURATION", "TRANSACTIONS",
+    },
+    "demo_portal": {
+        "COLUMNS", "create_app", "Faults", "generate_cases", "portal_process", "PortalProcess", "serve",
+    },
+    "orchestrator": {
+        "AcceptedCase", "ACTIVE", "BrokerError", "Claim", "EMBEDDED_BROKER", "execute_many", "hand_off", "Ledger",
+        "LedgerError", "load_settings", "OrchestratorError", "Outcome", "Publisher", "read_cases", "Receipt",
+        "Rejection", "Runtime", "Settings", "StaleAttempt", "STATES", "Summary", "Sweeper", "SystemLimit",
+        "TERMINAL", "UsageError", "wait_for_batch", "WAITING",
+    },
+    "orchestrator.ledger": {
+        "ACTIVE", "BATCH_STATES", "Claim", "Ledger", "Outcome", "STATES", "TERMINAL", "WAITING",
+    },
+    "orchestrator.accounts": {
+        "Accounts", "ROLES", "User",
+    },
+    "orchestrator.queue": {
+        "AcceptedCase", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held", "BudgetUnavailable",
+        "check_row", "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker",
+        "execute_many", "hand_off", "hand_off_rows", "JSON_LINES_SUFFIXES", "LedgerCollector", "make_celery",
+        "operate_batch", "operations_figures", "progress_report", "Publisher", "QUEUE", "read_case_stream",
+        "read_cases", "Receipt", "Rejection", "RELEASES_WORK", "run_batch", "run_worker", "Runtime",
+        "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures", "TargetHealth", "TASK_NAME",
+        "wait_for_batch",
+    },
+    "orchestrator.web": {
+        "READY_PREFIX", "serve",
+    },
+    "orchestrator.cli": {
+        "cli", "main",
+    },
+}
+
+ASSEMBLIES = {"orchestrator.cli", "workflows.steps"}
+"""Packages whose ``__init__`` also assembles (the command group; the step union's helpers), not only re-exports."""
+
+
+@pytest.mark.parametrize("package", sorted(PINNED))
+def test_the_public_surface_is_exactly_the_pinned_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == PINNED[package]
+    assert len(module.__all__) == len(set(module.__all__)), "a name is listed twice"
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []
+
+
+@pytest.mark.parametrize("package", sorted(set(PINNED) - ASSEMBLIES))
+def test_a_package_exports_every_public_name_it_holds(package: str) -> None:
+    module = importlib.import_module(package)
+    public = {name for name, value in vars(module).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    assert public - set(module.__all__) == set()
