@@ -1,18 +1,23 @@
 # The two commands of the README. Each does all its set-up on a fresh Debian machine (as root or with sudo).
 #   make demo   [ARGS="--cases 500"]   Chromium + a virtualenv, then the demo on the embedded broker
-#   make test                          the same + RabbitMQ and PostgreSQL, then the whole test suite
+#   make test                          the same + RabbitMQ and PostgreSQL, then mypy and the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 
-.PHONY: demo test setup chromium rabbitmq postgres prometheus
+.PHONY: demo test typecheck setup chromium rabbitmq postgres prometheus
 
 demo: setup chromium
 	$(VENV)/bin/autoclerk demo $(ARGS)
 
-test: setup chromium rabbitmq postgres prometheus
+test: setup chromium rabbitmq postgres prometheus typecheck
 	$(VENV)/bin/python -m pytest -q tests $(ARGS)
+
+# mypy: strict for the language and the bots, the default checks for the rest (settings in pyproject.toml).
+typecheck: setup
+	$(VENV)/bin/mypy --strict --no-warn-unused-configs workflows bots
+	$(VENV)/bin/mypy monitoring orchestrator demo_portal
 
 setup: $(VENV)/.installed
 

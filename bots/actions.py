@@ -76,11 +76,13 @@ async def fill(ctx: StepContext, args: Fill) -> None:
 
 async def select(ctx: StepContext, args: Select) -> None:
     element = await ctx.element(args.locator, ctx.timeout(args))
-    option = {"value": ctx.render(args.value)} if args.value is not None else {"label": ctx.render(args.label or "")}
+    kind = "value" if args.value is not None else "label"
     try:
-        await element.select_option(**option, timeout=ctx.timeout(args))
+        if args.value is not None:
+            await element.select_option(value=ctx.render(args.value), timeout=ctx.timeout(args))
+        else:
+            await element.select_option(label=ctx.render(args.label or ""), timeout=ctx.timeout(args))
     except PlaywrightTimeout:
-        kind = next(iter(option))
         raise BusinessException(f"the list has no option with this {kind}", code="no_such_option",
                                 step=ctx.step_path) from None
 

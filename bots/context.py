@@ -101,7 +101,7 @@ class StepContext:
             return page.get_by_text(r(spec.text), exact=spec.exact)
         if isinstance(spec, ByRole):
             name = r(spec.name) if spec.name is not None else None
-            return page.get_by_role(spec.role, name=name, exact=spec.exact if name is not None else None)  # type: ignore[arg-type]
+            return page.get_by_role(spec.role, name=name, exact=spec.exact if name is not None else None)
         if isinstance(spec, ByLabel):
             return page.get_by_label(r(spec.label), exact=spec.exact)
         if isinstance(spec, ByPlaceholder):

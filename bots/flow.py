@@ -153,7 +153,9 @@ async def call(ctx: StepContext, args: Call) -> None:
                                 code="bad_call_argument", step=path) from None
     inner = replace(ctx, workflow=called, case=case, vars={}, output={},
                     env=EnvValues(called.definition.env))
-    steps = lambda: run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")  # noqa: E731 - artifacts and masks are shared
+    async def steps() -> None:  # artifacts and masks are shared with the caller
+        await run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")
+
     if called.definition.session is not None and ctx.sessions is not None:
         await ctx.sessions.sign_in(inner, called, case, steps)
     else:

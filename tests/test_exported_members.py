@@ -47,7 +47,8 @@ PINNED = {
         "TERMINAL", "UsageError", "wait_for_batch", "WAITING",
     },
     "orchestrator.ledger": {
-        "ACTIVE", "BATCH_STATES", "Claim", "Ledger", "Outcome", "STATES", "TERMINAL", "WAITING",
+        "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
+        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "WorkflowStore",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "User",

@@ -224,7 +224,7 @@ class _Explainer:
             return f"assert {self.describe_condition(args, data)}, else hand back: {self.text(args.message, data)!r}"
         if isinstance(args, Fail):
             return f"fail ({args.kind}, {args.code}): {self.text(args.message, data)!r}"
-        parts = []
+        parts: list[str] = []
         for name, info in type(args).model_fields.items():
             value = getattr(args, name)
             if value is None or value == info.default or name == "timeout_ms":

@@ -18,7 +18,7 @@ Every string in a locator is a template (``{"text": "{{ case.case_ref }}"}``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -103,13 +103,16 @@ def _kind_of(value: Any) -> str | None:
     return None
 
 
-LocatorSpec = Annotated[
-    Union[
-        Annotated[Template, Tag("by:selector")],
-        *(Annotated[model, Tag(f"by:{kind}")] for kind, model in _KINDS.items()),
-    ],
-    Discriminator(_kind_of, custom_error_type="bad_locator", custom_error_message=f"a locator is {LOCATOR_HELP}"),
-]
+if TYPE_CHECKING:  # the union below is built from _KINDS at run time, which a type checker cannot follow
+    LocatorSpec = Union[Template, ByCss, ByText, ByRole, ByLabel, ByPlaceholder, ByTestId]
+else:
+    LocatorSpec = Annotated[
+        Union[
+            Annotated[Template, Tag("by:selector")],
+            *(Annotated[model, Tag(f"by:{kind}")] for kind, model in _KINDS.items()),
+        ],
+        Discriminator(_kind_of, custom_error_type="bad_locator", custom_error_message=f"a locator is {LOCATOR_HELP}"),
+    ]
 """One way to find an element."""
 
 

@@ -143,9 +143,9 @@ def _allowed_keys(parent: PathKey, data: Any) -> list[str]:
     """The field names (as written in files) valid at ``parent``, found by walking the models along the path."""
     model: type[BaseModel] | None = Workflow
     skip_key = False  # the next part is a key of a dict field (an input field's name, a system's name)
-    node = data
+    node: Any = data
     for part in parent:
-        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None  # type: ignore[index]
         if model is None:
             return []
         if isinstance(part, int):

@@ -65,9 +65,9 @@ def reference_markdown() -> str:
         out += _model_section(f"`{verb}`", model, level=3, verb=verb)
     out.append("## Locators\n")
     out.append(_doc(locators).strip() + "\n")
-    for model in (locators.ByCss, locators.ByText, locators.ByRole, locators.ByLabel, locators.ByPlaceholder,
-                  locators.ByTestId):
-        out += _model_section(f"`{{{next(iter(model.model_fields))}: …}}`", model, level=3)
+    for locator in (locators.ByCss, locators.ByText, locators.ByRole, locators.ByLabel, locators.ByPlaceholder,
+                    locators.ByTestId):
+        out += _model_section(f"`{{{next(iter(locator.model_fields))}: …}}`", locator, level=3)
     out.append("## Templates\n")
     from . import templating
 

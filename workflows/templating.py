@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import jinja2
 from jinja2 import nodes
@@ -27,6 +27,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BeforeValidator
 
 from .errors import TemplateRenderError
+
+T = TypeVar("T")
 
 ROOTS = ("case", "vars", "secrets", "output", "env")
 
@@ -245,6 +247,7 @@ def _check_tree(tree: nodes.Node, case_fields: set[str], secret_names: set[str],
             elif node.ctx != "load":
                 problems.append("templates cannot assign names; use a 'set' step")
             continue
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
         attr = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
         if isinstance(attr, str) and attr.startswith("_"):
             problems.append(f"access to '{attr}' is not allowed in templates (names starting with _ are private)")
@@ -299,7 +302,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     return value
 
 
-def _guarded(call: Callable[[], Any]) -> Any:
+def _guarded(call: Callable[[], T]) -> T:
     try:
         return call()
     except TemplateRenderError:

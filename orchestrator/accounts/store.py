@@ -105,7 +105,7 @@ class Accounts:
             rows = conn.execute(select(users.c.username, users.c.roles, users.c.active, users.c.created_at,
                                        users.c.password_hash.isnot(None).label("has_password"))
                                 .order_by(users.c.username)).all()
-            tokens = dict(conn.execute(select(api_tokens.c.username, func.count()).where(api_tokens.c.revoked == 0)
+            tokens: dict[str, int] = dict(conn.execute(select(api_tokens.c.username, func.count()).where(api_tokens.c.revoked == 0)
                                        .group_by(api_tokens.c.username)).all())
         return [{"username": r.username, "roles": sorted(_roles(r.roles)), "active": bool(r.active),
                  "password": bool(r.has_password), "tokens": tokens.get(r.username, 0), "created_at": r.created_at}

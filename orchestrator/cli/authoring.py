@@ -113,6 +113,6 @@ def _case_row(loaded: Any, spec: str, cases_path: Path | None) -> tuple[dict[str
         matches = str(item.row) == spec or (not isinstance(item, Rejection) and item.case_ref == spec)
         if matches and isinstance(item, Rejection):
             raise UsageError(f"{cases_path}: {item}")
-        if matches:
+        if matches and not isinstance(item, Rejection):
             return item.payload, item.row
     raise UsageError(f"{cases_path}: has no row or case reference '{spec}'")

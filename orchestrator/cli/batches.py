@@ -66,7 +66,7 @@ def list_batches(ledger_url: str | None, limit: int, as_json: bool) -> None:
     """The newest batches with their counts by state."""
     ledger = _ledger(ledger_url)
     try:
-        rows = ledger.recent_batches(limit)
+        rows = ledger.batches.recent(limit)
     finally:
         ledger.close()
     for row in rows:

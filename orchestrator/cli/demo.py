@@ -50,7 +50,7 @@ def demo(count: int, portal_url: str | None, workers: int, as_json: bool, **flag
     os.environ.setdefault("AUTOCLERK_SECRET_PORTAL_PASSWORD", settings.portal_password.get_secret_value())
     click.echo(f"Demo: {count} cases ({invalid} the portal will refuse) in {workdir}", err=True)
     with (nullcontext(None) if portal_url else portal_process(password=os.environ["AUTOCLERK_SECRET_PORTAL_PASSWORD"])) as portal:
-        url = portal_url or portal.url
+        url = portal.url if portal is not None else str(portal_url)
         settings = settings.model_copy(update={"systems": {"portal": url}})
         click.echo(f"Demo portal at {url}", err=True)
         with _worker_processes(settings, workers) if not settings.embedded else nullcontext():

@@ -1,6 +1,37 @@
-"""The durable ledger: one row per case (SQLite or PostgreSQL through SQLAlchemy, migrated with Alembic)."""
+"""The durable ledger: one row per case (SQLite or PostgreSQL through SQLAlchemy, migrated with Alembic).
 
-from .core import Claim, Ledger, Outcome
+:class:`Ledger` opens it and holds its parts, one per concept (see :mod:`.core`).
+"""
+
+from .batches import Batches
+from .budgets import SystemBudgets
+from .cases import Cases
+from .core import Ledger
+from .heartbeats import Heartbeats
+from .outbox import Outbox
+from .reports import Reports
 from .schema import ACTIVE, BATCH_STATES, STATES, TERMINAL, WAITING
+from .transactions import Claim, Outcome, Transactions
+from .workflows import WorkflowStore
 
-__all__ = ["Ledger", "Claim", "Outcome", "ACTIVE", "WAITING", "TERMINAL", "STATES", "BATCH_STATES"]
+__all__ = [
+    "Ledger",
+    # its parts
+    "Transactions",
+    "Outbox",
+    "Batches",
+    "Cases",
+    "Reports",
+    "WorkflowStore",
+    "Heartbeats",
+    "SystemBudgets",
+    # what they take and give
+    "Claim",
+    "Outcome",
+    # states
+    "ACTIVE",
+    "WAITING",
+    "TERMINAL",
+    "STATES",
+    "BATCH_STATES",
+]

@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy.engine import Engine
 
-from .core import _mark
+from .queries import placeholder
 
 
 class SystemBudgets:
@@ -27,7 +27,7 @@ class SystemBudgets:
         burst = max(1.0, rate)
         now = time.time()
         with self.engine.begin() as conn:
-            m = _mark(conn)
+            m = placeholder(conn)
             refill = f"(CASE WHEN tokens + ({m} - updated_at) * {m} > {m} THEN {m} ELSE tokens + ({m} - updated_at) * {m} END)"
             taken = conn.exec_driver_sql(
                 f"UPDATE system_rate SET tokens = {refill} - 1, updated_at = {m} WHERE system = {m} AND {refill} >= 1",
@@ -48,7 +48,7 @@ class SystemBudgets:
         """Take a free session slot (or one whose holder's lease ran out); ``None`` when all are busy."""
         now = time.time()
         with self.engine.begin() as conn:
-            m = _mark(conn)
+            m = placeholder(conn)
             for slot in range(sessions):
                 taken = conn.exec_driver_sql(
                     f"UPDATE system_sessions SET holder = {m}, until = {m} "
@@ -66,6 +66,6 @@ class SystemBudgets:
 
     def release_session(self, system: str, slot: int, holder: str) -> None:
         with self.engine.begin() as conn:
-            m = _mark(conn)
+            m = placeholder(conn)
             conn.exec_driver_sql(f"UPDATE system_sessions SET holder = NULL, until = NULL "
                                  f"WHERE system = {m} AND slot = {m} AND holder = {m}", (system, slot, holder))

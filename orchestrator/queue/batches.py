@@ -56,13 +56,13 @@ def operate_batch(ledger: Ledger, batch_id: str, action: str, *, publisher: Publ
         LedgerError: there is no such batch.
     """
     if action == "pause":
-        count = ledger.pause_batch(batch_id)
+        count = ledger.batches.pause(batch_id)
     elif action == "resume":
-        count = ledger.resume_batch(batch_id)
+        count = ledger.batches.resume(batch_id)
     elif action == "cancel":
-        count = ledger.cancel_batch(batch_id)
+        count = ledger.batches.cancel(batch_id)
     elif action == "retry-failed":
-        count = ledger.requeue(batch_id, tuple(states), extra_attempts=attempts)
+        count = ledger.batches.requeue(batch_id, tuple(states), extra_attempts=attempts)
     else:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     if publisher is None or action not in RELEASES_WORK:

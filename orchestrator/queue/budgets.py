@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from ..errors import OrchestratorError
-from ..ledger.budgets import SystemBudgets
+from ..ledger import SystemBudgets
 from ..settings import SystemLimit
 
 POLL_S = 0.2

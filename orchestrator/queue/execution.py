@@ -20,10 +20,10 @@ from bots import BotJob, BotResult, BusinessException, TargetServerError
 from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
 
-from .budgets import BudgetUnavailable, budget_held
 from ..errors import StaleAttempt
-from .faults import fault_point
 from ..ledger import Claim, Outcome
+from .budgets import BudgetUnavailable, budget_held
+from .faults import fault_point
 from .runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -53,14 +53,14 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
     recorded: list[Outcome] = []
     while pending:
         if time.monotonic() - started > settings.message_budget_s - settings.transaction_budget_s:
-            ledger.return_to_outbox(pending)
+            ledger.outbox.put_back(pending)
             log.info("message budget spent; rest handed back", handed_back=len(pending))
             break
         take, pending = pending[:chunk], pending[chunk:]
-        claims = ledger.claim_many(take, runtime.owner, settings.lease_s)
+        claims = ledger.transactions.claim_many(take, runtime.owner, settings.lease_s)
         began = time.monotonic()
         outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
-        stale = ledger.finish_many(outcomes)
+        stale = ledger.transactions.finish_many(outcomes)
         if outcomes:
             fault_point("after_commit")
         for outcome in outcomes:
@@ -131,7 +131,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
 
     def before_effect() -> None:
         fault_point("stall_before_submit")
-        runtime.ledger.mark_effect_started(claim)
+        runtime.ledger.transactions.mark_effect_started(claim)
         fault_point("before_submit")
 
     try:

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 def target_figures(progress: dict[str, Any], target: int, now: float) -> dict[str, Any]:
-    """From ``Ledger.progress``: completed, remaining, the recent rate per second, and the projected
+    """From ``Ledger.reports.progress``: completed, remaining, the recent rate per second, and the projected
     completion time (Unix time; ``now`` once reached, ``None`` when nothing finished in the window)."""
     elapsed = progress["window_elapsed_s"]
     rate = progress["done_recent"] / elapsed if elapsed > 0 else 0.0
@@ -65,8 +65,8 @@ class LedgerCollector(_CachedCollector):
 
     def _read(self) -> dict[str, Any]:
         now = time.time()
-        progress = self.ledger.progress(self.window_s, now)
-        oldest = self.ledger.oldest_waiting()
+        progress = self.ledger.reports.progress(self.window_s, now)
+        oldest = self.ledger.reports.oldest_waiting()
         return {"counts": progress["counts"], **target_figures(progress, self.target, now),
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0}
 

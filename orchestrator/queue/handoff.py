@@ -18,10 +18,9 @@ import structlog
 
 from workflows import CasesFileError, LoadedWorkflow
 
-from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from ..errors import BrokerError
 from ..ledger import TERMINAL, Ledger
-from ..ledger.casework import Casework
+from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from .publisher import Publisher
 
 log = structlog.get_logger(__name__)
@@ -125,18 +124,17 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
     definition = workflow.definition
     ledger.workflows.save(workflow)
     first = next(rows, None)  # surfaces an unreadable file before a batch exists
-    batch_id = ledger.create_batch(definition.name, workflow.digest, source_name, priority=priority, deadline=deadline,
+    batch_id = ledger.batches.create(definition.name, workflow.digest, source_name, priority=priority, deadline=deadline,
                                    created_by=created_by)
     receipt = Receipt(batch_id, definition.name)
     chunk: dict[str, AcceptedCase] = {}
-    casework = Casework(ledger)
     refused: list[tuple[int, str, str]] = []  # written to the ledger REJECTIONS_PER_WRITE at a time
 
     def refuse(rejection: Rejection, duplicate: bool) -> None:
         receipt.refuse(rejection, duplicate=duplicate)
         refused.append((rejection.row, rejection.field, rejection.reason))
         if len(refused) >= REJECTIONS_PER_WRITE:
-            casework.record_rejections(batch_id, refused)
+            ledger.batches.record_rejections(batch_id, refused)
             refused.clear()
         if on_rejection is not None:
             on_rejection(rejection)
@@ -146,7 +144,7 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
                          f"duplicate case reference {item.case_ref} (an earlier row has it)")
 
     def flush() -> None:
-        new_ids, known = ledger.add_cases(batch_id, definition.name, definition.version, workflow.digest,
+        new_ids, known = ledger.batches.add_cases(batch_id, definition.name, definition.version, workflow.digest,
                                           definition.max_attempts, [(c.case_ref, c.payload) for c in chunk.values()],
                                           priority=priority, deadline=deadline)
         receipt.accepted += len(new_ids)
@@ -163,7 +161,7 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
                 receipt.already_finished[state] = receipt.already_finished.get(state, 0) + 1
             else:
                 unfinished.append(tx_id)
-        resumed = ledger.adopt(batch_id, unfinished)
+        resumed = ledger.batches.adopt(batch_id, unfinished)
         receipt.resumed += len(resumed)
         chunk.clear()
         try:
@@ -191,8 +189,8 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
         if chunk:
             flush()
     finally:
-        casework.record_rejections(batch_id, refused)
-        ledger.finish_intake(batch_id, rejected=receipt.rejected + receipt.duplicates, stopped=bool(receipt.stopped_by))
+        ledger.batches.record_rejections(batch_id, refused)
+        ledger.batches.finish_intake(batch_id, rejected=receipt.rejected + receipt.duplicates, stopped=bool(receipt.stopped_by))
     return receipt
 
 
@@ -211,7 +209,7 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
     last_sweep = time.monotonic()
     while True:
         asked = time.monotonic()
-        counts = ledger.counts(batch_id)
+        counts = ledger.reports.counts(batch_id)
         # Counting a batch of millions takes a while: ask at most a tenth of the time, so watching the
         # batch never costs more than a tenth of a core.
         wait_s = max(poll_s, 9 * (time.monotonic() - asked))

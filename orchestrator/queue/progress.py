@@ -19,11 +19,11 @@ from .gauges import target_figures
 def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
     """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches."""
     now = dt.datetime.now(dt.timezone.utc)
-    progress = ledger.progress(window_s, now.timestamp())
+    progress = ledger.reports.progress(window_s, now.timestamp())
     figures = target_figures(progress, target, now.timestamp())
     projected = figures["projected"]
     rows = []
-    for batch in ledger.recent_batches(limit):
+    for batch in ledger.batches.recent(limit):
         counts = batch["counts"]
         rows.append({"id": batch["id"], "workflow": batch["workflow"], "state": batch["state"],
                      "created_at": dt.datetime.fromtimestamp(batch["created_at"], dt.timezone.utc).isoformat(timespec="seconds"),
@@ -40,12 +40,9 @@ def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str,
     """What the operations page shows and ``GET /api/operations`` returns: the target's progress, throughput
     per minute over the last hour, waiting, paused, running and failed transactions, the broker's queue
     depths (``None`` when embedded), the live workers and the newest batches."""
-    from ..ledger.casework import Casework
-
     report = progress_report(ledger, settings.target_transactions, settings.rate_window_s, limit=20)
     counts = report["ledger_counts"]
-    casework = Casework(ledger)
-    series = casework.throughput(window_s=3600, bucket_s=60)
+    series = ledger.reports.throughput(window_s=3600, bucket_s=60)
     return {"target": report, "series": series, "waiting": counts["queued"] + counts["retry_scheduled"],
             "paused": counts["paused"], "in_progress": counts["in_progress"], "failed": counts["failed"],
-            "broker": broker_depths, "workers": casework.workers(), "batches": report["batches"]}
+            "broker": broker_depths, "workers": ledger.heartbeats.workers(), "batches": report["batches"]}

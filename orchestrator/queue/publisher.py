@@ -19,10 +19,10 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.serialization import dumps
 
-from .celery_app import QUEUE, declare_queues
-from .tasks import TASK_NAME
 from ..errors import BrokerError, LedgerError
 from ..ledger import Ledger
+from .celery_app import QUEUE, declare_queues
+from .tasks import TASK_NAME
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ class Publisher:
                     self._publish_confirmed(chunks)
             except (KombuOperationalError, OSError, amqp.exceptions.AMQPError) as exc:
                 raise BrokerError(f"the broker at {self.app.conf.broker_url} did not take the messages ({exc})") from None
-        self.ledger.mark_published(ids)
+        self.ledger.outbox.mark_published(ids)
 
     def _publish_confirmed(self, chunks: Sequence[list[int]]) -> None:
         info = self.app.connection_for_write().info()
@@ -121,7 +121,7 @@ class Publisher:
 
     def sweep(self, batch_id: str | None = None) -> int:
         """Publish what is due: the outbox, retries whose time has come, rows whose lease ran out."""
-        due = self.ledger.to_publish(batch_id)
+        due = self.ledger.outbox.due(batch_id)
         self.publish(due)
         return len(due)
 

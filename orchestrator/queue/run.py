@@ -67,7 +67,7 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
             except TimeoutError as exc:
                 if on_timeout is not None:
                     on_timeout(str(exc))
-                counts = ledger.counts(receipt.batch_id)
+                counts = ledger.reports.counts(receipt.batch_id)
     finally:
         set_runtime(None)
         runtime.close()

@@ -13,10 +13,9 @@ from functools import cached_property
 from bots import BotConfig, BotEngine, NullEngine
 from workflows import LoadedWorkflow
 
-from ..ledger import Ledger
-from ..ledger.budgets import SystemBudgets
-from .outage import TargetHealth
+from ..ledger import Ledger, SystemBudgets
 from ..settings import Settings
+from .outage import TargetHealth
 
 
 class Runtime:
@@ -43,7 +42,7 @@ class Runtime:
     @cached_property
     def budgets(self) -> SystemBudgets | None:
         """The target systems' shared budgets, when settings limit any."""
-        return SystemBudgets(self.ledger.engine) if self.settings.system_limits else None
+        return self.ledger.budgets if self.settings.system_limits else None
 
     @property
     def engine(self) -> BotEngine | NullEngine:

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from .handoff import Receipt
 from ..ledger import ACTIVE, TERMINAL
+from .handoff import Receipt
 
 
 @dataclass

@@ -17,7 +17,6 @@ from monitoring import configure_logging, disable_metrics
 
 from ..errors import UsageError
 from ..ledger import Ledger
-from ..ledger.casework import Casework
 from ..settings import Settings
 from .celery_app import declare_queues, make_celery
 from .gauges import serve_process_metrics
@@ -45,9 +44,9 @@ def run_worker(settings: Settings) -> None:
         serve_process_metrics(settings, runtime.ledger, settings.concurrency)
     app = make_celery(settings)
     declare_queues(app)
-    casework, started = Casework(runtime.ledger), time.time()
+    started = time.time()
     sweeper = Sweeper(Publisher(app, runtime.ledger, settings.ids_per_message), settings.sweep_interval_s,
-                      heartbeat=lambda: casework.heartbeat(runtime.owner, "worker", settings.concurrency, started))
+                      heartbeat=lambda: runtime.ledger.heartbeats.beat(runtime.owner, "worker", settings.concurrency, started))
     sweeper.start()
     try:
         app.Worker(hostname=f"autoclerk-{os.getpid()}@{socket.gethostname()}", pool_cls="threads",

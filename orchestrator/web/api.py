@@ -177,7 +177,7 @@ def hand_off_case(request: Request, workflow: str = Query(description="The publi
     if not isinstance(result, Receipt):
         return JSONResponse({"detail": "the case breaks the input schema's rules", "errors": result}, status_code=422)
     ref = str(data.get(loaded.definition.reference_field, "")).strip()
-    found = service.casework.case_by_ref(loaded.definition.name, ref)
+    found = service.ledger.cases.by_ref(loaded.definition.name, ref)
     return _case_detail(request, user, found["id"] if found else 0)
 
 
@@ -185,7 +185,7 @@ def hand_off_case(request: Request, workflow: str = Query(description="The publi
 @router.get("/batches", response_model=list[BatchStatus])
 def list_batches(request: Request, limit: int = Query(50, ge=1, le=500), user: User = Depends(VIEWER)) -> Any:
     """The newest batches: a caseworker's own, or every batch for an operator."""
-    rows = service_of(request).casework.batches(None if user.has("operator") else user.username, limit=limit)
+    rows = service_of(request).ledger.batches.newest(None if user.has("operator") else user.username, limit=limit)
     return [_status(row, row["counts"], row["open_exceptions"]) for row in rows]
 
 
@@ -200,8 +200,8 @@ def _status(batch: dict[str, Any], counts: dict[str, int], open_exceptions: int)
 def batch_status(request: Request, batch_id: str, user: User = Depends(VIEWER)) -> Any:
     """A batch's counts by state."""
     batch = _batch_or_404(request, user, batch_id)
-    casework = service_of(request).casework
-    return _status(batch, service_of(request).ledger.counts(batch_id), casework.open_exceptions(batch_id))
+    ledger = service_of(request).ledger
+    return _status(batch, service_of(request).ledger.reports.counts(batch_id), ledger.reports.open_exceptions(batch_id))
 
 
 @router.get("/batches/{batch_id}/cases", response_model=list[CaseSummary])
@@ -214,7 +214,7 @@ def batch_cases(request: Request, batch_id: str, state: str | None = Query(None,
     _batch_or_404(request, user, batch_id)
     if state is not None and state not in STATES and state != "open_exception":
         raise HTTPException(422, f"state must be one of {', '.join(STATES)} or open_exception")
-    return service_of(request).casework.cases(batch_id, state=state, ref=ref, after=after, limit=limit)
+    return service_of(request).ledger.cases.list(batch_id, state=state, ref=ref, after=after, limit=limit)
 
 
 @router.get("/batches/{batch_id}/rejections", response_model=list[RejectedRow])
@@ -223,8 +223,8 @@ def batch_rejections(request: Request, batch_id: str, after: int = Query(0, ge=0
     """Every row of the batch's file that was not queued, with its number and reason (``after``: the last row
     number of the previous page)."""
     _batch_or_404(request, user, batch_id)
-    casework = service_of(request).casework
-    return casework.rejections(batch_id, after_row=after, limit=limit)
+    ledger = service_of(request).ledger
+    return ledger.reports.rejections(batch_id, after_row=after, limit=limit)
 
 
 @router.get("/cases/{tx_id}", response_model=CaseDetail)
@@ -241,7 +241,7 @@ def _case_detail(request: Request, user: User, tx_id: int) -> dict[str, Any]:
 @router.get("/exceptions", response_model=list[CaseSummary])
 def open_exceptions(request: Request, user: User = Depends(VIEWER)) -> Any:
     """Cases handed back to a person and not yet dealt with: a caseworker's own, or all for an operator."""
-    return service_of(request).casework.exceptions(None if user.has("operator") else user.username)
+    return service_of(request).ledger.reports.exceptions(None if user.has("operator") else user.username)
 
 
 def _own_open_exception(request: Request, user: User, tx_id: int) -> dict[str, Any]:
@@ -280,7 +280,7 @@ def close(request: Request, tx_id: int, body: Resolution, user: User = Depends(C
 
 def _resolve(request: Request, user: User, tx_id: int, resolution: str, note: str | None) -> Any:
     _own_open_exception(request, user, tx_id)
-    if not service_of(request).casework.resolve(tx_id, resolution, user.username, (note or "").strip() or None):
+    if not service_of(request).ledger.cases.resolve(tx_id, resolution, user.username, (note or "").strip() or None):
         raise HTTPException(409, f"case {tx_id} was dealt with by someone else a moment ago")
     return _case_detail(request, user, tx_id)
 

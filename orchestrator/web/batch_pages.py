@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ..ledger import STATES, TERMINAL
 from ..queue import ACTIONS, DONE, operate_batch
-from .render import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
+from .render import render
 from .service import evidence_paths, screenshots_of
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +41,7 @@ def visible_case(request: Request, session: PageSession, tx_id: int) -> dict[str
 @router.get("/batches")
 def batches(request: Request, session: PageSession = Depends(VIEWER)) -> Response:
     service = service_of(request)
-    rows = service.casework.batches(None if session.user.has("operator") else session.user.username)
+    rows = service.ledger.batches.newest(None if session.user.has("operator") else session.user.username)
     for row in rows:
         row["total"] = sum(row["counts"].values())
         row["finished"] = sum(row["counts"][s] for s in TERMINAL)
@@ -55,18 +55,18 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
     if found is None:
         return _not_found(request, session, "batch")
     service = service_of(request)
-    counts = service.ledger.counts(batch_id)
+    counts = service.ledger.reports.counts(batch_id)
     total = sum(counts.values())
     state = state if state in STATES or state == "open_exception" else ""
-    cases = service.casework.cases(batch_id, state=state or None, ref=ref.strip() or None, after=max(after, 0),
+    cases = service.ledger.cases.list(batch_id, state=state or None, ref=ref.strip() or None, after=max(after, 0),
                                    limit=PAGE_SIZE + 1)
     more = len(cases) > PAGE_SIZE
     cases = cases[:PAGE_SIZE]
     return render(request, "batch.html", {
         "title": f"Batch {batch_id}", "batch": found, "counts": counts, "total": total,
-        "finished": sum(counts[s] for s in TERMINAL), "open_exceptions": service.casework.open_exceptions(batch_id),
+        "finished": sum(counts[s] for s in TERMINAL), "open_exceptions": service.ledger.reports.open_exceptions(batch_id),
         "cases": cases, "state": state, "ref": ref, "next_after": cases[-1]["id"] if more and cases else None,
-        "after": after, "states": STATES, "rejections": service.casework.rejections(batch_id, limit=10),
+        "after": after, "states": STATES, "rejections": service.ledger.reports.rejections(batch_id, limit=10),
         "flash": "The batch was handed off. Its cases are being worked now." if handed_off else (
             f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
         "back": "/batches"}, session=session)
@@ -77,7 +77,7 @@ def rejections(request: Request, batch_id: str, after: int = 0, session: PageSes
     found = visible_batch(request, session, batch_id)
     if found is None:
         return _not_found(request, session, "batch")
-    rows = service_of(request).casework.rejections(batch_id, after_row=max(after, 0), limit=PAGE_SIZE + 1)
+    rows = service_of(request).ledger.reports.rejections(batch_id, after_row=max(after, 0), limit=PAGE_SIZE + 1)
     return render(request, "rejections.html", {
         "title": f"Rejected rows of batch {batch_id}", "batch": found, "rows": rows[:PAGE_SIZE],
         "next_after": rows[PAGE_SIZE - 1]["row"] if len(rows) > PAGE_SIZE else None,
@@ -89,7 +89,7 @@ def rejections_csv(request: Request, batch_id: str, session: PageSession = Depen
     """Every rejected row as CSV (row, field, reason), streamed a page at a time."""
     if visible_batch(request, session, batch_id) is None:
         return _not_found(request, session, "batch")
-    casework = service_of(request).casework
+    ledger = service_of(request).ledger
 
     def lines():  # type: ignore[no-untyped-def]
         out = io.StringIO()
@@ -97,7 +97,7 @@ def rejections_csv(request: Request, batch_id: str, session: PageSession = Depen
         writer.writerow(["row", "field", "reason"])
         after = 0
         while True:
-            page = casework.rejections(batch_id, after_row=after, limit=1000)
+            page = ledger.reports.rejections(batch_id, after_row=after, limit=1000)
             for r in page:
                 # a leading = + - @ would be a formula in a spreadsheet: quote it as text
                 writer.writerow([r["row"], *(("'" + v) if v[:1] in "=+-@" else v for v in (r["field"], r["reason"]))])
@@ -158,7 +158,7 @@ def _can_resolve(session: PageSession, case: dict[str, Any]) -> bool:
 
 @router.get("/exceptions")
 def exceptions(request: Request, session: PageSession = Depends(signed_in("caseworker"))) -> Response:
-    rows = service_of(request).casework.exceptions(session.user.username)
+    rows = service_of(request).ledger.reports.exceptions(session.user.username)
     return render(request, "exceptions.html", {"title": "Exceptions", "cases": rows}, session=session)
 
 
@@ -214,7 +214,7 @@ async def resolve(request: Request, tx_id: int, resolution: str,
     if kind == "done_by_hand" and not note:
         return _resolve_form(request, session, found, found["payload"],
                              {"note": "Say what you did, so the next person can see how the case was done"}, status=422)
-    changed = await run_in_threadpool(service_of(request).casework.resolve, tx_id, kind, session.user.username, note or None)
+    changed = await run_in_threadpool(service_of(request).ledger.cases.resolve, tx_id, kind, session.user.username, note or None)
     if not changed:
         return _resolve_form(request, session, found, found["payload"],
                              {"form": "Someone else dealt with this case a moment ago"}, status=409)

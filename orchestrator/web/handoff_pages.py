@@ -10,10 +10,10 @@ from starlette.concurrency import run_in_threadpool
 from workflows import LoadedWorkflow
 
 from ..queue import Receipt
-from .render import render
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .receive import receive_batch
+from .render import render
 
 router = APIRouter(include_in_schema=False)
 CASEWORKER = signed_in("caseworker")
@@ -59,7 +59,7 @@ async def hand_off_case(request: Request, workflow: str, session: PageSession = 
     row = row_from_form(definition, await request.form())
     result = await run_in_threadpool(service_of(request).hand_off_case, session.user, loaded, row)
     if isinstance(result, Receipt):
-        tx_id = service_of(request).casework.case_by_ref(definition.name, row[definition.reference_field].strip())
+        tx_id = service_of(request).ledger.cases.by_ref(definition.name, row[definition.reference_field].strip())
         target = f"/cases/{tx_id['id']}?handed_off=1" if tx_id else f"/batches/{result.batch_id}"
         return RedirectResponse(target, status_code=303)
     errors = readable_errors(definition, result)
@@ -77,7 +77,7 @@ def batch_form(request: Request, workflow: str, session: PageSession = Depends(C
     return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {}), session=session)
 
 
-def _batch_context(workflow: str, loaded: object, errors: dict[str, str]) -> dict[str, object]:
+def _batch_context(workflow: str, loaded: LoadedWorkflow, errors: dict[str, str]) -> dict[str, object]:
     definition = loaded.definition
     columns = [{"name": name, "required": spec.required, "type": spec.type} for name, spec in definition.input.items()]
     return {"title": f"Upload a batch: {workflow}", "workflow": workflow, "columns": columns, "errors": errors,

@@ -60,10 +60,13 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
         return Refusal(413, f"the upload is larger than {service.settings.max_upload_mb:,.0f} MiB")
     body = request.stream().__aiter__()
 
+    async def next_chunk() -> bytes:
+        return await body.__anext__()
+
     def chunks() -> Iterator[bytes]:
         while True:
             try:
-                chunk = anyio.from_thread.run(body.__anext__)
+                chunk = anyio.from_thread.run(next_chunk)
             except StopAsyncIteration:
                 return
             if chunk:

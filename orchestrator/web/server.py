@@ -17,7 +17,6 @@ import uvicorn
 from bots import find_chromium
 
 from ..ledger import Ledger
-from ..ledger.casework import Casework
 from ..queue import Publisher, Runtime, Sweeper, declare_queues, embedded_worker, make_celery, set_runtime
 from ..settings import Settings
 from .app import create_app
@@ -41,8 +40,8 @@ def serve(settings: Settings) -> None:
         declare_queues(app)
     publisher = Publisher(app, ledger, settings.ids_per_message)
     runtime = Runtime(settings, ledger)
-    casework, started = Casework(ledger), time.time()
-    heartbeat = (lambda: casework.heartbeat(runtime.owner, "embedded", settings.concurrency, started)) \
+    started = time.time()
+    heartbeat = (lambda: ledger.heartbeats.beat(runtime.owner, "embedded", settings.concurrency, started)) \
         if settings.embedded else None
     sweeper = Sweeper(publisher, settings.sweep_interval_s, heartbeat=heartbeat)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.serve_host else socket.AF_INET, socket.SOCK_STREAM)

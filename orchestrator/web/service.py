@@ -17,7 +17,6 @@ from workflows import LoadedWorkflow, field_errors, load_workflow
 
 from ..accounts import Accounts, User
 from ..ledger import Ledger
-from ..ledger.casework import Casework
 from ..queue import AcceptedCase, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
@@ -30,7 +29,6 @@ class HandoffService:
     def __init__(self, settings: Settings, ledger: Ledger, publisher: Publisher) -> None:
         self.settings, self.ledger, self.publisher = settings, ledger, publisher
         self.accounts = Accounts(ledger.engine)
-        self.casework = Casework(ledger)
         self._broker = None if settings.embedded else BrokerCollector(settings.broker_url)
 
     def broker_depths(self) -> dict[str, float] | None:
@@ -82,7 +80,7 @@ class HandoffService:
             return errors
         checked = check_row(definition, row)
         assert isinstance(checked, AcceptedCase)
-        known = self.casework.case_by_ref(definition.name, checked.case_ref)
+        known = self.ledger.cases.by_ref(definition.name, checked.case_ref)
         if known is not None:
             return {definition.reference_field: f"case {checked.case_ref} was already handed off "
                                                 f"(batch {known['batch_id']}, now {known['state'].replace('_', ' ')})"}
@@ -102,7 +100,7 @@ class HandoffService:
             return errors
         checked = check_row(definition, row)
         assert isinstance(checked, AcceptedCase)
-        if not self.casework.resubmit(case["id"], checked.payload, user.username, attempts=definition.max_attempts,
+        if not self.ledger.cases.resubmit(case["id"], checked.payload, user.username, attempts=definition.max_attempts,
                                       note=note):
             return {"form": "this case is no longer waiting for a person (someone else acted on it)"}
         self.publisher.sweep(case["batch_id"])
@@ -116,12 +114,12 @@ class HandoffService:
 
     def visible_batch(self, user: User, batch_id: str) -> dict[str, Any] | None:
         """The batch, when ``user`` may see it (``None`` also when it does not exist: they look the same)."""
-        batch = self.ledger.batch(batch_id)
+        batch = self.ledger.batches.get(batch_id)
         return batch if batch is not None and self.can_see(user, batch["created_by"]) else None
 
     def visible_case(self, user: User, tx_id: int) -> dict[str, Any] | None:
         """The case with its attempts and actions, when ``user`` may see it."""
-        case = self.casework.case(tx_id)
+        case = self.ledger.cases.get(tx_id)
         return case if case is not None and self.can_see(user, case["created_by"]) else None
 
 

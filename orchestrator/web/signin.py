@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from .render import render
 from .auth import SESSION_COOKIE, SIGN_IN_COOKIE, PageSession, check_csrf, csrf_protected, service_of, sign_in_token, signed_in
+from .render import render
 
 router = APIRouter(include_in_schema=False)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bots.chromium import LAUNCH_ARGS
+from bots import LAUNCH_ARGS
 from demo_portal import PortalProcess
 from tests.conftest import ROOT
 from tests.integration.handoff_rig import HandoffServer, handoff_server, sign_in

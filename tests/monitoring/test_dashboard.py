@@ -9,7 +9,7 @@ import re
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitoring.metrics import REGISTRY
+from monitoring import REGISTRY
 from orchestrator.queue import BrokerCollector, LedgerCollector
 from tests.conftest import ROOT
 

@@ -7,7 +7,7 @@ import io
 import structlog
 
 from monitoring import TRANSACTIONS, configure_logging, register_secret
-from monitoring.metrics import REGISTRY
+from monitoring import REGISTRY
 
 
 def test_a_registered_secret_is_masked_in_every_field_and_credential_fields_are_dropped() -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from orchestrator import Ledger
 from orchestrator.accounts import Accounts
-from orchestrator.errors import UsageError
+from orchestrator import UsageError
 from orchestrator.accounts.schema import api_tokens, users, web_sessions
 
 PASSWORD = "a long enough password"

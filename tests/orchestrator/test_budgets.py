@@ -11,7 +11,7 @@ import pytest
 from orchestrator import Ledger
 from orchestrator import SystemLimit
 from orchestrator.queue import BudgetUnavailable, budget_held
-from orchestrator.ledger.budgets import SystemBudgets
+from orchestrator.ledger import SystemBudgets
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

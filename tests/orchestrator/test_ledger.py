@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+import orchestrator.accounts.schema  # noqa: F401 - the account tables join the ledger's metadata
 from orchestrator import Ledger, Outcome, StaleAttempt
 from orchestrator.ledger import migrate
 from orchestrator.ledger.schema import metadata
 
 
 def add(ledger: Ledger, refs: list[str], batch: str | None = None, **kw: object) -> tuple[str, list[int], dict]:
-    batch = batch or ledger.create_batch("wf", "d1", "cases.csv")
-    ids, existing = ledger.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs], **kw)  # type: ignore[arg-type]
+    batch = batch or ledger.batches.create("wf", "d1", "cases.csv")
+    ids, existing = ledger.batches.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs], **kw)  # type: ignore[arg-type]
     return batch, ids, existing
 
 
@@ -31,87 +32,87 @@ def test_a_second_hand_off_of_a_reference_is_reported_with_its_batch_not_added(l
 
 def test_only_one_worker_can_claim_a_transaction(ledger: Ledger) -> None:
     _, (tx,), _ = add(ledger, ["A"])
-    first = ledger.claim(tx, "w1", lease_s=60)
+    first = ledger.transactions.claim(tx, "w1", lease_s=60)
     assert first is not None and first.attempt == 1 and first.fence == 1
-    assert ledger.claim(tx, "w2", lease_s=60) is None
-    assert ledger.claim_many([tx], "w1", lease_s=60) == []  # the same worker's duplicate message too
+    assert ledger.transactions.claim(tx, "w2", lease_s=60) is None
+    assert ledger.transactions.claim_many([tx], "w1", lease_s=60) == []  # the same worker's duplicate message too
 
 
 def test_claims_and_outcomes_of_a_whole_message_go_in_one_database_transaction_each(ledger: Ledger) -> None:
     _, ids, _ = add(ledger, [f"R{i}" for i in range(50)])
-    claims = ledger.claim_many(ids + ids[:5], "w1", lease_s=60)
+    claims = ledger.transactions.claim_many(ids + ids[:5], "w1", lease_s=60)
     assert [c.id for c in claims] == ids
-    assert ledger.finish_many([Outcome(c, "done", result_ref=f"ref-{c.case_ref}") for c in claims]) == []
-    assert ledger.counts(claims[0].batch_id)["done"] == 50
-    assert ledger.transaction(ids[7])["result_ref"] == "ref-R7"  # type: ignore[index]
+    assert ledger.transactions.finish_many([Outcome(c, "done", result_ref=f"ref-{c.case_ref}") for c in claims]) == []
+    assert ledger.reports.counts(claims[0].batch_id)["done"] == 50
+    assert ledger.transactions.get(ids[7])["result_ref"] == "ref-R7"  # type: ignore[index]
 
 
 def test_a_finished_transaction_is_never_claimed_again(ledger: Ledger) -> None:
     _, (tx,), _ = add(ledger, ["A"])
-    claim = ledger.claim(tx, "w1", lease_s=60)
+    claim = ledger.transactions.claim(tx, "w1", lease_s=60)
     assert claim is not None
-    ledger.finish(claim, "done", result_ref="CHG-1")
-    assert ledger.claim(tx, "w2", lease_s=60) is None
-    row = ledger.transaction(tx)
+    ledger.transactions.finish(claim, "done", result_ref="CHG-1")
+    assert ledger.transactions.claim(tx, "w2", lease_s=60) is None
+    row = ledger.transactions.get(tx)
     assert row and row["state"] == "done" and row["result_ref"] == "CHG-1" and row["attempts"] == 1
 
 
 def test_a_stale_workers_late_write_is_refused_after_its_lease_was_taken_over(ledger: Ledger) -> None:
     _, (tx, other), _ = add(ledger, ["A", "B"])
-    stale = ledger.claim(tx, "w1", lease_s=0.01)
+    stale = ledger.transactions.claim(tx, "w1", lease_s=0.01)
     assert stale is not None
     time.sleep(0.05)  # let the lease run out: the point of the test is the passage of time
-    fresh = ledger.claim(tx, "w2", lease_s=60)
+    fresh = ledger.transactions.claim(tx, "w2", lease_s=60)
     assert fresh is not None and fresh.fence == stale.fence + 1 and fresh.attempt == 2
     with pytest.raises(StaleAttempt):
-        ledger.mark_effect_started(stale)
+        ledger.transactions.mark_effect_started(stale)
     with pytest.raises(StaleAttempt):
-        ledger.finish(stale, "done", result_ref="late")
-    fine = ledger.claim(other, "w1", lease_s=60)
+        ledger.transactions.finish(stale, "done", result_ref="late")
+    fine = ledger.transactions.claim(other, "w1", lease_s=60)
     assert fine is not None
-    assert ledger.finish_many([Outcome(stale, "done"), Outcome(fine, "done")]) == [stale]
-    ledger.finish(fresh, "done", result_ref="CHG-2")
-    assert ledger.transaction(tx)["result_ref"] == "CHG-2"  # type: ignore[index]
-    assert ledger.transaction(other)["state"] == "done"  # type: ignore[index]
+    assert ledger.transactions.finish_many([Outcome(stale, "done"), Outcome(fine, "done")]) == [stale]
+    ledger.transactions.finish(fresh, "done", result_ref="CHG-2")
+    assert ledger.transactions.get(tx)["result_ref"] == "CHG-2"  # type: ignore[index]
+    assert ledger.transactions.get(other)["state"] == "done"  # type: ignore[index]
 
 
 def test_the_outbox_holds_what_is_unconfirmed_due_or_abandoned_highest_priority_first(ledger: Ledger) -> None:
     batch, low, _ = add(ledger, ["A", "B"])
     _, high, _ = add(ledger, ["C"], priority=5)
-    assert ledger.to_publish() == high + low
-    ledger.mark_published(low + high)
-    assert ledger.to_publish(batch) == []
-    claim = ledger.claim(low[0], "w1", lease_s=0.01)
+    assert ledger.outbox.due() == high + low
+    ledger.outbox.mark_published(low + high)
+    assert ledger.outbox.due(batch) == []
+    claim = ledger.transactions.claim(low[0], "w1", lease_s=0.01)
     assert claim is not None
     time.sleep(0.05)  # the lease runs out
-    assert ledger.to_publish(batch) == [low[0]]
+    assert ledger.outbox.due(batch) == [low[0]]
 
 
 def test_a_retry_waits_in_the_ledger_until_its_time(ledger: Ledger) -> None:
     batch, (tx,), _ = add(ledger, ["A"])
-    ledger.mark_published([tx])
-    claim = ledger.claim(tx, "w1", lease_s=60)
+    ledger.outbox.mark_published([tx])
+    claim = ledger.transactions.claim(tx, "w1", lease_s=60)
     assert claim is not None
-    ledger.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow",
+    ledger.transactions.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow",
                   next_attempt_at=time.time() + 60)
-    assert ledger.to_publish(batch) == [] and ledger.claim(tx, "w1", lease_s=60) is None
-    again = ledger.claim_many([tx], "w1", lease_s=60)
+    assert ledger.outbox.due(batch) == [] and ledger.transactions.claim(tx, "w1", lease_s=60) is None
+    again = ledger.transactions.claim_many([tx], "w1", lease_s=60)
     assert again == []
-    claim_row = ledger.transaction(tx)
+    claim_row = ledger.transactions.get(tx)
     assert claim_row and claim_row["state"] == "retry_scheduled" and claim_row["published"] == 0
 
 
 def test_every_state_change_is_recorded_with_its_time_and_attempt(ledger: Ledger) -> None:
     _, (tx,), _ = add(ledger, ["A"])
-    claim = ledger.claim(tx, "w1", lease_s=60)
+    claim = ledger.transactions.claim(tx, "w1", lease_s=60)
     assert claim is not None
-    ledger.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow", next_attempt_at=time.time())
-    claim2 = ledger.claim(tx, "w1", lease_s=60)
+    ledger.transactions.finish(claim, "retry_scheduled", error_class="StepTimeout", error_message="slow", next_attempt_at=time.time())
+    claim2 = ledger.transactions.claim(tx, "w1", lease_s=60)
     assert claim2 is not None
-    ledger.finish(claim2, "done", result_ref="R")
-    history = json.loads(ledger.transaction(tx)["history"])  # type: ignore[index]
+    ledger.transactions.finish(claim2, "done", result_ref="R")
+    history = json.loads(ledger.transactions.get(tx)["history"])  # type: ignore[index]
     assert [(h["outcome"], h["attempt"]) for h in history] == [("retry_scheduled", 1), ("done", 2)]
-    changes = ledger.state_changes(tx)
+    changes = ledger.transactions.state_changes(tx)
     assert [(state, attempt) for state, _, attempt in changes] == [
         ("queued", 0), ("in_progress", 1), ("retry_scheduled", 1), ("in_progress", 2), ("done", 2)]
     assert [at for _, at, _ in changes] == sorted(at for _, at, _ in changes)
@@ -119,25 +120,26 @@ def test_every_state_change_is_recorded_with_its_time_and_attempt(ledger: Ledger
 
 def test_an_operator_pauses_resumes_cancels_and_requeues_a_batch(ledger: Ledger) -> None:
     batch, ids, _ = add(ledger, ["A", "B", "C", "D"])
-    ledger.mark_published(ids)
-    running = ledger.claim(ids[0], "w1", lease_s=60)
+    ledger.outbox.mark_published(ids)
+    running = ledger.transactions.claim(ids[0], "w1", lease_s=60)
     assert running is not None
-    assert ledger.pause_batch(batch) == 3
-    assert ledger.claim(ids[1], "w1", lease_s=60) is None  # held: a message for it is skipped
-    ledger.finish(running, "failed", error_class="AttemptsExhausted")  # a running one finishes normally
-    assert ledger.batch(batch)["state"] == "paused"  # type: ignore[index]
-    assert ledger.resume_batch(batch) == 3 and sorted(ledger.to_publish(batch)) == ids[1:]
-    assert ledger.cancel_batch(batch) == 3
-    assert ledger.counts(batch)["cancelled"] == 3 and ledger.to_publish(batch) == []
-    assert ledger.requeue(batch, ("failed",), extra_attempts=2) == 1
-    row = ledger.transaction(ids[0])
+    assert ledger.batches.pause(batch) == 3
+    assert ledger.transactions.claim(ids[1], "w1", lease_s=60) is None  # held: a message for it is skipped
+    ledger.transactions.finish(running, "failed", error_class="AttemptsExhausted")  # a running one finishes normally
+    assert ledger.batches.get(batch)["state"] == "paused"  # type: ignore[index]
+    assert ledger.batches.resume(batch) == 3 and sorted(ledger.outbox.due(batch)) == ids[1:]
+    assert ledger.batches.cancel(batch) == 3
+    assert ledger.reports.counts(batch)["cancelled"] == 3 and ledger.outbox.due(batch) == []
+    assert ledger.batches.requeue(batch, ("failed",), extra_attempts=2) == 1
+    row = ledger.transactions.get(ids[0])
     assert row and row["state"] == "queued" and row["max_attempts"] == row["attempts"] + 2
-    assert ledger.to_publish(batch) == [ids[0]]
+    assert ledger.outbox.due(batch) == [ids[0]]
 
 
 def test_opening_migrates_to_the_newest_revision_and_the_tables_match_the_models(ledger: Ledger) -> None:
     assert migrate.current(ledger.engine) == migrate.head()
     found = inspect(ledger.engine)
+    assert {"users", "api_tokens", "web_sessions", "transactions"} <= {table.name for table in metadata.sorted_tables}
     for table in metadata.sorted_tables:
         assert {c["name"] for c in found.get_columns(table.name)} == set(table.columns.keys()), table.name
 
@@ -150,7 +152,7 @@ def test_a_ledger_from_before_migrations_is_stamped_and_upgraded_keeping_its_row
     ledger = Ledger(f"sqlite:///{path}")
     try:
         assert migrate.current(ledger.engine) == migrate.head()
-        row = ledger.transaction(1)
+        row = ledger.transactions.get(1)
         assert row and row["case_ref"] == "CASE-000001" and row["priority"] == 0 and row["version"] == 1
     finally:
         ledger.close()
@@ -172,7 +174,7 @@ def test_several_processes_opening_one_new_ledger_at_once_all_find_it_migrated(
 
 
 def test_a_rate_budget_gives_a_seconds_burst_then_one_token_per_interval(ledger: Ledger) -> None:
-    from orchestrator.ledger.budgets import SystemBudgets
+    from orchestrator.ledger import SystemBudgets
 
     budgets = SystemBudgets(ledger.engine)
     waits = [budgets.take_token("portal", per_minute=120) for _ in range(3)]  # 2 a second, a burst of 2
@@ -180,7 +182,7 @@ def test_a_rate_budget_gives_a_seconds_burst_then_one_token_per_interval(ledger:
 
 
 def test_session_slots_are_shared_and_a_dead_holders_slot_frees_itself(ledger: Ledger) -> None:
-    from orchestrator.ledger.budgets import SystemBudgets
+    from orchestrator.ledger import SystemBudgets
 
     budgets = SystemBudgets(ledger.engine)
     assert budgets.take_session("portal", 2, "w1", lease_s=60) == 0

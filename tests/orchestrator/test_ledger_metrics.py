@@ -43,11 +43,11 @@ def url(tmp_path: Path) -> str:
 
 def test_the_gauges_equal_the_ledger_and_survive_a_restart(url: str) -> None:
     ledger = Ledger(url)
-    batch = ledger.create_batch("wf", "d1", "cases.csv")
+    batch = ledger.batches.create("wf", "d1", "cases.csv")
     handed_off = time.time()
-    ids, _ = ledger.add_cases(batch, "wf", 1, "d1", 3, [(f"R{i}", {}) for i in range(12)])
-    claims = ledger.claim_many(ids[:9], "w1", lease_s=60)
-    ledger.finish_many([Outcome(c, "done") for c in claims[:7]] + [Outcome(c, "business_exception") for c in claims[7:]])
+    ids, _ = ledger.batches.add_cases(batch, "wf", 1, "d1", 3, [(f"R{i}", {}) for i in range(12)])
+    claims = ledger.transactions.claim_many(ids[:9], "w1", lease_s=60)
+    ledger.transactions.finish_many([Outcome(c, "done") for c in claims[:7]] + [Outcome(c, "business_exception") for c in claims[7:]])
 
     with serve(ledger, target=100) as metrics_url:
         metrics = scrape(metrics_url)

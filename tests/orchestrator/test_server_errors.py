@@ -9,7 +9,7 @@ from typing import Any
 from bots import StepTimeout, TargetServerError
 from orchestrator.queue.execution import SERVER_BUSY, _retry_or_fail
 from orchestrator.ledger import Claim
-from orchestrator.settings import Settings
+from orchestrator import Settings
 
 
 def _claim(attempt: int = 1, max_attempts: int = 3, graced: int = 0) -> Claim:

@@ -15,10 +15,10 @@ from orchestrator.queue import progress_report
 
 
 def finish(ledger: Ledger, refs: list[str], state: str) -> str:
-    batch = ledger.create_batch("wf", "d1", "cases.csv")
-    ids, _ = ledger.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs])
-    claims = ledger.claim_many(ids, "w1", lease_s=60)
-    assert ledger.finish_many([Outcome(c, state) for c in claims]) == []
+    batch = ledger.batches.create("wf", "d1", "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs])
+    claims = ledger.transactions.claim_many(ids, "w1", lease_s=60)
+    assert ledger.transactions.finish_many([Outcome(c, state) for c in claims]) == []
     return batch
 
 
@@ -26,17 +26,17 @@ def test_progress_counts_the_whole_ledger_and_the_done_ones_in_the_recent_window
     started = time.time()
     done_batch = finish(ledger, [f"D{i}" for i in range(30)], "done")
     finish(ledger, ["X1", "X2"], "business_exception")
-    queued = ledger.create_batch("wf", "d1", "more.csv")
-    ledger.add_cases(queued, "wf", 1, "d1", 3, [("Q1", {}), ("Q2", {})])
+    queued = ledger.batches.create("wf", "d1", "more.csv")
+    ledger.batches.add_cases(queued, "wf", 1, "d1", 3, [("Q1", {}), ("Q2", {})])
 
-    progress = ledger.progress(600)
+    progress = ledger.reports.progress(600)
     assert progress["counts"]["done"] == 30 and progress["counts"]["business_exception"] == 2
     assert progress["counts"]["queued"] == 2
     assert progress["done_recent"] == 30
     assert progress["window_elapsed_s"] == 60  # a young ledger: its own age, not 600 s, but at least a minute
     assert time.time() - started < 60
 
-    later = ledger.progress(600, now=time.time() + 3600)  # an hour on, nothing recent
+    later = ledger.reports.progress(600, now=time.time() + 3600)  # an hour on, nothing recent
     assert later["done_recent"] == 0 and later["counts"]["done"] == 30
 
     report = progress_report(ledger, target=1000, window_s=600, limit=10)
@@ -52,7 +52,7 @@ def test_the_rate_window_ignores_older_events(ledger: Ledger) -> None:
     with ledger.engine.begin() as conn:  # age those 20: they finished two hours ago
         conn.exec_driver_sql("UPDATE transaction_events SET at = at - 7200")
     finish(ledger, [f"NEW{i}" for i in range(5)], "done")
-    progress = ledger.progress(600)
+    progress = ledger.reports.progress(600)
     assert progress["counts"]["done"] == 25 and progress["done_recent"] == 5
     assert progress["window_elapsed_s"] == pytest.approx(600, abs=2)
     assert cut - 7200 < time.time() - 600  # the old ones really lie outside the window

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import FormData
 
-from orchestrator.queue.intake import MAX_LINE_CHARS, AcceptedCase, Rejection, read_case_stream
+from orchestrator.queue import AcceptedCase, Rejection, read_case_stream
+from orchestrator.queue.intake import MAX_LINE_CHARS
 from orchestrator.web.forms import form_fields, label_of, readable_errors, row_from_form
 from orchestrator.web.upload import MAX_FIELD_BYTES, MultipartFile, UploadError, UploadTooLarge, boundary_of, safe_name
 from tests.conftest import EXAMPLE

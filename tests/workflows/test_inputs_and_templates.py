@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import EXAMPLE
 from workflows import CaseDataError, EnvMissingError, EnvValues, InputField, TemplateRenderError, check_case, evaluate, load_workflow, render
-from workflows.secrets import SecretMissingError, SecretValues
+from workflows import SecretMissingError, SecretValues
 
 FIELDS = load_workflow(EXAMPLE).definition.input
 GOOD = {"case_ref": "CASE-000001", "address_line1": "1 High Street", "city": "Leeds", "postcode": "LS1 4AB",

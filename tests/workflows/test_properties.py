@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workflows import CaseDataError, TemplateRenderError, WorkflowError, check_case, evaluate, parse_workflow, render
-from workflows.steps import ensure_models
+from workflows import ensure_models
 
 DATA = Path(__file__).parent / "data"
 BASE = (DATA / "base.yaml").read_text()

@@ -6,12 +6,15 @@ steps are known.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from ..templating import Expression, Template
 from .base import TARGET_PATTERN, ConditionArgs, StepArgs
+
+if TYPE_CHECKING:  # at run time ``Step`` is the union that registry.ensure_models builds
+    from .base import StepBase as Step
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 

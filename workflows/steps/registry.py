@@ -146,12 +146,13 @@ def ensure_models() -> None:
         CUSTOM_STEPS.update(_discover())
         args = {**BUILTIN_ARGS, **{verb: step.args for verb, step in CUSTOM_STEPS.items()}}
         STEP_MODELS.update({verb: _step_model(verb, model) for verb, model in args.items()})
-        step = Annotated[
-            Union[tuple(Annotated[model, Tag(verb)] for verb, model in STEP_MODELS.items())],  # type: ignore[misc]
+        step: Any = Annotated[  # a union of models known only now: built at run time, beyond a type checker
+            Union[tuple(Annotated[model, Tag(verb)] for verb, model in STEP_MODELS.items())],  
             Discriminator(_verb_of, custom_error_type="unknown_step", custom_error_message="unknown step"),
         ]
         _step_namespace["Step"] = step
-        for model in (flow.If, flow.ForEach, flow.Retry, *STEP_MODELS.values(), *_dependents):
+        completed: list[type[BaseModel]] = [flow.If, flow.ForEach, flow.Retry, *STEP_MODELS.values(), *_dependents]
+        for model in completed:
             model.model_rebuild(force=True, _types_namespace=_step_namespace)
         _ready = True
 

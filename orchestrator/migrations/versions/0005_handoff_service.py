@@ -88,9 +88,9 @@ def downgrade() -> None:
     for table in ("workers", "case_actions", "batch_rejections", "published_workflows", "web_sessions", "api_tokens",
                   "users"):
         op.drop_table(table)
-    with op.batch_alter_table("transactions") as table:
-        table.drop_column("resolution")
+    with op.batch_alter_table("transactions") as transactions:
+        transactions.drop_column("resolution")
     op.drop_index("ix_batches_created_by", "batches")
-    with op.batch_alter_table("batches") as table:
+    with op.batch_alter_table("batches") as batches:
         for column in ("rows_rejected", "intake", "created_by"):
-            table.drop_column(column)
+            batches.drop_column(column)

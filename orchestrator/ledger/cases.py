@@ -1,0 +1,102 @@
+"""Cases as people see them: a batch's cases by state and reference, one case with its attempts, evidence
+and the people's actions, and those actions on an exception (resubmit with corrected data, done by hand,
+closed), each recorded with who and when.
+
+Every change is one conditional statement: a resubmit or resolution applies only to a case that is still
+an open exception, so two people acting at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from .reports import CASE_COLUMNS
+from .schema import RESOLUTIONS, batches, case_actions, events, transactions
+from .transactions import Transactions
+
+
+class Cases:
+    """Finding cases, and the people's actions on exceptions."""
+
+    def __init__(self, engine: Engine, transactions: Transactions) -> None:
+        self.engine = engine
+        self.transactions = transactions
+
+    def list(self, batch_id: str, *, state: str | None = None, ref: str | None = None, after: int = 0,
+              limit: int = 50) -> builtins.list[dict[str, Any]]:
+        """A batch's cases in hand-off order, filtered by state and by a reference prefix, ``limit`` after id ``after``."""
+        t = transactions.c
+        query = select(*CASE_COLUMNS).where(t.batch_id == batch_id, t.id > after)
+        if state == "open_exception":
+            query = query.where(t.state == "business_exception", t.resolution.is_(None))
+        elif state:
+            query = query.where(t.state == state)
+        if ref:
+            query = query.where(t.case_ref.startswith(ref, autoescape=True))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(t.id).limit(limit))]
+
+    def by_ref(self, workflow: str, case_ref: str) -> dict[str, Any] | None:
+        """The case a workflow already has under this reference, or ``None``."""
+        t = transactions.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.id, t.state, t.batch_id).where(t.workflow == workflow, t.case_ref == case_ref)).first()
+        return dict(row._mapping) if row else None
+
+    def get(self, tx_id: int) -> dict[str, Any] | None:
+        """One case with its batch's owner, its state changes and the people's actions on it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(transactions, batches.c.created_by)
+                               .join(batches, batches.c.id == transactions.c.batch_id)
+                               .where(transactions.c.id == tx_id)).first()
+            if row is None:
+                return None
+            case = dict(row._mapping)
+            case["payload"] = json.loads(case["payload"])
+            case["history"] = json.loads(case["history"])
+            case["evidence"] = json.loads(case["evidence"]) if case["evidence"] else []
+            case["actions"] = [dict(a._mapping) for a in conn.execute(
+                select(case_actions).where(case_actions.c.transaction_id == tx_id).order_by(case_actions.c.id))]
+        case["changes"] = self.transactions.state_changes(tx_id)
+        return case
+
+    def resubmit(self, tx_id: int, payload: dict[str, Any], by: str, *, attempts: int, note: str | None = None) -> bool:
+        """Send an open exception back to the bots with corrected data and ``attempts`` more attempts.
+
+        The earlier submit is forgotten (the person decided the case must be submitted again), so the
+        bot does not stop at its uncertainty a second time. Returns whether the case was still open.
+        """
+        t = transactions.c
+        now = time.time()
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(transactions).where(
+                t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
+                state="queued", payload=json.dumps(payload, separators=(",", ":")), published=0, effect_attempt=None,
+                max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
+            if changed:
+                conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action="resubmitted",
+                                                         note=note))
+                conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="queued", attempt=0,
+                                                   detail=f"resubmitted by {by}"))
+        return changed
+
+    def resolve(self, tx_id: int, resolution: str, by: str, note: str | None) -> bool:
+        """Mark an open exception done by hand or closed, with the person's note; whether it was still open."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"unknown resolution {resolution}")
+        t = transactions.c
+        now = time.time()
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(transactions).where(
+                t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
+                resolution=resolution, updated_at=now)).rowcount == 1
+            if changed:
+                conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action=resolution,
+                                                         note=note))
+        return changed

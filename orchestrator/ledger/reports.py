@@ -1,0 +1,122 @@
+"""Figures read back from the ledger: counts by state, progress toward the target, the oldest waiting
+transaction, throughput over time, refused rows and the exceptions waiting for a person.
+
+Every query stays on an index however many millions of rows the ledger holds: counts on the batch/state
+index, recent windows by a binary search on event ids (:func:`~.queries.first_event_since`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from .queries import batch_counts, first_event_since, ledger_counts
+from .schema import batch_rejections, batches, events, transactions
+
+CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
+                transactions.c.result_ref, transactions.c.error_class, transactions.c.error_message,
+                transactions.c.resolution, transactions.c.updated_at, transactions.c.batch_id, transactions.c.workflow)
+"""What a list of cases shows of each."""
+
+
+def open_exceptions(conn: Connection, batch_id: str) -> int:
+    """How many of a batch's cases wait for a person (handed back, not yet dealt with)."""
+    t = transactions.c
+    return conn.execute(select(func.count()).where(t.batch_id == batch_id, t.state == "business_exception",
+                                                   t.resolution.is_(None))).scalar_one()
+
+
+class Reports:
+    """Read-only figures of one ledger."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def counts(self, batch_id: str) -> dict[str, int]:
+        """Transactions of a batch by state (every state present, zeros included)."""
+        with self.engine.connect() as conn:
+            return batch_counts(conn, batch_id)
+
+    def progress(self, window_s: float = 600.0, now: float | None = None) -> dict[str, Any]:
+        """The whole ledger's counts by state, and how many transactions reached ``done`` in the last
+        ``window_s`` seconds (``done_recent`` over ``window_elapsed_s``: the recent rate). The elapsed time is
+        the window, or the ledger's age when it is younger, but never under a minute.
+
+        The counts scan the batch/state index once. The recent window is found by a binary search on the
+        event ids (they grow with time), so the cost follows the window's events, not the ledger's size.
+        """
+        now = time.time() if now is None else now
+        since = now - window_s
+        with self.engine.connect() as conn:
+            counts = ledger_counts(conn)
+            first = conn.execute(select(func.min(events.c.id))).scalar()
+            done_recent, elapsed = 0, 0.0
+            if first is not None:
+                low = first_event_since(conn, since)
+                done_recent = conn.execute(select(func.count()).where(events.c.id >= low, events.c.state == "done")).scalar_one()
+                ledger_start = conn.execute(select(events.c.at).where(events.c.id == first)).scalar_one()
+                # at least a minute: a young ledger's first seconds would project a wild rate
+                elapsed = max(now - max(since, ledger_start), min(window_s, 60.0))
+        return {"counts": counts, "done_recent": done_recent, "window_elapsed_s": elapsed}
+
+    def oldest_waiting(self) -> float | None:
+        """When the oldest transaction still waiting for a bot (queued or retry scheduled) was handed off.
+
+        Ids grow with hand-off time, so it is the smallest waiting id: one lookup per batch and state on
+        the batch/state index (its entries are kept in id order), never a scan of the ledger.
+        """
+        with self.engine.connect() as conn:
+            firsts = []
+            for batch_id in conn.execute(select(batches.c.id)).scalars():
+                for state in ("queued", "retry_scheduled"):
+                    first = conn.execute(select(func.min(transactions.c.id)).where(
+                        transactions.c.batch_id == batch_id, transactions.c.state == state)).scalar()
+                    if first is not None:
+                        firsts.append(first)
+            if not firsts:
+                return None
+            return conn.execute(select(transactions.c.created_at).where(transactions.c.id == min(firsts))).scalar()
+
+    def throughput(self, window_s: float = 3600.0, bucket_s: float = 60.0, now: float | None = None
+                   ) -> list[tuple[float, int]]:
+        """Transactions done per ``bucket_s`` over the last ``window_s``: ``(bucket start, count)``, oldest first."""
+        now = time.time() if now is None else now
+        start = (now - window_s) // bucket_s * bucket_s
+        bucket = func.floor((events.c.at - start) / bucket_s)
+        with self.engine.connect() as conn:
+            low = first_event_since(conn, start)
+            found: dict[float, int] = dict(conn.execute(select(bucket, func.count()).where(
+                events.c.id >= low, events.c.state == "done").group_by(bucket)).all())
+        count = int((now - start) // bucket_s) + 1
+        return [(start + i * bucket_s, int(found.get(i, found.get(float(i)) or 0))) for i in range(count)]
+
+    def waiting(self) -> dict[str, int]:
+        """The whole ledger by state (the queue depth is its waiting states)."""
+        with self.engine.connect() as conn:
+            return ledger_counts(conn)
+
+    def rejections(self, batch_id: str, *, after_row: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Refused rows in file order, ``limit`` at a time after row number ``after_row`` (on the batch/row index)."""
+        r = batch_rejections.c
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(
+                select(r.row, r.field, r.reason).where(r.batch_id == batch_id, r.row > after_row)
+                .order_by(r.row, r.id).limit(limit))]
+
+    def open_exceptions(self, batch_id: str) -> int:
+        """How many of a batch's cases wait for a person (handed back, not yet dealt with)."""
+        with self.engine.connect() as conn:
+            return open_exceptions(conn, batch_id)
+
+    def exceptions(self, created_by: str | None, *, limit: int = 200) -> list[dict[str, Any]]:
+        """Open exceptions (handed back, not yet resolved), of one user's batches or of all, oldest first."""
+        t = transactions.c
+        query = (select(*CASE_COLUMNS, batches.c.created_by).join(batches, batches.c.id == t.batch_id)
+                 .where(t.state == "business_exception", t.resolution.is_(None)))
+        if created_by is not None:
+            query = query.where(batches.c.created_by == created_by)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(t.updated_at).limit(limit))]

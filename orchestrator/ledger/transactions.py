@@ -1,0 +1,189 @@
+"""Transactions as workers see them: a worker *claims* a row before working on it, the claim increments a
+fencing token and sets a lease, and every later write names the token, so a stale worker's late write is
+refused (:class:`~orchestrator.errors.StaleAttempt`). Before a submitting step the attempt records that it
+may change the target system (``effect_started``), so a retry after an uncertain submit is handed to a
+person instead of submitting twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import StaleAttempt
+from .queries import placeholder
+from .schema import STATES, events, transactions
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one transaction for one attempt; ``fence`` guards every write it makes."""
+
+    id: int
+    workflow: str
+    digest: str
+    batch_id: str
+    case_ref: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    fence: int
+    effect_attempt: int | None
+    history: list[dict[str, Any]]
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, for :meth:`Transactions.finish_many`."""
+
+    claim: Claim
+    state: str
+    result_ref: str | None = None
+    output: dict[str, Any] | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    evidence: list[str] | None = None
+    next_attempt_at: float | None = None
+    give_back_attempt: bool = False
+    """The attempt did not reach the target system (its budget was spent): it does not count."""
+
+
+class Transactions:
+    """Claiming, fencing and finishing attempts; reading one transaction back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim_many(self, ids: Sequence[int], owner: str, lease_s: float) -> list[Claim]:
+        """Take the claimable ones of ``ids`` for one attempt each, in one database transaction.
+
+        A transaction is claimable when it waits (``queued``, or ``retry_scheduled`` whose time has come)
+        or when the lease of the attempt holding it ran out. Finished, paused and held ones are skipped.
+        """
+        ids = list(dict.fromkeys(ids))  # a message may repeat an id
+        if not ids:
+            return []
+        now = time.time()
+        with self.engine.begin() as conn:
+            m = placeholder(conn)
+            # One statement takes the rows and returns them (SQLite ≥ 3.35 and PostgreSQL): the hot path
+            # of the queue core, written for the driver directly.
+            rows = conn.exec_driver_sql(
+                f"UPDATE transactions SET state = 'in_progress', attempts = attempts + 1, fence = fence + 1, "
+                f"lease_owner = {m}, lease_until = {m}, updated_at = {m} "
+                f"WHERE id IN ({', '.join([m] * len(ids))}) AND (state = 'queued' "
+                f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m})) "
+                f"OR (state = 'in_progress' AND lease_until < {m})) "
+                "RETURNING id, workflow, digest, batch_id, case_ref, payload, attempts, max_attempts, fence, "
+                "effect_attempt, history",
+                (owner, now + lease_s, now, *ids, now, now)).fetchall()
+            if rows:
+                conn.exec_driver_sql(
+                    f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
+                    f"VALUES ({m}, {m}, 'in_progress', {m}, {m})", [(r[0], now, r[6], owner) for r in rows])
+        order = {tx_id: index for index, tx_id in enumerate(ids)}
+        return [Claim(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], json.loads(r[10]), now)
+                for r in sorted(rows, key=lambda r: order[r[0]])]
+
+    def claim(self, tx_id: int, owner: str, lease_s: float) -> Claim | None:
+        """Take one transaction (see :meth:`claim_many`), or ``None``."""
+        claims = self.claim_many([tx_id], owner, lease_s)
+        return claims[0] if claims else None
+
+    def mark_effect_started(self, claim: Claim) -> None:
+        """Record, before a submitting step, that this attempt may change the target system.
+
+        Raises:
+            StaleAttempt: the lease ran out or another attempt holds the case: do not submit.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(transactions)
+                .where(transactions.c.id == claim.id, transactions.c.fence == claim.fence,
+                       transactions.c.lease_until > now)
+                .values(effect_attempt=claim.attempt, updated_at=now))
+            if result.rowcount != 1:
+                raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}) is no longer held by attempt {claim.attempt}")
+            conn.execute(insert(events).values(transaction_id=claim.id, at=now, state="effect_started",
+                                               attempt=claim.attempt))
+
+    def finish(self, claim: Claim, state: str, **fields: Any) -> None:
+        """Record how one attempt ended (fenced).
+
+        Raises:
+            StaleAttempt: another attempt took the case over; this write was refused.
+        """
+        stale = self.finish_many([Outcome(claim, state, **fields)])
+        if stale:
+            raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}): the write of attempt {claim.attempt} "
+                               "was refused because another attempt took the case over")
+
+    def finish_many(self, outcomes: Sequence[Outcome]) -> list[Claim]:
+        """Record how several attempts ended, in one database transaction; return the stale ones
+        (another attempt took them over, so their writes were refused)."""
+        if not outcomes:
+            return []
+        now = time.time()
+        rows = []
+        for o in outcomes:
+            if o.state not in STATES:
+                raise ValueError(f"unknown state {o.state}")
+            history = o.claim.history + [{
+                "attempt": o.claim.attempt, "started_at": o.claim.started_at, "ended_at": now, "outcome": o.state,
+                "error_class": o.error_class, "error": o.error_message, "evidence": o.evidence or [],
+            }]
+            rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.next_attempt_at,
+                         o.result_ref, json.dumps(o.output) if o.output is not None else None,
+                         json.dumps(o.evidence) if o.evidence else None, 0 if o.state == "retry_scheduled" else 1,
+                         1 if o.give_back_attempt else 0, o.claim.id, o.claim.fence))
+        with self.engine.begin() as conn:
+            m = placeholder(conn)
+            stale = self._stale(conn, outcomes) if len(outcomes) > 1 else []
+            fresh = [row for row, o in zip(rows, outcomes) if o.claim not in stale]
+            if fresh:
+                updated = conn.exec_driver_sql(
+                    f"UPDATE transactions SET state = {m}, updated_at = {m}, history = {m}, lease_until = NULL, "
+                    f"error_class = {m}, error_message = {m}, next_attempt_at = {m}, "
+                    f"result_ref = COALESCE({m}, result_ref), output = COALESCE({m}, output), "
+                    f"evidence = COALESCE({m}, evidence), published = {m}, max_attempts = max_attempts + {m} "
+                    f"WHERE id = {m} AND fence = {m} AND state = 'in_progress'", fresh).rowcount
+                if len(outcomes) == 1 and updated != 1:
+                    return [outcomes[0].claim]
+                conn.exec_driver_sql(
+                    f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
+                    f"VALUES ({m}, {m}, {m}, {m}, {m})",
+                    [(o.claim.id, now, o.state, o.claim.attempt, o.error_class) for o in outcomes if o.claim not in stale])
+        return stale
+
+    @staticmethod
+    def _stale(conn: Connection, outcomes: Sequence[Outcome]) -> list[Claim]:
+        """The attempts that no longer hold their transaction (read under the same database transaction)."""
+        m = placeholder(conn)
+        ids = [o.claim.id for o in outcomes]
+        current = {r[0]: (r[1], r[2]) for r in conn.exec_driver_sql(
+            f"SELECT id, fence, state FROM transactions WHERE id IN ({', '.join([m] * len(ids))})", tuple(ids))}
+        return [o.claim for o in outcomes if current.get(o.claim.id) != (o.claim.fence, "in_progress")]
+
+    def get(self, tx_id: int) -> dict[str, Any] | None:
+        """The transaction's row as it is now, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(transactions).where(transactions.c.id == tx_id)).first()
+        return dict(row._mapping) if row else None
+
+    def state_changes(self, tx_id: int) -> list[tuple[str, float, int]]:
+        """Every state change of a transaction: ``(state, time, attempt)`` in order, from ``queued`` (the
+        row's creation time) on."""
+        with self.engine.connect() as conn:
+            created = conn.execute(select(transactions.c.created_at).where(transactions.c.id == tx_id)).scalar()
+            if created is None:
+                return []
+            return [("queued", created, 0)] + [(r.state, r.at, r.attempt) for r in conn.execute(
+                select(events).where(events.c.transaction_id == tx_id).order_by(events.c.id))]
