@@ -24,7 +24,7 @@ import click
 
 from ..errors import EXIT_UNFINISHED, UsageError
 
-SUITE = Path(__file__).resolve().parent.parent / "tests" / "faults"
+SUITE = Path(__file__).resolve().parent.parent.parent / "tests" / "faults"
 COLUMNS = ("fault", "transactions", "lost", "duplicated", "recovered", "unexpected", "time_to_recover_s")
 
 

@@ -10,6 +10,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitoring import REGISTRY
+from orchestrator.ledger import BATCH_STATES, STATES
 from orchestrator.queue import BrokerCollector, LedgerCollector
 from tests.conftest import ROOT
 
@@ -18,14 +19,19 @@ RULES = ROOT / "monitoring" / "prometheus" / "alerts.yml"
 NAME = re.compile(r"\b(autoclerk_[a-z_]+)")
 
 
-class _Ledger:
+class _Reports:
     def progress(self, window_s: float, now: float) -> dict:
-        return {"counts": {s: 0 for s in ("queued", "in_progress", "retry_scheduled", "paused", "done",
-                                          "business_exception", "failed", "cancelled")},
-                "done_recent": 0, "window_elapsed_s": 60.0}
+        return {"counts": {s: 0 for s in STATES}, "done_recent": 0, "window_elapsed_s": 60.0}
 
     def oldest_waiting(self) -> None:
         return None
+
+    def batch_states(self) -> dict:
+        return {s: 0 for s in BATCH_STATES}
+
+
+class _Ledger:
+    reports = _Reports()
 
 
 def exported() -> set[str]:
