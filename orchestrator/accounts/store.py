@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -29,7 +30,14 @@ from .schema import ROLES, api_tokens, users, web_sessions
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 SESSION_HOURS = 8.0
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user is unknown, so the time taken does not tell. Made on first
+    use, not on import: an argon2 hash takes 64 MiB and tens of milliseconds, which every command and
+    worker that imports this module would pay."""
+    return _hasher.hash("a password nobody has")
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,7 @@ class Accounts:
             row = conn.execute(select(users).where(users.c.username == username)).first()
         stored = row.password_hash if row is not None and row.active and row.password_hash else None
         try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
+            _hasher.verify(stored or _dummy_hash(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         if stored is None or row is None:
