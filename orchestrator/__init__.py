@@ -12,7 +12,7 @@ The only package that imports Celery, pika or the database. Its rooms, and what 
 ``settings`` and ``errors`` are shared by all of them. ``docs/architecture.md`` draws the whole.
 """
 
-from .errors import BrokerError, LedgerError, OrchestratorError, StaleAttempt, UsageError
+from .errors import BrokerError, ConfigurationError, LedgerError, OrchestratorError, StaleAttempt, UsageError
 from .ledger import ACTIVE, STATES, TERMINAL, WAITING, Claim, Ledger, Outcome
 from .queue import (AcceptedCase, Publisher, Receipt, Rejection, Runtime, Summary, Sweeper, execute_many, hand_off,
                     read_cases, wait_for_batch)
@@ -51,4 +51,5 @@ __all__ = [
     "StaleAttempt",
     "BrokerError",
     "UsageError",
+    "ConfigurationError",
 ]

@@ -8,6 +8,8 @@
     ├── BudgetUnavailable    a target system's budget stayed spent (queue.budgets): try the case later,
     │                        without spending an attempt
     ├── UsageError           a wrong flag, path or file on the command line: one line to the user
+    │   └── ConfigurationError  a secret, env value or system URL a workflow needs is missing (queue.preflight):
+    │                        refused before any case is queued
     ├── SignInRequired       a page was asked for without a live session (web.auth): the sign-in page
     ├── Refused              a page was refused, no role or no CSRF token (web.auth): 403
     └── UploadError          an upload is not usable multipart (web.upload): 400 with the reason
@@ -24,6 +26,8 @@ The command line maps them to exit codes, each failure one line on standard erro
     2     a usage or input error: a wrong flag, a malformed workflow, an unreadable cases file
     3     a service is unavailable: the broker, the ledger or the browser
     4     an unexpected internal error (``AUTOCLERK_DEBUG=1`` shows its traceback)
+    5     a run ended with every case accounted for, but at least one failed (business exceptions,
+          handed back to a person, are not failures)
     130   interrupted
     ====  =======================================================================================
 """
@@ -51,5 +55,11 @@ class UsageError(OrchestratorError):
     """A command-line mistake; the message is shown as one line."""
 
 
-EXIT_UNFINISHED, EXIT_USAGE, EXIT_SERVICE, EXIT_INTERNAL = 1, 2, 3, 4
-"""The CLI's exit codes: cases left unfinished, a usage or input error, a service down, an internal error."""
+class ConfigurationError(UsageError):
+    """What a workflow needs (a secret, an env value, a system's URL) is missing where it would run: refused
+    before any case is queued, so it never spends a case's attempts."""
+
+
+EXIT_UNFINISHED, EXIT_USAGE, EXIT_SERVICE, EXIT_INTERNAL, EXIT_FAILED = 1, 2, 3, 4, 5
+"""The CLI's exit codes: cases left unfinished, a usage or input error, a service down, an internal error,
+cases failed (see the table above)."""

@@ -14,7 +14,7 @@ PINNED = {
     "workflows": {
         "alternatives", "CaseDataError", "CasesFileError", "check_case", "CustomStep", "describe", "ensure_models",
         "EnvMissingError", "EnvValues", "evaluate", "Expression", "field_errors", "InputField", "load_stored",
-        "load_workflow", "LoadedWorkflow", "Locator", "parse_workflow", "Problem", "render", "secret_names_in",
+        "load_workflow", "LoadedWorkflow", "Locator", "Needs", "parse_workflow", "Problem", "render", "secret_names_in",
         "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
         "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",
         "WorkflowFileError",
@@ -41,7 +41,7 @@ PINNED = {
         "COLUMNS", "create_app", "Faults", "generate_cases", "portal_process", "PortalProcess", "serve",
     },
     "orchestrator": {
-        "AcceptedCase", "ACTIVE", "BrokerError", "Claim", "EMBEDDED_BROKER", "execute_many", "hand_off", "Ledger",
+        "AcceptedCase", "ACTIVE", "BrokerError", "Claim", "ConfigurationError", "EMBEDDED_BROKER", "execute_many", "hand_off", "Ledger",
         "LedgerError", "load_settings", "OrchestratorError", "Outcome", "Publisher", "read_cases", "Receipt",
         "Rejection", "Runtime", "Settings", "StaleAttempt", "STATES", "Summary", "Sweeper", "SystemLimit",
         "TERMINAL", "UsageError", "wait_for_batch", "WAITING",
@@ -55,12 +55,12 @@ PINNED = {
     },
     "orchestrator.queue": {
         "AcceptedCase", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held", "BudgetUnavailable",
-        "check_row", "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker",
-        "execute_many", "hand_off", "hand_off_rows", "JSON_LINES_SUFFIXES", "LedgerCollector", "make_celery",
-        "operate_batch", "operations_figures", "progress_report", "Publisher", "QUEUE", "read_case_stream",
-        "read_cases", "Receipt", "Rejection", "RELEASES_WORK", "run_batch", "run_worker", "Runtime",
-        "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures", "TargetHealth", "TASK_NAME",
-        "wait_for_batch",
+        "check_configuration", "check_row", "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE",
+        "embedded_worker", "execute_many", "hand_off", "hand_off_rows", "JSON_LINES_SUFFIXES", "LedgerCollector",
+        "make_celery", "missing_configuration", "operate_batch", "operations_figures", "progress_report",
+        "Publisher", "QUEUE", "read_case_stream", "read_cases", "Receipt", "Rejection", "RELEASES_WORK", "run_batch",
+        "run_worker", "Runtime", "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures",
+        "TargetHealth", "TASK_NAME", "wait_for_batch",
     },
     "orchestrator.web": {
         "READY_PREFIX", "serve",

@@ -14,7 +14,7 @@ from .errors import (
 from .inputs import InputField, check_case, field_errors, to_json_value
 from .loader import load_stored, load_workflow, parse_workflow
 from .locators import Locator, alternatives, describe
-from .model import LoadedWorkflow, Session, System, Workflow
+from .model import LoadedWorkflow, Needs, Session, System, Workflow
 from .secrets import EnvMissingError, EnvValues, SecretMissingError, SecretValues
 from .steps import STEP_MODELS, CustomStep, Step, StepArgs, StepPluginError, ensure_models, walk
 from .templating import Expression, Template, evaluate, render, secret_names_in
@@ -25,6 +25,7 @@ __all__ = [
     "parse_workflow",
     "load_stored",
     "LoadedWorkflow",
+    "Needs",
     "Workflow",
     "System",
     "Session",

@@ -151,6 +151,16 @@ BUNDLE_KEY = "autoclerk_bundle"
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What a workflow takes from where it runs: secret names, env values (name → default, ``None`` when
+    it must be set) and target system names. Names only, never a value."""
+
+    secrets: frozenset[str]
+    env: dict[str, str | None]
+    systems: frozenset[str]
+
+
+@dataclass(frozen=True)
 class LoadedWorkflow:
     """A validated workflow with its source text and the workflows it calls, each validated too.
 
@@ -178,6 +188,18 @@ class LoadedWorkflow:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.stored_text.encode()).hexdigest()[:16]
+
+    def needs(self) -> Needs:
+        """What running it takes from its surroundings, its called workflows included: the secrets, the env
+        values (name → default, ``None``: must be set) and the target systems it names."""
+        secrets, env, systems = set(self.definition.secrets), dict(self.definition.env), set(self.definition.systems)
+        for called in self.calls.values():
+            inner = called.needs()
+            secrets |= inner.secrets
+            systems |= inner.systems
+            for name, default in inner.env.items():
+                env[name] = default if env.get(name, default) is not None else None
+        return Needs(frozenset(secrets), env, frozenset(systems))
 
     @property
     def submits(self) -> bool:

@@ -73,7 +73,8 @@ def list_batches(ledger_url: str | None, limit: int, as_json: bool) -> None:
         counts = {state: n for state, n in row["counts"].items() if n}
         if as_json:
             click.echo(json.dumps({"id": row["id"], "workflow": row["workflow"], "state": row["state"],
-                                   "priority": row["priority"], "created_at": row["created_at"], "counts": counts}))
+                                   "finished_at": row["finished_at"], "priority": row["priority"],
+                                   "created_at": row["created_at"], "counts": counts}))
             continue
         created = dt.datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
         shown = ", ".join(f"{state} {n}" for state, n in counts.items()) or "empty"

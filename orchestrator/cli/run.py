@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_UNFINISHED
+from ..errors import EXIT_FAILED, EXIT_UNFINISHED
 from .options import echo_error, engine_options, settings_from_flags, systems_option
 
 
@@ -48,7 +48,7 @@ def run_batch_with_progress(settings: Any, workflow: Path, cases_path: Path, *, 
 
 
 def finish(summary: Any, as_json: bool) -> None:
-    """Print the summary (and its JSON line); exit 1 when cases were left unfinished."""
+    """Print the summary (and its JSON line); exit 1 when cases were left unfinished, 5 when any failed."""
     out = sys.stdout
     summary.print_text(out)
     if as_json:
@@ -56,6 +56,8 @@ def finish(summary: Any, as_json: bool) -> None:
     out.flush()
     if not summary.accounted:
         sys.exit(EXIT_UNFINISHED)
+    if summary.failed:
+        sys.exit(EXIT_FAILED)
 
 
 class _ProgressBar:

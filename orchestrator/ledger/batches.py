@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import LedgerError
-from .queries import batch_counts, placeholder
+from .queries import batch_counts, placeholder, settle
 from .reports import open_exceptions
 from .schema import ACTIVE, WAITING, batch_rejections, batches, events, transactions
 
@@ -50,6 +50,16 @@ class Batches:
         with self.engine.begin() as conn:
             conn.execute(update(batches).where(batches.c.id == batch_id).values(
                 intake="stopped" if stopped else "complete", rows_rejected=rejected))
+            settle(conn, [batch_id], time.time())
+
+    def settle(self, batch_id: str | None = None) -> int:
+        """Mark finished the active batch (or every active batch) whose cases are all terminal; how many.
+
+        Finishing a case does this for its own batch; the sweep calls it for all, which also settles a batch
+        whose last two cases two workers finished at the same moment.
+        """
+        with self.engine.begin() as conn:
+            return settle(conn, None if batch_id is None else [batch_id], time.time())
 
     def get(self, batch_id: str) -> dict[str, Any] | None:
         """The batch's row, or ``None``."""
@@ -116,13 +126,17 @@ class Batches:
         return list(inserted.values()), existing
 
     def adopt(self, batch_id: str, ids: Iterable[int]) -> list[int]:
-        """Move unfinished transactions of earlier batches into this batch (a resumed hand-off)."""
+        """Move unfinished transactions of earlier batches into this batch (a resumed hand-off); an earlier
+        batch left with only finished cases is finished."""
         ids = list(ids)
         if not ids:
             return []
         with self.engine.begin() as conn:
+            earlier = {r.batch_id for r in conn.execute(select(transactions.c.batch_id).where(
+                transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE)))}
             conn.execute(update(transactions).where(transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE))
                          .values(batch_id=batch_id, published=0, updated_at=time.time()))
+            settle(conn, earlier - {batch_id}, time.time())
             return [r.id for r in conn.execute(select(transactions.c.id).where(
                 transactions.c.id.in_(ids), transactions.c.batch_id == batch_id))]
 
@@ -134,29 +148,54 @@ class Batches:
                                                         for r, f, why in rows])
 
     def pause(self, batch_id: str) -> int:
-        """Hold a batch's waiting transactions (running ones finish); return how many were held."""
-        return self._move(batch_id, ("queued", "retry_scheduled"), "paused", batch_state="paused")
+        """Hold a batch's waiting transactions (running ones finish); return how many were held.
+
+        Raises:
+            LedgerError: there is no such batch, or it is finished (nothing waits to be held).
+        """
+        return self._move(batch_id, ("queued", "retry_scheduled"), "paused", batch_state="paused",
+                          refused_when_finished="nothing waits to be paused")
 
     def resume(self, batch_id: str) -> int:
-        """Release a paused batch: its held transactions wait to be published again."""
-        return self._move(batch_id, ("paused",), "queued", batch_state="active")
+        """Release a paused batch: its held transactions wait to be published again.
+
+        Raises:
+            LedgerError: there is no such batch, or it is finished (nothing is held).
+        """
+        return self._move(batch_id, ("paused",), "queued", batch_state="active",
+                          refused_when_finished="nothing is paused")
 
     def cancel(self, batch_id: str) -> int:
-        """Cancel a batch's waiting transactions (terminal; running ones finish)."""
-        return self._move(batch_id, WAITING, "cancelled", batch_state="cancelled")
+        """Cancel a batch's waiting transactions (terminal; running ones finish).
+
+        Raises:
+            LedgerError: there is no such batch, or it is finished (nothing waits to be cancelled).
+        """
+        return self._move(batch_id, WAITING, "cancelled", batch_state="cancelled",
+                          refused_when_finished="nothing waits to be cancelled")
 
     def requeue(self, batch_id: str, states: Sequence[str] = ("failed",), *, extra_attempts: int = 3) -> int:
-        """Give failed (or cancelled) transactions of a batch ``extra_attempts`` more attempts."""
+        """Give failed (or cancelled) transactions of a batch ``extra_attempts`` more attempts; a finished
+        batch is active again while they run.
+
+        Raises:
+            LedgerError: there is no such batch.
+        """
         if not set(states) <= {"failed", "cancelled"}:
             raise ValueError("only failed and cancelled transactions can be re-queued")
         return self._move(batch_id, tuple(states), "queued", batch_state="active", extra_attempts=extra_attempts)
 
     def _move(self, batch_id: str, from_states: Sequence[str], to_state: str, *, batch_state: str,
-              extra_attempts: int = 0) -> int:
+              extra_attempts: int = 0, refused_when_finished: str | None = None) -> int:
         now = time.time()
         with self.engine.begin() as conn:
-            if conn.execute(update(batches).where(batches.c.id == batch_id).values(state=batch_state)).rowcount != 1:
+            state = conn.execute(select(batches.c.state).where(batches.c.id == batch_id)).scalar()
+            if state is None:
                 raise LedgerError(f"there is no batch {batch_id}")
+            if state == "finished" and refused_when_finished:
+                raise LedgerError(f"batch {batch_id} is finished: every case has an outcome, so {refused_when_finished}")
+            reopened: dict[str, Any] = {"finished_at": None} if batch_state == "active" else {}
+            conn.execute(update(batches).where(batches.c.id == batch_id).values(state=batch_state, **reopened))
             t = transactions.c
             ids = [r.id for r in conn.execute(select(t.id).where(t.batch_id == batch_id, t.state.in_(from_states)))]
             for start in range(0, len(ids), 1000):
@@ -167,4 +206,6 @@ class Batches:
                 conn.execute(update(transactions).where(t.id.in_(chunk), t.state.in_(from_states)).values(**values))
                 conn.execute(insert(events), [{"transaction_id": i, "at": now, "state": to_state, "attempt": 0,
                                                "detail": f"operator: {batch_state}"} for i in chunk])
+            if batch_state == "active":
+                settle(conn, [batch_id], now)  # nothing went back to work: still finished
         return len(ids)

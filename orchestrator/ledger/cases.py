@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
+from .queries import reopen
 from .reports import CASE_COLUMNS
 from .schema import RESOLUTIONS, batches, case_actions, events, transactions
 from .transactions import Transactions
@@ -70,7 +71,8 @@ class Cases:
         """Send an open exception back to the bots with corrected data and ``attempts`` more attempts.
 
         The earlier submit is forgotten (the person decided the case must be submitted again), so the
-        bot does not stop at its uncertainty a second time. Returns whether the case was still open.
+        bot does not stop at its uncertainty a second time. A finished batch is active again until the case
+        ends. Returns whether the case was still open.
         """
         t = transactions.c
         now = time.time()
@@ -84,6 +86,8 @@ class Cases:
                                                          note=note))
                 conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="queued", attempt=0,
                                                    detail=f"resubmitted by {by}"))
+                batch_id = conn.execute(select(t.batch_id).where(t.id == tx_id)).scalar_one()
+                reopen(conn, batch_id)
         return changed
 
     def resolve(self, tx_id: int, resolution: str, by: str, note: str | None) -> bool:

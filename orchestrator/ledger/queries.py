@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from .schema import STATES, events, transactions
+from .schema import ACTIVE, STATES, batches, events, transactions
 
 
 def placeholder(conn: Connection) -> str:
@@ -26,6 +26,36 @@ def batch_counts(conn: Connection, batch_id: str) -> dict[str, int]:
 def ledger_counts(conn: Connection) -> dict[str, int]:
     """The whole ledger's transactions by state."""
     return by_state(conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)))
+
+
+def settle(conn: Connection, batch_ids: Iterable[str] | None, now: float) -> int:
+    """Mark ``finished`` every active batch (of ``batch_ids``, or all) whose file is wholly received and whose
+    every case is terminal; return how many.
+
+    It reads first and writes only when a batch is due, so the sweep's call takes no write lock (SQLite)
+    on the rounds that find nothing; the UPDATE repeats the condition, so a case sent back to work in
+    between keeps its batch active.
+    """
+    t = transactions.c
+    pending = select(t.id).where(t.batch_id == batches.c.id, t.state.in_(ACTIVE)).correlate(batches).exists()
+    due = (batches.c.state == "active", batches.c.intake != "receiving", ~pending)
+    query = select(batches.c.id).where(*due)
+    if batch_ids is not None:
+        wanted = sorted(set(batch_ids))
+        if not wanted:
+            return 0
+        query = query.where(batches.c.id.in_(wanted))
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return 0
+    return conn.execute(update(batches).where(batches.c.id.in_(ids), *due)
+                        .values(state="finished", finished_at=now)).rowcount
+
+
+def reopen(conn: Connection, batch_id: str) -> None:
+    """A finished batch whose case goes back to work is active again (until it finishes anew)."""
+    conn.execute(update(batches).where(batches.c.id == batch_id, batches.c.state == "finished")
+                 .values(state="active", finished_at=None))
 
 
 def first_event_since(conn: Connection, since: float) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import batch_rejections, batches, events, transactions
+from .schema import BATCH_STATES, batch_rejections, batches, events, transactions
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
                 transactions.c.result_ref, transactions.c.error_class, transactions.c.error_message,
@@ -61,6 +61,12 @@ class Reports:
                 # at least a minute: a young ledger's first seconds would project a wild rate
                 elapsed = max(now - max(since, ledger_start), min(window_s, 60.0))
         return {"counts": counts, "done_recent": done_recent, "window_elapsed_s": elapsed}
+
+    def batch_states(self) -> dict[str, int]:
+        """How many batches are in each state (every state present, zeros included)."""
+        with self.engine.connect() as conn:
+            found: dict[str, int] = dict(conn.execute(select(batches.c.state, func.count()).group_by(batches.c.state)).all())
+        return {state: int(found.get(state, 0)) for state in BATCH_STATES}
 
     def oldest_waiting(self) -> float | None:
         """When the oldest transaction still waiting for a bot (queued or retry scheduled) was handed off.

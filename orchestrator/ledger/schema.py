@@ -10,6 +10,11 @@ States::
       ▼  │         ▼
     paused        (any waiting state) ─► cancelled                (an operator's decision)
 
+A batch is ``active`` while any of its cases is not terminal (or its file is still being received),
+``paused`` or ``cancelled`` by an operator, and ``finished`` (with ``finished_at``) once every case is
+terminal. A case that goes back to work (a resubmitted exception, a re-queued failure) makes its batch
+active again until it finishes anew.
+
 ``failed`` and ``cancelled`` cases can be re-queued by an operator: they return to ``queued`` with
 their attempts kept on the same row. A ``business_exception`` is a case handed back to a person: its
 ``resolution`` stays empty until the caseworker acts: a resubmit sends it back to ``queued`` with
@@ -30,7 +35,7 @@ TERMINAL = ("done", "business_exception", "failed", "cancelled")
 WAITING = ("queued", "retry_scheduled", "paused")
 ACTIVE = ("queued", "in_progress", "retry_scheduled", "paused")
 STATES = ACTIVE + TERMINAL
-BATCH_STATES = ("active", "paused", "cancelled")
+BATCH_STATES = ("active", "paused", "finished", "cancelled")
 RESOLUTIONS = ("done_by_hand", "closed")
 
 metadata = MetaData()
@@ -59,6 +64,7 @@ batches = Table(
     Column("created_by", String(64)),
     Column("intake", String(16), nullable=False, server_default="complete"),
     Column("rows_rejected", Integer, nullable=False, server_default="0"),
+    Column("finished_at", Float),
     Index("ix_batches_created_by", "created_by", "created_at"),
 )
 

@@ -17,8 +17,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StaleAttempt
-from .queries import placeholder
-from .schema import STATES, events, transactions
+from .queries import placeholder, settle
+from .schema import STATES, TERMINAL, events, transactions
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,9 @@ class Transactions:
                     f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
                     f"VALUES ({m}, {m}, {m}, {m}, {m})",
                     [(o.claim.id, now, o.state, o.claim.attempt, o.error_class) for o in outcomes if o.claim not in stale])
+                # A batch whose last case this was is finished. Two workers finishing a batch's last two
+                # cases at once may each still see the other's (PostgreSQL): the sweep settles it then.
+                settle(conn, {o.claim.batch_id for o in outcomes if o.state in TERMINAL and o.claim not in stale}, now)
         return stale
 
     @staticmethod

@@ -17,6 +17,7 @@ from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics, tar
 from .handoff import Receipt, hand_off, hand_off_rows, wait_for_batch
 from .intake import JSON_LINES_SUFFIXES, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
 from .outage import TargetHealth
+from .preflight import check_configuration, missing_configuration
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
 from .run import run_batch
@@ -55,6 +56,8 @@ __all__ = [
     "embedded_worker",
     "run_worker",
     "TargetHealth",
+    "check_configuration",
+    "missing_configuration",
     "budget_held",
     "BudgetUnavailable",
     # operating and watching

@@ -68,7 +68,7 @@ class LedgerCollector(_CachedCollector):
         progress = self.ledger.reports.progress(self.window_s, now)
         oldest = self.ledger.reports.oldest_waiting()
         return {"counts": progress["counts"], **target_figures(progress, self.target, now),
-                "oldest_age": max(now - oldest, 0.0) if oldest else 0.0}
+                "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states()}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -88,6 +88,12 @@ class LedgerCollector(_CachedCollector):
         for state in STATES:
             states.add_metric([state], f["counts"][state])
         yield states
+        batch_states = GaugeMetricFamily("autoclerk_ledger_batches",
+                                         "Batches in the ledger by state (finished: every case has an outcome).",
+                                         labels=["state"])
+        for state, count in f["batches"].items():
+            batch_states.add_metric([state], count)
+        yield batch_states
         yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
                                 "Age of the oldest transaction waiting for a bot (0 when none waits).",
                                 value=f["oldest_age"])

@@ -216,6 +216,7 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
         if on_progress:
             on_progress(counts)
         if not any(counts[s] for s in counts if s not in TERMINAL):
+            ledger.batches.settle(batch_id)  # finishing its last case did, unless two finished at once
             return counts
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id} still has unfinished transactions after {timeout_s:g} s")

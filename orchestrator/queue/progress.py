@@ -26,6 +26,7 @@ def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> di
     for batch in ledger.batches.recent(limit):
         counts = batch["counts"]
         rows.append({"id": batch["id"], "workflow": batch["workflow"], "state": batch["state"],
+                     "finished_at": batch["finished_at"],
                      "created_at": dt.datetime.fromtimestamp(batch["created_at"], dt.timezone.utc).isoformat(timespec="seconds"),
                      "total": sum(counts.values()), "finished": sum(counts[s] for s in TERMINAL), "counts": counts})
     return {"target": target, "completed": figures["completed"], "remaining": figures["remaining"],

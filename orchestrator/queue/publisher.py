@@ -128,8 +128,9 @@ class Publisher:
 
 class Sweeper:
     """A worker's background sweep: every ``interval_s`` (with jitter, so workers do not sweep in step) it
-    publishes due retries, the outbox and abandoned leases of every batch. A broker outage only delays it.
-    ``heartbeat``, when given, runs first on every round (the worker tells the ledger it is alive)."""
+    marks finished the batches whose every case is terminal, and publishes due retries, the outbox and
+    abandoned leases of every batch. A broker outage only delays it. ``heartbeat``, when given, runs first
+    on every round (the worker tells the ledger it is alive)."""
 
     def __init__(self, publisher: Publisher, interval_s: float, heartbeat: Callable[[], None] | None = None) -> None:
         self.publisher, self.interval_s, self.heartbeat = publisher, interval_s, heartbeat
@@ -150,6 +151,10 @@ class Sweeper:
                     self.heartbeat()
                 except Exception as exc:  # noqa: BLE001 - a heartbeat is best effort; the sweep goes on
                     log.warning("heartbeat not recorded", error=type(exc).__name__)
+            try:
+                self.publisher.ledger.batches.settle()
+            except Exception as exc:  # noqa: BLE001 - settled again on the next round; the sweep goes on
+                log.warning("batches not settled; trying again later", error=type(exc).__name__)
             try:
                 swept = self.publisher.sweep()
             except (BrokerError, LedgerError) as exc:

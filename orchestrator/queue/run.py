@@ -20,6 +20,7 @@ from .celery_app import make_celery
 from .embedded import embedded_worker
 from .handoff import Receipt, hand_off, wait_for_batch
 from .intake import Rejection
+from .preflight import check_configuration
 from .publisher import Publisher
 from .runtime import Runtime, set_runtime
 from .summary import Summary
@@ -40,6 +41,7 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
 
     Raises:
         WorkflowFileError, CasesFileError, UsageError: the workflow or the cases file cannot be used (nothing is queued).
+        ConfigurationError: on the embedded broker, a secret, env value or system URL the workflow needs is missing.
         BrowserNotFoundError, LedgerError, BrokerError: a service the run needs is missing.
     """
     configure_logging(json=settings.log_json, level=settings.log_level)
@@ -48,7 +50,8 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
         raise UsageError(f"{workflow_path}: is a part (part: true), run only through 'call' from another workflow")
     if not cases_path.exists():
         raise CasesFileError(f"{cases_path}: no such cases file")
-    if settings.embedded and settings.bot == "chromium":
+    if settings.embedded and settings.bot == "chromium":  # the bots run here: check what they need, first
+        check_configuration(loaded, settings)
         find_chromium(settings.chromium_path)  # a missing browser is one clear error before anything is queued
     ledger = Ledger(settings.ledger_url)
     app = make_celery(settings)

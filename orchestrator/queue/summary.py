@@ -10,6 +10,20 @@ from ..ledger import ACTIVE, TERMINAL
 from .handoff import Receipt
 
 
+CATEGORIES = (
+    ("done", ""),
+    ("business_exception", "handed back to a person"),
+    ("failed", "attempts used up (exit 5)"),
+    ("cancelled", ""),
+    ("unfinished", "not yet done (exit 1; run the same command again to resume)"),
+    ("rejected", "rows refused at hand-off, not queued (see above)"),
+    ("duplicates", "rows repeating a case reference, not queued"),
+    ("already_finished", "finished by an earlier hand-off, not processed again"),
+    ("processed", "cases that reached an outcome in this run"),
+)
+"""The counts a summary prints, by their JSON names, with what each means."""
+
+
 @dataclass
 class Summary:
     """How a batch ended. ``total`` counts every case of the file the ledger holds (rejected rows aside)."""
@@ -58,23 +72,13 @@ class Summary:
         return self.unfinished == 0
 
     def print_text(self, out: TextIO) -> None:
-        lines = [
-            f"Batch {self.batch_id} ({self.workflow}): {self.total} cases",
-            f"  done                         {self.done:>8}",
-            f"  handed back to a person      {self.business_exception:>8}",
-            f"  failed                       {self.failed:>8}",
-        ]
-        if self.cancelled:
-            lines.append(f"  cancelled                    {self.cancelled:>8}")
-        if self.unfinished:
-            lines.append(f"  NOT FINISHED                 {self.unfinished:>8}")
-        if self.rejected or self.duplicates:
-            lines.append(f"  rejected at hand-off         {self.rejected + self.duplicates:>8}  (not queued; see above)")
-        if self.already_finished:
-            lines.append(f"  (already finished earlier:   {self.already_finished:>8}  not processed again)")
-        lines.append(f"  elapsed {self.elapsed_s:.1f} s, {self.per_second:.2f} transactions per second")
+        """The summary as text: the same categories, under the same names, as :meth:`json_line`."""
+        lines = [f"Batch {self.batch_id} ({self.workflow}): total {self.total} cases"]
+        for name, meaning in CATEGORIES:
+            lines.append(f"  {name:<20} {getattr(self, name):>8}  {meaning}".rstrip())
+        lines.append(f"  elapsed_s {self.elapsed_s:.1f}, per_second {self.per_second:.2f} (transactions processed)")
         for key, value in self.extra.items():
-            lines.append(f"  {key.replace('_', ' ')}: {value}")
+            lines.append(f"  {key}: {value}")
         out.write("\n".join(lines) + "\n")
 
     def json_line(self) -> str:

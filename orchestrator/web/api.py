@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from workflows import WorkflowFileError
 
 from ..accounts import User
+from ..errors import LedgerError
 from ..ledger import STATES, TERMINAL
 from ..queue import ACTIONS, Receipt, operate_batch
 from .auth import api_user, service_of
@@ -55,7 +56,8 @@ class BatchReceipt(BaseModel):
 class BatchStatus(BaseModel):
     id: str
     workflow: str
-    state: str = Field(description="active, paused or cancelled.")
+    state: str = Field(description="active, paused, finished (every case has an outcome) or cancelled.")
+    finished_at: float | None = Field(description="When the batch finished (Unix time), while it is finished.")
     intake: str = Field(description="receiving, complete, or stopped (the file became unreadable part-way).")
     created_at: float
     created_by: str | None
@@ -190,7 +192,8 @@ def list_batches(request: Request, limit: int = Query(50, ge=1, le=500), user: U
 
 
 def _status(batch: dict[str, Any], counts: dict[str, int], open_exceptions: int) -> BatchStatus:
-    return BatchStatus(id=batch["id"], workflow=batch["workflow"], state=batch["state"], intake=batch["intake"],
+    return BatchStatus(id=batch["id"], workflow=batch["workflow"], state=batch["state"], finished_at=batch["finished_at"],
+                       intake=batch["intake"],
                        created_at=batch["created_at"], created_by=batch["created_by"], source_name=batch["source_name"],
                        total=sum(counts.values()), finished=sum(counts[s] for s in TERMINAL),
                        open_exceptions=open_exceptions, rows_rejected=batch["rows_rejected"], counts=counts)
@@ -293,7 +296,10 @@ def operate(request: Request, batch_id: str, action: str, user: User = Depends(O
         raise HTTPException(404, f"action must be one of {', '.join(ACTIONS)}")
     _batch_or_404(request, user, batch_id)
     service = service_of(request)
-    operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+    try:
+        operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+    except LedgerError as exc:  # a finished batch has nothing to pause, resume or cancel
+        raise HTTPException(409, str(exc)) from None
     return batch_status(request, batch_id, user)
 
 

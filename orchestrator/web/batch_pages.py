@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..errors import LedgerError
 from ..ledger import STATES, TERMINAL
 from ..queue import ACTIONS, DONE, operate_batch
 from .auth import PageSession, csrf_protected, service_of, signed_in
@@ -118,7 +119,12 @@ def operate(request: Request, batch_id: str, action: str, session: PageSession =
     if action not in ACTIONS or visible_batch(request, session, batch_id) is None:
         return _not_found(request, session, "batch")
     service = service_of(request)
-    done = operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+    try:
+        done = operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+    except LedgerError:  # a finished batch has nothing to pause, resume or cancel (its page offers none)
+        return render(request, "refused.html", {"title": "This batch has finished", "message": (
+            "Every case in this batch has an outcome, so there is nothing to pause, resume or cancel.")},
+            status=409, session=session)
     return RedirectResponse(f"/batches/{batch_id}?done={DONE[action]}&n={done.count}", status_code=303)
 
 

@@ -20,6 +20,7 @@ STATE_COLOURS = {
     "in_progress": "blue", "retry_scheduled": "purple", "queued": "light-blue",
 }
 RESOLUTION_LABELS = {"done_by_hand": "Done by hand", "closed": "Closed"}
+BATCH_STATE_LABELS = {"active": "Being worked", "paused": "Paused", "finished": "Finished", "cancelled": "Cancelled"}
 
 
 def when(epoch: float | None) -> str:
@@ -44,9 +45,14 @@ def state_colour(state: str, resolution: str | None = None) -> str:
     return "grey" if resolution else STATE_COLOURS.get(state, "grey")
 
 
+def batch_state(state: str) -> str:
+    """A batch's state as a person reads it."""
+    return BATCH_STATE_LABELS.get(state, state)
+
+
 def percent(part: float, whole: float) -> str:
     return f"{(100.0 * part / whole) if whole else 0:.1f}%"
 
 
 FILTERS = {"when": when, "count": count, "state_label": state_label, "state_colour": state_colour,
-           "percent": percent}
+           "batch_state": batch_state, "percent": percent}

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from demo_portal import PortalProcess
+from orchestrator.errors import EXIT_FAILED
 from tests.conftest import EXAMPLE, wait_for_consumers
 
 from .oracle import Verdict, accepted_refs, check, drain_dead_letters, last_json
@@ -115,8 +116,11 @@ class FaultRig:
 
     def finish(self, run: subprocess.Popen[str], timeout_s: float = 600) -> dict:
         out, err = run.communicate(timeout=timeout_s)
-        assert run.returncode == 0, f"autoclerk run failed ({run.returncode}): {err[-2000:]}\n{self.worker_logs()[-3000:]}"
-        return last_json(out)
+        assert run.returncode in (0, EXIT_FAILED), \
+            f"autoclerk run failed ({run.returncode}): {err[-2000:]}\n{self.worker_logs()[-3000:]}"
+        summary = last_json(out)
+        assert (run.returncode == EXIT_FAILED) == (summary["failed"] > 0), "exit 5 exactly when a case failed"
+        return summary
 
     def cases(self, count: int = BROWSER_CASES, *, start: int = 1, seed: int = 1) -> Path:
         from demo_portal import generate_cases

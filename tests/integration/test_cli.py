@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,8 @@ def test_the_same_batch_runs_through_rabbitmq_with_two_worker_processes(
     (("run", "missing.yaml", "--cases", "cases.csv"), "missing.yaml:0:0: no such workflow file"),
     (("run", str(EXAMPLE), "--cases", "nope.csv"), "autoclerk: error: nope.csv: no such cases file"),
     (("run", str(EXAMPLE), "--cases", "."), "autoclerk: error: Invalid value for '--cases'"),
-    (("run", str(EXAMPLE), "--cases", "binary.csv"), "autoclerk: error: binary.csv: is not UTF-8 text"),
+    (("run", str(EXAMPLE), "--cases", "binary.csv", "--system", "portal=http://127.0.0.1:9"),
+     "autoclerk: error: binary.csv: is not UTF-8 text"),
     (("demo", "--bogus"), "autoclerk: error: No such option '--bogus'"),
     (("demo", "--broker", "redis://x"), "autoclerk: error: setting 'broker_url'"),
     (("validate", "broken.yaml"), "broken.yaml:1:10: version: input should be a valid integer"),
@@ -113,3 +115,63 @@ def test_a_user_mistake_is_one_line_and_a_non_zero_exit(tmp_path: Path, args: tu
     assert "Traceback" not in result.stderr
     assert any(line.startswith(expected) for line in lines), result.stderr
     assert all(line.startswith(("autoclerk: error: ", "broken.yaml:", "missing.yaml:")) for line in lines)
+
+
+FAILING = """
+name: always-fails
+version: 1
+max_attempts: 1
+systems:
+  portal: {}
+input:
+  case_ref: {type: string, required: true}
+steps:
+  - goto: {system: portal, url: /login}
+  - fail: {message: "the system could not take it", code: refused_by_test, kind: application}
+"""
+
+
+def test_a_run_whose_cases_failed_exits_5_and_its_batch_finishes_and_refuses_a_pause(
+        chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
+    (tmp_path / "fails.yaml").write_text(FAILING)
+    (tmp_path / "cases.csv").write_text("case_ref\nF-1\nF-2\n")
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    result = autoclerk("run", "fails.yaml", "--cases", "cases.csv", "--ledger", ledger, "--system",
+                       f"portal={portal.url}", "--json", cwd=tmp_path)
+    assert result.returncode == 5, result.stderr
+    summary = last_json(result.stdout)
+    assert (summary["failed"], summary["unfinished"], summary["done"]) == (2, 0, 0)
+    assert re.search(r"^  failed +2  ", result.stdout, re.M), result.stdout  # the text says it under the same name
+
+    listed = autoclerk("batches", "list", "--json", "--ledger", ledger, cwd=tmp_path)
+    batch = json.loads(listed.stdout.strip().splitlines()[0])
+    assert batch["id"] == summary["batch_id"] and batch["state"] == "finished" and batch["finished_at"] >= batch["created_at"]
+
+    paused = autoclerk("batches", "pause", batch["id"], "--ledger", ledger, cwd=tmp_path)
+    assert paused.returncode == 2 and paused.stdout == ""
+    assert paused.stderr.strip() == (f"autoclerk: error: batch {batch['id']} is finished: every case has an outcome, "
+                                     "so nothing waits to be paused")
+
+    requeued = autoclerk("batches", "requeue", batch["id"], "--attempts", "1", "--ledger", ledger, cwd=tmp_path)
+    assert requeued.returncode == 0 and "2 transaction(s) re-queued" in requeued.stdout, requeued.stderr
+    reopened = json.loads(autoclerk("batches", "list", "--json", "--ledger", ledger, cwd=tmp_path).stdout.splitlines()[0])
+    assert reopened["state"] == "active" and reopened["finished_at"] is None  # its failed cases went back to work
+
+
+def test_a_run_missing_a_secret_or_a_system_is_refused_before_anything_is_queued(
+        chromium: str, portal: PortalProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTOCLERK_SECRET_PORTAL_PASSWORD", raising=False)
+    cases = tmp_path / "cases.csv"
+    generate_cases(cases, 5, seed=4)
+    ledger_path = tmp_path / "ledger.db"
+    result = autoclerk("run", str(EXAMPLE), "--cases", str(cases), "--ledger", f"sqlite:///{ledger_path}", "--json",
+                       cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"autoclerk: error: {EXAMPLE}: workflow "), result.stderr
+    for missing in ("secret 'portal_password' is not set: set AUTOCLERK_SECRET_PORTAL_PASSWORD",
+                    "system 'portal' has no base URL: pass --system portal=URL", "Nothing was queued"):
+        assert missing in result.stderr
+    assert "Traceback" not in result.stderr and httpx.get(f"{portal.url}/api/export").json() == []
+    import sqlite3
+
+    assert not ledger_path.exists() or sqlite3.connect(ledger_path).execute("select count(*) from batches").fetchone() == (0,)

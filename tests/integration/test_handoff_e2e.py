@@ -139,6 +139,10 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     # Watch it finish: four cases, two done and two handed back to a person.
     reload_until(page, lambda p: counts(p)["done"] + counts(p)["business_exception"] == 4, "the batch finishing")
     assert counts(page)["done"] == 2 and counts(page)["business_exception"] == 2 and counts(page)["failed"] == 0
+    batch_id = page.url.split("/batches/")[1].split("?")[0]
+    first = server.wait_for_batch(batch_id)
+    assert first["state"] == "finished" and first["finished_at"], "every case has an outcome: the batch has finished"
+    expect(page.locator("main")).to_contain_text("Finished")
     shots(page, "batch")
 
     # The exceptions inbox holds the two refused cases; the first is corrected and resubmitted.
@@ -158,6 +162,8 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     page.get_by_role("button", name="Send the corrected case").click()
     expect(page.locator(".govuk-notification-banner")).to_contain_text("sent back to the bots")
     reload_until(page, lambda p: "Done" in p.locator("main .govuk-tag").first.inner_text(), "the resubmitted case being done")
+    again = server.wait_for_batch(batch_id)  # the resubmit reopened the batch; its case done, it finished anew
+    assert again["state"] == "finished" and again["finished_at"] > first["finished_at"], (first, again)
     assert "LS2 9JT" in page.inner_text("main")
     expect(page.locator("#actions")).to_contain_text("alice")
     expect(page.locator("#actions")).to_contain_text("resubmitted")
@@ -206,9 +212,20 @@ def test_an_operator_pauses_and_resumes_a_batch_and_nothing_runs_while_it_is_pau
     page.get_by_role("button", name="Resume").click()
     expect(page.locator(".govuk-notification-banner")).to_contain_text("Batch resumed")
     status = server.wait_for_batch(batch_id)
-    assert status["counts"]["done"] == 40 and status["state"] == "active"
+    assert status["counts"]["done"] == 40 and status["state"] == "finished" and status["finished_at"] >= status["created_at"]
     submitted = [s["case_ref"] for s in server.submissions()]
     assert len(submitted) == len(set(submitted)) == 40, "every case submitted exactly once"
+
+    # A finished batch says so, and offers nothing to pause, resume or cancel: not on its page, not in the API.
+    page.goto(f"{server.url}/batches/{batch_id}")
+    expect(page.locator("main")).to_contain_text("Finished")
+    for button in ("Pause", "Resume", "Cancel the waiting cases"):
+        expect(page.get_by_role("button", name=button)).to_have_count(0)
+    shots(page, "batch-finished")
+    with server.api("olga") as api:
+        refused = api.post(f"/api/batches/{batch_id}/pause")
+        assert refused.status_code == 409 and "is finished" in refused.json()["detail"], refused.text
+        assert api.get(f"/api/batches/{batch_id}").json()["state"] == "finished"
 
     page.goto(f"{server.url}/operations")
     expect(page.locator("#workers")).to_contain_text("embedded")

@@ -57,6 +57,8 @@ def test_the_gauges_equal_the_ledger_and_survive_a_restart(url: str) -> None:
     assert metrics[("autoclerk_ledger_transactions", (("state", "done"),))] == 7
     assert metrics[("autoclerk_ledger_transactions", (("state", "business_exception"),))] == 2
     assert metrics[("autoclerk_ledger_transactions", (("state", "queued"),))] == 3
+    assert metrics[("autoclerk_ledger_batches", (("state", "active"),))] == 1  # three cases still wait
+    assert metrics[("autoclerk_ledger_batches", (("state", "finished"),))] == 0
     assert metrics[("autoclerk_target_rate_per_second", ())] > 0
     assert metrics[("autoclerk_target_projected_completion_timestamp_seconds", ())] > time.time()
     assert 0 <= metrics[("autoclerk_queue_oldest_waiting_age_seconds", ())] <= time.time() - handed_off + 1
