@@ -1,4 +1,5 @@
-"""The demo system's commands: ``autoclerk demo``, ``autoclerk portal`` and ``autoclerk cases generate``.
+"""The demo system's commands: ``autoclerk demo``, ``autoclerk portal`` and ``autoclerk cases generate`` (added
+to the ``cases`` group by :mod:`orchestrator.cli`).
 
 They are the only commands that import :mod:`demo_portal`, and only when they run.
 """
@@ -98,12 +99,7 @@ def portal(host: str, port: int, latency_ms: int, error_rate: float, hang_rate: 
           faults=Faults(latency_ms=latency_ms, error_rate=error_rate, hang_rate=hang_rate))
 
 
-@click.group()
-def cases() -> None:
-    """Work with case files."""
-
-
-@cases.command("generate")
+@click.command("generate")
 @click.option("--count", type=click.IntRange(1, 100_000_000), default=100, show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--invalid-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,

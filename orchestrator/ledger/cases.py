@@ -11,14 +11,16 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from .queries import reopen
+from ..errors import LedgerError
+from .queries import reopen, settle
 from .reports import CASE_COLUMNS
-from .schema import RESOLUTIONS, batches, case_actions, events, transactions
+from .schema import RESOLUTIONS, TERMINAL, WAITING, batches, case_actions, events, transactions
 from .transactions import Transactions
 
 
@@ -104,3 +106,63 @@ class Cases:
                 conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action=resolution,
                                                          note=note))
         return changed
+
+    # -- an operator's actions on one case ---------------------------------------------------------------
+    def retry(self, tx_id: int, by: str, *, attempts: int, note: str | None = None) -> str:
+        """Give one failed case ``attempts`` more attempts; its batch is active until it ends. Returns its batch.
+
+        Raises:
+            LedgerError: there is no such case, or it is not failed.
+        """
+        return self._act(tx_id, by, "retried", ("failed",), "only a failed case can be retried", note,
+                         state="queued", max_attempts=transactions.c.attempts + attempts, next_attempt_at=None)
+
+    def cancel(self, tx_id: int, by: str, note: str | None = None) -> str:
+        """Cancel one case that waits (queued, retrying later or paused); a running one finishes. Returns its batch.
+
+        Raises:
+            LedgerError: there is no such case, or it does not wait.
+        """
+        return self._act(tx_id, by, "cancelled", WAITING, "only a waiting case can be cancelled", note,
+                         state="cancelled", next_attempt_at=None)
+
+    def rerun(self, tx_id: int, by: str, reason: str, *, attempts: int) -> str:
+        """Run a finished case again, deliberately, on the same row (its history keeps the earlier attempts).
+
+        The workflow's lookup runs first, as after an uncertain submit: a record it finds ends the case done
+        without submitting again; without a lookup, a workflow that submits at most once hands the case to a
+        person instead of risking a second submission. Returns its batch.
+
+        Raises:
+            LedgerError: there is no such case, it has no outcome yet, or ``reason`` is empty.
+        """
+        if not reason.strip():
+            raise LedgerError("running a finished case again needs a reason")
+        t = transactions.c
+        return self._act(tx_id, by, "rerun", TERMINAL, "only a case with an outcome can be run again", reason.strip(),
+                         state="queued", max_attempts=t.attempts + attempts, next_attempt_at=None, resolution=None,
+                         effect_attempt=func.coalesce(t.effect_attempt, t.attempts))
+
+    def _act(self, tx_id: int, by: str, action: str, from_states: Sequence[str], refusal: str, note: str | None,
+             **values: Any) -> str:
+        t = transactions.c
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.case_ref, t.state, t.batch_id).where(t.id == tx_id)).first()
+            if row is None:
+                raise LedgerError(f"there is no case {tx_id}")
+            if row.state not in from_states:
+                raise LedgerError(f"case {row.case_ref} is {row.state.replace('_', ' ')}: {refusal}")
+            changed = conn.execute(update(transactions).where(t.id == tx_id, t.state.in_(from_states)).values(
+                published=0, updated_at=now, **values)).rowcount == 1
+            if not changed:
+                raise LedgerError(f"case {row.case_ref} changed a moment ago; look at it again")
+            conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action=action,
+                                                     note=note))
+            conn.execute(insert(events).values(transaction_id=tx_id, at=now, state=values["state"], attempt=0,
+                                               detail=f"{action} by {by}"))
+            if values["state"] == "queued":
+                reopen(conn, row.batch_id)
+            else:
+                settle(conn, [row.batch_id], now)
+        return str(row.batch_id)

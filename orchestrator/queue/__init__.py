@@ -10,6 +10,7 @@ operated through :mod:`.batches`; :mod:`.progress` and :mod:`.gauges` read the f
 
 from .batches import ACTIONS, DONE, RELEASES_WORK, BatchOperation, operate_batch
 from .budgets import BudgetUnavailable, budget_held
+from .cases import CASE_ACTION_DONE, CASE_ACTIONS, CaseAction, act_on_case
 from .celery_app import DEAD_LETTER_QUEUE, QUEUE, declare_queues, make_celery
 from .embedded import embedded_worker
 from .execution import execute_many
@@ -62,6 +63,10 @@ __all__ = [
     "BudgetUnavailable",
     # operating and watching
     "operate_batch",
+    "act_on_case",
+    "CaseAction",
+    "CASE_ACTIONS",
+    "CASE_ACTION_DONE",
     "BatchOperation",
     "ACTIONS",
     "DONE",

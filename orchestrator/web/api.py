@@ -19,7 +19,7 @@ from workflows import WorkflowFileError
 from ..accounts import User
 from ..errors import LedgerError
 from ..ledger import STATES, TERMINAL
-from ..queue import ACTIONS, Receipt, operate_batch
+from ..queue import ACTIONS, Receipt, act_on_case, operate_batch
 from .auth import api_user, service_of
 from .receive import receive_batch
 from .service import screenshots_of
@@ -111,6 +111,12 @@ class CaseDetail(CaseSummary):
 
 class Resolution(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
+
+
+class CaseActionRequest(BaseModel):
+    reason: str | None = Field(default=None, max_length=4000,
+                               description="Why: required to run a finished case again, kept as a note otherwise.")
+    attempts: int = Field(default=3, ge=1, le=20, description="Attempts the case gets (retry and rerun).")
 
 
 class Resubmission(BaseModel):
@@ -285,6 +291,39 @@ def _resolve(request: Request, user: User, tx_id: int, resolution: str, note: st
     _own_open_exception(request, user, tx_id)
     if not service_of(request).ledger.cases.resolve(tx_id, resolution, user.username, (note or "").strip() or None):
         raise HTTPException(409, f"case {tx_id} was dealt with by someone else a moment ago")
+    return _case_detail(request, user, tx_id)
+
+
+# -- an operator's actions on one case --------------------------------------------------------------------
+@router.post("/cases/{tx_id}/retry", response_model=CaseDetail)
+def retry_case(request: Request, tx_id: int, body: CaseActionRequest, user: User = Depends(OPERATOR)) -> Any:
+    """Give one failed case more attempts (409 when it is not failed)."""
+    return _act_on_case(request, user, tx_id, "retry", body)
+
+
+@router.post("/cases/{tx_id}/cancel", response_model=CaseDetail)
+def cancel_case(request: Request, tx_id: int, body: CaseActionRequest, user: User = Depends(OPERATOR)) -> Any:
+    """Cancel one waiting case; a running one finishes (409 when it does not wait)."""
+    return _act_on_case(request, user, tx_id, "cancel", body)
+
+
+@router.post("/cases/{tx_id}/rerun", response_model=CaseDetail)
+def rerun_case(request: Request, tx_id: int, body: CaseActionRequest, user: User = Depends(OPERATOR)) -> Any:
+    """Run a case that has an outcome again, deliberately (``reason`` required). The workflow's lookup runs
+    first: a record the target system already holds ends the case done without submitting twice."""
+    if not (body.reason or "").strip():
+        raise HTTPException(422, "a reason is required to run a finished case again")
+    return _act_on_case(request, user, tx_id, "rerun", body)
+
+
+def _act_on_case(request: Request, user: User, tx_id: int, action: str, body: CaseActionRequest) -> Any:
+    _case_or_404(request, user, tx_id)
+    service = service_of(request)
+    try:
+        act_on_case(service.ledger, tx_id, action, user.username, reason=(body.reason or "").strip() or None,
+                    attempts=body.attempts, publisher=service.publisher)
+    except LedgerError as exc:
+        raise HTTPException(409, str(exc)) from None
     return _case_detail(request, user, tx_id)
 
 

@@ -14,8 +14,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import LedgerError
-from ..ledger import STATES, TERMINAL
-from ..queue import ACTIONS, DONE, operate_batch
+from ..ledger import STATES, TERMINAL, WAITING
+from ..queue import ACTIONS, CASE_ACTIONS, DONE, act_on_case, operate_batch
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .render import render
@@ -134,13 +134,22 @@ def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "",
     found = visible_case(request, session, tx_id)
     if found is None:
         return _not_found(request, session, "case")
-    screenshots = screenshots_of(found)
     flash = ("The case was handed off." if handed_off else
              {"resubmitted": "The corrected case was sent back to the bots.", "done_by_hand": "The case is marked done by hand.",
-              "closed": "The case is closed."}.get(done))
+              "closed": "The case is closed.", "retry": "The case was sent back to the bots.",
+              "cancel": "The case is cancelled.", "rerun": "The case will run again; its lookup runs first."}.get(done))
+    return _case_page(request, session, found, flash=flash)
+
+
+def _case_page(request: Request, session: PageSession, found: dict[str, Any], *, flash: str | None = None,
+               errors: dict[str, str] | None = None, status: int = 200) -> Response:
+    state, operator = found["state"], session.user.has("operator")
     return render(request, "case.html", {
-        "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots, "flash": flash,
-        "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}"}, session=session)
+        "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots_of(found), "flash": flash,
+        "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}",
+        "can_retry": operator and state == "failed", "can_cancel": operator and state in WAITING,
+        "can_rerun": operator and state in TERMINAL,
+        "errors": errors or {}, "error_links": {"form": "reason"}}, status=status, session=session)
 
 
 @router.get("/cases/{tx_id}/evidence/{index}")
@@ -190,6 +199,25 @@ def _resolve_form(request: Request, session: PageSession, case: dict[str, Any], 
         "title": f"Deal with case {case['case_ref']}", "case": case, "fields": fields, "errors": errors,
         "error_links": {**error_links(fields), "note": "note"}, "screenshots": screenshots_of(case),
         "back": f"/cases/{case['id']}"}, status=status, session=session)
+
+
+@router.post("/cases/{tx_id}/operate/{action}")
+async def operate_case(request: Request, tx_id: int, action: str,
+                       session: PageSession = Depends(csrf_protected("operator"))) -> Response:
+    """An operator retries a failed case, cancels a waiting one, or runs a finished one again (with a reason)."""
+    found = await run_in_threadpool(visible_case, request, session, tx_id)
+    if action not in CASE_ACTIONS or found is None:
+        return _not_found(request, session, "case")
+    reason = str((await request.form()).get("reason", "")).strip()
+    if action == "rerun" and not reason:
+        return _case_page(request, session, found, errors={"reason": "Say why this case must run again"}, status=422)
+    service = service_of(request)
+    try:
+        await run_in_threadpool(lambda: act_on_case(service.ledger, tx_id, action, session.user.username,
+                                                    reason=reason or None, publisher=service.publisher))
+    except LedgerError as exc:  # someone else changed the case a moment ago
+        return _case_page(request, session, found, errors={"form": str(exc)}, status=409)
+    return RedirectResponse(f"/cases/{tx_id}?done={action}", status_code=303)
 
 
 @router.post("/cases/{tx_id}/resubmit")

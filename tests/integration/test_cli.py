@@ -175,3 +175,33 @@ def test_a_run_missing_a_secret_or_a_system_is_refused_before_anything_is_queued
     import sqlite3
 
     assert not ledger_path.exists() or sqlite3.connect(ledger_path).execute("select count(*) from batches").fetchone() == (0,)
+
+
+def test_a_finished_case_run_again_is_found_by_its_lookup_and_not_submitted_twice(
+        chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    generate_cases(cases, 3, invalid_rate=0.0, seed=5)
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    run = ("run", str(EXAMPLE), "--cases", str(cases), "--ledger", ledger, "--system", f"portal={portal.url}", "--json")
+    assert autoclerk(*run, cwd=tmp_path).returncode == 0
+    ref = cases.read_text().splitlines()[1].split(",")[0]
+
+    refused = autoclerk("cases", "retry", ref, "--workflow", "change-of-address", "--ledger", ledger, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == f"autoclerk: error: case {ref} is done: only a failed case can be retried"
+    rerun = autoclerk("cases", "rerun", ref, "--workflow", "change-of-address", "--reason", "the citizen asked twice",
+                      "--ledger", ledger, cwd=tmp_path)
+    assert rerun.returncode == 0 and rerun.stdout.startswith(f"case {ref} (change-of-address): sent to run again;")
+
+    again = autoclerk(*run, cwd=tmp_path)  # the same file: the rerun case is resumed, the others were finished
+    assert again.returncode == 0, again.stderr
+    summary = last_json(again.stdout)
+    assert (summary["done"], summary["already_finished"], summary["processed"]) == (3, 2, 1)
+    export = httpx.get(f"{portal.url}/api/export").json()
+    assert sorted(e["case_ref"] for e in export).count(ref) == 1, "the lookup found it: not submitted twice"
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    state, history = db.execute("select state, history from transactions where case_ref = ?", (ref,)).fetchone()
+    assert state == "done" and [a["outcome"] for a in json.loads(history)] == ["done", "done"]
+    assert db.execute("select action, note from case_actions").fetchall() == [("rerun", "the citizen asked twice")]

@@ -222,6 +222,28 @@ def test_an_operator_pauses_and_resumes_a_batch_and_nothing_runs_while_it_is_pau
     for button in ("Pause", "Resume", "Cancel the waiting cases"):
         expect(page.get_by_role("button", name=button)).to_have_count(0)
     shots(page, "batch-finished")
+
+    # An operator runs one finished case again, with a reason: its lookup finds it, so nothing is submitted twice.
+    with server.api("olga") as api:
+        first_case = api.get(f"/api/batches/{batch_id}/cases", params={"limit": 1}).json()[0]
+        no_reason = api.post(f"/api/cases/{first_case['id']}/rerun", json={})
+        assert no_reason.status_code == 422 and "reason is required" in no_reason.text
+        refused = api.post(f"/api/cases/{first_case['id']}/cancel", json={})
+        assert refused.status_code == 409 and "only a waiting case can be cancelled" in refused.json()["detail"]
+    page.goto(f"{server.url}/cases/{first_case['id']}")
+    page.get_by_role("button", name="Run this case again").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Say why this case must run again")
+    page.get_by_label("Why must this case run again?").fill("The citizen says the letter never came")
+    page.get_by_role("button", name="Run this case again").click()
+    expect(page.locator(".govuk-notification-banner")).to_contain_text("The case will run again")
+    with server.api("olga") as api:
+        ended = server.wait_for_case(api, first_case["id"])
+    assert ended["state"] == "done" and ended["attempts"] == 2 and ended["actions"][-1]["action"] == "rerun"
+    page.reload()
+    expect(page.locator("#actions")).to_contain_text("The citizen says the letter never came")
+    shots(page, "case-run-again")
+    again = [s["case_ref"] for s in server.submissions()]
+    assert again.count(first_case["case_ref"]) == 1, "the lookup found the earlier submission"
     with server.api("olga") as api:
         refused = api.post(f"/api/batches/{batch_id}/pause")
         assert refused.status_code == 409 and "is finished" in refused.json()["detail"], refused.text
