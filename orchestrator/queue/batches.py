@@ -67,7 +67,13 @@ def operate_batch(ledger: Ledger, batch_id: str, action: str, *, publisher: Publ
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     if publisher is None or action not in RELEASES_WORK:
         return BatchOperation(batch_id, action, count)
+    return BatchOperation(batch_id, action, count, *publish_released(publisher, batch_id))
+
+
+def publish_released(publisher: Publisher, batch_id: str) -> tuple[int | None, str | None]:
+    """Publish what an operator's action made due in a batch: ``(how many, None)``, or ``(None, why not)``
+    when the broker is down (the next sweep publishes them then)."""
     try:
-        return BatchOperation(batch_id, action, count, published=publisher.sweep(batch_id))
+        return publisher.sweep(batch_id), None
     except BrokerError as exc:
-        return BatchOperation(batch_id, action, count, not_published=str(exc))
+        return None, str(exc)

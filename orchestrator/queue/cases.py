@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import BrokerError
 from ..ledger import Ledger
+from .batches import publish_released
 from .publisher import Publisher
 
 CASE_ACTIONS = ("retry", "cancel", "rerun")
@@ -62,7 +62,4 @@ def act_on_case(ledger: Ledger, tx_id: int, action: str, by: str, *, reason: str
         raise ValueError(f"action must be one of {', '.join(CASE_ACTIONS)}, not {action!r}")
     if publisher is None or action == "cancel":
         return CaseAction(tx_id, action, batch_id)
-    try:
-        return CaseAction(tx_id, action, batch_id, published=publisher.sweep(batch_id))
-    except BrokerError as exc:
-        return CaseAction(tx_id, action, batch_id, not_published=str(exc))
+    return CaseAction(tx_id, action, batch_id, *publish_released(publisher, batch_id))
