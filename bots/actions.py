@@ -11,7 +11,6 @@ from urllib.parse import urljoin, urlsplit
 from playwright.async_api import Dialog as PwDialog
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from workflows import secret_names_in
 from workflows.steps import (
     Check,
     Click,
@@ -69,7 +68,7 @@ async def goto(ctx: StepContext, args: Goto) -> None:
 
 async def fill(ctx: StepContext, args: Fill) -> None:
     element = await ctx.element(args.locator, ctx.timeout(args))
-    if any(True for _ in secret_names_in(args.value)):
+    if ctx.names_secret(args.value):
         ctx.secret_locators.append(element)
     await element.fill(ctx.render(args.value), timeout=ctx.timeout(args))
 
@@ -77,6 +76,8 @@ async def fill(ctx: StepContext, args: Fill) -> None:
 async def select(ctx: StepContext, args: Select) -> None:
     element = await ctx.element(args.locator, ctx.timeout(args))
     kind = "value" if args.value is not None else "label"
+    if ctx.names_secret(args.value if args.value is not None else args.label or ""):
+        ctx.secret_locators.append(element)  # the list shows the option chosen
     try:
         if args.value is not None:
             await element.select_option(value=ctx.render(args.value), timeout=ctx.timeout(args))
@@ -119,7 +120,8 @@ async def upload(ctx: StepContext, args: Upload) -> None:
         raise ApplicationError("no files folder is configured for uploads (AUTOCLERK_FILES_DIR)", step=ctx.step_path)
     root = ctx.files_dir.resolve()
     paths: list[Path] = []
-    for template in [args.files] if isinstance(args.files, str) else args.files:
+    templates = [args.files] if isinstance(args.files, str) else args.files
+    for template in templates:
         path = (root / ctx.render(template)).resolve()
         if not path.is_relative_to(root):
             raise BusinessException("the case names a file outside the files folder", code="file_outside_folder",
@@ -129,6 +131,8 @@ async def upload(ctx: StepContext, args: Upload) -> None:
                                     step=ctx.step_path)
         paths.append(path)
     element = await ctx.element(args.locator, ctx.timeout(args), state="attached")
+    if any(ctx.names_secret(template) for template in templates):
+        ctx.secret_locators.append(element)  # a file input shows the names of the files chosen
     await element.set_input_files(paths, timeout=ctx.timeout(args))
 
 

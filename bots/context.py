@@ -17,7 +17,8 @@ from playwright.async_api import Locator as PwLocator
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from workflows import LoadedWorkflow, Locator, System, alternatives, describe, evaluate, render
+from workflows import (LoadedWorkflow, Locator, System, alternatives, case_fields_in, describe, evaluate, mask_text,
+                       render, secret_fields, secret_names_in)
 from workflows.locators import ByCss, ByLabel, ByPlaceholder, ByRole, ByTestId, ByText
 
 from .errors import BusinessException, StepTimeout
@@ -52,6 +53,9 @@ class StepContext:
     vars: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     secret_locators: list[PwLocator] = field(default_factory=list)
+    secret_values: set[str] = field(default_factory=set)
+    """The transaction's secret case values (``secret: true`` fields: the job's, and each called workflow's
+    once it is called), masked in error messages and the saved page. Shared with called workflows' contexts."""
     artifacts: list[str] = field(default_factory=list)
     evidence_dir: Path | None = None
     files_dir: Path | None = None
@@ -75,6 +79,17 @@ class StepContext:
     def evaluate(self, expression: str) -> Any:
         """Evaluate an expression of the workflow file for this case."""
         return evaluate(expression, self.data())
+
+    def names_secret(self, template: str) -> bool:
+        """Whether a template names a declared secret or a secret case field of this workflow: the element
+        its value goes into is then masked in screenshots (add it to ``secret_locators``)."""
+        if any(True for _ in secret_names_in(template)):
+            return True
+        return not secret_fields(self.workflow.definition.input).isdisjoint(case_fields_in(template))
+
+    def mask(self, text: str) -> str:
+        """``text`` with the transaction's secret case values masked (see ``workflows.mask_text``)."""
+        return mask_text(text, self.secret_values)
 
     def timeout(self, args: Any) -> int:
         return getattr(args, "timeout_ms", None) or self.step_timeout_ms

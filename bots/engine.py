@@ -27,7 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from monitoring import (BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRASHES, STEP_DURATION, TARGET_WAIT,
                         metrics_enabled, redact_text)
-from workflows import EnvValues, LoadedWorkflow, Step, Workflow
+from workflows import EnvValues, LoadedWorkflow, Step, Workflow, secret_values
 
 from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
 from .context import StepContext
@@ -316,6 +316,7 @@ class BotEngine:
                 files_dir=self.config.files_dir,
                 failure=loop.create_future(),
                 sessions=self.sessions if self.config.reuse_sessions else None,
+                secret_values=set(secret_values(definition.input, job.case)),
             )
             bound = ctx
 
@@ -346,8 +347,9 @@ class BotEngine:
             except StepTimeout as exc:
                 raise (await self.sessions.check_expired(ctx)) or exc from None
             return BotResult(output=dict(ctx.output), artifacts=list(ctx.artifacts))
-        except BotError as exc:
+        except BotError as exc:  # the one way a job's failure leaves the engine
             if ctx is not None:
+                _mask_message(exc, ctx)
                 await keep_evidence(ctx, exc, trace=self.config.trace)
             raise
         finally:
@@ -404,6 +406,16 @@ async def _close(browser: Browser) -> None:
         await browser.close()
     except PlaywrightError:
         pass
+
+
+def _mask_message(exc: BotError, ctx: StepContext) -> None:
+    """Mask the case's secret values in the message, in place: class, ``step``, ``code`` and ``evidence`` stay.
+
+    A message may carry a rendered value (an ``assert``'s message, the target system's own validation
+    text, a browser error naming the address it could not open).
+    """
+    if ctx.secret_values:
+        exc.args = tuple(ctx.mask(arg) if isinstance(arg, str) else arg for arg in exc.args)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,10 +1,10 @@
 """Evidence of a failed attempt, and how long it is kept.
 
 Per failed attempt, under ``<artifacts>/<workflow>/<case>/attempt-<n>/``: ``failure.png`` (a full-page
-screenshot with password fields and every field a secret was typed into masked), ``failure.html`` (the
-page with secret values redacted) and, only when tracing is switched on, ``trace.zip`` (a Playwright
-trace: it holds what was typed, so it is off by default). ``prune_artifacts`` deletes attempt folders
-older than the retention.
+screenshot with password fields masked, and every element a secret or a secret case field was typed,
+chosen or uploaded into), ``failure.html`` (the page with secret values and secret case values replaced)
+and, only when tracing is switched on, ``trace.zip`` (a Playwright trace: it holds what was typed, so it
+is off by default). ``prune_artifacts`` deletes attempt folders older than the retention.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import structlog
 from playwright.async_api import Error as PlaywrightError
 
 from monitoring import redact_text
+from workflows import mask_text
 
 from .context import StepContext
 from .errors import BotError
@@ -38,7 +39,8 @@ async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) ->
             shot, html = folder / "failure.png", folder / "failure.html"
             await asyncio.wait_for(ctx.page.screenshot(path=str(shot), mask=masks, full_page=True), timeout=5)
             kept.append(str(shot))
-            html.write_text(redact_text(await asyncio.wait_for(ctx.page.content(), timeout=5)), encoding="utf-8")
+            page = await asyncio.wait_for(ctx.page.content(), timeout=5)
+            html.write_text(redact_text(mask_text(page, _html_forms(ctx.secret_values))), encoding="utf-8")
             kept.append(str(html))
         if trace:
             path = folder / "trace.zip"
@@ -52,6 +54,17 @@ async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) ->
                 path.unlink(missing_ok=True)
         log.warning("evidence not kept", error=type(err).__name__)
     exc.evidence = [*ctx.artifacts, *kept]  # type: ignore[attr-defined]
+
+
+def _html_forms(values: set[str]) -> set[str]:
+    """Each value as it may stand in serialised HTML: as typed, in a text node, in an attribute (both the
+    older attribute escaping and the newer one, which also escapes ``<`` and ``>``)."""
+    forms = set(values)
+    for value in values:
+        common = value.replace("&", "&amp;").replace("\xa0", "&nbsp;")
+        text = common.replace("<", "&lt;").replace(">", "&gt;")
+        forms.update((text, common.replace('"', "&quot;"), text.replace('"', "&quot;")))
+    return forms
 
 
 def prune_artifacts(root: Path, retention_days: float) -> int:

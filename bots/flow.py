@@ -17,7 +17,7 @@ import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from workflows import CaseDataError, EnvValues, alternatives, check_case
+from workflows import CaseDataError, EnvValues, alternatives, check_case, secret_values
 from workflows.secrets import EnvMissingError, SecretMissingError
 from workflows.errors import TemplateRenderError
 from workflows.steps import CUSTOM_STEPS, Assert, Call, ConditionArgs, Fail, ForEach, If, Retry, Set, StepBase, nested
@@ -151,9 +151,10 @@ async def call(ctx: StepContext, args: Call) -> None:
     except CaseDataError as exc:
         raise BusinessException(f"the call to {args.workflow} got a bad '{exc.field}': {exc.reason}",
                                 code="bad_call_argument", step=path) from None
+    ctx.secret_values.update(secret_values(called.definition.input, case))  # the shared set: the caller masks them too
     inner = replace(ctx, workflow=called, case=case, vars={}, output={},
                     env=EnvValues(called.definition.env))
-    async def steps() -> None:  # artifacts and masks are shared with the caller
+    async def steps() -> None:  # artifacts, masks and secret values are shared with the caller
         await run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")
 
     if called.definition.session is not None and ctx.sessions is not None:

@@ -17,7 +17,7 @@ PINNED = {
         "load_workflow", "LoadedWorkflow", "Locator", "Needs", "parse_workflow", "Problem", "render", "secret_names_in",
         "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
         "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",
-        "WorkflowFileError",
+        "WorkflowFileError", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
     },
     "workflows.steps": {
         "Assert", "BUILTIN_ARGS", "Call", "Check", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog",
@@ -48,12 +48,15 @@ PINNED = {
     },
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
-        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "WorkflowStore",
+        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "User",
     },
     "orchestrator.queue": {
+        "case_results", "mask_json", "export_results", "csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
+        "XLSX_MAX_CASES", "reconcile", "Reconciliation", "REJECTION_KINDS", "check_workers", "missing_from",
+        "resolvable_names",
         "AcceptedCase", "act_on_case", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
         "BudgetUnavailable", "CASE_ACTION_DONE", "CASE_ACTIONS", "CaseAction", "check_configuration", "check_row",
         "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker", "execute_many",

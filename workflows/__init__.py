@@ -11,13 +11,23 @@ from .errors import (
     WorkflowError,
     WorkflowFileError,
 )
-from .inputs import InputField, check_case, field_errors, to_json_value
+from .inputs import (
+    FIELD_MASK,
+    InputField,
+    check_case,
+    field_errors,
+    mask_case,
+    mask_text,
+    secret_fields,
+    secret_values,
+    to_json_value,
+)
 from .loader import load_stored, load_workflow, parse_workflow
 from .locators import Locator, alternatives, describe
 from .model import LoadedWorkflow, Needs, Session, System, Workflow
 from .secrets import EnvMissingError, EnvValues, SecretMissingError, SecretValues
 from .steps import STEP_MODELS, CustomStep, Step, StepArgs, StepPluginError, ensure_models, walk
-from .templating import Expression, Template, evaluate, render, secret_names_in
+from .templating import Expression, Template, case_fields_in, evaluate, render, secret_names_in
 
 __all__ = [
     # loading
@@ -46,6 +56,12 @@ __all__ = [
     "check_case",
     "field_errors",
     "to_json_value",
+    # secret case fields
+    "FIELD_MASK",
+    "secret_fields",
+    "mask_case",
+    "secret_values",
+    "mask_text",
     # secrets and templates
     "SecretValues",
     "SecretMissingError",
@@ -54,6 +70,7 @@ __all__ = [
     "render",
     "evaluate",
     "secret_names_in",
+    "case_fields_in",
     # errors
     "WorkflowError",
     "WorkflowFileError",

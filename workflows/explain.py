@@ -1,5 +1,10 @@
 """``explain``: the concrete steps one case would run, templates resolved and secrets masked, no browser.
 
+Declared secrets are never read: they show as the mask. A value whose template names a secret case
+field (``secret: true``) shows as the mask too, whole, whatever its length and filters; a secret case
+value that reaches a template another way (through ``vars``, a ``call``) is masked where it occurs in
+the text (values of 3 characters or more: see :func:`~workflows.inputs.mask_text`).
+
 What depends on the page (an extracted value, an element being visible) is not known before the run:
 such a value is shown as its template, and a branch that depends on the page shows both ways.
 
@@ -20,7 +25,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import CaseDataError, TemplateRenderError, WorkflowError
-from .inputs import check_case
+from .inputs import (
+    FIELD_MASK,
+    InputField,
+    check_case,
+    mask_case,
+    mask_text,
+    secret_fields,
+    secret_values,
+)
 from .locators import alternatives, describe
 from .model import LoadedWorkflow
 from .secrets import EnvValues
@@ -42,9 +55,7 @@ from .steps import (
     Upload,
     submits,
 )
-from .templating import evaluate, render
-
-MASK = "••••••"
+from .templating import case_fields_in, evaluate, render
 
 
 class _Masked(Mapping[str, str]):
@@ -56,7 +67,7 @@ class _Masked(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         if name not in self._names:
             raise KeyError(name)
-        return MASK
+        return FIELD_MASK
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -78,18 +89,23 @@ def explain(loaded: LoadedWorkflow, case: Mapping[str, Any], environ: Mapping[st
         environ: where env values come from (the process environment by default).
     """
     wf = loaded.definition
-    ref = case.get(wf.reference_field, "") if not wf.part else ""
+    ref = mask_case(wf.input, case).get(wf.reference_field, "") if not wf.part else ""
     lines = [f"{wf.name} v{wf.version}" + (f", case {ref}" if ref else "")]
-    _Explainer(environ).steps(loaded, dict(case), wf.steps, "", 1, lines, {})
+    values = set(secret_values(wf.input, case))
+    _Explainer(environ, wf.input, values).steps(loaded, dict(case), wf.steps, "", 1, lines, {})
     if wf.lookup:
         lines.append("before a retry after an uncertain submit, the lookup runs:")
-        _Explainer(environ).steps(loaded, dict(case), wf.lookup, "L", 1, lines, {})
+        _Explainer(environ, wf.input, values).steps(loaded, dict(case), wf.lookup, "L", 1, lines, {})
     return lines
 
 
 class _Explainer:
-    def __init__(self, environ: Mapping[str, str] | None) -> None:
+    """Explains the steps of one workflow; a called workflow gets its own (its own secret fields)."""
+
+    def __init__(self, environ: Mapping[str, str] | None, fields: Mapping[str, InputField], values: set[str]) -> None:
         self.environ = environ
+        self.secret = secret_fields(fields)
+        self.values = values  # the secret case values met so far, the callers' included: shared, it grows
 
     def steps(self, loaded: LoadedWorkflow, case: dict[str, Any], steps: list[StepBase], prefix: str, depth: int,
               lines: list[str], known: dict[str, Any]) -> None:
@@ -136,15 +152,25 @@ class _Explainer:
                 continue
             if isinstance(args, Call):
                 called = loaded.calls[args.workflow]
-                raw = {name: self.text(template, data) for name, template in args.with_.items()}
-                shown = ", ".join(f"{k}: {v}" for k, v in raw.items())
+                raw: dict[str, str] = {}
+                arguments: dict[str, str] = {}
+                for name, template in args.with_.items():
+                    try:
+                        raw[name] = self.rendered(template, data)
+                        arguments[name] = self.masked(template, raw[name])
+                    except _Later:
+                        raw[name] = arguments[name] = f"{template} (known on the page)"
+                arguments = mask_case(called.definition.input, arguments)  # the called workflow's secret fields
+                shown = ", ".join(f"{k}: {v}" for k, v in arguments.items())
                 lines.append(f"{head}call {args.workflow}" + (f" ({shown})" if shown else ""))
                 try:
                     inner_case = check_case(called.definition.input, raw, 0)
                 except CaseDataError as exc:
                     lines.append(f"{head}  → the call would be refused: {exc.field}: {exc.reason}")
                     continue
-                self.steps(called, inner_case, called.definition.steps, number, depth + 1, lines, {})
+                self.values.update(secret_values(called.definition.input, inner_case))
+                inner = _Explainer(self.environ, called.definition.input, self.values)
+                inner.steps(called, inner_case, called.definition.steps, number, depth + 1, lines, {})
                 continue
             if isinstance(args, Set):
                 try:
@@ -153,7 +179,14 @@ class _Explainer:
                     scope, name = args.to.split(".", 1)
                     if scope == "vars":
                         known[name] = value
-                    shown = repr(value)
+                    # an expression names case fields as a template's {{ }} would
+                    source = args.value if args.value is not None else "{{ " + (args.expr or "") + " }}"
+                    if self.names_secret(source):
+                        shown = repr(FIELD_MASK)
+                    elif isinstance(value, str):
+                        shown = repr(mask_text(value, self.values))
+                    else:
+                        shown = mask_text(repr(value), self.values)
                 except _Later:
                     shown = f"{args.value or args.expr} (known on the page)"
                     known.pop(args.to.split(".", 1)[1], None)
@@ -173,11 +206,26 @@ class _Explainer:
         except WorkflowError as exc:  # an env value that is not set
             raise _Later(str(exc)) from None
 
+    def rendered(self, template: str, data: dict[str, Any]) -> str:
+        """The template rendered for this case, unmasked (raises ``_Later`` when only the page can tell)."""
+        return str(self.value(lambda: render(template, data)))
+
     def text(self, template: str, data: dict[str, Any]) -> str:
+        """The template rendered for this case as ``explain`` shows it: secret case values masked."""
         try:
-            return str(self.value(lambda: render(template, data)))
+            return self.masked(template, self.rendered(template, data))
         except _Later:
             return f"{template} (known on the page)"
+
+    def names_secret(self, template: str) -> bool:
+        """Whether a template names a secret case field of this workflow."""
+        return not self.secret.isdisjoint(case_fields_in(template))
+
+    def masked(self, template: str, rendered: str) -> str:
+        # Whole: a filter (``| date``, ``| digits``) can change a value past recognition in the text.
+        if self.names_secret(template):
+            return FIELD_MASK
+        return mask_text(rendered, self.values)
 
     def condition(self, args: ConditionArgs, data: dict[str, Any]) -> bool | None:
         kind, value = args.condition

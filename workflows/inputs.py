@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -25,10 +26,28 @@ _FALSE = {"false", "no", "n", "0"}
 class InputField(BaseModel):
     """One typed field of a case.
 
+    A field marked ``secret: true`` (an account number, a date of birth) is shown as ``••••••``:
+
+    - by ``explain``: a value whose template names the field is shown as the mask, whole;
+    - in the evidence of a failed attempt: the element a step typed, chose or uploaded the value into is
+      covered in the screenshots (when the step's template names ``case.NAME``), and the value is
+      replaced wherever it occurs in the saved page (``failure.html``);
+    - in the message of the error an attempt ends with, which the logs and the ledger's views show;
+      the bots write no case value into a log line of their own;
+    - on the case pages, in the API and in the exports.
+
+    The ledger keeps the value itself: the bot has to type it. Inside free text (a message, a saved
+    page) values under 3 characters are not replaced, as they would mangle unrelated text; they are
+    still masked wherever the whole field is shown. A value a step reaches only through ``vars`` is
+    replaced in free text, but the element it was typed into is not covered in screenshots. A Playwright
+    trace of a failed attempt (kept only when tracing is switched on) holds what was typed, secret
+    fields included.
+
     Example::
 
         postcode: {type: string, required: true, pattern: "^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"}
         contact: {type: enum, values: [email, post, phone]}
+        account_number: {type: string, pattern: "^[0-9]{8}$", secret: true}
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,7 +61,8 @@ class InputField(BaseModel):
     minimum: Decimal | None = None
     maximum: Decimal | None = None
     values: list[str] | None = Field(default=None, description="The allowed values of an enum field.")
-    secret: bool = Field(default=False, description="Mask this field in logs and evidence.")
+    secret: bool = Field(default=False, description=(
+        "Show the value as •••••• wherever case data is shown; the ledger keeps it for the bot."))
     item_type: ItemType = Field(default="string", description="For a list field: the type of each item.")
     separator: str = Field(default=";", min_length=1, max_length=3,
                            description="For a list field in a CSV file: what separates the items.")
@@ -217,3 +237,81 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, list):
         return [to_json_value(item) for item in value]
     return value
+
+
+# -- secret fields ----------------------------------------------------------------------------------------
+FIELD_MASK = "••••••"
+"""What a secret field's value is shown as (and what ``explain`` shows for a declared secret)."""
+
+_SHORTEST_IN_TEXT = 3  # shorter values are masked as whole fields, never searched for inside free text
+
+
+def secret_fields(fields: Mapping[str, InputField]) -> frozenset[str]:
+    """The names of the fields marked ``secret: true``.
+
+    Example::
+
+        secret_fields({"pin": InputField(secret=True), "city": InputField()}) == frozenset({"pin"})
+    """
+    return frozenset(name for name, field in fields.items() if field.secret)
+
+
+def mask_case(fields: Mapping[str, InputField], payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a case's payload (typed or JSON values) with each secret field's value shown as :data:`FIELD_MASK`.
+
+    A secret field that is absent, ``None``, empty text or an empty list stays as it is: that it is empty
+    is no secret, and a form can still say so. Fields the schema does not name are copied unchanged.
+
+    Example::
+
+        mask_case({"pin": InputField(secret=True)}, {"pin": "4711", "city": "Leeds"})
+        == {"pin": "••••••", "city": "Leeds"}
+    """
+    secret = secret_fields(fields)
+    return {name: FIELD_MASK if name in secret and not _empty(value) else value for name, value in payload.items()}
+
+
+def secret_values(fields: Mapping[str, InputField], payload: Mapping[str, Any]) -> tuple[str, ...]:
+    """The text forms of the secret fields' values in a payload, to mask them inside free text.
+
+    A value's text form is what a template renders for it (``str``: a date as ``2026-03-05``, a decimal
+    as ``12.50``); a list field gives its whole text form and each item's. Empty texts are left out,
+    duplicates once, longest first (so that a value is masked before a shorter one inside it).
+
+    Example::
+
+        secret_values({"codes": InputField(type="list", secret=True)}, {"codes": ["AB12", "CD345"]})
+        == ("['AB12', 'CD345']", "CD345", "AB12")
+    """
+    texts: set[str] = set()
+    for name in secret_fields(fields):
+        value = payload.get(name)
+        if _empty(value):
+            continue
+        texts.add(str(value))
+        if isinstance(value, (list, tuple)):
+            texts.update(str(item) for item in value if not _empty(item))
+    texts.discard("")
+    return tuple(sorted(texts, key=lambda text: (-len(text), text)))
+
+
+def mask_text(text: str, values: Iterable[str]) -> str:
+    """``text`` with every occurrence of each value replaced by :data:`FIELD_MASK`, longest value first.
+
+    Values shorter than 3 characters are not replaced: a PIN of ``42`` would turn every ``42`` of an
+    unrelated message into the mask. Such values are masked only where a whole field is shown
+    (:func:`mask_case`). One pass: a replaced part is not searched again.
+
+    Example::
+
+        mask_text("account 12345678 is closed", ["12345678"]) == "account •••••• is closed"
+    """
+    wanted = sorted({value for value in values if len(value) >= _SHORTEST_IN_TEXT}, key=len, reverse=True)
+    if not wanted or not text:
+        return text
+    # An alternation tries its branches in order at each position: longest first takes the longest match.
+    return re.sub("|".join(re.escape(value) for value in wanted), FIELD_MASK, text)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, tuple)) and not value)

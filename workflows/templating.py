@@ -325,3 +325,25 @@ def secret_names_in(text: str) -> Iterator[str]:
     for node in _ENV.parse(text).find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and node.node.name == "secrets":
             yield node.attr
+
+
+def case_fields_in(text: str) -> Iterator[str]:
+    """The case field names a template refers to (``case.NAME`` and ``case['NAME']``), each once, in order.
+
+    A name computed at run time (``case[vars.key]``) cannot be told from the text and is not listed.
+
+    Example::
+
+        list(case_fields_in("{{ case.city | upper }} {{ case['postcode'] }}")) == ["city", "postcode"]
+    """
+    if not is_template(text):
+        return
+    seen: set[str] = set()
+    for node in _ENV.parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "case"):
+            continue
+        name = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        if isinstance(name, str) and name not in seen:
+            seen.add(name)
+            yield name

@@ -1,4 +1,4 @@
-"""The operators' commands: ``autoclerk batches list|pause|resume|cancel|requeue``.
+"""The operators' commands: ``autoclerk batches list|show|reconcile|pause|resume|cancel|requeue``.
 
 They act on the ledger (the source of truth); with a broker (``--broker`` or ``AUTOCLERK_BROKER_URL``)
 resumed and re-queued transactions are published at once, otherwise the next sweep of a worker or of
@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ..errors import LedgerError, UsageError
+from ..errors import EXIT_UNFINISHED, LedgerError, UsageError
+from ..ledger import STATES
 from .options import settings_from_flags
 
 
@@ -51,7 +52,7 @@ def _published(done: Any) -> str:
 
 @click.group()
 def batches() -> None:
-    """List batches, and pause, resume, cancel or re-queue one."""
+    """List batches, show one's cases or its reconciliation, and pause, resume, cancel or re-queue one."""
 
 
 _LEDGER = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
@@ -79,6 +80,77 @@ def list_batches(ledger_url: str | None, limit: int, as_json: bool) -> None:
         created = dt.datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
         shown = ", ".join(f"{state} {n}" for state, n in counts.items()) or "empty"
         click.echo(f"{row['id']}  {created}  {row['workflow']:<24} {row['state']:<9} {shown}")
+
+
+def _existing(ledger: Any, batch_id: str) -> dict[str, Any]:
+    batch = ledger.batches.get(batch_id)
+    if batch is None:
+        raise UsageError(f"there is no batch {batch_id} in {ledger.url} (see 'autoclerk batches list')")
+    return dict(batch)
+
+
+@batches.command()
+@click.argument("batch_id")
+@_LEDGER
+@click.option("--state", type=click.Choice(STATES), help="Only the cases in this state.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per case (the API's keys), then one summary object as the last line.")
+def show(batch_id: str, ledger_url: str | None, state: str | None, as_json: bool) -> None:
+    """The batch's counts, then each case: its state, attempts, and its result or why it has none."""
+    from ..queue import case_results
+
+    ledger = _ledger(ledger_url)
+    try:
+        batch = _existing(ledger, batch_id)
+        counts = ledger.reports.counts(batch_id)
+        summary = {"batch_id": batch_id, "workflow": batch["workflow"], "state": batch["state"],
+                   "finished_at": batch["finished_at"], "total": sum(counts.values()),
+                   "counts": counts, "shown": 0}
+        if not as_json:
+            shown = ", ".join(f"{s.replace('_', ' ')} {n:,}" for s, n in counts.items() if n) or "no cases"
+            click.echo(f"batch {batch_id}: {batch['workflow']}, {batch['state']}; {summary['total']:,} case(s): {shown}")
+        for result in case_results(ledger, batch_id, state=state):
+            summary["shown"] += 1
+            if as_json:
+                click.echo(json.dumps(result, ensure_ascii=False))
+                continue
+            outcome = result["result_ref"] or result["error_message"] or ""
+            click.echo(f"  {result['case_ref']:<20} {result['state'].replace('_', ' '):<18} "
+                       f"attempts {result['attempts']:<3} {outcome}")
+            if result["error_detail"] and result["state"] != "done":
+                click.echo(f"  {'':<20} detail: {result['error_detail']}")
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif state and not summary["shown"]:
+        click.echo(f"  no case is {state.replace('_', ' ')}")
+
+
+@batches.command()
+@click.argument("batch_id")
+@_LEDGER
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+def reconcile(batch_id: str, ledger_url: str | None, as_json: bool) -> None:
+    """Account for every row of the batch's file: rows read = accepted + rejected, and accepted = each
+    outcome + still in progress. Names the file's SHA-256, who handed it off and when, and the workflow
+    version. Exits 1 when the sums do not hold."""
+    from ..queue import reconcile as reconcile_batch
+
+    ledger = _ledger(ledger_url)
+    try:
+        report = reconcile_batch(ledger, batch_id)
+    finally:
+        ledger.close()
+    if report is None:
+        raise UsageError(f"there is no batch {batch_id} (see 'autoclerk batches list')")
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.balanced:
+        raise click.exceptions.Exit(EXIT_UNFINISHED)
 
 
 @batches.command()

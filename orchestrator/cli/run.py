@@ -44,7 +44,8 @@ def run_batch_with_progress(settings: Any, workflow: Path, cases_path: Path, *, 
         return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority,
                          on_rejection=lambda rejection: click.echo(f"{cases_path}: {rejection} (not queued)", err=True),
                          on_handed_off=lambda receipt: update.start(receipt.waiting), on_progress=update,
-                         on_timeout=lambda reason: echo_error(f"{reason}; run the same command again to resume"))
+                         on_timeout=lambda reason: echo_error(f"{reason}; run the same command again to resume"),
+                         on_warning=lambda warning: click.echo(f"autoclerk: warning: {warning}", err=True))
 
 
 def finish(summary: Any, as_json: bool) -> None:

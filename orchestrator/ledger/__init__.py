@@ -10,7 +10,7 @@ from .core import Ledger
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
-from .schema import ACTIVE, BATCH_STATES, STATES, TERMINAL, WAITING
+from .schema import ACTIVE, BATCH_STATES, HELD, STATES, TERMINAL, WAITING
 from .transactions import Claim, Outcome, Transactions
 from .workflows import WorkflowStore
 
@@ -31,6 +31,7 @@ __all__ = [
     # states
     "ACTIVE",
     "WAITING",
+    "HELD",
     "TERMINAL",
     "STATES",
     "BATCH_STATES",

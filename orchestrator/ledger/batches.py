@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import LedgerError
 from .queries import batch_counts, placeholder, settle
 from .reports import open_exceptions
-from .schema import ACTIVE, WAITING, batch_rejections, batches, events, transactions
+from .schema import HELD, ACTIVE, WAITING, batch_rejections, batches, events, transactions
 
 _COLUMNS = ("workflow", "version", "digest", "batch_id", "case_ref", "payload", "state", "attempts", "max_attempts",
             "fence", "published", "history", "priority", "deadline", "created_at", "updated_at")
@@ -45,11 +45,14 @@ class Batches:
                                                 deadline=deadline, created_by=created_by, intake="receiving"))
         return batch_id
 
-    def finish_intake(self, batch_id: str, *, rejected: int, stopped: bool) -> None:
-        """Record that a batch's hand-off ended: ``complete``, or ``stopped`` by an unreadable stretch of the file."""
+    def finish_intake(self, batch_id: str, *, rejected: int, stopped: bool, rows_read: int | None = None,
+                      accepted: int | None = None, input_sha256: str | None = None) -> None:
+        """Record that a batch's hand-off ended: ``complete``, or ``stopped`` by an unreadable stretch of the
+        file; with what it read and queued and the file's SHA-256, for its reconciliation."""
         with self.engine.begin() as conn:
             conn.execute(update(batches).where(batches.c.id == batch_id).values(
-                intake="stopped" if stopped else "complete", rows_rejected=rejected))
+                intake="stopped" if stopped else "complete", rows_rejected=rejected, rows_read=rows_read,
+                accepted=accepted, input_sha256=input_sha256))
             settle(conn, [batch_id], time.time())
 
     def settle(self, batch_id: str | None = None) -> int:
@@ -136,16 +139,19 @@ class Batches:
                 transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE)))}
             conn.execute(update(transactions).where(transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE))
                          .values(batch_id=batch_id, published=0, updated_at=time.time()))
+            # cases a worker held for a missing setting go back to work: handing the file off again releases them
+            conn.execute(update(transactions).where(transactions.c.id.in_(ids), transactions.c.state == "paused",
+                                                    transactions.c.error_class == HELD).values(state="queued"))
             settle(conn, earlier - {batch_id}, time.time())
             return [r.id for r in conn.execute(select(transactions.c.id).where(
                 transactions.c.id.in_(ids), transactions.c.batch_id == batch_id))]
 
-    def record_rejections(self, batch_id: str, rows: Sequence[tuple[int, str, str]]) -> None:
-        """Record refused rows of a hand-off: ``(row number, field, reason)``."""
+    def record_rejections(self, batch_id: str, rows: Sequence[tuple[int, str, str, str]]) -> None:
+        """Record refused rows of a hand-off: ``(row number, field, reason, kind)``."""
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(batch_rejections), [{"batch_id": batch_id, "row": r, "field": f, "reason": why}
-                                                        for r, f, why in rows])
+                conn.execute(insert(batch_rejections), [
+                    {"batch_id": batch_id, "row": r, "field": f, "reason": why, "kind": kind} for r, f, why, kind in rows])
 
     def pause(self, batch_id: str) -> int:
         """Hold a batch's waiting transactions (running ones finish); return how many were held.

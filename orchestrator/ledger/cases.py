@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from ..errors import LedgerError
 from .queries import reopen, settle
-from .reports import CASE_COLUMNS
+from .reports import CASE_COLUMNS, case_row
 from .schema import RESOLUTIONS, TERMINAL, WAITING, batches, case_actions, events, transactions
 from .transactions import Transactions
 
@@ -43,7 +43,7 @@ class Cases:
         if ref:
             query = query.where(t.case_ref.startswith(ref, autoescape=True))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query.order_by(t.id).limit(limit))]
+            return [case_row(r) for r in conn.execute(query.order_by(t.id).limit(limit))]
 
     def by_ref(self, workflow: str, case_ref: str) -> dict[str, Any] | None:
         """The case a workflow already has under this reference, or ``None``."""
@@ -64,6 +64,7 @@ class Cases:
             case["payload"] = json.loads(case["payload"])
             case["history"] = json.loads(case["history"])
             case["evidence"] = json.loads(case["evidence"]) if case["evidence"] else []
+            case["output"] = json.loads(case["output"]) if case["output"] else None
             case["actions"] = [dict(a._mapping) for a in conn.execute(
                 select(case_actions).where(case_actions.c.transaction_id == tx_id).order_by(case_actions.c.id))]
         case["changes"] = self.transactions.state_changes(tx_id)

@@ -7,19 +7,37 @@ index, recent windows by a binary search on event ids (:func:`~.queries.first_ev
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import BATCH_STATES, batch_rejections, batches, events, transactions
+from .schema import BATCH_STATES, HELD, batch_rejections, batches, events, transactions, workflow_versions
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
-                transactions.c.result_ref, transactions.c.error_class, transactions.c.error_message,
+                transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
+                transactions.c.error_message, transactions.c.error_detail, transactions.c.evidence,
                 transactions.c.resolution, transactions.c.updated_at, transactions.c.batch_id, transactions.c.workflow)
-"""What a list of cases shows of each."""
+"""What a list of cases shows of each (decode a row with :func:`case_row`)."""
+
+
+def case_row(row: Any) -> dict[str, Any]:
+    """A row of :data:`CASE_COLUMNS` as a dict, its JSON columns decoded."""
+    case = dict(row._mapping)
+    case["output"] = json.loads(case["output"]) if case["output"] else None
+    case["evidence"] = json.loads(case["evidence"]) if case["evidence"] else []
+    return case
+
+
+RESULT_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
+                  transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
+                  transactions.c.error_message, transactions.c.error_detail, transactions.c.evidence,
+                  transactions.c.payload, transactions.c.digest)
+"""What a batch's results read of each case (the payload and digest only to mask the fields marked secret)."""
 
 
 def open_exceptions(conn: Connection, batch_id: str) -> int:
@@ -125,4 +143,62 @@ class Reports:
         if created_by is not None:
             query = query.where(batches.c.created_by == created_by)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query.order_by(t.updated_at).limit(limit))]
+            return [case_row(r) for r in conn.execute(query.order_by(t.updated_at).limit(limit))]
+
+    def results(self, batch_id: str, *, state: str | None = None, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every case of a batch in hand-off order (of one state, when given), read ``page`` at a time on the
+        primary key, so a batch of millions streams in constant memory. ``output``, ``evidence`` and
+        ``payload`` come back decoded."""
+        t = transactions.c
+        after = 0
+        while True:
+            query = select(*RESULT_COLUMNS).where(t.batch_id == batch_id, t.id > after)
+            if state is not None:
+                query = query.where(t.state == state)
+            with self.engine.connect() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(query.order_by(t.id).limit(page))]
+            for row in rows:
+                row["output"] = json.loads(row["output"]) if row["output"] else None
+                row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else []
+                row["payload"] = json.loads(row["payload"])
+                yield row
+            if len(rows) < page:
+                return
+            after = rows[-1]["id"]
+
+    def count(self, batch_id: str, state: str | None = None) -> int:
+        """How many cases a batch has (of one state, when given), on the batch/state index."""
+        query = select(func.count()).where(transactions.c.batch_id == batch_id)
+        if state is not None:
+            query = query.where(transactions.c.state == state)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def reconciliation(self, batch_id: str) -> dict[str, Any] | None:
+        """What a batch's reconciliation adds up: the batch as handed off (rows read, accepted, the file's
+        SHA-256, who and when), its refused rows by kind, its cases by state, how many of its handed-back
+        cases are still open, and the workflow's version. ``None`` when there is no such batch."""
+        r = batch_rejections.c
+        with self.engine.connect() as conn:
+            batch = conn.execute(select(batches, workflow_versions.c.version)
+                                 .join(workflow_versions, workflow_versions.c.digest == batches.c.digest, isouter=True)
+                                 .where(batches.c.id == batch_id)).first()
+            if batch is None:
+                return None
+            refused = {kind: int(n) for kind, n in conn.execute(
+                select(r.kind, func.count()).where(r.batch_id == batch_id).group_by(r.kind))}
+            return {"batch": dict(batch._mapping), "rejected": refused, "counts": batch_counts(conn, batch_id),
+                    "open_exceptions": open_exceptions(conn, batch_id)}
+
+    def held(self, batch_id: str | None = None) -> dict[str, int]:
+        """Cases held (paused) for a missing secret, env value or system URL, by workflow: of one batch, or
+        of every batch (one lookup per batch on the batch/state index; paused cases are few)."""
+        t = transactions.c
+        with self.engine.connect() as conn:
+            ids = [batch_id] if batch_id is not None else list(conn.execute(select(batches.c.id)).scalars())
+            found: dict[str, int] = {}
+            for one in ids:
+                for workflow, count in conn.execute(select(t.workflow, func.count()).where(
+                        t.batch_id == one, t.state == "paused", t.error_class == HELD).group_by(t.workflow)):
+                    found[workflow] = found.get(workflow, 0) + int(count)
+        return found

@@ -37,6 +37,10 @@ ACTIVE = ("queued", "in_progress", "retry_scheduled", "paused")
 STATES = ACTIVE + TERMINAL
 BATCH_STATES = ("active", "paused", "finished", "cancelled")
 RESOLUTIONS = ("done_by_hand", "closed")
+HELD = "ConfigurationMissing"
+"""The ``error_class`` of a case a worker held (``paused``) because it lacks a secret, env value or system URL
+the workflow needs: the attempt is given back, and resuming the batch (or handing the file off again)
+releases it."""
 
 metadata = MetaData()
 
@@ -65,6 +69,9 @@ batches = Table(
     Column("intake", String(16), nullable=False, server_default="complete"),
     Column("rows_rejected", Integer, nullable=False, server_default="0"),
     Column("finished_at", Float),
+    Column("rows_read", Integer),
+    Column("accepted", Integer),
+    Column("input_sha256", String(64)),
     Index("ix_batches_created_by", "created_by", "created_at"),
 )
 
@@ -98,6 +105,7 @@ transactions = Table(
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("deadline", Float),
     Column("resolution", String(16)),
+    Column("error_detail", Text),
     UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
     Index("ix_transactions_batch_state", "batch_id", "state"),
     Index("ix_transactions_outbox", "published", "state", "priority"),
@@ -158,6 +166,7 @@ batch_rejections = Table(
     Column("row", Integer, nullable=False),
     Column("field", String(128), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("kind", String(24), nullable=False, server_default="invalid"),
     Index("ix_batch_rejections_batch", "batch_id", "row"),
 )
 
@@ -180,4 +189,5 @@ workers = Table(
     Column("concurrency", Integer, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
+    Column("resolves", Text),
 )

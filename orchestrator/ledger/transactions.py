@@ -49,6 +49,9 @@ class Outcome:
     output: dict[str, Any] | None = None
     error_class: str | None = None
     error_message: str | None = None
+    """What a caseworker reads: the target system's own message, or a plain-English sentence."""
+    error_detail: str | None = None
+    """For authors: the step, the locator, the exception."""
     evidence: list[str] | None = None
     next_attempt_at: float | None = None
     give_back_attempt: bool = False
@@ -138,9 +141,11 @@ class Transactions:
                 raise ValueError(f"unknown state {o.state}")
             history = o.claim.history + [{
                 "attempt": o.claim.attempt, "started_at": o.claim.started_at, "ended_at": now, "outcome": o.state,
-                "error_class": o.error_class, "error": o.error_message, "evidence": o.evidence or [],
+                "error_class": o.error_class, "error": o.error_message, "error_detail": o.error_detail,
+                "evidence": o.evidence or [],
             }]
-            rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.next_attempt_at,
+            rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.error_detail,
+                         o.next_attempt_at,
                          o.result_ref, json.dumps(o.output) if o.output is not None else None,
                          json.dumps(o.evidence) if o.evidence else None, 0 if o.state == "retry_scheduled" else 1,
                          1 if o.give_back_attempt else 0, o.claim.id, o.claim.fence))
@@ -151,7 +156,7 @@ class Transactions:
             if fresh:
                 updated = conn.exec_driver_sql(
                     f"UPDATE transactions SET state = {m}, updated_at = {m}, history = {m}, lease_until = NULL, "
-                    f"error_class = {m}, error_message = {m}, next_attempt_at = {m}, "
+                    f"error_class = {m}, error_message = {m}, error_detail = {m}, next_attempt_at = {m}, "
                     f"result_ref = COALESCE({m}, result_ref), output = COALESCE({m}, output), "
                     f"evidence = COALESCE({m}, evidence), published = {m}, max_attempts = max_attempts + {m} "
                     f"WHERE id = {m} AND fence = {m} AND state = 'in_progress'", fresh).rowcount

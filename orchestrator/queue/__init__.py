@@ -16,11 +16,12 @@ from .embedded import embedded_worker
 from .execution import execute_many
 from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics, target_figures
 from .handoff import Receipt, hand_off, hand_off_rows, wait_for_batch
-from .intake import JSON_LINES_SUFFIXES, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
+from .intake import JSON_LINES_SUFFIXES, REJECTION_KINDS, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
 from .outage import TargetHealth
-from .preflight import check_configuration, missing_configuration
+from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
+from .results import FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile
 from .run import run_batch
 from .runtime import Runtime, current_runtime, set_runtime
 from .summary import Summary
@@ -59,6 +60,9 @@ __all__ = [
     "TargetHealth",
     "check_configuration",
     "missing_configuration",
+    "check_workers",
+    "missing_from",
+    "resolvable_names",
     "budget_held",
     "BudgetUnavailable",
     # operating and watching
@@ -77,4 +81,16 @@ __all__ = [
     "LedgerCollector",
     "BrokerCollector",
     "serve_process_metrics",
+    # results and reconciliation
+    "case_results",
+    "mask_json",
+    "export_results",
+    "csv_chunks",
+    "jsonl_chunks",
+    "RESULT_KEYS",
+    "FORMATS",
+    "XLSX_MAX_CASES",
+    "reconcile",
+    "Reconciliation",
+    "REJECTION_KINDS",
 ]

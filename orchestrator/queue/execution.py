@@ -9,6 +9,7 @@ time comes, so no message is held for minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections import Counter
@@ -18,12 +19,13 @@ import structlog
 
 from bots import BotJob, BotResult, BusinessException, TargetServerError
 from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, register_secret
-from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case
+from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
 
 from ..errors import StaleAttempt
-from ..ledger import Claim, Outcome
+from ..ledger import HELD, Claim, Outcome
 from .budgets import BudgetUnavailable, budget_held
 from .faults import fault_point
+from .preflight import missing_configuration
 from .runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -82,13 +84,26 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
                                            attempt=claim.attempt)
     started = time.monotonic()
     try:
-        return _decide(runtime, claim)
+        return _masked(runtime, claim, _decide(runtime, claim))
     except StaleAttempt as exc:
         log.warning("stale attempt abandoned", reason=str(exc))
         return None
     finally:
         if metrics_enabled():
             TRANSACTION_DURATION.labels(claim.workflow).observe(time.monotonic() - started)
+
+
+def _masked(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
+    """The outcome with the case's fields marked ``secret: true`` masked in its messages (a message can quote
+    a value the bot looked for), before they reach the ledger and every view of it."""
+    if outcome.error_message is None and outcome.error_detail is None:
+        return outcome
+    values = secret_values(runtime.workflow(claim.digest).definition.input, claim.payload)
+    if not values:
+        return outcome
+    return dataclasses.replace(
+        outcome, error_message=mask_text(outcome.error_message, values) if outcome.error_message else None,
+        error_detail=mask_text(outcome.error_detail, values) if outcome.error_detail else None)
 
 
 def _decide(runtime: Runtime, claim: Claim) -> Outcome:
@@ -102,7 +117,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         case = check_case(workflow.input, claim.payload, 0)
     except CaseDataError as exc:
         return Outcome(claim, "business_exception", error_class="CaseDataError",
-                       error_message=f"{exc.field}: {exc.reason}")
+                       error_message=f"{exc.field}: {exc.reason}", error_detail=f"CaseDataError: {exc}")
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
 
     if claim.effect_attempt is not None:
@@ -114,7 +129,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             except BudgetUnavailable as exc:
                 return _deferred(runtime, claim, exc)
             except BusinessException as exc:
-                return Outcome(claim, "business_exception", error_class="LookupRefused",
+                return Outcome(claim, "business_exception", error_class="LookupRefused", error_detail=detail_of(exc),
                                error_message=f"the lookup of an earlier submission was refused: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
                 return _retry_or_fail(runtime, claim, exc, loaded)
@@ -144,7 +159,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         return _deferred(runtime, claim, exc)
     except BusinessException as exc:
         return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
-                       evidence=getattr(exc, "evidence", None))
+                       error_detail=detail_of(exc), evidence=getattr(exc, "evidence", None))
     except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
         return _retry_or_fail(runtime, claim, exc, loaded)
     reference = result.output.get("reference")
@@ -178,17 +193,48 @@ def _deferred(runtime: Runtime, claim: Claim, exc: BudgetUnavailable) -> Outcome
                    next_attempt_at=time.time() + delay, give_back_attempt=True)
 
 
+PLAIN_MESSAGES = {
+    "StepTimeout": "A page of the target system did not show what the bot expected in time.",
+    "TargetServerError": "The target system answered with a server error.",
+    "PageCrashed": "The browser page crashed while the bot worked on the case.",
+    "SessionExpired": "The target system signed the bot out while it worked on the case.",
+    "BrowserGone": "The browser closed while the bot worked on the case.",
+    "SecretMissingError": "A secret the workflow needs is not set where the bot runs.",
+    "EnvMissingError": "A setting the workflow needs is not set where the bot runs.",
+}
+"""What a caseworker reads for an application failure, by error class: what happened, in plain English.
+The author's detail (the step, the locator, the exception's own words) goes in ``error_detail``."""
+UNKNOWN_FAILURE = "The bot could not finish the case because of a technical problem."
+
+
+def detail_of(exc: BaseException) -> str:
+    """The author's view of an exception: the step it happened in, its class and its own words."""
+    step = getattr(exc, "step", None)
+    text = f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"
+    return f"step {step}: {text}" if step else text
+
+
 def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: LoadedWorkflow) -> Outcome:
-    error_class, message = type(exc).__name__, str(exc) or type(exc).__name__
+    error_class = type(exc).__name__
+    message, detail = PLAIN_MESSAGES.get(error_class, UNKNOWN_FAILURE), detail_of(exc)
     evidence = getattr(exc, "evidence", None)
+    problems = missing_configuration(loaded, runtime.settings)  # asked only once an attempt failed: no cost when all is well
+    if problems:
+        # Not the case's fault nor the target system's: the case is held, keeps its attempt, and waits for an
+        # operator to fix the configuration and resume its batch.
+        log.warning("configuration missing; case held", problems="; ".join(problems))
+        return Outcome(claim, "paused", error_class=HELD, evidence=evidence, give_back_attempt=True,
+                       error_message="Held: the bots are not set up to run this workflow. "
+                                     "Once that is fixed, resume the batch.",
+                       error_detail=f"this worker cannot run the workflow: {'; '.join(problems)}. {detail}")
     down = runtime.health.down(_systems(loaded))
     if down is not None:
         # The system itself is not answering: the case waits for it and keeps its attempts.
         delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
         log.info("target system down; transaction waits", system=down, error_class=error_class, retry_in_s=round(delay, 2))
-        return Outcome(claim, "retry_scheduled", error_class="TargetUnavailable", evidence=evidence,
-                       error_message=f"the target system '{down}' did not answer ({error_class}); the case waits "
-                                     "for it without spending an attempt",
+        return Outcome(claim, "retry_scheduled", error_class="TargetUnavailable", evidence=evidence, error_detail=detail,
+                       error_message=f"The target system '{down}' did not answer; the case waits for it without "
+                                     "spending an attempt.",
                        next_attempt_at=time.time() + delay, give_back_attempt=True)
     graced = sum(1 for past in claim.history if past.get("error_class") == SERVER_BUSY)
     if isinstance(exc, TargetServerError) and graced < runtime.settings.server_error_grace:
@@ -196,18 +242,19 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
         # its attempt, a bounded number of times, so a burst fails no case and a page that always fails
         # for this case still ends it.
         delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-        log.info("target system answered a server error; transaction waits", reason=message,
+        log.info("target system answered a server error; transaction waits", reason=str(exc),
                  graced=graced + 1, retry_in_s=round(delay, 2))
-        return Outcome(claim, "retry_scheduled", error_class=SERVER_BUSY, evidence=evidence,
-                       error_message=f"{message}; the case waits without spending an attempt "
-                                     f"({graced + 1} of {runtime.settings.server_error_grace} such waits)",
+        return Outcome(claim, "retry_scheduled", error_class=SERVER_BUSY, evidence=evidence, error_detail=detail,
+                       error_message=f"The target system answered with a server error; the case waits without "
+                                     f"spending an attempt ({graced + 1} of {runtime.settings.server_error_grace} such waits).",
                        next_attempt_at=time.time() + delay, give_back_attempt=True)
     if claim.attempt >= claim.max_attempts:
-        return Outcome(claim, "failed", error_class=error_class, error_message=message, evidence=evidence)
+        return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
+                       evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
     log.info("attempt failed; retry scheduled", error_class=error_class, retry_in_s=round(delay, 2))
-    return Outcome(claim, "retry_scheduled", error_class=error_class, error_message=message, evidence=evidence,
-                   next_attempt_at=time.time() + delay)
+    return Outcome(claim, "retry_scheduled", error_class=error_class, error_message=message, error_detail=detail,
+                   evidence=evidence, next_attempt_at=time.time() + delay)
 
 
 def _count(outcomes: Sequence[Outcome]) -> None:
@@ -215,6 +262,8 @@ def _count(outcomes: Sequence[Outcome]) -> None:
     totals: Counter[tuple[str, str]] = Counter()
     retries: Counter[tuple[str, str]] = Counter()
     for outcome in outcomes:
+        if outcome.state == "paused":  # held for the configuration: neither a transaction's end nor a retry
+            continue
         totals[(outcome.claim.workflow, outcome.state)] += 1
         if outcome.state == "retry_scheduled":  # error classes are exception class names: a bounded set
             retries[(outcome.claim.workflow, outcome.error_class or "unknown")] += 1

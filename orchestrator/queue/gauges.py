@@ -68,7 +68,8 @@ class LedgerCollector(_CachedCollector):
         progress = self.ledger.reports.progress(self.window_s, now)
         oldest = self.ledger.reports.oldest_waiting()
         return {"counts": progress["counts"], **target_figures(progress, self.target, now),
-                "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states()}
+                "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
+                "held": self.ledger.reports.held()}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -94,6 +95,13 @@ class LedgerCollector(_CachedCollector):
         for state, count in f["batches"].items():
             batch_states.add_metric([state], count)
         yield batch_states
+        held = GaugeMetricFamily("autoclerk_cases_held_for_configuration",
+                                 "Cases a worker held (paused, attempt given back) because it lacks a secret, env value "
+                                 "or system URL the workflow needs; resume the batch once it is fixed.",
+                                 labels=["workflow"])
+        for workflow, count in sorted(f["held"].items()):
+            held.add_metric([workflow], count)
+        yield held
         yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
                                 "Age of the oldest transaction waiting for a bot (0 when none waits).",
                                 value=f["oldest_age"])

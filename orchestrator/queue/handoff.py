@@ -7,6 +7,7 @@ that the ledger already has: finished cases are reported, unfinished ones are re
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ class Receipt:
         examples: the first rejected or duplicate rows (at most :data:`EXAMPLES`), for reports.
         stopped_by: why reading stopped part-way (the file became unreadable), or ``None``.
         publish_deferred: cases recorded while the broker refused messages (a sweep publishes them).
+        warnings: sentences the person who handed off should read (no worker is running yet).
 
     A receipt stays the same size however large the file: rows are counted, not kept.
     """
@@ -54,6 +56,7 @@ class Receipt:
     examples: list[Rejection] = field(default_factory=list)
     stopped_by: str | None = None
     publish_deferred: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def refuse(self, rejection: Rejection, *, duplicate: bool) -> None:
         if duplicate:
@@ -66,6 +69,11 @@ class Receipt:
     @property
     def waiting(self) -> int:
         return self.accepted + self.resumed
+
+    @property
+    def rows_read(self) -> int:
+        """Every row read from the file: queued, refused, or already finished earlier."""
+        return self.waiting + self.rejected + self.duplicates + sum(self.already_finished.values())
 
 
 EXAMPLES = 1000
@@ -83,11 +91,22 @@ def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cas
         CasesFileError: the file cannot be read (nothing is recorded), or stops being readable part-way
             (the rows before that point are recorded and published).
     """
+    digest = file_sha256(cases)
     receipt = hand_off_rows(ledger, publisher, workflow, read_cases(cases, workflow.definition), str(cases),
-                            priority=priority, deadline=deadline, on_rejection=on_rejection)
+                            priority=priority, deadline=deadline, on_rejection=on_rejection,
+                            source_sha256=lambda: digest)
     if receipt.stopped_by:
         raise CasesFileError(receipt.stopped_by)
     return receipt
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a cases file (``None`` when it cannot be read: reading the cases says why)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 Existing = Literal["resume", "refuse"]
@@ -96,7 +115,8 @@ Existing = Literal["resume", "refuse"]
 def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow,
                   rows: Iterator[AcceptedCase | Rejection], source_name: str, *, priority: int = 0,
                   deadline: float | None = None, created_by: str | None = None, existing: Existing = "resume",
-                  on_rejection: Callable[[Rejection], None] | None = None) -> Receipt:
+                  on_rejection: Callable[[Rejection], None] | None = None,
+                  source_sha256: Callable[[], str | None] | None = None) -> Receipt:
     """Validate, record and publish checked rows (from :func:`read_cases` or :func:`read_case_stream`).
 
     Rows are streamed: memory does not grow with them. Every refused row is recorded in the ledger
@@ -110,6 +130,8 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
             (the command line: an unfinished one moves into this batch, a finished one is counted in
             ``already_finished``) or ``refuse`` (the hand-off service: it is reported as a rejected row,
             as a conflict when its data differs, and left where it is).
+        source_sha256: asked once the rows are read: the SHA-256 of the file they came from, for the
+            batch's reconciliation (``None`` when it is not known, e.g. the file was not read to its end).
 
     Returns:
         The receipt; ``stopped_by`` is set when the rows stopped being readable part-way (everything
@@ -128,20 +150,23 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
                                    created_by=created_by)
     receipt = Receipt(batch_id, definition.name)
     chunk: dict[str, AcceptedCase] = {}
-    refused: list[tuple[int, str, str]] = []  # written to the ledger REJECTIONS_PER_WRITE at a time
+    refused: list[tuple[int, str, str, str]] = []  # written to the ledger REJECTIONS_PER_WRITE at a time
 
-    def refuse(rejection: Rejection, duplicate: bool) -> None:
-        receipt.refuse(rejection, duplicate=duplicate)
-        refused.append((rejection.row, rejection.field, rejection.reason))
+    def record(rejection: Rejection) -> None:
+        refused.append((rejection.row, rejection.field, rejection.reason, rejection.kind))
         if len(refused) >= REJECTIONS_PER_WRITE:
             ledger.batches.record_rejections(batch_id, refused)
             refused.clear()
+
+    def refuse(rejection: Rejection, duplicate: bool) -> None:
+        receipt.refuse(rejection, duplicate=duplicate)
+        record(rejection)
         if on_rejection is not None:
             on_rejection(rejection)
 
     def duplicate(item: AcceptedCase) -> Rejection:
         return Rejection(item.row, definition.reference_field,
-                         f"duplicate case reference {item.case_ref} (an earlier row has it)")
+                         f"duplicate case reference {item.case_ref} (an earlier row has it)", "duplicate")
 
     def flush() -> None:
         new_ids, known = ledger.batches.add_cases(batch_id, definition.name, definition.version, workflow.digest,
@@ -156,9 +181,13 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
                 what = "was already handed off" if same else "conflicts with the case already handed off"
                 refuse(Rejection(chunk[ref].row, definition.reference_field,
                                  f"case reference {ref} {what} in batch {owner_batch} (now {state.replace('_', ' ')}); "
-                                 "not queued again"), True)
+                                 "not queued again", "already_handed_off" if same else "conflict"), True)
             elif state in TERMINAL:
                 receipt.already_finished[state] = receipt.already_finished.get(state, 0) + 1
+                # not a refusal (running a file again is safe), but the reconciliation must account for the row
+                record(Rejection(chunk[ref].row, definition.reference_field,
+                                 f"case reference {ref} already ended {state.replace('_', ' ')} in batch {owner_batch}; "
+                                 "not run again", "already_finished"))
             else:
                 unfinished.append(tx_id)
         resumed = ledger.batches.adopt(batch_id, unfinished)
@@ -190,7 +219,9 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
             flush()
     finally:
         ledger.batches.record_rejections(batch_id, refused)
-        ledger.batches.finish_intake(batch_id, rejected=receipt.rejected + receipt.duplicates, stopped=bool(receipt.stopped_by))
+        ledger.batches.finish_intake(batch_id, rejected=receipt.rejected + receipt.duplicates, stopped=bool(receipt.stopped_by),
+                                     rows_read=receipt.rows_read, accepted=receipt.waiting,
+                                     input_sha256=source_sha256() if source_sha256 is not None else None)
     return receipt
 
 
@@ -218,6 +249,8 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
         if not any(counts[s] for s in counts if s not in TERMINAL):
             ledger.batches.settle(batch_id)  # finishing its last case did, unless two finished at once
             return counts
+        if counts["paused"] == sum(counts[s] for s in counts if s not in TERMINAL) and ledger.reports.held(batch_id):
+            return counts  # what is left was held for a missing setting: it waits for a person, not for time
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id} still has unfinished transactions after {timeout_s:g} s")
         if time.monotonic() - last_sweep > sweep_every_s:

@@ -7,6 +7,7 @@ number, field and reason and never reaches the ledger; the rows around it are ke
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +19,28 @@ from workflows import CaseDataError, CasesFileError, Workflow, check_case, to_js
 CHUNK_ROWS = 10000
 
 
+REJECTION_KINDS = {
+    "invalid": "broke a rule of the input schema",
+    "unreadable": "could not be read",
+    "blank": "blank",
+    "duplicate": "repeated a case reference of an earlier row of the file",
+    "already_handed_off": "already handed off in an earlier batch",
+    "conflict": "conflicted with a case handed off in an earlier batch",
+    "already_finished": "already finished in an earlier batch (not run again)",
+}
+"""Why a row was not queued, by category (the key is what the ledger, the JSON and the API say), with
+the plain words a report uses."""
+
+
 @dataclass(frozen=True)
 class Rejection:
-    """A row that was not accepted: its number (1 = first data row), the field, and why."""
+    """A row that was not accepted: its number (1 = first data row), the field, why, and the category of
+    why (one of :data:`REJECTION_KINDS`)."""
 
     row: int
     field: str
     reason: str
+    kind: str = "invalid"
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.field}: {self.reason}"
@@ -81,6 +97,7 @@ def _rows(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool) -
         if json_lines:
             for number, line in enumerate(_lines(handle, name), start=1):
                 if not line.strip():
+                    yield number, {"__blank__": True}
                     continue
                 try:
                     value = json.loads(line)
@@ -90,18 +107,22 @@ def _rows(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool) -
                 yield number, value if isinstance(value, dict) else {"__error__": "is not a JSON object"}
         else:
             csv.field_size_limit(MAX_LINE_CHARS)  # a field as long as a line: the input schema's max_length judges it
-            reader = csv.DictReader(_lines(handle, name))
-            if not reader.fieldnames:
+            reader = csv.reader(_lines(handle, name))
+            header = next(reader, None)
+            if not header:
                 raise CasesFileError(f"{name}:1: the file is empty; expected a header row naming the case fields")
-            missing = [n for n, f in workflow.input.items() if f.required and n not in reader.fieldnames]
+            missing = [n for n, f in workflow.input.items() if f.required and n not in header]
             if missing:
                 raise CasesFileError(f"{name}:1: the header lacks the required column(s) {', '.join(missing)} "
                                      f"of workflow '{workflow.name}'")
-            for number, row in enumerate(reader, start=1):
-                if None in row:
+            # Not csv.DictReader: it skips blank rows without a trace, and a batch's reconciliation counts them.
+            for number, values in enumerate(reader, start=1):
+                if not any(value.strip() for value in values):
+                    yield number, {"__blank__": True}
+                elif len(values) > len(header):
                     yield number, {"__error__": "has more values than the header has columns"}
                 else:
-                    yield number, row
+                    yield number, dict(itertools.zip_longest(header, values[:len(header)]))
     except UnicodeDecodeError:
         raise CasesFileError(f"{name}: is not UTF-8 text") from None
     except csv.Error as exc:
@@ -134,8 +155,11 @@ def check_row(workflow: Workflow, row: dict[str, Any], number: int = 1) -> Accep
 
 def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
     for number, row in rows:
+        if "__blank__" in row:
+            yield Rejection(number, "row", "is blank", "blank")
+            continue
         if "__error__" in row:
-            yield Rejection(number, "row", row["__error__"])
+            yield Rejection(number, "row", row["__error__"], "unreadable")
             continue
         try:
             typed = check_case(workflow.input, row, number)

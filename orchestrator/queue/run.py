@@ -13,14 +13,14 @@ from bots import find_chromium
 from monitoring import configure_logging
 from workflows import CasesFileError, load_workflow
 
-from ..errors import UsageError
+from ..errors import ConfigurationError, UsageError
 from ..ledger import Ledger
 from ..settings import Settings
 from .celery_app import make_celery
 from .embedded import embedded_worker
 from .handoff import Receipt, hand_off, wait_for_batch
 from .intake import Rejection
-from .preflight import check_configuration
+from .preflight import check_configuration, check_workers
 from .publisher import Publisher
 from .runtime import Runtime, set_runtime
 from .summary import Summary
@@ -30,7 +30,8 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
               priority: int = 0, on_rejection: Callable[[Rejection], None] | None = None,
               on_handed_off: Callable[[Receipt], None] | None = None,
               on_progress: Callable[[dict[str, int]], None] | None = None,
-              on_timeout: Callable[[str], None] | None = None) -> Summary:
+              on_timeout: Callable[[str], None] | None = None,
+              on_warning: Callable[[str], None] | None = None) -> Summary:
     """Hand ``cases_path`` off to the workflow at ``workflow_path``, wait for every case, return the summary.
 
     Args:
@@ -38,10 +39,12 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
         on_handed_off: called with the receipt once the whole file is handed off.
         on_progress: called with the batch's counts by state while it runs.
         on_timeout: called with the reason when ``timeout_s`` ran out; the summary then counts what is unfinished.
+        on_warning: called with a sentence the user should read (with a broker: no worker is live yet).
 
     Raises:
         WorkflowFileError, CasesFileError, UsageError: the workflow or the cases file cannot be used (nothing is queued).
-        ConfigurationError: on the embedded broker, a secret, env value or system URL the workflow needs is missing.
+        ConfigurationError: a secret, env value or system URL the workflow needs is missing: on the embedded
+            broker, here; with a broker, on every live worker (their heartbeats name what they can resolve).
         BrowserNotFoundError, LedgerError, BrokerError: a service the run needs is missing.
     """
     configure_logging(json=settings.log_json, level=settings.log_level)
@@ -54,6 +57,14 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
         check_configuration(loaded, settings)
         find_chromium(settings.chromium_path)  # a missing browser is one clear error before anything is queued
     ledger = Ledger(settings.ledger_url)
+    if not settings.embedded:  # the bots run on the workers: check what the live ones report
+        try:
+            warning = check_workers(loaded, ledger.heartbeats.workers(), what="Nothing was queued")
+        except ConfigurationError:
+            ledger.close()
+            raise
+        if warning is not None and on_warning is not None:
+            on_warning(warning)
     app = make_celery(settings)
     publisher = Publisher(app, ledger, settings.ids_per_message)
     runtime = Runtime(settings, ledger)
@@ -71,9 +82,14 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
                 if on_timeout is not None:
                     on_timeout(str(exc))
                 counts = ledger.reports.counts(receipt.batch_id)
+            held = ledger.reports.held(receipt.batch_id) if counts["paused"] else {}
     finally:
         set_runtime(None)
         runtime.close()
+    if held and on_warning is not None:
+        on_warning(f"{sum(held.values())} case(s) held: the bots lacked a setting the workflow needs (see "
+                   f"'autoclerk batches show {receipt.batch_id} --state paused'); fix it, then run the same "
+                   f"command again or 'autoclerk batches resume {receipt.batch_id}'")
     summary = Summary.of(receipt, counts, time.monotonic() - started)
     summary.extra["ledger"] = settings.ledger_url
     return summary

@@ -20,6 +20,7 @@ from ..ledger import Ledger
 from ..settings import Settings
 from .celery_app import declare_queues, make_celery
 from .gauges import serve_process_metrics
+from .preflight import resolvable_names
 from .publisher import Publisher, Sweeper
 from .runtime import Runtime, set_runtime
 
@@ -46,7 +47,8 @@ def run_worker(settings: Settings) -> None:
     declare_queues(app)
     started = time.time()
     sweeper = Sweeper(Publisher(app, runtime.ledger, settings.ids_per_message), settings.sweep_interval_s,
-                      heartbeat=lambda: runtime.ledger.heartbeats.beat(runtime.owner, "worker", settings.concurrency, started))
+                      heartbeat=lambda: runtime.ledger.heartbeats.beat(runtime.owner, "worker", settings.concurrency, started,
+                                                                       resolvable_names(settings)))
     sweeper.start()
     try:
         app.Worker(hostname=f"autoclerk-{os.getpid()}@{socket.gethostname()}", pool_cls="threads",

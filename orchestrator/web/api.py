@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from workflows import WorkflowFileError
 
 from ..accounts import User
-from ..errors import LedgerError
+from ..errors import ConfigurationError, LedgerError
 from ..ledger import STATES, TERMINAL
-from ..queue import ACTIONS, Receipt, act_on_case, operate_batch
+from ..queue import ACTIONS, REJECTION_KINDS, RESULT_KEYS, Receipt, act_on_case, operate_batch, reconcile
 from .auth import api_user, service_of
+from .downloads import results_download
 from .receive import receive_batch
 from .service import screenshots_of
 from .upload import workflow_upload
@@ -50,6 +51,8 @@ class BatchReceipt(BaseModel):
     rejected_total: int = Field(description="How many rows were not queued, duplicates included.")
     duplicates: int = Field(description="Rows whose case reference repeated an earlier row or an earlier hand-off.")
     stopped_by: str | None = Field(description="Why reading stopped part-way, when the file became unreadable.")
+    warnings: list[str] = Field(default=[], description="What to know: for example, no worker is running yet, "
+                                                         "so the cases wait on the queue until one starts.")
     report: str = Field(description="Where every rejected row can be read, a page at a time.")
 
 
@@ -75,9 +78,13 @@ class CaseSummary(BaseModel):
     state: str
     resolution: str | None
     attempts: int
-    result_ref: str | None
+    result_ref: str | None = Field(description="The reference the target system gave the case, once done.")
+    output: dict[str, Any] | None = Field(default=None, description="What the workflow's steps recorded as output.")
     error_class: str | None
-    error_message: str | None
+    error_message: str | None = Field(description="What a caseworker reads: the target system's own message, "
+                                                   "or a plain-English sentence.")
+    error_detail: str | None = Field(default=None, description="For authors: the step, the locator, the exception.")
+    evidence: list[str] = Field(default=[], description="Evidence files of the last attempt (on the worker's disk).")
     batch_id: str
     workflow: str
     updated_at: float
@@ -90,6 +97,7 @@ class Attempt(BaseModel):
     outcome: str
     error_class: str | None = None
     error: str | None = None
+    error_detail: str | None = None
     evidence: list[str] = []
 
 
@@ -142,7 +150,8 @@ def _receipt(receipt: Receipt) -> BatchReceipt:
     return BatchReceipt(batch_id=receipt.batch_id, workflow=receipt.workflow, accepted=receipt.accepted,
                         rejected=[RejectedRow(row=r.row, field=r.field, reason=r.reason) for r in receipt.examples],
                         rejected_total=receipt.rejected + receipt.duplicates, duplicates=receipt.duplicates,
-                        stopped_by=receipt.stopped_by, report=f"/api/batches/{receipt.batch_id}/rejections")
+                        stopped_by=receipt.stopped_by, report=f"/api/batches/{receipt.batch_id}/rejections",
+                        warnings=receipt.warnings)
 
 
 def _published(request: Request, name: str) -> Any:
@@ -158,7 +167,9 @@ def _published(request: Request, name: str) -> Any:
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary",
                                 "description": "CSV with a header row, or JSON lines (file name ending .jsonl)."}}}}}}},
-    responses={413: {"description": "Larger than the service takes"}, 422: {"description": "Not a usable cases file"}})
+    responses={413: {"description": "Larger than the service takes"}, 422: {"description": "Not a usable cases file"},
+               503: {"description": "The bots cannot run the workflow: a secret, env value or system URL it needs "
+                                    "is missing (on every live worker, or where the service runs); nothing was queued"}})
 async def hand_off_batch(request: Request, workflow: str = Query(description="The published workflow's name."),
                          user: User = Depends(CASEWORKER)) -> Any:
     """Hand off a batch: every row is checked against the workflow's input schema as the file arrives.
@@ -174,14 +185,18 @@ async def hand_off_batch(request: Request, workflow: str = Query(description="Th
 
 
 @router.post("/cases", status_code=201, response_model=CaseDetail,
-             responses={422: {"description": "The case breaks a rule of the input schema (errors by field)"}})
+             responses={422: {"description": "The case breaks a rule of the input schema (errors by field)"},
+                        503: {"description": "The bots cannot run the workflow (see POST /api/batches)"}})
 def hand_off_case(request: Request, workflow: str = Query(description="The published workflow's name."),
                   data: dict[str, Any] = Body(description="The case's fields, as the workflow's input schema names them."),
                   user: User = Depends(CASEWORKER)) -> Any:
     """Hand off one case, checked by exactly the rules a batch row is checked by."""
     service = service_of(request)
     loaded = _published(request, workflow)
-    result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()})
+    try:
+        result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()})
+    except ConfigurationError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
     if not isinstance(result, Receipt):
         return JSONResponse({"detail": "the case breaks the input schema's rules", "errors": result}, status_code=422)
     ref = str(data.get(loaded.definition.reference_field, "")).strip()
@@ -224,6 +239,54 @@ def batch_cases(request: Request, batch_id: str, state: str | None = Query(None,
     if state is not None and state not in STATES and state != "open_exception":
         raise HTTPException(422, f"state must be one of {', '.join(STATES)} or open_exception")
     return service_of(request).ledger.cases.list(batch_id, state=state, ref=ref, after=after, limit=limit)
+
+
+@router.get("/batches/{batch_id}/results", responses={200: {"description": (
+    "One row per case with the keys " + ", ".join(RESULT_KEYS) + ", streamed"),
+    "content": {"text/csv": {}, "application/x-ndjson": {}}}})
+def batch_results(request: Request, batch_id: str,
+                  format: str = Query("csv", pattern="^(csv|jsonl)$", description="csv or jsonl."),
+                  state: str | None = Query(None, description="Only the cases in this state."),
+                  user: User = Depends(VIEWER)) -> Any:
+    """Every case's result, streamed (CSV with a header row, or one JSON object per line). Fields the
+    workflow marks secret are masked."""
+    _batch_or_404(request, user, batch_id)
+    if state is not None and state not in STATES:
+        raise HTTPException(422, f"state must be one of {', '.join(STATES)}")
+    return results_download(service_of(request).ledger, batch_id, format, state)
+
+
+class Reconciliation(BaseModel):
+    batch_id: str
+    workflow: str
+    workflow_version: int | None
+    source_name: str
+    input_sha256: str | None = Field(description="SHA-256 of the file as it was received (null before migration "
+                                                  "0007, or when the file was not read to its end).")
+    handed_off_by: str | None
+    handed_off_at: float
+    state: str
+    intake: str
+    rows_read: int = Field(description="rows_read = accepted + rejected")
+    accepted: int = Field(description="accepted = the outcomes + in_progress + moved_to_later_batch")
+    rejected: int
+    rejected_by_kind: dict[str, int] = Field(description="By kind: " + ", ".join(REJECTION_KINDS) + ".")
+    outcomes: dict[str, int] = Field(description="done, handed back to a person, failed, cancelled.")
+    in_progress: int
+    moved_to_later_batch: int = Field(description="Cases that a later hand-off of the same reference took over.")
+    open_exceptions: int
+    balanced: bool = Field(description="Whether both sums hold.")
+
+
+@router.get("/batches/{batch_id}/reconciliation", response_model=Reconciliation)
+def batch_reconciliation(request: Request, batch_id: str, user: User = Depends(VIEWER)) -> Any:
+    """Account for every row of the batch's file: rows read = accepted + rejected (by kind), and accepted =
+    done + handed back + failed + cancelled + still in progress. Names the file's SHA-256, who handed it
+    off and when, and the workflow's version."""
+    _batch_or_404(request, user, batch_id)
+    report = reconcile(service_of(request).ledger, batch_id)
+    assert report is not None
+    return report.as_json()
 
 
 @router.get("/batches/{batch_id}/rejections", response_model=list[RejectedRow])
@@ -370,7 +433,9 @@ async def publish_workflow(request: Request, user: User = Depends(AUTHOR)) -> An
     except WorkflowFileError as exc:
         return JSONResponse({"detail": "the workflow has problems; nothing was published",
                              "problems": [str(p) for p in exc.problems]}, status_code=422)
-    return {"name": loaded.definition.name, "version": loaded.definition.version, "digest": loaded.digest}
+    warning = await run_in_threadpool(service_of(request).publish_warning, loaded)
+    return {"name": loaded.definition.name, "version": loaded.definition.version, "digest": loaded.digest,
+            "warnings": [warning] if warning else []}
 
 
 @router.get("/openapi.json", include_in_schema=False)

@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import LedgerError
 from ..ledger import STATES, TERMINAL, WAITING
-from ..queue import ACTIONS, CASE_ACTIONS, DONE, act_on_case, operate_batch
+from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
 from .auth import PageSession, csrf_protected, service_of, signed_in
+from .downloads import results_download
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .render import render
 from .service import evidence_paths, screenshots_of
@@ -51,7 +52,8 @@ def batches(request: Request, session: PageSession = Depends(VIEWER)) -> Respons
 
 @router.get("/batches/{batch_id}")
 def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after: int = 0,
-          handed_off: int = 0, done: str = "", n: int = 0, session: PageSession = Depends(VIEWER)) -> Response:
+          handed_off: int = 0, done: str = "", n: int = 0, no_worker: int = 0,
+          session: PageSession = Depends(VIEWER)) -> Response:
     found = visible_batch(request, session, batch_id)
     if found is None:
         return _not_found(request, session, "batch")
@@ -68,7 +70,9 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
         "finished": sum(counts[s] for s in TERMINAL), "open_exceptions": service.ledger.reports.open_exceptions(batch_id),
         "cases": cases, "state": state, "ref": ref, "next_after": cases[-1]["id"] if more and cases else None,
         "after": after, "states": STATES, "rejections": service.ledger.reports.rejections(batch_id, limit=10),
-        "flash": "The batch was handed off. Its cases are being worked now." if handed_off else (
+        "reconciliation": reconcile(service.ledger, batch_id), "rejection_kinds": REJECTION_KINDS,
+        "flash": ("The batch was handed off. No bot is running yet, so its cases wait until one starts." if no_worker
+                  else "The batch was handed off. Its cases are being worked now.") if handed_off else (
             f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
         "back": "/batches"}, session=session)
 
@@ -113,6 +117,14 @@ def rejections_csv(request: Request, batch_id: str, session: PageSession = Depen
         "content-disposition": f'attachment; filename="batch-{batch_id}-rejected-rows.csv"'})
 
 
+@router.get("/batches/{batch_id}/results.{fmt}")
+def results(request: Request, batch_id: str, fmt: str, session: PageSession = Depends(VIEWER)) -> Response:
+    """Every case's result as CSV or JSON lines (the keys of the API), streamed."""
+    if fmt not in ("csv", "jsonl") or visible_batch(request, session, batch_id) is None:
+        return _not_found(request, session, "batch")
+    return results_download(service_of(request).ledger, batch_id, fmt)
+
+
 @router.post("/batches/{batch_id}/{action}")
 def operate(request: Request, batch_id: str, action: str, session: PageSession = Depends(csrf_protected("operator"))
             ) -> Response:
@@ -129,12 +141,13 @@ def operate(request: Request, batch_id: str, action: str, session: PageSession =
 
 
 @router.get("/cases/{tx_id}")
-def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "",
+def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "", no_worker: int = 0,
          session: PageSession = Depends(VIEWER)) -> Response:
     found = visible_case(request, session, tx_id)
     if found is None:
         return _not_found(request, session, "case")
-    flash = ("The case was handed off." if handed_off else
+    flash = (("The case was handed off. No bot is running yet, so it waits until one starts." if no_worker
+              else "The case was handed off.") if handed_off else
              {"resubmitted": "The corrected case was sent back to the bots.", "done_by_hand": "The case is marked done by hand.",
               "closed": "The case is closed.", "retry": "The case was sent back to the bots.",
               "cancel": "The case is cancelled.", "rerun": "The case will run again; its lookup runs first."}.get(done))

@@ -54,5 +54,11 @@ def percent(part: float, whole: float) -> str:
     return f"{(100.0 * part / whole) if whole else 0:.1f}%"
 
 
+def screenshot(path: str) -> bool:
+    """A Jinja test: whether an evidence path is a screenshot."""
+    return str(path).endswith(".png")
+
+
+TESTS = {"screenshot": screenshot}
 FILTERS = {"when": when, "count": count, "state_label": state_label, "state_colour": state_colour,
            "batch_state": batch_state, "percent": percent}

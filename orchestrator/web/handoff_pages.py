@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from workflows import LoadedWorkflow
 
+from ..errors import ConfigurationError
 from ..queue import Receipt
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
@@ -57,10 +58,14 @@ async def hand_off_case(request: Request, workflow: str, session: PageSession = 
         return loaded
     definition = loaded.definition
     row = row_from_form(definition, await request.form())
-    result = await run_in_threadpool(service_of(request).hand_off_case, session.user, loaded, row)
+    try:
+        result = await run_in_threadpool(service_of(request).hand_off_case, session.user, loaded, row)
+    except ConfigurationError as exc:
+        return _cannot_run(request, session, str(exc))
     if isinstance(result, Receipt):
         tx_id = service_of(request).ledger.cases.by_ref(definition.name, row[definition.reference_field].strip())
-        target = f"/cases/{tx_id['id']}?handed_off=1" if tx_id else f"/batches/{result.batch_id}"
+        waiting = "&no_worker=1" if result.warnings else ""
+        target = f"/cases/{tx_id['id']}?handed_off=1{waiting}" if tx_id else f"/batches/{result.batch_id}"
         return RedirectResponse(target, status_code=303)
     errors = readable_errors(definition, result)
     fields = form_fields(definition, row, errors)
@@ -93,6 +98,16 @@ async def upload_batch(request: Request, workflow: str, session: PageSession = D
     outcome = await receive_batch(request, service_of(request), session.user, loaded,
                                   csrf_token=session.csrf_token)
     if isinstance(outcome, Receipt):
-        return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1", status_code=303)
+        waiting = "&no_worker=1" if outcome.warnings else ""
+        return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1{waiting}", status_code=303)
+    if outcome.status == 503:
+        return _cannot_run(request, session, outcome.message)
     return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {"file": outcome.message}),
                   status=outcome.status, session=session)
+
+
+def _cannot_run(request: Request, session: PageSession, reason: str) -> Response:
+    """The bots cannot run the workflow now: nothing was queued; the reason is for whoever runs the service."""
+    return render(request, "refused.html", {"title": "This work cannot be handed off now", "message": (
+        "The bots are not set up to run this workflow, so nothing was handed off. Ask the people who run "
+        "Autoclerk to fix it, then try again."), "detail": reason}, status=503, session=session)

@@ -43,9 +43,10 @@ def workflows(request: Request, session: PageSession = Depends(signed_in("author
 
 
 def _workflows_page(request: Request, session: PageSession, errors: dict[str, str], *, problems: list[str] | None = None,
-                    flash: str | None = None, status: int = 200) -> Response:
+                    flash: str | None = None, warning: str | None = None, status: int = 200) -> Response:
     return render(request, "workflows.html", {"title": "Workflows", "published": service_of(request).ledger.workflows.published(),
                                               "errors": errors, "problems": problems or [], "flash": flash,
+                                              "warning": warning,
                                               "error_links": {"files": "files"}}, status=status, session=session)
 
 
@@ -67,4 +68,6 @@ async def publish(request: Request, session: PageSession = Depends(signed_in("au
         return _workflows_page(request, session, {"files": "The workflow has problems; nothing was published"},
                                problems=[str(p) for p in exc.problems], status=422)
     definition = loaded.definition
-    return _workflows_page(request, session, {}, flash=f"Published {definition.name} version {definition.version}.")
+    warning = await run_in_threadpool(service_of(request).publish_warning, loaded)
+    return _workflows_page(request, session, {}, flash=f"Published {definition.name} version {definition.version}.",
+                           warning=warning)

@@ -22,6 +22,7 @@ from fastapi import Request
 from workflows import CasesFileError, LoadedWorkflow
 
 from ..accounts import User
+from ..errors import ConfigurationError
 from ..queue import JSON_LINES_SUFFIXES, Receipt
 from .auth import CSRF_FIELD, check_csrf
 from .service import HandoffService
@@ -51,6 +52,10 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
         Refused: the form's CSRF token is missing or wrong (nothing was read beyond the fields before the file).
     """
     limit = service.settings.max_upload_mb * 2**20
+    try:
+        warning = await anyio.to_thread.run_sync(service.preflight, loaded)
+    except ConfigurationError as exc:  # before a byte of the file is read: nothing is queued
+        return Refusal(503, str(exc))
     try:
         boundary = boundary_of(request.headers.get("content-type", ""))
     except UploadError as exc:
@@ -91,7 +96,8 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             text = io.TextIOWrapper(io.BufferedReader(upload, READ_BUFFER), encoding="utf-8-sig", newline="")
             try:
                 receipt = service.hand_off_stream(user, loaded, text, name,
-                                                  json_lines=name.lower().endswith(JSON_LINES_SUFFIXES))
+                                                  json_lines=name.lower().endswith(JSON_LINES_SUFFIXES),
+                                                  source_sha256=upload.file_sha256)
             except CasesFileError as exc:
                 upload.discard()
                 return Refusal(422, str(exc))
@@ -110,6 +116,8 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             return Refusal(422, str(exc))
 
     outcome = await anyio.to_thread.run_sync(work)
+    if isinstance(outcome, Receipt) and warning is not None:
+        outcome.warnings.append(warning)
     if isinstance(outcome, Refusal):
         log.info("upload refused", status=outcome.status, reason=outcome.message, by=user.username,
                  workflow=loaded.definition.name, received_bytes=received.get("bytes", 0))

@@ -25,6 +25,7 @@ def templates() -> Jinja2Templates:
         ]),
         autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.ChainableUndefined)
     env.filters.update(filters.FILTERS)
+    env.tests.update(filters.TESTS)
     return Jinja2Templates(env=env)
 
 

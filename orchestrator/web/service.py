@@ -8,16 +8,18 @@ without HTTP, and the pages and the API cannot drift apart in what they accept.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
-from workflows import LoadedWorkflow, field_errors, load_workflow
+from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, mask_case, secret_fields, secret_values
 
 from ..accounts import Accounts, User
+from ..errors import ConfigurationError
 from ..ledger import Ledger
-from ..queue import AcceptedCase, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
+from ..queue import AcceptedCase, check_workers, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -56,9 +58,34 @@ class HandoffService:
             loaded = load_workflow(Path(folder) / main)
         return self.ledger.workflows.publish(loaded, by, main)
 
+    def publish_warning(self, loaded: LoadedWorkflow) -> str | None:
+        """Why hand-offs to a workflow just published would be refused or wait now, or ``None``."""
+        try:
+            return self.preflight(loaded, what="It is published; hand-offs to it are refused until that is fixed")
+        except ConfigurationError as exc:
+            return str(exc)
+
+    def preflight(self, loaded: LoadedWorkflow, *, what: str = "Nothing was queued") -> str | None:
+        """Check that the bots can run ``loaded`` before a hand-off: on the embedded broker, this process's
+        secrets, env values and system URLs; with a broker, the names the live workers report.
+
+        Returns:
+            A warning (with a broker, no worker is live: the queue holds the work), or ``None``.
+
+        Raises:
+            ConfigurationError: the workflow cannot run; one line names what is missing and how to provide it.
+        """
+        if self.settings.embedded:
+            problems = missing_configuration(loaded, self.settings)
+            if problems:
+                raise ConfigurationError(f"workflow {loaded.definition.name} cannot run here: {'; '.join(problems)} "
+                                         f"(where the service runs). {what}")
+            return None
+        return check_workers(loaded, self.ledger.heartbeats.workers(), what=what)
+
     # -- hand-off --------------------------------------------------------------------------------------
     def hand_off_stream(self, user: User, loaded: LoadedWorkflow, stream: IO[str], name: str, *,
-                        json_lines: bool = False) -> Receipt:
+                        json_lines: bool = False, source_sha256: Callable[[], str | None] | None = None) -> Receipt:
         """Hand off a batch read from a text stream (an upload) as it arrives; every refused row is recorded.
 
         Raises:
@@ -67,14 +94,19 @@ class HandoffService:
         """
         rows = read_case_stream(stream, name, loaded.definition, json_lines=json_lines)
         receipt = hand_off_rows(self.ledger, self.publisher, loaded, rows, name, created_by=user.username,
-                                existing="refuse")
+                                existing="refuse", source_sha256=source_sha256)
         log.info("batch handed off", batch=receipt.batch_id, workflow=loaded.definition.name, by=user.username,
                  accepted=receipt.accepted, rejected=receipt.rejected + receipt.duplicates)
         return receipt
 
     def hand_off_case(self, user: User, loaded: LoadedWorkflow, row: dict[str, Any]) -> Receipt | dict[str, str]:
-        """Hand off one case from a form or an API call: the receipt, or the errors by field."""
+        """Hand off one case from a form or an API call: the receipt, or the errors by field.
+
+        Raises:
+            ConfigurationError: the bots cannot run the workflow (see :meth:`preflight`); nothing is queued.
+        """
         definition = loaded.definition
+        warning = self.preflight(loaded)
         errors = field_errors(definition.input, row)
         if errors:
             return errors
@@ -88,6 +120,8 @@ class HandoffService:
                                 created_by=user.username, existing="refuse")
         if receipt.examples:  # another hand-off took the reference a moment ago
             return {definition.reference_field: receipt.examples[0].reason}
+        if warning is not None:
+            receipt.warnings.append(warning)
         return receipt
 
     def resubmit(self, user: User, case: dict[str, Any], row: dict[str, Any], note: str | None) -> dict[str, str] | None:
@@ -95,6 +129,10 @@ class HandoffService:
         loaded = self.ledger.workflows.load(case["digest"])
         definition = loaded.definition
         row = {**row, definition.reference_field: case["case_ref"]}  # the reference itself never changes
+        stored = self.ledger.cases.get(case["id"])
+        for name in secret_fields(definition.input):  # a secret field left as shown (masked) keeps its value
+            if row.get(name) == FIELD_MASK and stored is not None:
+                row[name] = stored["payload"].get(name)
         errors = field_errors(definition.input, row)
         if errors:
             return errors
@@ -118,9 +156,17 @@ class HandoffService:
         return batch if batch is not None and self.can_see(user, batch["created_by"]) else None
 
     def visible_case(self, user: User, tx_id: int) -> dict[str, Any] | None:
-        """The case with its attempts and actions, when ``user`` may see it."""
+        """The case with its attempts and actions, when ``user`` may see it; the fields its workflow marks
+        ``secret: true`` are masked (in its data and its output)."""
         case = self.ledger.cases.get(tx_id)
-        return case if case is not None and self.can_see(user, case["created_by"]) else None
+        if case is None or not self.can_see(user, case["created_by"]):
+            return None
+        inputs = self.ledger.workflows.load(case["digest"]).definition.input
+        values = secret_values(inputs, case["payload"])
+        if values:
+            case["payload"] = mask_case(inputs, case["payload"])
+            case["output"] = mask_json(case["output"], values)
+        return case
 
 
 def evidence_paths(case: dict[str, Any]) -> list[str]:

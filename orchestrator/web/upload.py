@@ -8,6 +8,7 @@ reader slows the sender (the server stops reading the socket). Small fields that
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ class MultipartFile(io.RawIOBase):
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.received = 0
+        self._sha256 = hashlib.sha256()
         self._out = bytearray()
         self._header_name = b""
         self._header_value = b""
@@ -116,6 +118,7 @@ class MultipartFile(io.RawIOBase):
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             self._out += data[start:end]
+            self._sha256.update(data[start:end])
             return
         self._part_value += data[start:end]
         if len(self._part_value) > MAX_FIELD_BYTES:
@@ -146,6 +149,10 @@ class MultipartFile(io.RawIOBase):
         except MultipartParseError:
             raise UploadError("the body is not valid multipart/form-data") from None
         return True
+
+    def file_sha256(self) -> str | None:
+        """The SHA-256 of the file's bytes, once the file has been received to its end (``None`` before)."""
+        return self._sha256.hexdigest() if self._file_done else None
 
     def wait_for_file(self) -> bool:
         """Read the fields before the file, up to the start of its data; whether the file field is there."""

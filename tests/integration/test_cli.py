@@ -49,12 +49,32 @@ def test_a_batch_run_records_valid_cases_once_and_hands_back_refused_ones_with_t
     for entry in export:
         row = valid[entry["case_ref"]]
         assert entry["values"]["postcode"] == row["postcode"] and entry["values"]["city"] == row["city"]
-    import sqlite3
-
-    handed_back = sqlite3.connect(tmp_path / "ledger.db").execute(
-        "select error_message from transactions where state='business_exception'").fetchall()
-    assert len(handed_back) == invalid
-    assert all("Postcode not recognised" in m or "within the last 30 days" in m for (m,) in handed_back)
+    # Why each case came back, without opening the ledger: 'batches show', its JSON, the export, the reconciliation.
+    batch = summary["batch_id"]
+    shown = autoclerk("batches", "show", batch, "--ledger", ledger, "--state", "business_exception", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    *cases_shown, totals = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert len(cases_shown) == invalid and totals["counts"]["business_exception"] == invalid == totals["shown"]
+    assert all(list(c) == ["case_ref", "state", "attempts", "result_ref", "output", "error_class", "error_message",
+                           "error_detail", "evidence"] for c in cases_shown)
+    assert all("Postcode not recognised" in c["error_message"] or "within the last 30 days" in c["error_message"]
+               for c in cases_shown)
+    assert all(c["error_detail"].startswith("step ") and c["evidence"] for c in cases_shown)
+    text = autoclerk("batches", "show", batch, "--ledger", ledger, cwd=tmp_path).stdout
+    assert text.splitlines()[0].startswith(f"batch {batch}: change-of-address, finished; 10 case(s)")
+    assert len(text.splitlines()) >= 11 and "detail: step " in text
+    export_file = tmp_path / "results.csv"
+    exported = autoclerk("results", "export", batch, "--ledger", ledger, "--format", "csv", "--out", str(export_file),
+                         cwd=tmp_path)
+    assert exported.returncode == 0 and f"10 case(s) of batch {batch} written" in exported.stderr
+    assert len(list(__import__("csv").DictReader(export_file.read_text().splitlines()))) == 10
+    report = autoclerk("batches", "reconcile", batch, "--ledger", ledger, cwd=tmp_path)
+    assert report.returncode == 0 and "rows read 10 = accepted 10 + rejected 0" in report.stdout
+    assert f"accepted 10 = done {10 - invalid} + handed back to a person {invalid} + failed 0" in report.stdout
+    assert json.loads(autoclerk("batches", "reconcile", batch, "--ledger", ledger, "--json", cwd=tmp_path).stdout
+                      .splitlines()[-1])["balanced"] is True
+    assert autoclerk("results", "export", batch, "--ledger", ledger, "--format", "xlsx", cwd=tmp_path).stderr == (
+        "autoclerk: error: an xlsx export needs a file: give --out FILE.xlsx\n")
 
     again = autoclerk(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr

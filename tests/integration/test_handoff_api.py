@@ -5,16 +5,23 @@ case, an exception corrected through the API, the OpenAPI document, and the toke
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
+from bots import LAUNCH_ARGS
 from demo_portal import PortalProcess, generate_cases
-from tests.conftest import autoclerk
-from tests.integration.handoff_rig import HandoffServer, handoff_server
+from orchestrator.queue import RESULT_KEYS
+from tests.conftest import EXAMPLE, autoclerk
+from tests.integration.handoff_rig import HandoffServer, handoff_server, sign_in
+from workflows import FIELD_MASK
 
 
 @pytest.fixture
@@ -30,6 +37,8 @@ def test_a_batch_handed_off_through_the_api_reports_its_rejections_and_every_cas
     with open(cases, "a") as fh:
         fh.write("CASE-000300,1 Any Road,,Leeds,LS1 1AA,GB-ENG,email,2026-12-01,\n")  # repeats row 1
         fh.write("CASE-9,1 Any Road,,Leeds,LS1 1AA,GB-ENG,email,2026-12-01,\n")       # breaks the pattern
+        fh.write(",,,,,,,,\n")                                                         # blank
+        fh.write(f"CASE-000399,{'x' * 81},,Leeds,LS1 1AA,GB-ENG,email,2026-12-01,\n")  # too long
     with server.api("alice") as api:
         answer = api.post("/api/batches", params={"workflow": "change-of-address"},
                           files={"file": ("cases.csv", cases.read_bytes(), "text/csv")})
@@ -37,14 +46,34 @@ def test_a_batch_handed_off_through_the_api_reports_its_rejections_and_every_cas
         receipt = answer.json()
         assert {"batch_id", "accepted", "rejected"} <= set(receipt)
         assert receipt["accepted"] == 12
-        assert [(r["row"], r["field"]) for r in receipt["rejected"]] == [(13, "case_ref"), (14, "case_ref")]
+        assert [(r["row"], r["field"]) for r in receipt["rejected"]] == [(13, "case_ref"), (14, "case_ref"), (15, "row"),
+                                                                         (16, "address_line1")]
         assert "duplicate case reference CASE-000300" in receipt["rejected"][0]["reason"]
         assert "must match the pattern" in receipt["rejected"][1]["reason"]
         assert api.get(f"/api/batches/{receipt['batch_id']}/rejections").json() == receipt["rejected"]
 
         status = server.wait_for_batch(receipt["batch_id"])
         assert status["counts"]["done"] == 12 - invalid and status["counts"]["business_exception"] == invalid
-        assert status["total"] == 12 and status["open_exceptions"] == invalid and status["rows_rejected"] == 2
+        assert status["total"] == 12 and status["open_exceptions"] == invalid and status["rows_rejected"] == 4
+
+        # Reconciliation: every row of the file is accounted for, and the file is named by its SHA-256.
+        report = api.get(f"/api/batches/{receipt['batch_id']}/reconciliation").json()
+        assert report["rows_read"] == 16 == report["accepted"] + report["rejected"]
+        assert report["rejected_by_kind"] == {"duplicate": 1, "invalid": 2, "blank": 1}
+        assert report["outcomes"] == {"done": 12 - invalid, "handed back to a person": invalid, "failed": 0, "cancelled": 0}
+        assert report["in_progress"] == 0 and report["balanced"] is True
+        assert report["input_sha256"] == hashlib.sha256(cases.read_bytes()).hexdigest()
+        assert report["handed_off_by"] == "alice" and report["workflow_version"] == 1
+
+        # Every case's result, streamed with the API's keys.
+        lines = api.get(f"/api/batches/{receipt['batch_id']}/results", params={"format": "jsonl"}).text.splitlines()
+        results = [json.loads(line) for line in lines]
+        assert len(results) == 12 and all(list(r) == list(RESULT_KEYS) for r in results)
+        handed_back = [r for r in results if r["state"] == "business_exception"]
+        assert len(handed_back) == invalid and all(r["error_message"] and r["error_detail"] for r in handed_back)
+        table = list(csv.DictReader(io.StringIO(api.get(f"/api/batches/{receipt['batch_id']}/results").text)))
+        assert [r["case_ref"] for r in table] == [r["case_ref"] for r in results]
+        assert sum(1 for r in table if r["state"] == "done" and r["result_ref"]) == 12 - invalid
 
         done = api.get(f"/api/batches/{receipt['batch_id']}/cases", params={"state": "done"}).json()
         detail = api.get(f"/api/cases/{done[0]['id']}").json()
@@ -56,13 +85,31 @@ def test_a_batch_handed_off_through_the_api_reports_its_rejections_and_every_cas
         again = api.post("/api/batches", params={"workflow": "change-of-address"},
                          files={"file": ("cases.csv", cases.read_bytes(), "text/csv")}).json()
         assert again["accepted"] == 0 and again["duplicates"] == 13
+        changed = cases.read_text().replace("CASE-000301,", "CASE-000301,2", 1)  # new data for an old reference
+        third = api.post("/api/batches", params={"workflow": "change-of-address"},
+                         files={"file": ("cases.csv", changed.encode(), "text/csv")}).json()
+        report = api.get(f"/api/batches/{third['batch_id']}/reconciliation").json()
+        assert report["rows_read"] == 16 and report["accepted"] == 0 and report["balanced"] is True
+        assert report["rejected_by_kind"] == {"already_handed_off": 11, "conflict": 1, "duplicate": 1, "invalid": 2,
+                                              "blank": 1}
     submitted = [s["case_ref"] for s in server.submissions()]
     assert len(submitted) == len(set(submitted)) == 12 - invalid
 
 
-def test_one_case_is_handed_off_and_an_exception_is_corrected_through_the_api(server: HandoffServer) -> None:
+def test_one_case_is_handed_off_and_an_exception_is_corrected_through_the_api(
+        server: HandoffServer, chromium: str) -> None:
+    # The notes field is marked secret: the bot types it, and no page, API answer or export shows it.
+    secret_notes = EXAMPLE.read_text().replace("notes:          {type: string, required: false, max_length: 500}",
+                                               "notes:          {type: string, required: false, max_length: 500, secret: true}")
+    assert "secret: true" in secret_notes
+    with server.api("arthur") as api:
+        published = api.post("/api/workflows", data={"main": "change_of_address.yaml"}, files=[
+            ("files", ("change_of_address.yaml", secret_notes.encode())),
+            ("files", ("sign_in.yaml", (EXAMPLE.parent / "sign_in.yaml").read_bytes()))])
+        assert published.status_code == 201, published.text
+    notes = "Lives with her carer Jane Doe"
     case = {"case_ref": "CASE-400001", "address_line1": "9 Queen Street", "city": "Leeds", "postcode": "ZZ1 1ZZ",
-            "country": "GB-ENG", "contact_method": "phone", "effective_date": "2026-12-01"}
+            "country": "GB-ENG", "contact_method": "phone", "effective_date": "2026-12-01", "notes": notes}
     with server.api("alice") as api:
         bad = api.post("/api/cases", params={"workflow": "change-of-address"}, json={**case, "country": "FR"})
         assert bad.status_code == 422 and set(bad.json()["errors"]) == {"country"}
@@ -87,7 +134,19 @@ def test_one_case_is_handed_off_and_an_exception_is_corrected_through_the_api(se
         found = server.wait_for_case(api, tx_id)
         assert found["state"] == "done" and found["payload"]["postcode"] == "LS6 2AB"
         assert [(a["username"], a["action"], a["note"]) for a in found["actions"]] == [("alice", "resubmitted", "typo")]
-    assert [s["case_ref"] for s in server.submissions()] == ["CASE-400001"]
+        assert found["payload"]["notes"] == FIELD_MASK and notes not in json.dumps(found)
+        results = api.get(f"/api/batches/{found['batch_id']}/results", params={"format": "jsonl"}).text
+        assert "CASE-400001" in results and notes not in results
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        page = browser.new_page()
+        sign_in(page, server, "alice")
+        page.goto(f"{server.url}/cases/{tx_id}")
+        expect(page.locator("main")).to_contain_text(FIELD_MASK)
+        assert notes not in page.content()
+        browser.close()
+    # The bot typed the real value, both times (the resubmitted case kept it although the API showed the mask).
+    assert [(s["case_ref"], s["values"].get("notes")) for s in server.submissions()] == [("CASE-400001", notes)]
 
 
 def test_the_openapi_document_describes_the_routes_other_systems_use(server: HandoffServer) -> None:

@@ -143,14 +143,28 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     first = server.wait_for_batch(batch_id)
     assert first["state"] == "finished" and first["finished_at"], "every case has an outcome: the batch has finished"
     expect(page.locator("main")).to_contain_text("Finished")
+    # Its reconciliation: 8 rows read = 4 queued + 4 not queued; 4 queued = 2 done + 2 handed back.
+    figures = {cell.get_attribute("data-figure"): cell.inner_text() for cell in page.locator("#reconciliation td[data-figure]").all()}
+    assert figures == {"rows_read": "8", "accepted": "4", "rejected": "4"}, figures
+    assert page.locator('#reconciliation [data-rejected="invalid"]').inner_text() == "2"
+    assert page.locator('#reconciliation [data-rejected="conflict"]').inner_text() == "1"
+    expect(page.locator("#reconciliation-result")).to_contain_text("Both sums hold")
     shots(page, "batch")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV (for a spreadsheet)").click()
+    with open(download.value.path(), encoding="utf-8") as handle:
+        results = list(csv.DictReader(handle))
+    assert sorted(r["case_ref"] for r in results) == ["CASE-100002", "CASE-100003", "CASE-100004", "CASE-100005"]
+    assert {r["case_ref"]: r["state"] for r in results}["CASE-100004"] == "business_exception"
+    assert all(r["error_message"] and r["error_detail"].startswith("step ") for r in results if r["state"] != "done")
 
     # The exceptions inbox holds the two refused cases; the first is corrected and resubmitted.
     page.get_by_role("link", name="Exceptions").click()
     expect(page.locator("#exceptions tbody tr")).to_have_count(2)
     assert "Postcode not recognised" in page.inner_text("#exceptions")
+    expect(page.locator("#exceptions").get_by_role("link", name="Screenshot of case CASE-100004")).to_be_visible()
     shots(page, "exceptions")
-    page.get_by_role("link", name="CASE-100004").click()
+    page.get_by_role("link", name="CASE-100004", exact=True).click()
     expect(page.locator("h1")).to_have_text("Deal with case CASE-100004")
     expect(page.get_by_label("Postcode")).to_have_value("ZZ9 9XX")
     page.locator("summary", has_text="See what the bot saw").click()
@@ -169,11 +183,18 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     expect(page.locator("#actions")).to_contain_text("resubmitted")
     reference = page.locator(".govuk-summary-list__row", has_text="Reference from the system").locator("dd").inner_text()
     assert reference.strip() and reference.strip() != "None yet", "the reference the portal returned is shown"
+    expect(page.locator("#attempts")).to_contain_text("Postcode not recognised")
+    expect(page.locator("#attempts [data-detail]")).to_have_count(0)  # a caseworker reads the message, not the detail
     shots(page, "case")
+    operator = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    sign_in(operator, server, "olga")
+    operator.goto(page.url.split("?")[0])
+    expect(operator.locator("#attempts [data-detail]").first).to_contain_text("step ")
+    operator.context.close()
 
     # The second is done by hand, with a note; the inbox is then empty.
     page.goto(f"{server.url}/exceptions")
-    page.get_by_role("link", name="CASE-100005").click()
+    page.get_by_role("link", name="CASE-100005", exact=True).click()
     page.get_by_role("button", name="Mark as done by hand").click()
     expect(page.locator(".govuk-error-summary")).to_contain_text("Say what you did")
     page.get_by_label("What you did").fill("Phoned the customer; changed by hand, reference CNF-MANUAL-1")

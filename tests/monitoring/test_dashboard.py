@@ -29,6 +29,9 @@ class _Reports:
     def batch_states(self) -> dict:
         return {s: 0 for s in BATCH_STATES}
 
+    def held(self) -> dict:
+        return {"change-of-address": 3}
+
 
 class _Ledger:
     reports = _Reports()

@@ -118,13 +118,13 @@ def test_the_migration_marks_finished_the_batches_that_already_are_and_leaves_th
     done_batch, done_ids = handed_off(ledger, 2)
     end(ledger, done_ids, "done")
     open_batch, _ = handed_off(ledger, 1)
+    last_case = max(ledger.transactions.get(i)["updated_at"] for i in done_ids)  # type: ignore[index]
     config = migrate._config()
     with ledger.engine.begin() as conn:  # back to the revision before batches could finish
         config.attributes["connection"] = conn
         command.downgrade(config, "0005")
     with ledger.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT state FROM batches WHERE id = ?", (done_batch,)).scalar() == "active"
-    last_case = max(ledger.transactions.get(i)["updated_at"] for i in done_ids)  # type: ignore[index]
     migrate.upgrade(ledger.engine)
     finished = ledger.batches.get(done_batch)
     assert finished and finished["state"] == "finished" and finished["finished_at"] == last_case

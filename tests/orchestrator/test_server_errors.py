@@ -10,6 +10,7 @@ from bots import StepTimeout, TargetServerError
 from orchestrator.queue.execution import SERVER_BUSY, _retry_or_fail
 from orchestrator.ledger import Claim
 from orchestrator import Settings
+from workflows import Needs
 
 
 def _claim(attempt: int = 1, max_attempts: int = 3, graced: int = 0) -> Claim:
@@ -22,7 +23,8 @@ def _runtime(down: str | None = None, grace: int = 2) -> Any:
     return SimpleNamespace(settings=Settings(server_error_grace=grace), health=SimpleNamespace(down=lambda _: down))
 
 
-LOADED: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}), calls={})
+LOADED: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}), calls={},
+                              needs=lambda: Needs(frozenset(), {}, frozenset()))
 
 
 def test_a_server_error_while_the_system_answers_waits_without_spending_the_attempt() -> None:
