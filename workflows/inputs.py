@@ -306,9 +306,16 @@ def mask_text(text: str, values: Iterable[str]) -> str:
 
         mask_text("account 12345678 is closed", ["12345678"]) == "account •••••• is closed"
     """
-    wanted = sorted({value for value in values if len(value) >= _SHORTEST_IN_TEXT}, key=len, reverse=True)
-    if not wanted or not text:
+    if not text:
         return text
+    # Only the values present: most texts hold none, and then no pattern is built (a pattern per case would
+    # churn the regular-expression cache, since every case has its own values).
+    wanted = sorted({value for value in values if len(value) >= _SHORTEST_IN_TEXT and value in text},
+                    key=len, reverse=True)
+    if not wanted:
+        return text
+    if len(wanted) == 1:
+        return text.replace(wanted[0], FIELD_MASK)
     # An alternation tries its branches in order at each position: longest first takes the longest match.
     return re.sub("|".join(re.escape(value) for value in wanted), FIELD_MASK, text)
 

@@ -189,13 +189,21 @@ def workflows_publish(path: Path, ledger_url: str | None) -> None:
 
     settings = settings_from_flags(ledger_url=ledger_url)
     configure_logging(json=settings.log_json, level=settings.log_level)
+    from ..errors import ConfigurationError
+    from ..queue import check_workers
+
     loaded = load_workflow(path)
     ledger = Ledger(settings.ledger_url)
     try:
         ledger.workflows.publish(loaded, f"cli:{getpass.getuser() if os.name == 'posix' else 'user'}", str(path))
+        workers = ledger.heartbeats.workers()
     finally:
         ledger.close()
     click.echo(f"published {loaded.definition.name} version {loaded.definition.version} ({loaded.digest})")
+    try:  # workers that report what they can resolve say whether it can run now (an embedded service checks itself)
+        check_workers(loaded, workers, what="It is published; hand-offs to it are refused until that is fixed")
+    except ConfigurationError as exc:
+        click.echo(f"autoclerk: warning: {exc}", err=True)
 
 
 @workflows.command("list")

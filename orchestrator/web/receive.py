@@ -53,10 +53,6 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
     """
     limit = service.settings.max_upload_mb * 2**20
     try:
-        warning = await anyio.to_thread.run_sync(service.preflight, loaded)
-    except ConfigurationError as exc:  # before a byte of the file is read: nothing is queued
-        return Refusal(503, str(exc))
-    try:
         boundary = boundary_of(request.headers.get("content-type", ""))
     except UploadError as exc:
         return Refusal(415, str(exc))
@@ -78,6 +74,7 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
                 yield chunk
 
     received: dict[str, int] = {}
+    warnings: list[str] = []
 
     def work() -> Receipt | Refusal:
         upload = MultipartFile(chunks(), boundary, max_bytes=limit)
@@ -92,6 +89,11 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
                 return Refusal(422, "the upload has no file in the field 'file'")
             if csrf_token is not None:
                 check_csrf(upload.fields.get(CSRF_FIELD, ""), csrf_token)
+            try:  # after the request's own checks, before a byte of the file is read: nothing is queued
+                warnings[:] = [w for w in [service.preflight(loaded)] if w]
+            except ConfigurationError as exc:
+                upload.discard()
+                return Refusal(503, str(exc))
             name = upload.filename or "upload"
             text = io.TextIOWrapper(io.BufferedReader(upload, READ_BUFFER), encoding="utf-8-sig", newline="")
             try:
@@ -116,8 +118,8 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             return Refusal(422, str(exc))
 
     outcome = await anyio.to_thread.run_sync(work)
-    if isinstance(outcome, Receipt) and warning is not None:
-        outcome.warnings.append(warning)
+    if isinstance(outcome, Receipt):
+        outcome.warnings.extend(warnings)
     if isinstance(outcome, Refusal):
         log.info("upload refused", status=outcome.status, reason=outcome.message, by=user.username,
                  workflow=loaded.definition.name, received_bytes=received.get("bytes", 0))

@@ -142,7 +142,7 @@ def test_the_hand_off_service_refuses_anonymous_users_wrong_roles_and_forms_with
     with handoff_server(tmp_path, portal) as server:
         cookies = {name: sign_in_cookie(server, name) for name in USERS}
         sample = {"batch_id": "nosuchbatch", "tx_id": "999999", "workflow": "change-of-address", "index": "0",
-                  "action": "pause", "resolution": "close"}
+                  "action": "pause", "resolution": "close", "fmt": "csv"}
         checked = 0
         for method, path, roles, is_api in ROUTES:
             if (method, path) in PUBLIC:

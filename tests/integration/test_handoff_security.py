@@ -44,7 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[
     from demo_portal import portal_process
 
     tmp = tmp_path_factory.mktemp("security")
-    with portal_process() as portal, handoff_server(tmp, portal) as running:
+    with portal_process() as portal, handoff_server(tmp, portal, env={"AUTOCLERK_SECRET_PORTAL_PASSWORD": "demo-password"}
+                                                    ) as running:
         ledger = Ledger(running.ledger_url)
         try:
             ledger.workflows.publish(parse_workflow(ECHO_WORKFLOW, "echo.yaml"), "arthur", "echo.yaml")
@@ -80,7 +81,7 @@ def sample(server: HandoffServer) -> dict[str, str]:
                               files={"file": ("s.csv", b"case_ref\nSAMPLE-1\n")}).json()
         case = client.get(f"/api/batches/{receipt['batch_id']}/cases").json()[0]
     return {"batch_id": receipt["batch_id"], "tx_id": str(case["id"]), "workflow": "change-of-address", "index": "0",
-            "action": "pause", "resolution": "close"}
+            "action": "pause", "resolution": "close", "fmt": "csv"}
 
 
 def routes() -> list[tuple[str, str, tuple[str, ...] | None, bool]]:

@@ -91,6 +91,8 @@ def test_a_worker_without_the_secret_refuses_hand_offs_holds_running_cases_and_a
                 ("files", ("change_of_address.yaml", EXAMPLE.read_bytes())),
                 ("files", ("sign_in.yaml", (EXAMPLE.parent / "sign_in.yaml").read_bytes()))])
             assert published.status_code == 201 and published.json()["warnings"][0].startswith(REFUSAL)
+        from_cli = autoclerk("workflows", "publish", str(EXAMPLE), "--ledger", server.ledger_url, cwd=tmp_path)
+        assert from_cli.returncode == 0 and from_cli.stderr.startswith(f"autoclerk: warning: {REFUSAL}"), from_cli.stderr
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
             page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
