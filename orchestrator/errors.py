@@ -8,8 +8,8 @@
     ├── BudgetUnavailable    a target system's budget stayed spent (queue.budgets): try the case later,
     │                        without spending an attempt
     ├── UsageError           a wrong flag, path or file on the command line: one line to the user
-    │   └── ConfigurationError  a secret, env value or system URL a workflow needs is missing (queue.preflight):
-    │                        refused before any case is queued
+    │   └── ConfigurationError  a secret, env value or system URL a workflow needs is missing (queue.preflight),
+    │                        here or on every live worker: refused before any case is queued (the API: 503)
     ├── SignInRequired       a page was asked for without a live session (web.auth): the sign-in page
     ├── Refused              a page was refused, no role or no CSRF token (web.auth): 403
     └── UploadError          an upload is not usable multipart (web.upload): 400 with the reason
@@ -22,7 +22,8 @@ The command line maps them to exit codes, each failure one line on standard erro
 
     ====  =======================================================================================
     0     success
-    1     a run ended with cases unfinished (run the same command again to resume)
+    1     a run ended with cases unfinished (run the same command again to resume), or held for a missing
+          setting; ``batches reconcile``: the batch's sums do not hold
     2     a usage or input error: a wrong flag, a malformed workflow, an unreadable cases file
     3     a service is unavailable: the broker, the ledger or the browser
     4     an unexpected internal error (``AUTOCLERK_DEBUG=1`` shows its traceback)

@@ -17,7 +17,7 @@ PINNED = {
         "load_workflow", "LoadedWorkflow", "Locator", "Needs", "parse_workflow", "Problem", "render", "secret_names_in",
         "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
         "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",
-        "WorkflowFileError", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
+        "WorkflowFileError", "Lookup", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
     },
     "workflows.steps": {
         "Assert", "BUILTIN_ARGS", "Call", "Check", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog",

@@ -93,9 +93,11 @@ def explain(loaded: LoadedWorkflow, case: Mapping[str, Any], environ: Mapping[st
     lines = [f"{wf.name} v{wf.version}" + (f", case {ref}" if ref else "")]
     values = set(secret_values(wf.input, case))
     _Explainer(environ, wf.input, values).steps(loaded, dict(case), wf.steps, "", 1, lines, {})
-    if wf.lookup:
-        lines.append("before a retry after an uncertain submit, the lookup runs:")
-        _Explainer(environ, wf.input, values).steps(loaded, dict(case), wf.lookup, "L", 1, lines, {})
+    lookup = wf.lookup_steps
+    if lookup:
+        lines.append("before every attempt, the lookup runs (a record it finds ends the case done, nothing submitted):"
+                     if wf.lookup_when == "always" else "before a retry after an uncertain submit, the lookup runs:")
+        _Explainer(environ, wf.input, values).steps(loaded, dict(case), lookup, "L", 1, lines, {})
     return lines
 
 

@@ -22,9 +22,9 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from .inputs import InputField
 from .locators import Locator
@@ -84,6 +84,46 @@ class Session(BaseModel):
 
 
 @uses_steps
+class Lookup(BaseModel):
+    """The steps that find a case's record in the target system, and when they run.
+
+    A lookup only reads: it sets ``output.reference`` when it finds the record, and a case it finds ends
+    done with that reference, without running ``steps`` (nothing is submitted). The plain list form
+    (``lookup: [steps]``) means ``when: retry``.
+
+    - ``retry`` protects against the one double submission a bot can cause itself: an attempt that may
+      have submitted (the browser died, the lease ran out) is never followed by a second submit before
+      the lookup has looked. An operator's deliberate "run again" also runs it first. It does **not**
+      protect against a record made outside this ledger: a case done by hand, or handed off again on a
+      new ledger.
+    - ``always`` runs it before every attempt, the first one included: re-running a file on a new ledger,
+      cases that people may already have done by hand, or a second system feeding the same target. It
+      costs one search per attempt.
+
+    Example::
+
+        lookup:
+          when: always
+          steps:
+            - goto: /cases?ref={{ case.case_ref }}
+            - extract: {locator: "#last-change", to: output.reference, optional: true}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    when: Literal["retry", "always"] = Field(
+        default="retry",
+        description="`retry`: before an attempt that follows one that may have submitted (and before an operator's "
+                    "run again); `always`: before every attempt, the first included.")
+    steps: list["Step"] = Field(min_length=1, description="Read-only steps; they set output.reference when the record is found.")
+
+
+def _lookup_form(value: Any) -> str:
+    """Which form a ``lookup`` is written in, so that a mistake is reported for that form only."""
+    return "Lookup" if isinstance(value, (dict, Lookup)) else "Steps"
+
+
+@uses_steps
 class Workflow(BaseModel):
     """One workflow definition, as validated from its YAML file.
 
@@ -126,9 +166,11 @@ class Workflow(BaseModel):
     reference_field: str = Field(default="case_ref", description="The input field that identifies a case.")
     max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a case is failed.")
     steps: list["Step"] = Field(min_length=1, description="What the bot does for each case, in order.")
-    lookup: list["Step"] | None = Field(
+    lookup: Annotated[Annotated[list["Step"], Tag("Steps")] | Annotated[Lookup, Tag("Lookup")],
+                      Discriminator(_lookup_form)] | None = Field(
         default=None,
-        description="Steps that find an earlier submission of the case; they set output.reference when found.",
+        description="Steps that find the case's record in the target system (they set output.reference when "
+                    "found), as a list (run before a retry) or as `{when: retry | always, steps: […]}` (see `Lookup`).",
     )
     at_most_once: bool = Field(
         default=False,
@@ -136,10 +178,27 @@ class Workflow(BaseModel):
     )
 
 
+    @property
+    def lookup_steps(self) -> list[StepBase] | None:
+        """The lookup's steps, whichever form the file uses (``None`` when there is no lookup)."""
+        if isinstance(self.lookup, Lookup):
+            return list(self.lookup.steps)
+        return list(self.lookup) if self.lookup is not None else None
+
+    @property
+    def lookup_when(self) -> str | None:
+        """When the lookup runs: ``retry``, ``always``, or ``None`` when there is no lookup."""
+        if self.lookup is None:
+            return None
+        return self.lookup.when if isinstance(self.lookup, Lookup) else "retry"
+
     def all_steps(self) -> Iterator[tuple[tuple[str | int, ...], StepBase]]:
         """Every step of ``steps`` and ``lookup``, nested ones included, with its data path."""
         yield from walk(self.steps, ("steps",))
-        yield from walk(self.lookup or [], ("lookup",))
+        if isinstance(self.lookup, Lookup):
+            yield from walk(self.lookup.steps, ("lookup", "steps"))
+        else:
+            yield from walk(self.lookup or [], ("lookup",))
 
     @property
     def has_submit(self) -> bool:

@@ -15,7 +15,7 @@ from pydantic.fields import FieldInfo
 
 from . import locators
 from .inputs import InputField
-from .model import System, Workflow
+from .model import Lookup, System, Workflow
 from .steps import BUILTIN_ARGS, ensure_models
 from .templating import FILTERS, ExpressionMarker, TemplateMarker
 
@@ -53,6 +53,7 @@ def reference_markdown() -> str:
     out = [INTRO]
     out += _model_section("The workflow file", Workflow, level=2)
     out += _model_section("Target systems (`systems.NAME`)", System, level=2)
+    out += _model_section("The lookup (`lookup`)", Lookup, level=2)
     out += _model_section("Input fields (`input.NAME`)", InputField, level=2)
     out.append("## Steps\n")
     out.append("A step is a one-key mapping from its verb to its arguments. Verbs with a *short form* also take "

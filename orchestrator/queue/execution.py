@@ -120,17 +120,20 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                        error_message=f"{exc.field}: {exc.reason}", error_detail=f"CaseDataError: {exc}")
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
 
-    if claim.effect_attempt is not None:
-        # An earlier attempt may have submitted: find out before doing anything that could submit again.
-        if workflow.lookup:
+    lookup = workflow.lookup_steps
+    if claim.effect_attempt is not None or (lookup and workflow.lookup_when == "always"):
+        # An earlier attempt may have submitted (or the workflow asks to look every time): find out before
+        # doing anything that could submit again.
+        if lookup:
             try:
-                found = _run_bot(runtime, BotJob(loaded, workflow.lookup, case, claim.case_ref, claim.attempt, secrets,
-                                                 label="lookup"), before_effect=lambda: None)
+                label = "lookup" if isinstance(workflow.lookup, list) else "lookup.steps"
+                found = _run_bot(runtime, BotJob(loaded, lookup, case, claim.case_ref, claim.attempt, secrets,
+                                                 label=label), before_effect=lambda: None)
             except BudgetUnavailable as exc:
                 return _deferred(runtime, claim, exc)
             except BusinessException as exc:
                 return Outcome(claim, "business_exception", error_class="LookupRefused", error_detail=detail_of(exc),
-                               error_message=f"the lookup of an earlier submission was refused: {exc}")
+                               error_message=f"the search for the case's record was refused: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
                 return _retry_or_fail(runtime, claim, exc, loaded)
             reference = found.output.get("reference")

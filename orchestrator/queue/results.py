@@ -10,6 +10,7 @@ values show (the ledger keeps them, because the bot types them).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Iterable, Iterator
@@ -200,8 +201,6 @@ class Reconciliation:
 
     def lines(self) -> list[str]:
         """The report as plain-English lines, the two sums spelled out."""
-        import datetime as dt
-
         when = dt.datetime.fromtimestamp(self.handed_off_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         version = f" v{self.workflow_version}" if self.workflow_version is not None else ""
         lines = [f"batch {self.batch_id}: workflow {self.workflow}{version}, {self.state}",

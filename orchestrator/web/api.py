@@ -245,7 +245,7 @@ def batch_cases(request: Request, batch_id: str, state: str | None = Query(None,
     "One row per case with the keys " + ", ".join(RESULT_KEYS) + ", streamed"),
     "content": {"text/csv": {}, "application/x-ndjson": {}}}})
 def batch_results(request: Request, batch_id: str,
-                  format: str = Query("csv", pattern="^(csv|jsonl)$", description="csv or jsonl."),
+                  fmt: str = Query("csv", alias="format", pattern="^(csv|jsonl)$", description="csv or jsonl."),
                   state: str | None = Query(None, description="Only the cases in this state."),
                   user: User = Depends(VIEWER)) -> Any:
     """Every case's result, streamed (CSV with a header row, or one JSON object per line). Fields the
@@ -253,7 +253,7 @@ def batch_results(request: Request, batch_id: str,
     _batch_or_404(request, user, batch_id)
     if state is not None and state not in STATES:
         raise HTTPException(422, f"state must be one of {', '.join(STATES)}")
-    return results_download(service_of(request).ledger, batch_id, format, state)
+    return results_download(service_of(request).ledger, batch_id, fmt, state)
 
 
 class Reconciliation(BaseModel):

@@ -225,3 +225,39 @@ def test_a_finished_case_run_again_is_found_by_its_lookup_and_not_submitted_twic
     state, history = db.execute("select state, history from transactions where case_ref = ?", (ref,)).fetchone()
     assert state == "done" and [a["outcome"] for a in json.loads(history)] == ["done", "done"]
     assert db.execute("select action, note from case_actions").fetchall() == [("rerun", "the citizen asked twice")]
+
+
+def test_a_lookup_that_runs_always_finds_records_made_outside_this_ledger_and_submits_nothing_twice(
+        chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    generate_cases(cases, 3, invalid_rate=0.0, seed=9, start=900)
+    first = autoclerk("run", str(EXAMPLE), "--cases", str(cases), "--ledger", f"sqlite:///{tmp_path / 'first.db'}",
+                      "--system", f"portal={portal.url}", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    submitted = httpx.get(f"{portal.url}/api/export").json()
+    assert len(submitted) == 3
+    references = {e["case_ref"]: e["confirmation"] for e in submitted} if "confirmation" in submitted[0] else None
+
+    # The same file on a new ledger: with the plain lookup (retry), all three would be submitted again.
+    always = tmp_path / "always"
+    always.mkdir()
+    (always / "sign_in.yaml").write_text((EXAMPLE.parent / "sign_in.yaml").read_text())
+    text = EXAMPLE.read_text()
+    head, lookup = text.split("\nlookup:\n")
+    (always / "change_of_address.yaml").write_text(
+        head + "\nlookup:\n  when: always\n  steps:\n" + "".join(f"  {line}\n" for line in lookup.splitlines() if line))
+    workflow = always / "change_of_address.yaml"
+    explained = autoclerk("explain", str(workflow), "--cases", str(cases), "--case", "1", cwd=tmp_path)
+    assert explained.returncode == 0 and "before every attempt, the lookup runs" in explained.stdout, explained.stderr
+    second = autoclerk("run", str(workflow), "--cases", str(cases), "--ledger", f"sqlite:///{tmp_path / 'second.db'}",
+                       "--system", f"portal={portal.url}", "--json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    summary = last_json(second.stdout)
+    assert summary["done"] == 3 and summary["failed"] == 0
+    assert len(httpx.get(f"{portal.url}/api/export").json()) == 3, "every record was found: nothing submitted again"
+    shown = autoclerk("batches", "show", summary["batch_id"], "--ledger", f"sqlite:///{tmp_path / 'second.db'}",
+                      "--json", cwd=tmp_path)
+    found = [json.loads(line) for line in shown.stdout.splitlines()[:-1]]
+    assert all(case["result_ref"] and case["attempts"] == 1 for case in found)
+    if references is not None:
+        assert {case["case_ref"]: case["result_ref"] for case in found} == references
