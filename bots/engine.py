@@ -33,7 +33,7 @@ from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
 from .context import StepContext
 from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
 from .evidence import keep_evidence, prune_artifacts
-from .flow import run_steps
+from .flow import Finished, run_steps
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .session import SessionKeeper
 
@@ -342,6 +342,9 @@ class BotEngine:
                 await context.tracing.start(screenshots=True, snapshots=True)
             try:
                 await run_steps(ctx, job.steps, job.label)
+            except Finished as finished:  # a finish step: the case is done, the steps after it skipped
+                ctx.output.update(finished.output)
+                log.info("case finished early", at=finished.step, reason=finished.reason)
             except PlaywrightError as exc:
                 raise self._classify(exc, browser, ctx.step_path) from None
             except StepTimeout as exc:

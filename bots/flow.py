@@ -20,7 +20,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from workflows import CaseDataError, EnvValues, alternatives, check_case, secret_values
 from workflows.secrets import EnvMissingError, SecretMissingError
 from workflows.errors import TemplateRenderError
-from workflows.steps import CUSTOM_STEPS, Assert, Call, ConditionArgs, Fail, ForEach, If, Retry, Set, StepBase, nested
+from workflows.steps import CUSTOM_STEPS, Assert, Call, ConditionArgs, Fail, Finish, ForEach, If, Retry, Set, StepBase, nested
 
 from . import actions
 from .context import StepContext, wait_until
@@ -42,6 +42,9 @@ async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None
         try:
             await _executor(step.verb)(ctx, step.args)
             ok = True
+        except Finished:
+            ok = True
+            raise
         except BotError:
             raise
         except TemplateRenderError as exc:
@@ -111,6 +114,19 @@ async def fail(ctx: StepContext, args: Fail) -> None:
     raise BusinessException(message, code=args.code, step=ctx.step_path)
 
 
+class Finished(Exception):
+    """A ``finish`` step ran: the case (or, in a called part, the part) ends here, as done. Not an error:
+    :func:`call` and the engine catch it; ``retry`` lets it through."""
+
+    def __init__(self, output: dict[str, Any], reason: str | None, step: str) -> None:
+        super().__init__(reason or "finished")
+        self.output, self.reason, self.step = output, reason, step
+
+
+async def finish(ctx: StepContext, args: Finish) -> None:
+    raise Finished({name: ctx.render(template) for name, template in args.output.items()}, args.reason, ctx.step_path)
+
+
 async def set_(ctx: StepContext, args: Set) -> None:
     value = ctx.render(args.value) if args.value is not None else ctx.evaluate(args.expr or "")
     scope, name = args.to.split(".", 1)
@@ -155,7 +171,10 @@ async def call(ctx: StepContext, args: Call) -> None:
     inner = replace(ctx, workflow=called, case=case, vars={}, output={},
                     env=EnvValues(called.definition.env))
     async def steps() -> None:  # artifacts, masks and secret values are shared with the caller
-        await run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")
+        try:
+            await run_steps(inner, called.definition.steps, f"{path}>{args.workflow}")
+        except Finished as finished:  # a finish in a part ends the part, not the case
+            inner.output.update(finished.output)
 
     if called.definition.session is not None and ctx.sessions is not None:
         await ctx.sessions.sign_in(inner, called, case, steps)
@@ -198,6 +217,7 @@ EXECUTORS: dict[str, Callable[[StepContext, Any], Awaitable[None]]] = {
     "screenshot": actions.screenshot,
     "assert": assert_,
     "fail": fail,
+    "finish": finish,
     "set": set_,
     "if": if_,
     "for_each": for_each,

@@ -21,7 +21,7 @@ PINNED = {
     },
     "workflows.steps": {
         "Assert", "BUILTIN_ARGS", "Call", "Check", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog",
-        "ensure_models", "ENTRY_POINT_GROUP", "Extract", "Fail", "Fill", "ForEach", "Goto", "If", "nested", "Press",
+        "ensure_models", "ENTRY_POINT_GROUP", "Extract", "Fail", "Finish", "Fill", "ForEach", "Goto", "If", "nested", "Press",
         "Retry", "Screenshot", "Select", "Set", "Step", "STEP_MODELS", "StepArgs", "StepBase", "StepPluginError",
         "submits", "Uncheck", "Upload", "uses_steps", "WaitFor", "walk",
     },

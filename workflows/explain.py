@@ -43,6 +43,7 @@ from .steps import (
     ConditionArgs,
     Extract,
     Fail,
+    Finish,
     Fill,
     ForEach,
     Goto,
@@ -110,7 +111,8 @@ class _Explainer:
         self.values = values  # the secret case values met so far, the callers' included: shared, it grows
 
     def steps(self, loaded: LoadedWorkflow, case: dict[str, Any], steps: list[StepBase], prefix: str, depth: int,
-              lines: list[str], known: dict[str, Any]) -> None:
+              lines: list[str], known: dict[str, Any]) -> bool:
+        """Explain ``steps`` into ``lines``; whether a ``finish`` surely ends them (the steps after it do not run)."""
         wf = loaded.definition
         data = {"case": case, "vars": known, "output": {}, "secrets": _Masked(wf.secrets),
                 "env": EnvValues(wf.env, self.environ)}
@@ -129,10 +131,12 @@ class _Explainer:
                         self.steps(loaded, case, args.else_, number + ".else", depth + 1, lines, known)
                 elif decided:
                     lines.append(f"{head}{text} → yes:")
-                    self.steps(loaded, case, args.then, number, depth + 1, lines, known)
+                    if self.steps(loaded, case, args.then, number, depth + 1, lines, known):
+                        return True
                 elif args.else_:
                     lines.append(f"{head}{text} → no: else:")
-                    self.steps(loaded, case, args.else_, number, depth + 1, lines, known)
+                    if self.steps(loaded, case, args.else_, number, depth + 1, lines, known):
+                        return True
                 else:
                     lines.append(f"{head}{text} → no: skipped")
                 continue
@@ -146,12 +150,20 @@ class _Explainer:
                 lines.append(f"{head}for each {args.as_} in {args.items}: {len(items)} item(s)")
                 for position, item in enumerate(items[: args.max_items], start=1):
                     known[args.as_], known[f"{args.as_}_number"] = item, position
-                    self.steps(loaded, case, args.steps, f"{number}[{position}]", depth + 1, lines, known)
+                    if self.steps(loaded, case, args.steps, f"{number}[{position}]", depth + 1, lines, known):
+                        return True
                 continue
             if isinstance(args, Retry):
                 lines.append(f"{head}retry up to {args.attempts} times, {args.delay_ms} ms apart:")
-                self.steps(loaded, case, args.steps, number, depth + 1, lines, known)
+                if self.steps(loaded, case, args.steps, number, depth + 1, lines, known):
+                    return True
                 continue
+            if isinstance(args, Finish):
+                outputs = ", ".join(f"output.{name} = {self.text(template, data)!r}" for name, template in args.output.items())
+                ending = "the part ends here" if wf.part else "the case ends here, done"
+                lines.append(f"{head}finish: {ending}" + (f" ({args.reason})" if args.reason else "")
+                             + (f"; {outputs}" if outputs else "") + "; the steps after it do not run")
+                return True
             if isinstance(args, Call):
                 called = loaded.calls[args.workflow]
                 raw: dict[str, str] = {}
@@ -197,6 +209,7 @@ class _Explainer:
             if isinstance(args, Extract):
                 known.pop(args.to.split(".", 1)[1], None)
             lines.append(f"{head}{self.describe(step, data)}" + ("  [SUBMITS]" if submits(step) else ""))
+        return False
 
     # -- values -------------------------------------------------------------------------------------
     @staticmethod

@@ -91,3 +91,43 @@ def test_a_loop_over_a_longer_list_than_allowed_is_handed_back(engine: BotEngine
   - for_each: {items: vars.many, max_items: 2, steps: [{set: {to: vars.x, value: "{{ vars.item }}"}}]}
 """)
     assert caught.value.code == "too_many_items"
+
+
+PART = """
+name: look-first
+version: 1
+part: true
+systems: {portal: {}}
+steps:
+  - set: {to: output.first, value: one}
+  - finish: {output: {second: two}}
+  - set: {to: output.third, value: three}
+"""
+
+
+def test_finish_ends_the_case_done_with_its_outputs_and_in_a_part_only_the_part(
+        engine: BotEngine, tmp_path: Path) -> None:
+    examples = ROOT / "workflows" / "examples"
+    (tmp_path / "sign_in.yaml").write_text((examples / "sign_in.yaml").read_text())
+    (tmp_path / "look_first.yaml").write_text(PART)
+    loaded = parse_workflow(HEADER + """
+  - call: {workflow: look_first.yaml, to: vars.part}
+  - set: {to: output.from_part, expr: "vars.part"}
+  - for_each:
+      items: "[1, 2, 3]"
+      as: n
+      steps:
+        - retry:
+            attempts: 2
+            steps:
+              - set: {to: output.seen, expr: "vars.n"}
+              - if:
+                  expr: "vars.n == 2"
+                  then:
+                    - finish: {reason: enough, output: {reference: "REF-{{ case.case_ref }}-{{ vars.n }}"}}
+  - set: {to: output.after, value: "never"}
+""", "flow.yaml", base_dir=tmp_path)
+    case = check_case(loaded.definition.input, {"case_ref": "CASE-000301"}, 1)
+    output = engine.run(BotJob(loaded, loaded.definition.steps, case, "CASE-000301", 1, SecretValues()),
+                        before_effect=lambda: None).output
+    assert output == {"from_part": {"first": "one", "second": "two"}, "seen": 2, "reference": "REF-CASE-000301-2"}

@@ -261,3 +261,47 @@ def test_a_lookup_that_runs_always_finds_records_made_outside_this_ledger_and_su
     assert all(case["result_ref"] and case["attempts"] == 1 for case in found)
     if references is not None:
         assert {case["case_ref"]: case["result_ref"] for case in found} == references
+
+
+FINISH_EARLY = """  - wait_for: "#history"
+  - if:
+      visible: "#history tr[data-your-ref='{{ case.case_ref }}']"
+      then:
+        - extract: {locator: "#history tr[data-your-ref='{{ case.case_ref }}'] .confirmation", to: vars.found}
+        - finish: {reason: the change is already recorded, output: {reference: "{{ vars.found }}"}}
+"""
+
+
+def test_a_workflow_that_searches_first_finishes_early_when_the_record_is_there(
+        chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    generate_cases(cases, 4, invalid_rate=0.0, seed=13, start=950)
+    rows = cases.read_text().splitlines()
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("\n".join(rows[:3]) + "\n")  # the header and two cases, submitted before
+    first = autoclerk("run", str(EXAMPLE), "--cases", str(earlier), "--ledger", f"sqlite:///{tmp_path / 'a.db'}",
+                      "--system", f"portal={portal.url}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert len(httpx.get(f"{portal.url}/api/export").json()) == 2
+
+    folder = tmp_path / "careful"
+    folder.mkdir()
+    (folder / "sign_in.yaml").write_text((EXAMPLE.parent / "sign_in.yaml").read_text())
+    text = EXAMPLE.read_text().replace('  - click: "a.case-link"\n', '  - click: "a.case-link"\n' + FINISH_EARLY, 1)
+    assert "finish:" in text
+    workflow = folder / "change_of_address.yaml"
+    workflow.write_text(text)
+    assert autoclerk("validate", str(workflow), cwd=tmp_path).returncode == 0
+    explained = autoclerk("explain", str(workflow), "--cases", str(cases), "--case", "1", cwd=tmp_path).stdout
+    assert "finish: the case ends here, done (the change is already recorded)" in explained
+
+    second = autoclerk("run", str(workflow), "--cases", str(cases), "--ledger", f"sqlite:///{tmp_path / 'b.db'}",
+                       "--system", f"portal={portal.url}", "--json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    summary = last_json(second.stdout)
+    assert (summary["done"], summary["failed"], summary["business_exception"]) == (4, 0, 0)
+    export = httpx.get(f"{portal.url}/api/export").json()
+    assert len(export) == 4 and len({e["case_ref"] for e in export}) == 4, "two found and finished, two submitted"
+    shown = autoclerk("batches", "show", summary["batch_id"], "--ledger", f"sqlite:///{tmp_path / 'b.db'}", "--json",
+                      cwd=tmp_path)
+    assert all(json.loads(line)["result_ref"] for line in shown.stdout.splitlines()[:-1])

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import ConditionArgs, StepArgs, StepBase
-from .flow import Assert, Call, Fail, ForEach, If, Retry, Set
+from .flow import Assert, Call, Fail, Finish, ForEach, If, Retry, Set
 from .page import Check, Click, Dialog, Extract, Fill, Goto, Press, Screenshot, Select, Uncheck, Upload, WaitFor
 from .registry import BUILTIN_ARGS, CUSTOM_STEPS, ENTRY_POINT_GROUP, STEP_MODELS, CustomStep, StepPluginError, ensure_models, submits, uses_steps
 
@@ -44,5 +44,5 @@ __all__ = [
     "StepArgs", "StepBase", "ConditionArgs", "Step", "STEP_MODELS", "BUILTIN_ARGS", "CUSTOM_STEPS",
     "ENTRY_POINT_GROUP", "CustomStep", "StepPluginError", "ensure_models", "uses_steps", "submits", "nested", "walk",
     "Goto", "Fill", "Select", "Check", "Uncheck", "Click", "Press", "Upload", "WaitFor", "Extract", "Dialog",
-    "Screenshot", "Assert", "Fail", "Set", "If", "ForEach", "Call", "Retry",
+    "Screenshot", "Assert", "Fail", "Finish", "Set", "If", "ForEach", "Call", "Retry",
 ]

@@ -6,7 +6,7 @@ steps are known.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -44,6 +44,28 @@ class Fail(StepArgs):
     code: str = Field(default="failed", pattern=NAME_PATTERN)
     kind: Literal["business", "application"] = "business"
     short_form = "message"
+
+
+class Finish(StepArgs):
+    """End the case here, as done: the steps after it do not run. ``output`` sets outputs first, for
+    example the reference a search found, which becomes the case's reference; ``reason`` says why, for the
+    log and ``explain``. It may sit anywhere, inside ``if`` too. In a part (``part: true``) it ends the
+    part and returns to the caller, with the part's outputs.
+
+    Example::
+
+        - if:
+            visible: "#existing-record"
+            then:
+              - extract: {locator: "#existing-record .ref", to: vars.found}
+              - finish: {reason: "the record is already there", output: {reference: "{{ vars.found }}"}}
+    """
+
+    reason: str | None = Field(default=None, max_length=500, description="Why the case ends here (plain text, for "
+                                                                         "the log and explain).")
+    output: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Template] = Field(
+        default_factory=dict, description="Outputs to set before finishing (`reference` is the case's reference).")
+    short_form = "reason"
 
 
 class Set(StepArgs):

@@ -53,6 +53,7 @@ BUILTIN_ARGS: dict[str, type[StepArgs]] = {
     "screenshot": page.Screenshot,
     "assert": flow.Assert,
     "fail": flow.Fail,
+    "finish": flow.Finish,
     "set": flow.Set,
     "if": flow.If,
     "for_each": flow.ForEach,
