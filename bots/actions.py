@@ -143,16 +143,29 @@ async def wait_for(ctx: StepContext, args: WaitFor) -> None:
             await ctx.element(args.locator, timeout_ms, state=args.state)
         elif args.url is not None:
             pattern = ctx.render(args.url)
-            await ctx.race(ctx.page.wait_for_url(lambda url: fnmatch.fnmatchcase(url, pattern), timeout=timeout_ms,
-                                                 wait_until="commit"))
+            await ctx.race_business_error(ctx.page.wait_for_url(lambda url: fnmatch.fnmatchcase(url, pattern),
+                                                                timeout=timeout_ms, wait_until="commit"), timeout_ms)
         elif args.text is not None:
-            await ctx.race(wait_until(ctx.page.get_by_text(ctx.render(args.text)), "visible", timeout_ms))
+            await ctx.race_business_error(wait_until(ctx.page.get_by_text(ctx.render(args.text)), "visible", timeout_ms),
+                                          timeout_ms)
         else:
-            await ctx.race(ctx.page.wait_for_load_state("networkidle", timeout=timeout_ms))
+            await ctx.race_business_error(ctx.page.wait_for_load_state("networkidle", timeout=timeout_ms), timeout_ms)
     except PlaywrightTimeout:
-        what = "the address" if args.url is not None else "the text" if args.text is not None else "the network"
         await ctx.raise_business_error()
-        raise StepTimeout(f"{what} did not reach the expected state within {timeout_ms} ms", step=ctx.step_path) from None
+        if args.url is not None:
+            what = f"the address did not match {_rendered(ctx, args.url)!r} (the page is at {ctx.page.url})"
+        elif args.text is not None:
+            what = f"the text {_rendered(ctx, args.text)!r} did not show"
+        else:
+            what = "the network did not go quiet"
+        raise StepTimeout(f"{what} within {timeout_ms} ms", step=ctx.step_path) from None
+
+
+def _rendered(ctx: StepContext, template: str) -> str:
+    try:
+        return ctx.render(template)
+    except Exception:  # noqa: BLE001 - named as written when it cannot render here
+        return template
 
 
 async def extract(ctx: StepContext, args: Extract) -> None:

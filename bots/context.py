@@ -125,6 +125,22 @@ class StepContext:
             return page.get_by_test_id(r(spec.test_id))
         raise TypeError(f"not a locator: {type(spec).__name__}")
 
+    def described(self, specs: list[Any]) -> str:
+        """The alternatives of a locator as an error names them: rendered for this case (the value looked for,
+        not the template), each alternative tried."""
+        shown = []
+        for spec in specs:
+            try:
+                if isinstance(spec, str):
+                    rendered: Any = self.render(spec)
+                else:
+                    rendered = spec.model_copy(update={name: self.render(value) for name, value in spec
+                                                       if isinstance(value, str) and name != "role"})
+            except Exception:  # noqa: BLE001 - a template that cannot render here: name it as written
+                rendered = spec
+            shown.append(describe(rendered))
+        return " or ".join(shown)
+
     async def race(self, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` unless the page fails first; raise the page's failure then."""
         task = asyncio.ensure_future(awaitable)
@@ -157,7 +173,7 @@ class StepContext:
         try:
             await self.race(wait_until(combined, state, timeout_ms))
         except PlaywrightTimeout:
-            raise StepTimeout(f"no element matching {describe(specs[0])} within {timeout_ms} ms",
+            raise StepTimeout(f"no element matching {self.described(specs)} within {timeout_ms} ms",
                               step=self.step_path) from None
         if error_selector:
             await self.raise_business_error()
@@ -169,6 +185,35 @@ class StepContext:
                     self.on_fallback(self.step_verb, index)
                 return candidate.first
         return target.first
+
+    async def race_business_error(self, awaitable: Awaitable[Any], timeout_ms: int) -> Any:
+        """Await ``awaitable`` (a wait for an address, a text, the network) while watching for the target
+        system's validation message: when the message shows first, the case is handed back at once instead
+        of waiting out the timeout.
+
+        Raises:
+            BusinessException: the system showed its message first.
+        """
+        selector = self.business_error
+        if not selector:
+            return await self.race(awaitable)
+        waiting = asyncio.ensure_future(awaitable)
+        refusal = asyncio.ensure_future(wait_until(self.page.locator(selector), "visible", timeout_ms))
+        try:
+            done, _ = await self.race(asyncio.wait({waiting, refusal}, return_when=asyncio.FIRST_COMPLETED))
+            if waiting in done:
+                return waiting.result()
+            if refusal.exception() is None:
+                await self.raise_business_error()
+            return await waiting  # the message box could not be watched: wait for what was asked
+        finally:
+            for task in (waiting, refusal):
+                if not task.done():
+                    task.cancel()
+                    try:
+                        await task
+                    except (asyncio.CancelledError, PlaywrightError):
+                        pass
 
     async def raise_business_error(self) -> None:
         """Raise the target system's validation message as a business exception, if it is showing."""

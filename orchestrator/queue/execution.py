@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from bots import BotJob, BotResult, BusinessException, TargetServerError
-from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, register_secret
+from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, redact_text, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
 
 from ..errors import StaleAttempt
@@ -213,7 +213,7 @@ UNKNOWN_FAILURE = "The bot could not finish the case because of a technical prob
 def detail_of(exc: BaseException) -> str:
     """The author's view of an exception: the step it happened in, its class and its own words."""
     step = getattr(exc, "step", None)
-    text = f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"
+    text = redact_text(f"{type(exc).__name__}: {str(exc) or type(exc).__name__}")  # a secret read by the run, masked
     return f"step {step}: {text}" if step else text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,32 @@ def test_finish_ends_the_case_done_with_its_outputs_and_in_a_part_only_the_part(
     output = engine.run(BotJob(loaded, loaded.definition.steps, case, "CASE-000301", 1, SecretValues()),
                         before_effect=lambda: None).output
     assert output == {"from_part": {"first": "one", "second": "two"}, "seen": 2, "reference": "REF-CASE-000301-2"}
+
+
+def test_a_wait_for_an_address_hands_the_case_back_as_soon_as_the_system_shows_its_message(engine: BotEngine) -> None:
+    # The step may wait a minute; the portal refuses the postcode at once, and that is what the case gets.
+    with pytest.raises(BusinessException) as caught:
+        run(engine, f"""
+  - goto: /cases/CASE-000301/address
+  - fill: {{locator: "#address_line1", value: "1 High Street"}}
+  - fill: {{locator: "#city", value: Leeds}}
+  - fill: {{locator: "#postcode", value: "ZZ9 9XX"}}
+  - select: {{locator: "#country", value: GB-ENG}}
+  - check: "#contact-email"
+  - fill: {{locator: "#effective_date", value: "{dt.date.today().isoformat()}"}}
+  - check: "#consent"
+  - click: "#submit-change"
+  - wait_for: {{url: "*/confirmation*", timeout_ms: 120000}}
+""")
+    assert "Postcode not recognised" in str(caught.value) and caught.value.step == "steps[10].wait_for"
+    assert not isinstance(caught.value.__context__, Exception), "handed back at once, not after the wait timed out"
+
+
+def test_a_step_that_finds_nothing_names_the_value_it_looked_for_not_the_template(engine: BotEngine) -> None:
+    with pytest.raises(StepTimeout) as caught:
+        run(engine, """
+  - goto: /cases/CASE-000301
+  - click: {locator: [{role: option, name: "{{ case.case_ref }}-x"}, "#missing-{{ case.case_ref }}"], timeout_ms: 500}
+""")
+    assert str(caught.value) == ("no element matching {role='option', name='CASE-000301-x'} or #missing-CASE-000301 "
+                                 "within 500 ms")
