@@ -9,12 +9,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Dialog as PwDialog
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from workflows.steps import (
     Check,
     Click,
     Dialog,
+    Evaluate,
     Extract,
     Fill,
     Goto,
@@ -194,6 +196,25 @@ async def extract(ctx: StepContext, args: Extract) -> None:
     else:
         value = " ".join((await element.inner_text()).split())
     target[name] = value
+
+
+async def evaluate(ctx: StepContext, args: Evaluate) -> None:
+    arguments = {name: ctx.render(template) for name, template in args.args.items()}
+    if args.submit:
+        await ctx.before_effect()
+    try:
+        result = await ctx.race(asyncio.wait_for(ctx.page.evaluate(args.script, arguments), ctx.timeout(args) / 1000))
+    except asyncio.TimeoutError:
+        raise StepTimeout(f"the script did not finish within {ctx.timeout(args)} ms", step=ctx.step_path) from None
+    except PlaywrightError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Target" in message and "closed" in message:
+            raise  # the page or browser went away: the engine classifies it
+        raise ApplicationError(f"the script failed in the page: {message.removeprefix('Page.evaluate: ')}",
+                               step=ctx.step_path) from None
+    if args.to:
+        scope, name = args.to.split(".", 1)
+        (ctx.output if scope == "output" else ctx.vars)[name] = result
 
 
 def _first_spec(args: Extract) -> Any:

@@ -57,6 +57,10 @@ class StepContext:
     """The transaction's secret case values (``secret: true`` fields: the job's, and each called workflow's
     once it is called), masked in error messages and the saved page. Shared with called workflows' contexts."""
     artifacts: list[str] = field(default_factory=list)
+    on_step: Callable[["StepContext", str, float, bool], Awaitable[None]] | None = None
+    """Told after each step (see ``BotJob.on_step``)."""
+    page_errors: list[str] = field(default_factory=list)
+    """The page's own script errors and console errors during this attempt (``step: message``), oldest first."""
     evidence_dir: Path | None = None
     files_dir: Path | None = None
     failure: asyncio.Future[BaseException] | None = None

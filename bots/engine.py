@@ -15,7 +15,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +89,9 @@ class BotJob:
     attempt: int
     secrets: Mapping[str, str]
     label: str = "steps"
+    on_step: Callable[[StepContext, str, float, bool], Awaitable[None]] | None = None
+    """Told after each step, nested ones included (the context, the step's path, its seconds, whether it
+    succeeded): ``autoclerk try`` prints each step and takes a screenshot after it."""
 
 
 @dataclass
@@ -317,6 +320,7 @@ class BotEngine:
                 failure=loop.create_future(),
                 sessions=self.sessions if self.config.reuse_sessions else None,
                 secret_values=set(secret_values(definition.input, job.case)),
+                on_step=job.on_step,
             )
             bound = ctx
 
@@ -332,8 +336,17 @@ class BotEngine:
                 if request.is_navigation_request() and (end := request.timing.get("responseEnd", -1)) >= 0:
                     TARGET_WAIT.labels(definition.name).observe(end / 1000)
 
+            def script_failed(error: Any) -> None:  # the page's own JavaScript threw
+                _note_page_error(bound, f"script error: {_first_line(error)}")
+
+            def console(message: Any) -> None:
+                if message.type == "error":
+                    _note_page_error(bound, f"console error: {' '.join(str(message.text).split())[:300]}")
+
             page.on("crash", crashed)
             page.on("response", answered)
+            page.on("pageerror", script_failed)
+            page.on("console", console)
             if metrics_enabled():
                 page.on("requestfinished", loaded)
             on_disconnect = lambda _b: bound.fail(BrowserGone("the browser disconnected", step=bound.step_path))  # noqa: E731
@@ -348,7 +361,11 @@ class BotEngine:
             except PlaywrightError as exc:
                 raise self._classify(exc, browser, ctx.step_path) from None
             except StepTimeout as exc:
-                raise (await self.sessions.check_expired(ctx)) or exc from None
+                expired = await self.sessions.check_expired(ctx)
+                if expired is None and ctx.page_errors:  # a broken page script is the likely cause: say so
+                    exc.args = (f"{exc.args[0]}; the page's own script failed before it ({ctx.page_errors[-1]})",
+                                *exc.args[1:])
+                raise expired or exc from None
             return BotResult(output=dict(ctx.output), artifacts=list(ctx.artifacts))
         except BotError as exc:  # the one way a job's failure leaves the engine
             if ctx is not None:
@@ -409,6 +426,15 @@ async def _close(browser: Browser) -> None:
         await browser.close()
     except PlaywrightError:
         pass
+
+
+MAX_PAGE_ERRORS = 50
+"""The page errors kept per attempt (a page that logs an error in a loop must not fill memory)."""
+
+
+def _note_page_error(ctx: StepContext, text: str) -> None:
+    if len(ctx.page_errors) < MAX_PAGE_ERRORS:
+        ctx.page_errors.append(f"{ctx.step_path or 'before the first step'}: {text}")
 
 
 def _mask_message(exc: BotError, ctx: StepContext) -> None:

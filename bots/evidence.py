@@ -2,7 +2,8 @@
 
 Per failed attempt, under ``<artifacts>/<workflow>/<case>/attempt-<n>/``: ``failure.png`` (a full-page
 screenshot with password fields masked, and every element a secret or a secret case field was typed,
-chosen or uploaded into), ``failure.html`` (the page with secret values and secret case values replaced)
+chosen or uploaded into), ``failure.html`` (the page with secret values and secret case values replaced),
+``page-errors.txt`` (the page's own script errors and console errors of the attempt, when it had any)
 and, only when tracing is switched on, ``trace.zip`` (a Playwright trace: it holds what was typed, so it
 is off by default). ``prune_artifacts`` deletes attempt folders older than the retention.
 """
@@ -42,13 +43,17 @@ async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) ->
             page = await asyncio.wait_for(ctx.page.content(), timeout=5)
             html.write_text(redact_text(mask_text(page, _html_forms(ctx.secret_values))), encoding="utf-8")
             kept.append(str(html))
+        if ctx.page_errors:  # the page's own script and console errors of this attempt
+            errors = folder / "page-errors.txt"
+            errors.write_text(ctx.mask(redact_text("\n".join(ctx.page_errors))) + "\n", encoding="utf-8")
+            kept.append(str(errors))
         if trace:
             path = folder / "trace.zip"
             await asyncio.wait_for(ctx.page.context.tracing.stop(path=str(path)), timeout=10)
             kept.append(str(path))
     except (PlaywrightError, OSError, asyncio.TimeoutError) as err:
         # A full disk (or a page gone) leaves no half-written file behind: evidence is whole or absent.
-        for name in ("failure.png", "failure.html", "trace.zip"):
+        for name in ("failure.png", "failure.html", "page-errors.txt", "trace.zip"):
             path = folder / name
             if str(path) not in kept:
                 path.unlink(missing_ok=True)

@@ -54,6 +54,8 @@ async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None
         finally:
             if ctx.hooks is not None and not nested_step(step):
                 ctx.hooks.step_finished(ctx.workflow.definition.name, step.verb, time.monotonic() - started, ok)
+            if ctx.on_step is not None:
+                await ctx.on_step(ctx, path, time.monotonic() - started, ok)
         ctx.step_path, ctx.step_verb = path, step.verb
 
 
@@ -64,11 +66,12 @@ def nested_step(step: StepBase) -> bool:
 
 # -- conditions ----------------------------------------------------------------------------------------
 async def holds(ctx: StepContext, args: ConditionArgs) -> bool:
-    """Whether a condition holds now (or, with ``timeout_ms``, becomes true within it)."""
+    """Whether a condition holds now (or, with ``within_ms``, becomes true within it; ``timeout_ms`` is the
+    older spelling of the same)."""
     kind, value = args.condition
     if kind == "expr":
         return bool(ctx.evaluate(value))
-    wait_ms = args.timeout_ms
+    wait_ms = args.within_ms or args.timeout_ms
     page = ctx.page
     if kind == "url":
         pattern = ctx.render(value)
@@ -94,8 +97,8 @@ async def holds(ctx: StepContext, args: ConditionArgs) -> bool:
         except PlaywrightTimeout:
             pass
     showing = False
-    for locator in locators:
-        if await locator.first.is_visible():
+    for locator in locators:  # any match showing: the first in page order may be a hidden box before it
+        if await locator.filter(visible=True).count() > 0:
             showing = True
             break
     return showing if state == "visible" else not showing
@@ -215,6 +218,7 @@ EXECUTORS: dict[str, Callable[[StepContext, Any], Awaitable[None]]] = {
     "extract": actions.extract,
     "dialog": actions.dialog,
     "screenshot": actions.screenshot,
+    "evaluate": actions.evaluate,
     "assert": assert_,
     "fail": fail,
     "finish": finish,

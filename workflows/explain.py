@@ -42,6 +42,7 @@ from .steps import (
     Call,
     ConditionArgs,
     Extract,
+    Evaluate,
     Fail,
     Finish,
     Fill,
@@ -206,8 +207,8 @@ class _Explainer:
                     known.pop(args.to.split(".", 1)[1], None)
                 lines.append(f"{head}set {args.to} = {shown}")
                 continue
-            if isinstance(args, Extract):
-                known.pop(args.to.split(".", 1)[1], None)
+            if isinstance(args, Extract) or (isinstance(args, Evaluate) and args.to):
+                known.pop((args.to or "").split(".", 1)[1], None)
             lines.append(f"{head}{self.describe(step, data)}" + ("  [SUBMITS]" if submits(step) else ""))
         return False
 
@@ -255,9 +256,11 @@ class _Explainer:
         kind, value = args.condition
         if kind == "expr":
             return str(value)
+        wait_ms = args.within_ms or args.timeout_ms
+        when = f" within {wait_ms} ms" if wait_ms else " now (checked once)"
         if kind in ("visible", "hidden"):
-            return f"{self.locator(value, data)} is {kind}"
-        return f"the page's {kind} matches {self.text(value, data)!r}"
+            return f"{self.locator(value, data)} is {kind}{when}"
+        return f"the page's {kind} matches {self.text(value, data)!r}{when}"
 
     def locator(self, locator: Any, data: dict[str, Any]) -> str:
         shown = []
@@ -285,6 +288,11 @@ class _Explainer:
             return f"upload {', '.join(self.text(f, data) for f in files)} into {self.locator(args.locator, data)}"
         if isinstance(args, Assert):
             return f"assert {self.describe_condition(args, data)}, else hand back: {self.text(args.message, data)!r}"
+        if isinstance(args, Evaluate):
+            first = args.script.strip().splitlines()[0]
+            shown = ", ".join(f"{name}: {self.text(template, data)!r}" for name, template in args.args.items())
+            return (f"evaluate {first[:80]!r}" + (" …" if len(first) > 80 or "\n" in args.script.strip() else "")
+                    + (f" with {{{shown}}}" if shown else "") + (f" → {args.to}" if args.to else ""))
         if isinstance(args, Fail):
             return f"fail ({args.kind}, {args.code}): {self.text(args.message, data)!r}"
         parts: list[str] = []

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import CaseDataError
 
@@ -43,11 +43,21 @@ class InputField(BaseModel):
     trace of a failed attempt (kept only when tracing is switched on) holds what was typed, secret
     fields included.
 
+    A ``date`` field reads ISO dates (``2026-03-05``). A spreadsheet that writes them another way says how
+    with ``format``: one strftime format, or a list tried in order. The value is kept as a date, so steps
+    see the same date however the row wrote it, and a row that matches no format is rejected at hand-off
+    with an example of the format expected (``must be a date like 31/12/2026 (day/month/year)``). ISO
+    dates are read as well, since the service's form and stored cases give dates that way. Formats that
+    could read one text as two dates (``%d/%m/%Y`` and ``%m/%d/%Y`` both read ``03/04/2026``) are refused
+    when the workflow is loaded, as is a format that would read an ISO text as another date.
+
     Example::
 
         postcode: {type: string, required: true, pattern: "^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"}
         contact: {type: enum, values: [email, post, phone]}
         account_number: {type: string, pattern: "^[0-9]{8}$", secret: true}
+        received: {type: date, format: "%d/%m/%Y"}
+        renewed_on: {type: list, item_type: date, format: ["%d/%m/%Y", "%d.%m.%Y"]}
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,6 +77,20 @@ class InputField(BaseModel):
     separator: str = Field(default=";", min_length=1, max_length=3,
                            description="For a list field in a CSV file: what separates the items.")
     max_items: int = Field(default=100, ge=1, le=10_000, description="For a list field: the most items a case may have.")
+    format: str | list[str] | None = Field(default=None, description=(
+        "For a date field (or a list of dates): how the rows write the date, as a strftime format "
+        "(`%d/%m/%Y` for 31/12/2026) or a list of them tried in order; ISO dates are read too. "
+        "Without it, only ISO dates (2026-12-31)."))
+
+    @field_validator("format")
+    @classmethod
+    def _readable_formats(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give a date format such as %d/%m/%Y, or leave 'format' out for ISO dates")
+        problems = date_format_problems(date_formats(value))
+        if problems:
+            raise ValueError(problems[0])
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "InputField":
@@ -74,10 +98,10 @@ class InputField(BaseModel):
             raise ValueError("an enum field needs 'values'")
         if self.type == "list" and self.item_type == "enum" and not self.values:
             raise ValueError("a list of enum items needs 'values'")
-        if self.type == "enum" and not self.values:
-            raise ValueError("an enum field needs 'values'")
         if self.values is not None and not (self.type == "enum" or self.item_type == "enum"):
             raise ValueError("'values' is only for enum fields")
+        if self.format is not None and not (self.type == "date" or (self.type == "list" and self.item_type == "date")):
+            raise ValueError("'format' is only for date fields (and lists of dates)")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
@@ -143,11 +167,13 @@ def _as_decimal(field: InputField, raw: Any) -> Decimal:
 def _as_date(field: InputField, raw: Any) -> dt.date:
     if isinstance(raw, dt.date):
         return raw
+    formats = date_formats(field.format)
     if isinstance(raw, str):
-        try:
-            return dt.date.fromisoformat(raw)
-        except ValueError:
-            pass
+        value = read_date(raw, formats)
+        if value is not None:
+            return value
+    if formats:
+        raise ValueError(f"must be a date like {date_example(formats)}")
     raise ValueError("must be a date as YYYY-MM-DD")
 
 
@@ -237,6 +263,128 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, list):
         return [to_json_value(item) for item in value]
     return value
+
+
+# -- date formats ----------------------------------------------------------------------------------------
+_EXAMPLE_DATE = dt.date(2026, 12, 31)  # day 31 and month 12 cannot be mistaken for each other
+_CONFUSABLE_DATES = (dt.date(2026, 4, 3), dt.date(2011, 4, 3))  # day, month (and a short year) that could swap
+_PARTS = {"d": "day", "m": "month", "b": "month", "B": "month", "Y": "year", "y": "year"}
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def date_formats(declared: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A ``format`` setting as a tuple of formats: one, several, or none (ISO only)."""
+    if declared is None:
+        return ()
+    return (declared,) if isinstance(declared, str) else tuple(declared)
+
+
+def read_date(text: str, formats: Sequence[str] = ()) -> dt.date | None:
+    """The date ``text`` holds, read as ISO first and then with each format in order; ``None`` if none fits.
+
+    ISO comes first because stored cases, the service's form and called workflows pass dates that way;
+    :func:`date_format_problems` refuses a format that would read an ISO text as another date.
+
+    Example::
+
+        read_date("03/04/2026", ["%d/%m/%Y"]) == dt.date(2026, 4, 3)
+        read_date("2026-04-03", ["%d/%m/%Y"]) == dt.date(2026, 4, 3)
+    """
+    text = text.strip()
+    for fmt in (None, *formats):
+        value = _read_as(text, fmt)
+        if value is not None:
+            return value
+    return None
+
+
+def date_example(formats: Sequence[str]) -> str:
+    """How dates in ``formats`` look, in words a caseworker reads: an example and the order of its parts.
+
+    Example::
+
+        date_example(["%d/%m/%Y"]) == "31/12/2026 (day/month/year)"
+        date_example(["%d/%m/%Y", "%d.%m.%Y"]) == "31/12/2026 or 31.12.2026 (day/month/year)"
+    """
+    examples = [_EXAMPLE_DATE.strftime(fmt) for fmt in formats]
+    orders = ["/".join(_PARTS[code] for code in _directives(fmt) if code in _PARTS) for fmt in formats]
+    if len(set(orders)) == 1:
+        return f"{' or '.join(dict.fromkeys(examples))} ({orders[0]})"
+    return " or ".join(f"{example} ({order})" for example, order in zip(examples, orders))
+
+
+def date_format_problems(formats: Sequence[str]) -> list[str]:
+    """What is wrong with a list of date formats (empty when nothing is), checked when a workflow is loaded.
+
+    A format must name a day, a month and a year, and read back what it writes. No text a format writes may
+    be read as another date by what is tried before it: ISO (always first) or a format earlier in the list.
+
+    Example::
+
+        date_format_problems(["%d/%m/%Y", "%m/%d/%Y"]) == ["the formats '%d/%m/%Y' and '%m/%d/%Y' read "
+            "04/03/2026 as different dates (4 March 2026 and 3 April 2026); keep only one of them"]
+    """
+    problems: list[str] = []
+    for index, fmt in enumerate(formats):
+        codes = _directives(fmt)
+        twice = next((code for code in codes if codes.count(code) > 1), None)
+        if twice:
+            problems.append(f"the date format '{fmt}' uses %{twice} twice")
+            continue
+        missing = [part for part, have in (("day", {"d"}), ("month", {"m", "b", "B"}), ("year", {"Y", "y"}))
+                   if not set(codes) & have]
+        if missing:
+            problems.append(f"the date format '{fmt}' has no {' and no '.join(missing)}; a date format needs a "
+                            "day (%d), a month (%m, %b or %B) and a year (%Y or %y)")
+            continue
+        try:
+            read_back = dt.datetime.strptime(_EXAMPLE_DATE.strftime(fmt), fmt).date()
+        except (ValueError, re.error) as exc:  # strptime's own words: "'q' is a bad directive in format '%q'"
+            problems.append(f"the date format '{fmt}' cannot be read ({exc})")
+            continue
+        if read_back != _EXAMPLE_DATE:
+            problems.append(f"the date format '{fmt}' does not read back the dates it writes")
+            continue
+        confusion = _confusion(fmt, formats[:index])
+        if confusion:
+            problems.append(confusion)
+    return problems
+
+
+def _confusion(fmt: str, earlier: Sequence[str]) -> str | None:
+    """How ``fmt`` clashes with what is tried before it: a text it writes that ISO or an earlier format
+    reads first, as another date."""
+    for date in _CONFUSABLE_DATES:
+        text = date.strftime(fmt)
+        for before in (None, *earlier):
+            other = _read_as(text, before)
+            if other is None:
+                continue
+            if other != date:
+                which = "ISO dates and the format" if before is None else f"the formats '{before}' and"
+                advice = "ISO dates are always read, so use another format" if before is None else "keep only one of them"
+                return (f"{which} '{fmt}' read {text} as different dates ({_spoken(other)} and {_spoken(date)}); "
+                        f"{advice}")
+            break  # the first reader wins, and it reads the right date
+    return None
+
+
+def _read_as(text: str, fmt: str | None) -> dt.date | None:
+    """``text`` read with one format (``None``: ISO), or ``None``."""
+    try:
+        return dt.date.fromisoformat(text) if fmt is None else dt.datetime.strptime(text, fmt).date()
+    except (ValueError, re.error):
+        return None
+
+
+def _directives(fmt: str) -> list[str]:
+    """The strftime codes of a format, in order (``%%`` is a literal percent sign, not a code)."""
+    return re.findall(r"%(.)", fmt.replace("%%", ""))
+
+
+def _spoken(date: dt.date) -> str:
+    return f"{date.day} {_MONTHS[date.month - 1]} {date.year}"
 
 
 # -- secret fields ----------------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ class _Checks:
 
     def templates(self) -> Iterator[Problem]:
         wf = self.workflow
-        fields, secrets, env = set(wf.input), set(wf.secrets), set(wf.env)
+        fields, secrets, env = wf.input, set(wf.secrets), set(wf.env)  # the fields' types check filter arguments
         for path, step in wf.all_steps():
             args = step.args
             for name, info in type(args).model_fields.items():

@@ -160,7 +160,7 @@ class Workflow(BaseModel):
         default_factory=list, description="Names of the secrets the steps may use (`secrets.NAME`).")
     env: dict[Annotated[str, Field(pattern=SECRET_NAME_PATTERN)], str | None] = Field(
         default_factory=dict,
-        description="Environment values the steps may use (`env.NAME`): read from AUTOCLERK_ENV_<NAME>, else this default.",
+        description="Environment values the steps may use (`env.NAME`): read from `AUTOCLERK_ENV_<NAME>`, else this default.",
     )
     input: dict[str, InputField] = Field(default_factory=dict, description="The typed fields of a case.")
     reference_field: str = Field(default="case_ref", description="The input field that identifies a case.")

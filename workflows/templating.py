@@ -9,13 +9,19 @@ Names a template can use: ``case`` (the case's typed fields), ``vars`` (values s
 earlier steps), ``output`` (what the transaction reports back), ``secrets`` (declared secrets, read at
 run time), ``env`` (declared environment values). Filters for the formats legacy forms want are listed
 in :data:`FILTERS`.
+
+The date filters (``date``, ``day``, ``month``, ``year``, ``add_days``) need a date. A ``type: date`` case
+field is one, however its rows wrote it (see the field's ``format``); a text written another way, such as
+a date read from a page, is turned into one with ``parse_date``. ``validate`` refuses a date filter given
+a case field of another type, since every case would fail on it at run time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Collection, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Annotated, Any, TypeVar
@@ -27,6 +33,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BeforeValidator
 
 from .errors import TemplateRenderError
+from .inputs import InputField, date_example, date_format_problems, read_date
 
 T = TypeVar("T")
 
@@ -74,7 +81,30 @@ def _as_date(value: Any) -> dt.date:
             return dt.datetime.fromisoformat(value.strip()) if "T" in value else dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise FilterError("the date filters need a date such as 2026-03-01")
+    raise FilterError("the date filters need a date such as 2026-03-01; read a date written another way with "
+                      "parse_date first")
+
+
+def _parse_date(value: Any, *formats: str) -> dt.date:
+    """``{{ vars.found | parse_date('%m/%d/%Y') | date('%d/%m/%Y') }}``: the date in a text written in a \
+strftime format (several: tried in order, after ISO), for the other date filters; a `type: date` field is a date already."""
+    # The docstring is one line (continued with a backslash): the reference shows it as a table row.
+    if isinstance(value, dt.date):
+        return value
+    if not formats or not all(isinstance(fmt, str) for fmt in formats):
+        raise FilterError("parse_date needs the format its text is written in, as in parse_date('%d/%m/%Y')")
+    problems = _format_problems(formats)
+    if problems:
+        raise FilterError(f"parse_date: {problems[0]}")
+    found = read_date(str(value), formats) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if found is None:
+        raise FilterError(f"parse_date needs a date like {date_example(formats)}")
+    return found
+
+
+@lru_cache(maxsize=256)
+def _format_problems(formats: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(date_format_problems(formats))
 
 
 def _date(value: Any, format: str = "%d/%m/%Y") -> str:  # noqa: A002 - Jinja keyword name
@@ -127,6 +157,7 @@ def _part(name: str) -> Callable[[Any], int]:
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "date": _date,
+    "parse_date": _parse_date,
     "day": _part("day"),
     "month": _part("month"),
     "year": _part("year"),
@@ -199,15 +230,24 @@ def is_template(text: str) -> bool:
 
 # -- checks ----------------------------------------------------------------------------------------------
 def check_template(
-    text: str, case_fields: set[str], secret_names: set[str], env_names: set[str] = frozenset(),  # type: ignore[assignment]
+    text: str, case_fields: Mapping[str, InputField] | Collection[str], secret_names: set[str],
+    env_names: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[str]:
     """Return the problems of one template (empty when it is fine).
 
     Args:
         text: the template source from a workflow file.
-        case_fields: the names of the workflow's input fields.
+        case_fields: the workflow's input fields: the schema itself (``{name: InputField}``), so that what a
+            filter is given is checked against the field's type (``case.when | date`` needs a date field),
+            or only their names.
         secret_names: the names of the secrets the workflow declares.
         env_names: the names of the environment values the workflow declares.
+
+    Example::
+
+        check_template("{{ case.when | date('%d/%m/%Y') }}", {"when": InputField(type="string")}, set())
+        == ["the date filter needs a date, and case.when is a string field; declare it 'type: date' "
+            "(with 'format: …' if its dates are not ISO) or read it with parse_date('…')"]
     """
     try:
         tree = _ENV.parse(text)
@@ -217,7 +257,8 @@ def check_template(
 
 
 def check_expression(
-    text: str, case_fields: set[str], secret_names: set[str], env_names: set[str] = frozenset(),  # type: ignore[assignment]
+    text: str, case_fields: Mapping[str, InputField] | Collection[str], secret_names: set[str],
+    env_names: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[str]:
     """Like :func:`check_template`, for an expression (``case.amount > 100``, no braces)."""
     if is_template(text):
@@ -232,14 +273,20 @@ def check_expression(
     return _check_tree(tree, case_fields, secret_names, env_names)
 
 
-def _check_tree(tree: nodes.Node, case_fields: set[str], secret_names: set[str], env_names: set[str]) -> list[str]:
+def _check_tree(tree: nodes.Node, case_fields: Mapping[str, InputField] | Collection[str], secret_names: set[str],
+                env_names: set[str]) -> list[str]:
     problems: list[str] = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter, nodes.Test)):
+    fields = case_fields if isinstance(case_fields, Mapping) else {}
+    kinds = (nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter, nodes.Test)
+    # find_all skips the node it starts from, and an expression's root is often the node to check (case.x | f)
+    for node in itertools.chain([tree] if isinstance(tree, kinds) else [], tree.find_all(kinds)):
         if isinstance(node, (nodes.Filter, nodes.Test)):
             known = _ENV.filters if isinstance(node, nodes.Filter) else _ENV.tests
             if node.name not in known:
                 kind = "filter" if isinstance(node, nodes.Filter) else "test"
                 problems.append(f"unknown {kind} '{node.name}'")
+            elif isinstance(node, nodes.Filter):
+                problems += _filter_problems(node, fields)
             continue
         if isinstance(node, nodes.Name):
             if node.ctx == "load" and node.name not in ROOTS:
@@ -261,6 +308,42 @@ def _check_tree(tree: nodes.Node, case_fields: set[str], secret_names: set[str],
             if root == "env" and attr not in env_names:
                 problems.append(f"the template uses env.{attr}, but the workflow declares no env value '{attr}'")
     return problems
+
+
+_DATE_FILTERS = frozenset({"date", "day", "month", "year", "add_days"})
+
+
+def _filter_problems(node: nodes.Filter, fields: Mapping[str, InputField]) -> list[str]:
+    """What is wrong with the arguments of one filter, as far as the file shows: the formats written in it,
+    and a case field of another type given to a date filter (``vars`` and ``output`` are known only at run
+    time, so they are not checked)."""
+    problems: list[str] = []
+    if node.name == "parse_date":
+        formats = [_const(arg) for arg in node.args]
+        if not formats:
+            problems.append("parse_date needs the format its text is written in, as in parse_date('%d/%m/%Y')")
+        elif all(isinstance(fmt, str) for fmt in formats):
+            problems += [f"parse_date: {problem}" for problem in date_format_problems(formats)]
+    if node.name == "date":
+        fmt = _const(node.args[0]) if node.args else next((_const(kw.value) for kw in node.kwargs if kw.key == "format"),
+                                                          None)
+        if isinstance(fmt, str) and fmt and "%" not in fmt:
+            problems.append("the date format needs strftime codes such as %d/%m/%Y")
+    name = _case_field(node.node)
+    field = fields.get(name) if name is not None else None
+    if node.name in _DATE_FILTERS and field is not None and field.type != "date":
+        article = "an" if field.type[0] in "aeiou" else "a"
+        problems.append(f"the {node.name} filter needs a date, and case.{name} is {article} {field.type} field; declare "
+                        "it 'type: date' (with 'format: …' if its dates are not ISO) or read it with parse_date('…')")
+    return problems
+
+
+def _case_field(node: nodes.Node | None) -> str | None:
+    """The name of the case field an expression is, when it is one (``case.when``, ``case['when']``)."""
+    if isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name) and node.node.name == "case":
+        name = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        return name if isinstance(name, str) else None
+    return None
 
 
 def _const(node: nodes.Node) -> Any:

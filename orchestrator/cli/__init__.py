@@ -8,7 +8,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
   import the demo system); ``cases retry|cancel|rerun``: :mod:`.cases`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``workflows``: :mod:`.service`; ``validate``, ``schema``,
-  ``reference``, ``explain``: :mod:`.authoring`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`.
+  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
 """
 
@@ -34,6 +34,7 @@ from .results import results
 from .run import run
 from .service import serve, users, workflows
 from .status import status
+from .trying import try_case
 from .worker import worker
 
 __all__ = ["cli", "main"]
@@ -46,7 +47,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results):
+                 serve, users, workflows, faults, results, try_case):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 
@@ -55,7 +56,9 @@ cases.add_command(cases_generate)
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning every expected failure into one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="autoclerk", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="autoclerk", standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's click.exceptions.Exit(code), returned in this mode
+            sys.exit(code)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "autoclerk"
         _err(f"{exc.format_message()} (see '{command} --help')")

@@ -66,19 +66,20 @@ def check_configuration(loaded: LoadedWorkflow, settings: Settings) -> None:
 
 def resolvable_names(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """The secret, env and system names this process can resolve (names only, never a value), for its
-    heartbeat: secrets from ``AUTOCLERK_SECRET_*`` and the secrets file's keys, env values from
-    ``AUTOCLERK_ENV_*``, systems from the settings. Secret and env names are upper-cased, as the
-    environment spells them. A secrets file that cannot be read gives no secret."""
+    heartbeat, spelled as a workflow asks for them (secret and env names are lower case): secrets from
+    ``AUTOCLERK_SECRET_<NAME>`` and the secrets file's keys (exactly as :class:`workflows.SecretValues`
+    looks them up), env values from ``AUTOCLERK_ENV_<NAME>``, systems from the settings. A secrets file that
+    cannot be read gives no secret."""
     environ = os.environ if environ is None else environ
-    secrets = {name[len(ENV_PREFIX):] for name in environ if name.startswith(ENV_PREFIX)}
+    secrets = {name[len(ENV_PREFIX):].lower() for name in environ if name.startswith(ENV_PREFIX)}
     if settings.secrets_file is not None:
         try:
             data = json.loads(settings.secrets_file.read_text(encoding="utf-8"))
             if isinstance(data, dict):
-                secrets |= {str(name).upper() for name in data}
+                secrets |= {str(name) for name in data}
         except (OSError, ValueError):
             pass
-    env = {name[len(ENV_VALUE_PREFIX):] for name in environ if name.startswith(ENV_VALUE_PREFIX)}
+    env = {name[len(ENV_VALUE_PREFIX):].lower() for name in environ if name.startswith(ENV_VALUE_PREFIX)}
     return {"secrets": sorted(secrets), "env": sorted(env), "systems": sorted(settings.systems)}
 
 
@@ -87,9 +88,9 @@ def missing_from(needs: Needs, names: Mapping[str, Sequence[str]]) -> list[str]:
     :func:`missing_configuration` writes, in the same order."""
     secrets, env = set(names.get("secrets", ())), set(names.get("env", ()))
     problems = [f"secret '{name}' is not set: set {ENV_PREFIX}{name.upper()} or add it to the secrets file"
-                for name in sorted(needs.secrets) if name.upper() not in secrets]
+                for name in sorted(needs.secrets) if name not in secrets]
     problems += [f"env value '{name}' is not set: set {ENV_VALUE_PREFIX}{name.upper()}"
-                 for name in sorted(needs.env) if needs.env[name] is None and name.upper() not in env]
+                 for name in sorted(needs.env) if needs.env[name] is None and name not in env]
     problems += [f"system '{name}' has no base URL: pass --system {name}=URL or set AUTOCLERK_SYSTEMS"
                  for name in sorted(needs.systems - set(names.get("systems", ())))]
     return problems

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bots import BotConfig, BotEngine, BotJob, BusinessException, StepTimeout
+from bots import ApplicationError, BotConfig, BotEngine, BotJob, BusinessException, StepTimeout
 from demo_portal import PortalProcess
 from monitoring import REGISTRY
 from tests.conftest import ROOT
@@ -161,3 +161,54 @@ def test_a_step_that_finds_nothing_names_the_value_it_looked_for_not_the_templat
 """)
     assert str(caught.value) == ("no element matching {role='option', name='CASE-000301-x'} or #missing-CASE-000301 "
                                  "within 500 ms")
+
+
+def test_evaluate_runs_the_workflows_function_in_the_page_with_the_case_as_arguments(engine: BotEngine) -> None:
+    output = run(engine, """
+  - goto: /cases/CASE-000301
+  - evaluate:
+      script: "(args) => document.querySelector('#holder').textContent.trim().length > 0 ? args.ref + '/seen' : null"
+      args: {ref: "{{ case.case_ref }}"}
+      to: output.seen
+  - evaluate: {script: "async () => { await new Promise(r => setTimeout(r, 10)); return [1, 2]; }", to: vars.pair}
+  - set: {to: output.pair, expr: "vars.pair"}
+""")
+    assert output == {"seen": "CASE-000301/seen", "pair": [1, 2]}
+    with pytest.raises(ApplicationError) as caught:
+        run(engine, """
+  - goto: /cases/CASE-000301
+  - evaluate: "() => { throw new Error('the widget is not ready') }"
+""")
+    assert "the script failed in the page" in str(caught.value) and "the widget is not ready" in str(caught.value)
+    assert caught.value.step == "steps[2].evaluate"
+
+
+def test_a_condition_is_checked_once_unless_within_ms_lets_it_wait(engine: BotEngine) -> None:
+    late = ("() => { setTimeout(() => { const e = document.createElement('p'); e.id = 'late'; e.textContent = 'here';"
+            " document.body.append(e); }, 2000); }")
+    output = run(engine, f"""
+  - goto: /cases/CASE-000301
+  - evaluate: "{late}"
+  - if: {{visible: "#late", then: [{{set: {{to: output.at_once, value: "yes"}}}}], else: [{{set: {{to: output.at_once, value: "no"}}}}]}}
+  - if: {{visible: "#late", within_ms: 10000, then: [{{set: {{to: output.waited, value: "yes"}}}}]}}
+  - evaluate: "() => document.querySelector('#late').remove()"
+  - if: {{hidden: "#late", within_ms: 10000, then: [{{set: {{to: output.gone, value: "yes"}}}}]}}
+""")
+    assert output == {"at_once": "no", "waited": "yes", "gone": "yes"}
+
+
+def test_the_pages_own_script_errors_are_kept_with_the_evidence_and_named_when_a_step_then_times_out(
+        engine: BotEngine, tmp_path: Path) -> None:
+    with pytest.raises(StepTimeout) as caught:
+        run(engine, """
+  - goto: /cases/CASE-000301
+  - evaluate: "() => { setTimeout(() => { console.error('lookup service said 500'); undefinedWidget.open(); }, 0); }"
+  - wait_for: {text: "Widget ready", timeout_ms: 1500}
+""")
+    message = str(caught.value)
+    assert message.startswith("the text 'Widget ready' did not show within 1500 ms; the page's own script failed "
+                              "before it (steps[3].wait_for: script error: ")
+    assert "undefinedWidget is not defined" in message
+    errors = next(Path(p) for p in caught.value.evidence if p.endswith("page-errors.txt"))  # type: ignore[attr-defined]
+    kept = errors.read_text()
+    assert "console error: lookup service said 500" in kept and "undefinedWidget is not defined" in kept

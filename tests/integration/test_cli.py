@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -73,6 +74,12 @@ def test_a_batch_run_records_valid_cases_once_and_hands_back_refused_ones_with_t
     assert f"accepted 10 = done {10 - invalid} + handed back to a person {invalid} + failed 0" in report.stdout
     assert json.loads(autoclerk("batches", "reconcile", batch, "--ledger", ledger, "--json", cwd=tmp_path).stdout
                       .splitlines()[-1])["balanced"] is True
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "ledger.db") as db:  # a row the figures no longer account for
+        db.execute("update batches set rows_read = rows_read + 1 where id = ?", (batch,))
+    off = autoclerk("batches", "reconcile", batch, "--ledger", ledger, cwd=tmp_path)
+    assert off.returncode == 1 and off.stdout.splitlines()[-1].startswith("THE SUMS DO NOT HOLD")
     assert autoclerk("results", "export", batch, "--ledger", ledger, "--format", "xlsx", cwd=tmp_path).stderr == (
         "autoclerk: error: an xlsx export needs a file: give --out FILE.xlsx\n")
 
@@ -305,3 +312,35 @@ def test_a_workflow_that_searches_first_finishes_early_when_the_record_is_there(
     shown = autoclerk("batches", "show", summary["batch_id"], "--ledger", f"sqlite:///{tmp_path / 'b.db'}", "--json",
                       cwd=tmp_path)
     assert all(json.loads(line)["result_ref"] for line in shown.stdout.splitlines()[:-1])
+
+
+def test_try_runs_one_case_step_by_step_stops_before_the_submit_and_records_nothing(
+        chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    generate_cases(cases, 2, invalid_rate=0.0, seed=17, start=980)
+    common = ("try", str(EXAMPLE), "--cases", str(cases), "--system", f"portal={portal.url}")
+    stopped = autoclerk(*common, "--row", "1", "--out", str(tmp_path / "shots"), cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert lines[0].startswith("trying change-of-address v1 on case CASE-000980; screenshots in ")
+    assert any(line.strip().startswith("ok") and line.endswith("steps[1].fill") for line in lines)
+    assert any(line.strip().startswith("stop") and line.endswith("steps[15].click") for line in lines)
+    assert lines[-1] == "stopped before the first submitting step: nothing was submitted (--submit lets it go on)"
+    shots = sorted((tmp_path / "shots").glob("*.png"))
+    assert len(shots) >= 16 and shots[0].name.startswith("001-steps_0_.call")
+    assert httpx.get(f"{portal.url}/api/export").json() == [] and not list(tmp_path.glob("*.db"))
+
+    submitted = autoclerk(*common, "--case", "CASE-000981", "--submit", "--out", str(tmp_path / "shots2"), cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "done: reference='" in submitted.stdout and "try recorded nothing" in submitted.stdout
+    assert [e["case_ref"] for e in httpx.get(f"{portal.url}/api/export").json()] == ["CASE-000981"]
+
+    refused = autoclerk("try", str(EXAMPLE), "--system", f"portal={portal.url}", "--submit", "--case-json", json.dumps(
+        {"case_ref": "CASE-000989", "address_line1": "1 Any Road", "city": "Leeds", "postcode": "ZZ9 9XX",
+         "country": "GB-ENG", "contact_method": "email", "effective_date": dt.date.today().isoformat()}), cwd=tmp_path)
+    assert refused.returncode == 1 and "the case would be handed back to a person: " in refused.stdout
+    assert "Postcode not recognised" in refused.stdout and "evidence: " in refused.stdout
+
+    wrong = autoclerk("try", str(EXAMPLE), "--row", "1", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr == ("autoclerk: error: --row and --case take the case from "
+                                                      "--cases FILE; --case-json needs no file\n")

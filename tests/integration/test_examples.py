@@ -123,3 +123,12 @@ def test_the_change_of_address_runs_through_the_shared_sign_in_part(engine: BotE
                         before_effect=lambda: None)
     export = httpx.get(f"{portal.url}/api/export").json()
     assert result.output == {"reference": export[0]["confirmation"]}
+
+
+def test_a_case_already_noted_finishes_early_with_that_note_and_submits_nothing(
+        engine: BotEngine, portal: PortalProcess) -> None:
+    first, effects = run(engine, note_case("CASE-000208"))
+    assert effects == ["submit"]
+    again, effects = run(engine, note_case("CASE-000208"))  # as a new ledger would: the steps, not the lookup
+    assert effects == [] and again.output == {"reference": first.output["reference"]}
+    assert len(httpx.get(f"{portal.url}/api/notes").json()) == 1

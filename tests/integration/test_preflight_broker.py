@@ -138,7 +138,7 @@ def test_a_worker_without_the_secret_refuses_hand_offs_holds_running_cases_and_a
 
         # The secret is back: the next heartbeat says so, and resuming the batch finishes its cases.
         secrets.write_text(json.dumps({"portal_password": "demo-password"}))
-        wait_until(lambda: "PORTAL_PASSWORD" in ledger.heartbeats.workers()[-1]["resolves"]["secrets"],
+        wait_until(lambda: "portal_password" in ledger.heartbeats.workers()[-1]["resolves"]["secrets"],
                    "a heartbeat naming the secret")
         with server.api("olga") as api:
             assert api.post(f"/api/batches/{receipt.batch_id}/resume").status_code == 200

@@ -40,6 +40,16 @@ def test_the_tutorials_error_examples_are_what_validate_prints(tmp_path: Path) -
     assert f"```\n{autoclerk('validate', 'phone_note.yaml', cwd=tmp_path).stderr.strip()}\n```" in TUTORIAL
 
 
+def test_the_tutorials_date_mistake_is_what_validate_prints(tmp_path: Path) -> None:
+    path = tutorial_file(tmp_path)
+    path.write_text(path.read_text().replace("call_date: {type: date}", "call_date: {type: string}", 1))
+    result = autoclerk("validate", "phone_note.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"```\n{result.stderr.strip()}\n```" in TUTORIAL
+    path.write_text(path.read_text().replace("call_date: {type: string}", 'call_date: {type: date, format: "%d/%m/%Y"}'))
+    assert autoclerk("validate", "phone_note.yaml", cwd=tmp_path).returncode == 0
+
+
 def test_the_tutorials_complete_workflow_records_phone_notes_on_the_demo_portal(
         chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
     path = tutorial_file(tmp_path)
@@ -94,3 +104,32 @@ def test_a_workflow_written_from_the_tutorial_alone_renews_permits_on_a_site_bui
         "select case_ref, coalesce(result_ref, error_message) from transactions").fetchall())
     assert rows["P-1003"] == "The registration number is not valid"
     assert {rows["P-1001"], rows["P-1002"]} == {r["reference"] for r in renewals}
+
+
+def test_dates_from_a_day_first_spreadsheet_reach_a_day_first_form_with_day_and_month_in_place(
+        chromium: str, office: str, tmp_path: Path) -> None:
+    cases = tmp_path / "suspensions.csv"
+    cases.write_text("permit,suspend_from\n"
+                     "P-1001,03/04/2026\n"  # 3 April: read month first, it would be 4 March
+                     "P-1002,25/12/2026\n"
+                     "P-1003,12/25/2026\n")  # month first: refused at hand-off, never typed
+    workflow = SITE / "suspend_permit.yaml"
+    args = ("run", str(workflow), "--cases", str(cases), "--ledger", f"sqlite:///{tmp_path / 'l.db'}",
+            "--system", f"permits={office}", "--json")
+    result = autoclerk(*args, cwd=tmp_path, env={"AUTOCLERK_SECRET_PERMIT_PASSPHRASE": "permits-pw"})
+    assert result.returncode == 0, result.stderr
+    assert (f"{cases}: row 3: suspend_from: must be a date like 31/12/2026 (day/month/year) (not queued)"
+            in result.stderr.splitlines())
+    summary = last_json(result.stdout)
+    assert (summary["done"], summary["business_exception"], summary["failed"]) == (2, 0, 0)
+    suspensions = httpx.get(f"{office}/api/suspensions").json()
+    assert sorted((s["permit"], s["start"]) for s in suspensions) == [("P-1001", "2026-04-03"), ("P-1002", "2026-12-25")]
+
+
+def test_the_permit_office_refuses_a_suspension_date_not_written_as_dd_mm_yyyy(office: str) -> None:
+    with httpx.Client(base_url=office, follow_redirects=True) as client:
+        client.post("/", data={"email": "officer@city.example", "secret": "permits-pw"})
+        for text in ("2026-04-03", "3/4/2026", "04/13/2026"):
+            page = client.post("/permits/P-1001/suspend", data={"start": text}).text
+            assert "Enter the start date as dd/mm/yyyy, for example 31/12/2026" in page
+        assert client.get("/api/suspensions").json() == []

@@ -81,19 +81,21 @@ def test_a_workflow_whose_needs_are_met_passes(workflow, monkeypatch: pytest.Mon
 
 def test_a_worker_reports_the_names_it_can_resolve_and_never_a_value(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.json"
-    secrets.write_text('{"crm_password": "c-value"}')
+    secrets.write_text('{"crm_password": "c-value", "OTHER_KEY": "o-value"}')
     settings = load_settings(systems=("portal=http://127.0.0.1:1",), secrets_file=secrets)
     names = resolvable_names(settings, environ={"AUTOCLERK_SECRET_PORTAL_PASSWORD": "p-value",
                                                 "AUTOCLERK_ENV_REGION": "south", "HOME": "/root"})
-    assert names == {"secrets": ["CRM_PASSWORD", "PORTAL_PASSWORD"], "env": ["REGION"], "systems": ["portal"]}
+    # spelled as a workflow asks: a file key is found only as written (SecretValues looks it up exactly)
+    assert names == {"secrets": ["OTHER_KEY", "crm_password", "portal_password"], "env": ["region"],
+                     "systems": ["portal"]}
     assert "value" not in json.dumps(names)
     secrets.write_text("not json")  # an unreadable secrets file gives no secret, and no error
     assert resolvable_names(settings, environ={})["secrets"] == []
 
 
 def test_a_hand_off_is_checked_against_the_live_workers_names(workflow) -> None:  # type: ignore[no-untyped-def]
-    everything = {"secrets": ["PORTAL_PASSWORD", "CRM_PASSWORD"], "env": ["REGION"], "systems": ["crm", "portal"]}
-    lacking = {"secrets": ["PORTAL_PASSWORD"], "env": [], "systems": ["crm", "portal"]}
+    everything = {"secrets": ["portal_password", "crm_password"], "env": ["region"], "systems": ["crm", "portal"]}
+    lacking = {"secrets": ["portal_password", "CRM_PASSWORD"], "env": [], "systems": ["crm", "portal"]}
     assert missing_from(workflow.needs(), everything) == []
     assert missing_from(workflow.needs(), lacking) == [
         "secret 'crm_password' is not set: set AUTOCLERK_SECRET_CRM_PASSWORD or add it to the secrets file",

@@ -2,12 +2,14 @@
 
 No ids on form fields (labels wrap their inputs), search results rendered by JavaScript from a JSON
 call, a renewal form sent with ``fetch`` (no page load: the outcome appears in a ``role=status`` box),
-a radio group, a ``confirm()`` dialog, and its own error box. It keeps every renewal so tests can
-compare what bots did with what the office recorded.
+a radio group, a ``confirm()`` dialog, and its own error box. A suspension form takes its date only as
+dd/mm/yyyy and refuses anything else with its own message. It keeps every renewal and suspension so tests
+can compare what bots did with what the office recorded.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import itertools
 import re
@@ -26,11 +28,13 @@ from starlette.routing import Route
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} · Permit Office</title></head>
 <body><header><p>City Parking · Permit Office</p></header><main>{body}</main></body></html>"""
 REGISTRATION = re.compile(r"^[A-Z]{2}[0-9]{2} ?[A-Z]{3}$")
+DAY_MONTH_YEAR = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
 
 
 def create_app(password: str = "permits-pw") -> Starlette:
     sessions: set[str] = set()
     renewals: list[dict[str, str]] = []
+    suspensions: list[dict[str, str]] = []
     counter = itertools.count(101)
     lock = threading.Lock()
 
@@ -130,6 +134,29 @@ async function send(event) {{
         return page("History", f'<h1>History</h1><table aria-label="Renewals"><tr><th>Their reference</th>'
                                f'<th>Reference</th></tr>{rows}</table>')
 
+    async def suspend(request: Request) -> Response:
+        if not signed_in(request):
+            return RedirectResponse("/", status_code=303)
+        permit = html.escape(request.path_params["permit"])
+        problem = ""
+        if request.method == "POST":
+            start = _day_month_year(str((await request.form()).get("start", "")).strip())
+            if start is not None:
+                with lock:
+                    reference = f"SU-{next(counter):06d}"
+                    suspensions.append({"reference": reference, "permit": request.path_params["permit"],
+                                        "start": start.isoformat()})
+                return page("Suspended", f"""<h1>Suspension recorded</h1><p role="status">Permit {permit} is
+suspended from {start.day} {start:%B} {start.year}. Reference <strong>{reference}</strong></p>""")
+            problem = '<div role="alert" class="problem">Enter the start date as dd/mm/yyyy, for example 31/12/2026</div>'
+        return page(f"Suspend {permit}", f"""<h1>Suspend permit {permit}</h1>{problem}<form method="post">
+<p><label>Suspend from <input name="start"></label> <span>dd/mm/yyyy</span></p>
+<button>Suspend permit</button></form>""")
+
+    async def suspension_export(request: Request) -> Response:
+        with lock:
+            return JSONResponse(list(suspensions))
+
     async def export(request: Request) -> Response:
         with lock:
             return JSONResponse(list(renewals))
@@ -142,7 +169,21 @@ async function send(event) {{
         Route("/api/permits/{permit}/renewals", renew, methods=["POST"]),
         Route("/permits/{permit}/history", history),
         Route("/api/renewals", export),
+        Route("/permits/{permit}/suspend", suspend, methods=["GET", "POST"]),
+        Route("/api/suspensions", suspension_export),
     ])
+
+
+def _day_month_year(text: str) -> dt.date | None:
+    """The date in ``dd/mm/yyyy`` text, or ``None`` for any other text (the office reads no other way)."""
+    match = DAY_MONTH_YEAR.match(text)
+    if not match:
+        return None
+    day, month, year = (int(part) for part in match.groups())
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
 
 
 @contextmanager

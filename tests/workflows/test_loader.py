@@ -1,4 +1,4 @@
-"""The loader turns every mistake into located, one-line problems: a table of 43 distinct mistakes.
+"""The loader turns every mistake into located, one-line problems: a table of 44 distinct mistakes.
 
 Each row changes one thing in ``data/base.yaml`` (a valid workflow that calls ``data/part.yaml``) and
 asserts the exact problems: file, line, column, step path and message.
@@ -95,6 +95,10 @@ MISTAKES = [
     ('  - extract: {locator: "#ref", to: output.reference, optional: true}',
      '  - click: {locator: "#x", submit: true}',
      ['wf.yaml:39:12: lookup[1].click: a lookup only looks: it may not hold a submitting step']),
+    ('  - goto: /permits',
+     '  - evaluate: "() => \'{{ case.case_ref }}\'"\n  - goto: /permits',
+     ['wf.yaml:17:15: steps[1].evaluate.script: the script may not hold a template: pass case values in \'args\' and '
+      "read them from the function's argument"]),
     ('lookup:\n  - goto: /permits/{{ case.case_ref }}\n  - extract: {locator: "#ref", to: output.reference, optional: true}\n',
      'lookup:\n  when: always\n  steps:\n    - goto: /permits/{{ case.case_ref }}\n    - click: {locator: "#x", submit: true}\n',
      ['wf.yaml:41:14: lookup.steps[1].click: a lookup only looks: it may not hold a submitting step']),

@@ -62,8 +62,10 @@ class StepBase(BaseModel):
 class ConditionArgs(StepArgs):
     """A condition: exactly one of ``expr``, ``visible``, ``hidden``, ``url`` or ``text``.
 
-    Element and page conditions are checked at once; with ``timeout_ms`` the step waits up to that long
-    for the condition to hold.
+    An element or page condition is checked once, at once: it does not wait. With ``within_ms`` the step
+    waits up to that long for the condition to hold (an element to appear, or to disappear with
+    ``hidden``; the address to match; the text to show), and goes on as soon as it does. After a click
+    that loads a new page, give ``within_ms`` or a ``wait_for`` first, or the old page is checked.
     """
 
     expr: Expression | None = Field(default=None, description="An expression that must be true: `case.amount > 100`.")
@@ -71,6 +73,9 @@ class ConditionArgs(StepArgs):
     hidden: Locator | None = Field(default=None, description="The element is not showing (or not there at all).")
     url: Template | None = Field(default=None, description="The page's address matches this glob: `*/cases/*`.")
     text: Template | None = Field(default=None, description="The page shows this text.")
+    within_ms: int | None = Field(default=None, gt=0, le=600_000,
+                                  description="Wait up to this long for the condition to hold; without it, it is "
+                                              "checked once, at once.")
 
     @model_validator(mode="after")
     def _exactly_one_condition(self) -> "ConditionArgs":

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..locators import Locator
 from ..templating import Template
@@ -98,6 +98,44 @@ class Click(StepArgs):
     locator: Locator
     submit: bool = False
     short_form = "locator"
+
+
+class Evaluate(StepArgs):
+    """Run a JavaScript function of the workflow file in the page: the escape hatch for what no verb does
+    (a page whose own script is broken, a widget with no accessible handle).
+
+    ``script`` is a function that takes one object; ``args`` are rendered for the case and passed as that
+    object. Case values are passed only as arguments, never written into the script: ``validate`` refuses
+    a template in ``script``. What the function returns (JSON values; a Promise is awaited) can be kept
+    in ``to``. An exception thrown by the script is an application failure (the case is tried again);
+    ``submit: true`` marks a script that changes the target system.
+
+    Example::
+
+        - evaluate:
+            script: "(args) => document.querySelector('#ref').dataset.value + args.suffix"
+            args: {suffix: "{{ case.case_ref }}"}
+            to: vars.reference
+    """
+
+    script: str = Field(min_length=1, max_length=20000,
+                        description="A JavaScript function of one argument (the rendered `args`), e.g. `(args) => …`.")
+    args: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Template] = Field(
+        default_factory=dict, description="Named arguments, rendered for the case and passed as one object.")
+    to: str | None = Field(default=None, pattern=TARGET_PATTERN, description="Where to keep what the function returns.")
+    submit: bool = False
+    short_form = "script"
+
+    @field_validator("script")
+    @classmethod
+    def _no_template(cls, script: str) -> str:
+        if "{{" in script or "{%" in script:
+            raise ValueError("the script may not hold a template: pass case values in 'args' and read them from the "
+                             "function's argument")
+        stripped = script.strip()
+        if not (stripped.startswith(("(", "async", "function")) or "=>" in stripped.split("\n", 1)[0]):
+            raise ValueError("the script must be a function of one argument, e.g. \"(args) => args.ref\"")
+        return script
 
 
 class Press(StepArgs):

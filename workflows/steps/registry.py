@@ -51,6 +51,7 @@ BUILTIN_ARGS: dict[str, type[StepArgs]] = {
     "extract": page.Extract,
     "dialog": page.Dialog,
     "screenshot": page.Screenshot,
+    "evaluate": page.Evaluate,
     "assert": flow.Assert,
     "fail": flow.Fail,
     "finish": flow.Finish,
@@ -174,7 +175,7 @@ def uses_steps(model: M) -> M:
 def submits(step: StepBase) -> bool:
     """Whether this one step (not its nested steps) changes the target system."""
     args = step.args
-    if isinstance(args, (page.Click, page.Press)):
+    if isinstance(args, (page.Click, page.Press, page.Evaluate)):
         return args.submit
     custom = CUSTOM_STEPS.get(step.verb)
     return bool(custom and custom.submits)
