@@ -141,7 +141,9 @@ def _parse(text: str, file: str, resolve: Resolver, stack: tuple[str, ...]) -> L
     problems = list(checks.templates()) + list(checks.references())
     calls, call_problems = _load_calls(workflow, positions, file, resolve, stack)
     problems += call_problems
-    loaded = LoadedWorkflow(definition=workflow, source=text, path=file, calls=calls)
+    step_lines = {f"{format_path(path)}.{step.verb}": value_position(positions, path)[0]
+                  for path, step in workflow.all_steps()}
+    loaded = LoadedWorkflow(definition=workflow, source=text, path=file, calls=calls, step_lines=step_lines)
     if not call_problems:
         problems += list(checks.effects(calls))
     if problems:

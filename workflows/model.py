@@ -233,6 +233,27 @@ class LoadedWorkflow:
     source: str
     path: str
     calls: Mapping[str, "LoadedWorkflow"] = field(default_factory=dict)
+    step_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+    """The line of each step in its file, by the path a bot names it with (``steps[4].if.then[0].fail``)."""
+
+    def where(self, step_path: str) -> str | None:
+        """``file:line`` of the step a bot names by ``step_path``, following calls into the parts they run
+        (``steps[0].call>sign_in.yaml[3].click``), or ``name vN, line L`` for a workflow loaded from the
+        ledger; ``None`` when it cannot be told."""
+        first, *inner = step_path.split(">")
+        current: LoadedWorkflow = self
+        path = first
+        for segment in inner:
+            ref, bracket, rest = segment.partition("[")
+            if ref not in current.calls or not bracket:
+                return None
+            current, path = current.calls[ref], f"steps[{rest}"
+        line = current.step_lines.get(path)
+        if not line:
+            return None
+        if current.path.startswith("<"):  # loaded from the ledger: no file name, so name the workflow version
+            return f"{current.definition.name} v{current.definition.version}, line {line}"
+        return f"{current.path}:{line}"
 
     @property
     def stored_text(self) -> str:

@@ -132,7 +132,8 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             except BudgetUnavailable as exc:
                 return _deferred(runtime, claim, exc)
             except BusinessException as exc:
-                return Outcome(claim, "business_exception", error_class="LookupRefused", error_detail=detail_of(exc),
+                return Outcome(claim, "business_exception", error_class="LookupRefused",
+                               error_detail=detail_of(exc, loaded),
                                error_message=f"the search for the case's record was refused: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
                 return _retry_or_fail(runtime, claim, exc, loaded)
@@ -162,7 +163,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         return _deferred(runtime, claim, exc)
     except BusinessException as exc:
         return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
-                       error_detail=detail_of(exc), evidence=getattr(exc, "evidence", None))
+                       error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
     except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
         return _retry_or_fail(runtime, claim, exc, loaded)
     reference = result.output.get("reference")
@@ -210,16 +211,20 @@ The author's detail (the step, the locator, the exception's own words) goes in `
 UNKNOWN_FAILURE = "The bot could not finish the case because of a technical problem."
 
 
-def detail_of(exc: BaseException) -> str:
-    """The author's view of an exception: the step it happened in, its class and its own words."""
+def detail_of(exc: BaseException, loaded: LoadedWorkflow | None = None) -> str:
+    """The author's view of an exception: the step it happened in (its path, verb and ``file:line``), its
+    class and its own words."""
     step = getattr(exc, "step", None)
     text = redact_text(f"{type(exc).__name__}: {str(exc) or type(exc).__name__}")  # a secret read by the run, masked
-    return f"step {step}: {text}" if step else text
+    if not step:
+        return text
+    where = loaded.where(step) if loaded is not None else None
+    return f"step {step}" + (f" ({where})" if where else "") + f": {text}"
 
 
 def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: LoadedWorkflow) -> Outcome:
     error_class = type(exc).__name__
-    message, detail = PLAIN_MESSAGES.get(error_class, UNKNOWN_FAILURE), detail_of(exc)
+    message, detail = PLAIN_MESSAGES.get(error_class, UNKNOWN_FAILURE), detail_of(exc, loaded)
     evidence = getattr(exc, "evidence", None)
     problems = missing_configuration(loaded, runtime.settings)  # asked only once an attempt failed: no cost when all is well
     if problems:

@@ -60,7 +60,8 @@ def test_a_batch_run_records_valid_cases_once_and_hands_back_refused_ones_with_t
                            "error_detail", "evidence"] for c in cases_shown)
     assert all("Postcode not recognised" in c["error_message"] or "within the last 30 days" in c["error_message"]
                for c in cases_shown)
-    assert all(c["error_detail"].startswith("step ") and c["evidence"] for c in cases_shown)
+    assert all(c["error_detail"].startswith("step steps[16].extract (change-of-address v1, line 44): ")
+               and c["evidence"] for c in cases_shown), cases_shown
     text = autoclerk("batches", "show", batch, "--ledger", ledger, cwd=tmp_path).stdout
     assert text.splitlines()[0].startswith(f"batch {batch}: change-of-address, finished; 10 case(s)")
     assert len(text.splitlines()) >= 11 and "detail: step " in text

@@ -203,3 +203,11 @@ def test_a_missing_file_is_one_problem_not_an_exception(tmp_path: Path) -> None:
     with pytest.raises(WorkflowFileError) as caught:
         load_workflow(tmp_path / "nope.yaml")
     assert str(caught.value) == f"{tmp_path / 'nope.yaml'}:0:0: no such workflow file"
+
+
+def test_a_step_path_as_a_bot_names_it_leads_back_to_its_file_and_line() -> None:
+    example = load_workflow(EXAMPLE)
+    assert example.where("steps[16].extract") == f"{EXAMPLE}:44"
+    assert example.where("steps[0].call>sign_in.yaml[3].click") == f"{EXAMPLE.parent / 'sign_in.yaml'}:27"
+    assert example.where("lookup[2].wait_for") == f"{EXAMPLE}:50"
+    assert example.where("steps[99].click") is None and example.where("steps[0].call>nope.yaml[0].goto") is None
