@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Dialog as PwDialog
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Locator as PwLocator
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from workflows import FIELD_MASK, alternatives
 from workflows.steps import (
     Check,
+    Choose,
     Click,
     Dialog,
     Evaluate,
@@ -88,6 +93,165 @@ async def select(ctx: StepContext, args: Select) -> None:
     except PlaywrightTimeout:
         raise BusinessException(f"the list has no option with this {kind}", code="no_such_option",
                                 step=ctx.step_path) from None
+
+
+_SETTLE_S = 1.0
+"""How long a list of options that has shown must stay unchanged, without the option, before ``choose``
+stops waiting for it (a widget's search answers within this; one that keeps a loading option waits on)."""
+_POLL_S = 0.05
+_TEXT_BOX_JS = """e => !!e && !e.disabled && !e.readOnly && (e.isContentEditable || e instanceof HTMLTextAreaElement
+  || (e instanceof HTMLInputElement
+      && !['button', 'checkbox', 'color', 'file', 'hidden', 'image', 'radio', 'range', 'reset', 'submit'].includes(e.type)))"""
+_SUGGESTIONS_JS = """e => e instanceof HTMLInputElement && e.list
+  ? Array.from(e.list.options).filter(o => !o.disabled).map(o => [o.value, o.label]) : null"""
+_SHOWS_JS = "e => (e instanceof HTMLInputElement || e instanceof HTMLTextAreaElement ? e.value : e.innerText) || ''"
+_STAND_INS = ("ancestor::*[@role='combobox'][1]", "following-sibling::*[1]/descendant-or-self::*[@role='combobox'][1]")
+"""Where a widget library puts its own combobox for a ``<select>`` it replaces: around it, or right after it."""
+
+
+class _Offer(NamedTuple):
+    """What the widget offers at one moment: the option to pick (when exactly one fits), how many match,
+    whether a list shows at all, whether it is still loading, and a fingerprint to see it change."""
+
+    pick: Any
+    matches: int
+    showing: bool
+    loading: bool
+    state: Any
+
+
+async def choose(ctx: StepContext, args: Choose) -> None:
+    timeout_ms = ctx.timeout(args)
+    typed = ctx.render(args.text)
+    option_template = args.option if args.option is not None else args.text
+    wanted = " ".join(ctx.render(option_template).split())
+    # Messages name what was typed and looked for, as the case gave it, unless it is a secret.
+    said_typed = repr(FIELD_MASK if ctx.names_secret(args.text) else typed)
+    said_option = repr(FIELD_MASK if ctx.names_secret(option_template) else wanted)
+
+    def refused(matches: int) -> BusinessException:
+        if matches:
+            return BusinessException(f"{matches} options match {said_option} after typing {said_typed}, so none was "
+                                     "chosen", code="ambiguous_option", step=ctx.step_path)
+        return BusinessException(f"no option {said_option} was offered after typing {said_typed}",
+                                 code="no_such_option", step=ctx.step_path)
+
+    if not wanted:
+        raise BusinessException("the case gives no option to choose", code="nothing_to_choose", step=ctx.step_path)
+    secret = ctx.names_secret(args.text) or ctx.names_secret(option_template)
+    element = await ctx.element(args.locator, timeout_ms)
+    if secret:
+        ctx.secret_locators.append(element)
+    if await element.evaluate(_SUGGESTIONS_JS) is not None:  # a <datalist>: its popup cannot be clicked
+        await element.fill("", timeout=timeout_ms)
+        await ctx.race(element.press_sequentially(typed, timeout=timeout_ms))
+        offer = await ctx.race(_wait_for_offer(ctx, lambda: _suggested(element, wanted, args.exact), timeout_ms))
+        if offer.pick is None:
+            raise refused(offer.matches)
+        await element.fill(offer.pick, timeout=timeout_ms)
+        if await element.input_value() != offer.pick:
+            raise ApplicationError("the field did not keep the option chosen from its list", step=ctx.step_path)
+        return
+    target = await _widget_of(ctx, element, args)
+    if secret and target is not element:
+        ctx.secret_locators.append(target)
+    await ctx.race(target.click(timeout=timeout_ms))
+    try:
+        await ctx.race(ctx.page.wait_for_function(f"() => ({_TEXT_BOX_JS})(document.activeElement)", timeout=timeout_ms))
+    except PlaywrightTimeout:
+        raise StepTimeout(f"no text box took the focus after a click on {ctx.described(alternatives(args.locator))} "
+                          f"within {timeout_ms} ms", step=ctx.step_path) from None
+    # The box typed into and the list it opens show the typed text until the option is taken: masked meanwhile.
+    showing_typed = [ctx.page.locator(":focus"), ctx.page.get_by_role("listbox")] if secret else []
+    ctx.secret_locators.extend(showing_typed)
+    await ctx.race(ctx.page.keyboard.press("ControlOrMeta+A"))  # typing replaces what the box held
+    await ctx.race(ctx.page.keyboard.type(typed))
+    offer = await ctx.race(_wait_for_offer(ctx, lambda: _offered(ctx, wanted, args.exact), timeout_ms))
+    if offer.pick is None:
+        if offer.matches or offer.showing:
+            raise refused(offer.matches)
+        raise StepTimeout(f"no list of options showed after typing {said_typed} within {timeout_ms} ms",
+                          step=ctx.step_path)
+    name = " ".join((await offer.pick.inner_text()).split()).lower()
+    shown_before = name in " ".join((await target.evaluate(_SHOWS_JS)).split()).lower()
+    await ctx.race(offer.pick.click(timeout=timeout_ms))
+    if not await ctx.race(_taken(target, offer.pick, name, shown_before, timeout_ms)):
+        raise StepTimeout(f"the widget did not take the option clicked within {timeout_ms} ms (its list still shows "
+                          "it)", step=ctx.step_path)
+    for locator in showing_typed:
+        ctx.secret_locators.remove(locator)
+
+
+async def _widget_of(ctx: StepContext, element: PwLocator, args: Choose) -> PwLocator:
+    """The element to click: ``element`` itself, or for a ``<select>`` a widget library has replaced, the
+    library's own combobox (the select stays in the page, hidden, to be sent with the form)."""
+    if not await element.evaluate("e => e instanceof HTMLSelectElement"):
+        return element
+    for place in _STAND_INS:
+        widget = element.locator(f"xpath={place}")
+        if await widget.count():
+            return widget.first
+    raise ApplicationError(f"{ctx.described(alternatives(args.locator))} is a plain list, not a type-and-pick widget: "
+                           "use 'select' for it", step=ctx.step_path)
+
+
+async def _wait_for_offer(ctx: StepContext, look: Callable[[], Awaitable[_Offer]], timeout_ms: int) -> _Offer:
+    """Look until one option fits, the list has settled without one, or the time is up; the system's message wins."""
+    clock = asyncio.get_running_loop().time
+    deadline, settled_since, last = clock() + timeout_ms / 1000, clock(), None
+    while True:
+        await ctx.raise_business_error()
+        offer = await look()
+        now = clock()
+        if offer.pick is not None:
+            return offer
+        if offer.state != last:
+            last, settled_since = offer.state, now
+        if (offer.showing and not offer.loading and now - settled_since >= _SETTLE_S) or now >= deadline:
+            return offer
+        await asyncio.sleep(_POLL_S)
+
+
+async def _offered(ctx: StepContext, wanted: str, exact: bool) -> _Offer:
+    """The page's showing ``role=option`` elements (a widget's list, wherever the library puts it)."""
+    page = ctx.page
+    matching = page.get_by_role("option", name=wanted, exact=exact, disabled=False).filter(visible=True)
+    matches = await matching.count()
+    pick = matching.first if matches == 1 else None
+    if matches > 1 and not exact:  # "Jane Smith" is meant among "Jane Smith" and "Jane Smithers"
+        whole = page.get_by_role("option", name=re.compile(rf"^\s*{re.escape(wanted)}\s*$", re.IGNORECASE),
+                                 disabled=False).filter(visible=True)
+        pick = whole.first if await whole.count() == 1 else None
+    shown = await page.get_by_role("option").filter(visible=True).all_inner_texts()
+    loading = await page.get_by_role("option", disabled=True).filter(visible=True).count() > 0
+    lists = await page.get_by_role("listbox").filter(visible=True).count()
+    return _Offer(pick, matches, bool(shown) or lists > 0, loading, (tuple(shown), lists))
+
+
+async def _suggested(element: PwLocator, wanted: str, exact: bool) -> _Offer:
+    """The options of an ``<input list=…>``'s ``<datalist>``, by value or label; the pick is the option's value."""
+    entries = [tuple(" ".join(part.split()) for part in entry) for entry in await element.evaluate(_SUGGESTIONS_JS) or []]
+    fits = [value for value, label in entries
+            if any((name == wanted) if exact else (wanted.lower() in name.lower()) for name in (value, label) if name)]
+    pick = fits[0] if len(fits) == 1 else None
+    if len(fits) > 1 and not exact:
+        whole = {value for value, label in entries if wanted.lower() in (value.lower(), label.lower())}
+        pick = whole.pop() if len(whole) == 1 else None
+    return _Offer(pick, len(fits), True, False, tuple(entries))
+
+
+async def _taken(target: PwLocator, option: PwLocator, name: str, shown_before: bool, timeout_ms: int) -> bool:
+    """Whether the widget took the option clicked: its list no longer shows it, or the widget now shows it."""
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + timeout_ms / 1000
+    while True:
+        if not await option.is_visible():
+            return True
+        if not shown_before and name in " ".join((await target.evaluate(_SHOWS_JS)).split()).lower():
+            return True
+        if clock() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_S)
 
 
 async def check(ctx: StepContext, args: Check) -> None:

@@ -209,6 +209,7 @@ EXECUTORS: dict[str, Callable[[StepContext, Any], Awaitable[None]]] = {
     "goto": actions.goto,
     "fill": actions.fill,
     "select": actions.select,
+    "choose": actions.choose,
     "check": actions.check,
     "uncheck": actions.uncheck,
     "click": actions.click,

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .notes import CATEGORIES, NoteStore, case_status, validate_note
+from .notes import CATEGORIES, STAFF, NoteStore, case_status, validate_note
 from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, validate_change
 
 SESSION_COOKIE = "PORTALSESSID"
@@ -207,7 +207,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
         errors: dict[str, str] = {}
         if request.method == "POST":
             form = await request.form()
-            values = {k: str(form.get(k, "")) for k in ("category", "text", "notify_customer", "your_ref")}
+            values = {k: str(form.get(k, "")) for k in ("category", "text", "notify_customer", "your_ref", "follow_up")}
             attachments = []
             for upload in form.getlist("attachments"):
                 if getattr(upload, "filename", ""):
@@ -219,7 +219,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
                 note = state.notes.add(case.ref, values, attachments)
                 return RedirectResponse(f"/notes/{note.reference}", status_code=303)
         return page(request, "add_note.html", status=422 if errors else 200, case=case, values=values,
-                    errors=errors, categories=CATEGORIES, case_status=case_status(case.ref))
+                    errors=errors, categories=CATEGORIES, staff=STAFF, case_status=case_status(case.ref))
 
     async def note_saved(request: Request) -> Response:
         if not signed_in(request):

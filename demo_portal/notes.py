@@ -31,11 +31,16 @@ class Note:
     notify_customer: bool
     attachments: list[dict[str, object]]
     saved_at: str
+    follow_up: str = ""
 
     def as_json(self) -> dict[str, object]:
         return {"reference": self.reference, "case_ref": self.case_ref, "your_ref": self.your_ref,
                 "category": self.category, "text": self.text, "notify_customer": self.notify_customer,
-                "attachments": self.attachments, "saved_at": self.saved_at}
+                "attachments": self.attachments, "saved_at": self.saved_at, "follow_up": self.follow_up}
+
+
+STAFF = ("Ahmed Ali", "Jane Smith", "Priya Shah", "Tom Okafor", "Wendy Marsh")
+"""Who a note's follow-up can go to: the form's type-and-pick field offers them as you type."""
 
 
 def validate_note(form: dict[str, str], attachments: list[dict[str, object]], status: str) -> dict[str, str]:
@@ -53,6 +58,8 @@ def validate_note(form: dict[str, str], attachments: list[dict[str, object]], st
         errors["attachments"] = "Attach the visit report"
     if any(int(str(a["size"])) > MAX_ATTACHMENT_BYTES for a in attachments):
         errors["attachments"] = "Each attachment must be 2 MB or smaller"
+    if form.get("follow_up") and form["follow_up"] not in STAFF:
+        errors["follow_up"] = "Choose who follows it up from the list"
     return errors
 
 
@@ -68,7 +75,7 @@ class NoteStore:
         with self._lock:
             note = Note(f"NOTE-{next(self._counter):08d}", case_ref, form.get("your_ref", ""), form["category"],
                         form["text"], form.get("notify_customer") == "yes", attachments,
-                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
+                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), form.get("follow_up", ""))
             self._items.append(note)
             return note
 

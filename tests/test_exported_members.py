@@ -20,7 +20,7 @@ PINNED = {
         "WorkflowFileError", "Lookup", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
     },
     "workflows.steps": {
-        "Assert", "BUILTIN_ARGS", "Call", "Check", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog", "Evaluate",
+        "Assert", "BUILTIN_ARGS", "Call", "Check", "Choose", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog", "Evaluate",
         "ensure_models", "ENTRY_POINT_GROUP", "Extract", "Fail", "Finish", "Fill", "ForEach", "Goto", "If", "nested", "Press",
         "Retry", "Screenshot", "Select", "Set", "Step", "STEP_MODELS", "StepArgs", "StepBase", "StepPluginError",
         "submits", "Uncheck", "Upload", "uses_steps", "WaitFor", "walk",

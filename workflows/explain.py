@@ -40,6 +40,7 @@ from .secrets import EnvValues
 from .steps import (
     Assert,
     Call,
+    Choose,
     ConditionArgs,
     Extract,
     Evaluate,
@@ -283,6 +284,11 @@ class _Explainer:
         if isinstance(args, Select):
             how = "value" if args.value is not None else "label"
             return f"select {how} {self.text(args.value or args.label or '', data)!r} in {self.locator(args.locator, data)}"
+        if isinstance(args, Choose):
+            typed = self.text(args.text, data)
+            option = self.text(args.option, data) if args.option is not None else typed
+            return (f"choose {'exactly ' if args.exact else ''}{option!r} in {self.locator(args.locator, data)}"
+                    + (f" (type {typed!r})" if args.option is not None else ""))
         if isinstance(args, Upload):
             files = [args.files] if isinstance(args.files, str) else args.files
             return f"upload {', '.join(self.text(f, data) for f in files)} into {self.locator(args.locator, data)}"

@@ -132,3 +132,12 @@ def test_a_case_already_noted_finishes_early_with_that_note_and_submits_nothing(
     again, effects = run(engine, note_case("CASE-000208"))  # as a new ledger would: the steps, not the lookup
     assert effects == [] and again.output == {"reference": first.output["reference"]}
     assert len(httpx.get(f"{portal.url}/api/notes").json()) == 1
+
+
+def test_a_follow_up_is_picked_from_the_type_and_pick_field_by_part_of_a_name(
+        engine: BotEngine, portal: PortalProcess) -> None:
+    run(engine, note_case("CASE-000209", follow_up="okaf"))
+    assert httpx.get(f"{portal.url}/api/notes").json()[0]["follow_up"] == "Tom Okafor"
+    with pytest.raises(BusinessException) as caught:
+        run(engine, note_case("CASE-000210", follow_up="Nobody Here"))
+    assert caught.value.code == "no_such_option" and httpx.get(f"{portal.url}/api/notes").json()[1:] == []

@@ -1,4 +1,4 @@
-"""The loader turns every mistake into located, one-line problems: a table of 44 distinct mistakes.
+"""The loader turns every mistake into located, one-line problems: a table of 45 distinct mistakes.
 
 Each row changes one thing in ``data/base.yaml`` (a valid workflow that calls ``data/part.yaml``) and
 asserts the exact problems: file, line, column, step path and message.
@@ -95,6 +95,10 @@ MISTAKES = [
     ('  - extract: {locator: "#ref", to: output.reference, optional: true}',
      '  - click: {locator: "#x", submit: true}',
      ['wf.yaml:39:12: lookup[1].click: a lookup only looks: it may not hold a submitting step']),
+    ('  - goto: /permits/{{ case.case_ref }}',
+     '  - goto: "javascript:document.forms[0].submit()"',
+     ["wf.yaml:17:11: steps[1].goto.url: a goto opens a page of a target system, not a 'javascript:' address; "
+      "to run a script in the page, use evaluate"]),
     ('  - goto: /permits',
      '  - evaluate: "() => \'{{ case.case_ref }}\'"\n  - goto: /permits',
      ['wf.yaml:17:15: steps[1].evaluate.script: the script may not hold a template: pass case values in \'args\' and '

@@ -11,7 +11,7 @@ from typing import Any
 
 from .base import ConditionArgs, StepArgs, StepBase
 from .flow import Assert, Call, Fail, Finish, ForEach, If, Retry, Set
-from .page import Check, Click, Dialog, Evaluate, Extract, Fill, Goto, Press, Screenshot, Select, Uncheck, Upload, WaitFor
+from .page import Check, Choose, Click, Dialog, Evaluate, Extract, Fill, Goto, Press, Screenshot, Select, Uncheck, Upload, WaitFor
 from .registry import BUILTIN_ARGS, CUSTOM_STEPS, ENTRY_POINT_GROUP, STEP_MODELS, CustomStep, StepPluginError, ensure_models, submits, uses_steps
 
 Step = StepBase
@@ -43,6 +43,6 @@ def walk(steps: list[Any], path: PathKey) -> Iterator[tuple[PathKey, StepBase]]:
 __all__ = [
     "StepArgs", "StepBase", "ConditionArgs", "Step", "STEP_MODELS", "BUILTIN_ARGS", "CUSTOM_STEPS",
     "ENTRY_POINT_GROUP", "CustomStep", "StepPluginError", "ensure_models", "uses_steps", "submits", "nested", "walk",
-    "Goto", "Fill", "Select", "Check", "Uncheck", "Click", "Press", "Upload", "WaitFor", "Extract", "Dialog", "Evaluate",
+    "Goto", "Fill", "Select", "Choose", "Check", "Uncheck", "Click", "Press", "Upload", "WaitFor", "Extract", "Dialog", "Evaluate",
     "Screenshot", "Assert", "Fail", "Finish", "Set", "If", "ForEach", "Call", "Retry",
 ]

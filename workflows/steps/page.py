@@ -24,6 +24,15 @@ class Goto(StepArgs):
     system: str | None = Field(default=None, description="Which system's base URL; defaults to the only one.")
     short_form = "url"
 
+    @field_validator("url")
+    @classmethod
+    def _a_page(cls, url: str) -> str:
+        scheme = url.strip().split(":", 1)[0].lower() if ":" in url.split("/", 1)[0] else ""
+        if scheme in ("javascript", "data", "vbscript"):
+            raise ValueError(f"a goto opens a page of a target system, not a '{scheme}:' address; to run a script "
+                             "in the page, use evaluate")
+        return url
+
 
 class Fill(StepArgs):
     """Type a value into a text field, replacing what was there.
@@ -57,6 +66,37 @@ class Select(StepArgs):
         if (self.value is None) == (self.label is None):
             raise ValueError("give exactly one of 'value' or 'label'")
         return self
+
+
+class Choose(StepArgs):
+    """Pick from a type-and-pick widget (an autocomplete, a combobox, select2 and the like): type ``text``,
+    wait for the list of options, click the option whose accessible name is ``option`` (by default, the
+    text typed).
+
+    ``locator`` is the text box, or the element that opens the widget: the step clicks it and types into
+    whatever text box then has the focus. A ``<select>`` that a widget library has replaced stands for the
+    widget's own combobox (the one around it, or just after it), so ``{label: …}`` finds the widget by its
+    field's label. For an ``<input list=…>`` (a ``<datalist>``), whose popup cannot be clicked, the step
+    types the text and then sets the field to the matching option of its list.
+
+    The name matches as a part, in any case, unless ``exact: true``; when several options match, the one
+    whose whole name it is wins. No matching option is a business exception (``no_such_option``), and so
+    are several equally good ones (``ambiguous_option``): the bot never guesses. The step waits for the
+    option up to its timeout, but stops sooner when the list has shown, held no such option and not
+    changed for a second. When no list shows at all, the step times out (the case is tried again).
+
+    Example::
+
+        - choose: {locator: {label: Claimant}, text: "{{ case.surname }}", option: "{{ case.claimant_name }}"}
+        - choose: {role: combobox, name: Country, text: Fra, option: France, exact: true}
+    """
+
+    locator: Locator = Field(description="The text box, or the element that opens the widget.")
+    text: Template = Field(description="What to type into the widget (a template).")
+    option: Template | None = Field(default=None, description="The accessible name of the option to pick (a "
+                                                              "template); by default, the text typed.")
+    exact: bool = Field(default=False, description="`true`: the option's whole name, case and all; otherwise a "
+                                                   "part of it, in any case.")
 
 
 class Check(StepArgs):

@@ -42,6 +42,7 @@ BUILTIN_ARGS: dict[str, type[StepArgs]] = {
     "goto": page.Goto,
     "fill": page.Fill,
     "select": page.Select,
+    "choose": page.Choose,
     "check": page.Check,
     "uncheck": page.Uncheck,
     "click": page.Click,
