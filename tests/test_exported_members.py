@@ -54,8 +54,8 @@ PINNED = {
         "Accounts", "ROLES", "User",
     },
     "orchestrator.queue": {
-        "case_results", "mask_json", "export_results", "csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
-        "XLSX_MAX_CASES", "reconcile", "Reconciliation", "REJECTION_KINDS", "check_workers", "missing_from",
+        "case_results", "mask_json", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
+        "XLSX_MAX_CASES", "reconcile", "Reconciliation", "bot_config", "REJECTION_KINDS", "check_workers", "missing_from",
         "resolvable_names",
         "AcceptedCase", "act_on_case", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
         "BudgetUnavailable", "CASE_ACTION_DONE", "CASE_ACTIONS", "CaseAction", "check_configuration", "check_row",

@@ -80,19 +80,24 @@ def _print_or_check(text: str, check_file: Path | None, command: str) -> None:
               help="CSV (or .jsonl) file the --case row is taken from.")
 def explain(workflow: Path, case_spec: str, cases_path: Path | None) -> None:
     """Print the concrete steps a case would run (templates resolved, secrets masked), without a browser."""
-    from workflows import CaseDataError, check_case
     from workflows.explain import explain as explain_steps
 
     loaded = load_workflow(workflow)
-    definition = loaded.definition
-    row, number = _case_row(loaded, case_spec, cases_path)
-    try:
-        case = check_case(definition.input, row, number)
-    except CaseDataError as exc:
-        where = f"{cases_path}: row {exc.row}" if cases_path else "--case"
-        raise UsageError(f"{where}: {exc.field}: {exc.reason}") from None
-    for line in explain_steps(loaded, case):
+    for line in explain_steps(loaded, chosen_case(loaded, case_spec, cases_path, flag="--case")):
         click.echo(line)
+
+
+def chosen_case(loaded: Any, spec: str, cases_path: Path | None, *, flag: str) -> dict[str, Any]:
+    """The case a command was pointed at (see :func:`_case_row`), typed by the workflow's input schema;
+    a broken rule is one line naming the row, or ``flag`` for a case given as JSON."""
+    from workflows import CaseDataError, check_case
+
+    row, number = _case_row(loaded, spec, cases_path)
+    try:
+        return check_case(loaded.definition.input, row, number)
+    except CaseDataError as exc:
+        where = f"{cases_path}: row {exc.row}" if cases_path else flag
+        raise UsageError(f"{where}: {exc.field}: {exc.reason}") from None
 
 
 def _case_row(loaded: Any, spec: str, cases_path: Path | None) -> tuple[dict[str, Any], int]:

@@ -15,20 +15,14 @@ import click
 
 from ..errors import EXIT_UNFINISHED, LedgerError, UsageError
 from ..ledger import STATES
-from .options import settings_from_flags
-
-
-def _ledger(ledger_url: str | None) -> Any:
-    from ..ledger import Ledger
-
-    return Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url)
+from .options import existing_batch, open_ledger, settings_from_flags
 
 
 def _act(ledger_url: str | None, broker_url: str | None, batch_id: str, action: str, **kwargs: Any) -> Any:
     """Apply ``action`` through :func:`orchestrator.queue.operate_batch`, publishing at once when a broker is set."""
     from ..queue import RELEASES_WORK, Publisher, make_celery, operate_batch
 
-    ledger = _ledger(ledger_url)
+    ledger = open_ledger(ledger_url)
     try:
         publisher = None
         if action in RELEASES_WORK:
@@ -65,7 +59,7 @@ _BROKER = click.option("--broker", "broker_url", help="Publish at once through t
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per batch, one per line.")
 def list_batches(ledger_url: str | None, limit: int, as_json: bool) -> None:
     """The newest batches with their counts by state."""
-    ledger = _ledger(ledger_url)
+    ledger = open_ledger(ledger_url)
     try:
         rows = ledger.batches.recent(limit)
     finally:
@@ -82,13 +76,6 @@ def list_batches(ledger_url: str | None, limit: int, as_json: bool) -> None:
         click.echo(f"{row['id']}  {created}  {row['workflow']:<24} {row['state']:<9} {shown}")
 
 
-def _existing(ledger: Any, batch_id: str) -> dict[str, Any]:
-    batch = ledger.batches.get(batch_id)
-    if batch is None:
-        raise UsageError(f"there is no batch {batch_id} in {ledger.url} (see 'autoclerk batches list')")
-    return dict(batch)
-
-
 @batches.command()
 @click.argument("batch_id")
 @_LEDGER
@@ -99,9 +86,9 @@ def show(batch_id: str, ledger_url: str | None, state: str | None, as_json: bool
     """The batch's counts, then each case: its state, attempts, and its result or why it has none."""
     from ..queue import case_results
 
-    ledger = _ledger(ledger_url)
+    ledger = open_ledger(ledger_url)
     try:
-        batch = _existing(ledger, batch_id)
+        batch = existing_batch(ledger, batch_id)
         counts = ledger.reports.counts(batch_id)
         summary = {"batch_id": batch_id, "workflow": batch["workflow"], "state": batch["state"],
                    "finished_at": batch["finished_at"], "total": sum(counts.values()),
@@ -137,7 +124,7 @@ def reconcile(batch_id: str, ledger_url: str | None, as_json: bool) -> None:
     version. Exits 1 when the sums do not hold."""
     from ..queue import reconcile as reconcile_batch
 
-    ledger = _ledger(ledger_url)
+    ledger = open_ledger(ledger_url)
     try:
         report = reconcile_batch(ledger, batch_id)
     finally:

@@ -55,3 +55,18 @@ def engine_options(func: F) -> F:
 systems_option = click.option("--system", "systems", multiple=True, metavar="NAME=URL",
                               help="Base URL of a target system (repeatable).")
 ledger_option = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
+
+
+def open_ledger(ledger_url: str | None) -> Any:
+    """The ledger a command's ``--ledger`` (or the settings) names."""
+    from ..ledger import Ledger
+
+    return Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url)
+
+
+def existing_batch(ledger: Any, batch_id: str) -> dict[str, Any]:
+    """The batch, or one line saying it is not in this ledger."""
+    batch = ledger.batches.get(batch_id)
+    if batch is None:
+        raise UsageError(f"there is no batch {batch_id} in {ledger.url} (see 'autoclerk batches list')")
+    return dict(batch)

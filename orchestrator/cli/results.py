@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
 from ..ledger import STATES
-from .options import settings_from_flags
+from .options import existing_batch, open_ledger
 
 
 @click.group()
@@ -28,15 +27,11 @@ def export(batch_id: str, fmt: str, out: Path | None, state: str | None, ledger_
     """One row per case, with the keys of 'batches show --json' as columns: case_ref, state, attempts,
     result_ref, output, error_class, error_message, error_detail, evidence. Streamed: memory does not grow
     with the batch. Fields the workflow marks secret are masked."""
-    from ..ledger import Ledger
     from ..queue import export_results
 
-    ledger = Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url)
+    ledger = open_ledger(ledger_url)
     try:
-        if ledger.batches.get(batch_id) is None:
-            raise UsageError(f"there is no batch {batch_id} in {ledger.url} (see 'autoclerk batches list')")
-        if fmt == "xlsx" and out is None:
-            raise UsageError("an xlsx export needs a file: give --out FILE.xlsx")
+        existing_batch(ledger, batch_id)
         count = export_results(ledger, batch_id, fmt, out if out is not None else sys.stdout, state=state)
     finally:
         ledger.close()

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ..errors import UsageError
-from .authoring import _case_row
+from .authoring import chosen_case
 from .options import settings_from_flags, systems_option
 
 
@@ -45,11 +45,11 @@ def try_case(workflow: Path, cases_path: Path | None, row: int | None, case_ref:
     Pick the case with --cases FILE and --row N or --case REF, or give it with --case-json. It stops
     before the first submitting step unless --submit is given.
     """
-    from bots import BotConfig, BotEngine, BotError, BotJob, find_chromium
+    from bots import BotEngine, BotError, BotJob, BusinessException, find_chromium
     from monitoring import configure_logging, register_secret
-    from workflows import CaseDataError, SecretValues, check_case, load_workflow
+    from workflows import SecretValues, load_workflow
 
-    from ..queue import check_configuration
+    from ..queue import bot_config, check_configuration
 
     chosen = [name for name, given in (("--row", row is not None), ("--case", case_ref is not None),
                                        ("--case-json", case_json is not None)) if given]
@@ -68,12 +68,7 @@ def try_case(workflow: Path, cases_path: Path | None, row: int | None, case_ref:
     if definition.part:
         raise UsageError(f"{workflow}: is a part (part: true); try the workflow that calls it")
     spec = case_json if case_json is not None else str(row) if row is not None else str(case_ref)
-    raw, number = _case_row(loaded, spec, cases_path)
-    try:
-        case = check_case(definition.input, raw, number)
-    except CaseDataError as exc:
-        where = f"{cases_path}: row {exc.row}" if cases_path else "--case-json"
-        raise UsageError(f"{where}: {exc.field}: {exc.reason}") from None
+    case = chosen_case(loaded, spec, cases_path, flag="--case-json")
     check_configuration(loaded, settings)
     executable = find_chromium(settings.chromium_path)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -109,11 +104,8 @@ def try_case(workflow: Path, cases_path: Path | None, row: int | None, case_ref:
             shots["stopped"] = 1
             raise StoppedBeforeSubmit()
 
-    engine = BotEngine(BotConfig(
-        system_urls=dict(settings.systems), chromium_path=executable, step_timeout_ms=settings.step_timeout_ms,
-        navigation_timeout_ms=settings.navigation_timeout_ms, transaction_budget_s=settings.transaction_budget_s,
-        artifacts_dir=folder / "evidence", files_dir=settings.files_dir.resolve() if settings.files_dir else None,
-        headless=not headed, reuse_sessions=False, trace=settings.trace))
+    engine = BotEngine(bot_config(settings, chromium_path=executable, artifacts_dir=folder / "evidence",
+                                  headless=not headed, reuse_sessions=False))
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
     try:
         result = engine.run(BotJob(loaded, definition.steps, case, reference, 1, secrets, on_step=after_step),
@@ -122,7 +114,7 @@ def try_case(workflow: Path, cases_path: Path | None, row: int | None, case_ref:
         click.echo("stopped before the first submitting step: nothing was submitted (--submit lets it go on)")
         return
     except BotError as exc:
-        kind = "handed back to a person" if type(exc).__name__ == "BusinessException" else "failed"
+        kind = "handed back to a person" if isinstance(exc, BusinessException) else "failed"
         click.echo(f"the case would be {kind}: {exc}")
         for path in getattr(exc, "evidence", None) or []:
             click.echo(f"  evidence: {path}")

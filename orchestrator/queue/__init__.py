@@ -21,9 +21,9 @@ from .outage import TargetHealth
 from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
-from .results import FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile
+from .results import FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
 from .run import run_batch
-from .runtime import Runtime, current_runtime, set_runtime
+from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
 from .worker import run_worker
@@ -52,6 +52,7 @@ __all__ = [
     "Sweeper",
     # workers
     "Runtime",
+    "bot_config",
     "set_runtime",
     "current_runtime",
     "execute_many",
@@ -86,6 +87,7 @@ __all__ = [
     "mask_json",
     "export_results",
     "csv_chunks",
+    "rejections_csv_chunks",
     "jsonl_chunks",
     "RESULT_KEYS",
     "FORMATS",

@@ -75,11 +75,30 @@ def _csv_cell(value: Any) -> Any:
 
 def csv_chunks(results: Iterable[dict[str, Any]], *, rows_per_chunk: int = 500) -> Iterator[str]:
     """The results as CSV text (header first), a few hundred rows per chunk, for a streamed download."""
+    return _csv_text(RESULT_KEYS, ([result[key] for key in RESULT_KEYS] for result in results), rows_per_chunk)
+
+
+def rejections_csv_chunks(ledger: Ledger, batch_id: str, *, page: int = 1000) -> Iterator[str]:
+    """Every row of a batch's file that was not queued, as CSV (row, field, reason), read a page at a time."""
+    def rows() -> Iterator[tuple[Any, ...]]:
+        after = 0
+        while True:
+            found = ledger.reports.rejections(batch_id, after_row=after, limit=page)
+            yield from ((r["row"], r["field"], r["reason"]) for r in found)
+            if len(found) < page:
+                return
+            after = found[-1]["row"]
+
+    return _csv_text(("row", "field", "reason"), rows(), page)
+
+
+def _csv_text(header: Iterable[str], rows: Iterable[Iterable[Any]], rows_per_chunk: int) -> Iterator[str]:
+    """Rows as CSV text, header first, ``rows_per_chunk`` rows per chunk; every cell spreadsheet-safe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(RESULT_KEYS)
-    for count, result in enumerate(results, start=1):
-        writer.writerow([_csv_cell(result[key]) for key in RESULT_KEYS])
+    writer.writerow(header)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow([_csv_cell(value) for value in row])
         if count % rows_per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -108,12 +127,12 @@ def export_results(ledger: Ledger, batch_id: str, fmt: str, out: Path | IO[str],
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if fmt == "xlsx":
+        if not isinstance(out, Path):
+            raise UsageError("an xlsx export needs a file: give --out FILE.xlsx")
         total = ledger.reports.count(batch_id, state)
         if total > XLSX_MAX_CASES:
             raise UsageError(f"batch {batch_id} has {total:,} cases, more than an xlsx sheet holds "
                              f"({XLSX_MAX_CASES + 1:,} rows with the header); export it with --format csv")
-        if not isinstance(out, Path):
-            raise UsageError("an xlsx export needs a file: give --out FILE.xlsx")
         return _write_xlsx(case_results(ledger, batch_id, state=state), out)
     chunks = csv_chunks if fmt == "csv" else jsonl_chunks
     counted = _Counted(case_results(ledger, batch_id, state=state))

@@ -5,10 +5,12 @@ Built lazily in the process that runs transactions (after any fork), and closed 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
 from functools import cached_property
+from typing import Any
 
 from bots import BotConfig, BotEngine, NullEngine
 from workflows import LoadedWorkflow
@@ -16,6 +18,27 @@ from workflows import LoadedWorkflow
 from ..ledger import Ledger, SystemBudgets
 from ..settings import Settings
 from .outage import TargetHealth
+
+
+def bot_config(settings: Settings, **changes: Any) -> BotConfig:
+    """The bots' configuration from the settings (a worker's, a run's, the service's), with ``changes``
+    on top (``autoclerk try``: its own evidence folder, a window, no kept sessions)."""
+    s = settings
+    config = BotConfig(
+        system_urls=dict(s.systems),
+        chromium_path=s.chromium_path,
+        step_timeout_ms=s.step_timeout_ms,
+        navigation_timeout_ms=s.navigation_timeout_ms,
+        transaction_budget_s=s.transaction_budget_s,
+        artifacts_dir=s.artifacts_dir.resolve(),
+        files_dir=s.files_dir.resolve() if s.files_dir else None,
+        reuse_sessions=s.reuse_sessions,
+        recycle_after=s.recycle_after,
+        browser_memory_mb=s.browser_memory_mb,
+        trace=s.trace,
+        artifacts_retention_days=s.artifacts_retention_days,
+    )
+    return dataclasses.replace(config, **changes)
 
 
 class Runtime:
@@ -52,20 +75,7 @@ class Runtime:
                 if s.bot == "null":
                     self._engine = NullEngine()
                     return self._engine
-                self._engine = BotEngine(BotConfig(
-                    system_urls=dict(s.systems),
-                    chromium_path=s.chromium_path,
-                    step_timeout_ms=s.step_timeout_ms,
-                    navigation_timeout_ms=s.navigation_timeout_ms,
-                    transaction_budget_s=s.transaction_budget_s,
-                    artifacts_dir=s.artifacts_dir.resolve(),
-                    files_dir=s.files_dir.resolve() if s.files_dir else None,
-                    reuse_sessions=s.reuse_sessions,
-                    recycle_after=s.recycle_after,
-                    browser_memory_mb=s.browser_memory_mb,
-                    trace=s.trace,
-                    artifacts_retention_days=s.artifacts_retention_days,
-                ))
+                self._engine = BotEngine(bot_config(s))
             return self._engine
 
     def workflow(self, digest: str) -> LoadedWorkflow:

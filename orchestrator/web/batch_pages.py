@@ -4,20 +4,18 @@ with the three ways to deal with an exception (correct and resubmit, done by han
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import LedgerError
 from ..ledger import STATES, TERMINAL, WAITING
 from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
 from .auth import PageSession, csrf_protected, service_of, signed_in
-from .downloads import results_download
+from .downloads import rejections_download, results_download
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .render import render
 from .service import evidence_paths, screenshots_of
@@ -94,27 +92,7 @@ def rejections_csv(request: Request, batch_id: str, session: PageSession = Depen
     """Every rejected row as CSV (row, field, reason), streamed a page at a time."""
     if visible_batch(request, session, batch_id) is None:
         return _not_found(request, session, "batch")
-    ledger = service_of(request).ledger
-
-    def lines():  # type: ignore[no-untyped-def]
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["row", "field", "reason"])
-        after = 0
-        while True:
-            page = ledger.reports.rejections(batch_id, after_row=after, limit=1000)
-            for r in page:
-                # a leading = + - @ would be a formula in a spreadsheet: quote it as text
-                writer.writerow([r["row"], *(("'" + v) if v[:1] in "=+-@" else v for v in (r["field"], r["reason"]))])
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-            if len(page) < 1000:
-                return
-            after = page[-1]["row"]
-
-    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
-        "content-disposition": f'attachment; filename="batch-{batch_id}-rejected-rows.csv"'})
+    return rejections_download(service_of(request).ledger, batch_id)
 
 
 @router.get("/batches/{batch_id}/results.{fmt}")

@@ -16,7 +16,7 @@ import pytest
 from orchestrator import Ledger
 from orchestrator.errors import UsageError
 from orchestrator.ledger import Outcome
-from orchestrator.queue import RESULT_KEYS, case_results, export_results, hand_off, reconcile
+from orchestrator.queue import RESULT_KEYS, case_results, export_results, hand_off, reconcile, rejections_csv_chunks
 from orchestrator.queue import results as results_module
 from workflows import FIELD_MASK, parse_workflow
 
@@ -152,3 +152,14 @@ def test_an_xlsx_export_larger_than_a_sheet_is_refused_with_one_line(ledger: Led
                                          r"export it with --format csv"):
         export_results(ledger, receipt.batch_id, "xlsx", tmp_path / "r.xlsx")
     assert not (tmp_path / "r.xlsx").exists()
+
+
+def test_the_refused_rows_stream_as_csv_a_page_at_a_time_with_formulas_quoted(ledger: Ledger) -> None:
+    batch = ledger.batches.create("benefit-claim", "d1", "cases.csv")
+    ledger.batches.record_rejections(batch, [(n, "nino", f"=bad {n}" if n == 2 else f"row {n} is wrong", "invalid")
+                                             for n in range(1, 6)])
+    chunks = list(rejections_csv_chunks(ledger, batch, page=2))
+    assert len(chunks) == 3  # two rows a chunk, the last one short: written as they are read
+    rows = list(csv.reader(io.StringIO("".join(chunks))))
+    assert rows[0] == ["row", "field", "reason"] and [r[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
+    assert rows[2] == ["2", "nino", "'=bad 2"]
