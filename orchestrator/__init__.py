@@ -9,7 +9,8 @@ The only package that imports Celery, pika or the database. Its rooms, and what 
 - :mod:`.web`: the hand-off service's pages and JSON API; never imports :mod:`.cli`.
 - :mod:`.cli`: the ``autoclerk`` command; imports :mod:`.web` only to start it (``autoclerk serve``).
 
-``settings`` and ``errors`` are shared by all of them. ``docs/architecture.md`` draws the whole.
+``settings``, ``errors`` and ``deadlines`` (the clock of service levels: deadlines, working days,
+maintenance windows) are shared by all of them. ``docs/architecture.md`` draws the whole.
 """
 
 from .errors import BrokerError, ConfigurationError, LedgerError, OrchestratorError, StaleAttempt, UsageError

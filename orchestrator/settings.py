@@ -5,11 +5,15 @@ then these defaults. Built once at the entry point and passed down; nothing is r
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .deadlines import Window, WorkingDays, batch_deadline, parse_span, time_zone
 
 EMBEDDED_BROKER = "memory://localhost/"
 """Kombu's in-process transport: the same Celery task path, with no server to run."""
@@ -58,6 +62,16 @@ class Settings(BaseSettings):
     system_limits: dict[str, SystemLimit] = Field(
         default_factory=dict,
         description='Budget per target system, shared by all workers: {"portal": {"sessions": 4, "per_minute": 120}}.')
+    system_maintenance: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=('Maintenance windows per target system, in AUTOCLERK_TIMEZONE: {"portal": ["22:00-06:00", '
+                     '"Sun 02:00-06:00"]}. No case for a system is claimed during its window, and no attempt is spent.'))
+    timezone: str = Field(default="Europe/London", description=(
+        "The IANA time zone of deadlines written without an offset, of working days, maintenance windows and cron schedules."))
+    deadline_margin: str = Field(default="4h", description=(
+        "An unfinished case with less than this left before its deadline is at risk (m, h or d)."))
+    holidays_file: Path | None = Field(default=None, description=(
+        "Holidays that are not working days (an ICS calendar, or one ISO date a line); weekends never are."))
     budget_wait_s: float = Field(default=30.0, gt=0, le=600,
                                  description="How long a worker waits for a system's budget before rescheduling.")
     ids_per_message: int = Field(default=250, ge=1, le=1000,
@@ -118,6 +132,36 @@ class Settings(BaseSettings):
             return out
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)
+        return value
+
+    @field_validator("deadline_margin")
+    @classmethod
+    def _span(cls, value: str) -> str:
+        parse_span(value)
+        return value
+
+    @field_validator("system_maintenance")
+    @classmethod
+    def _windows(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for system, windows in value.items():
+            for window in windows:
+                try:
+                    Window.parse(window)
+                except ValueError as exc:
+                    raise ValueError(f"system '{system}': {exc}") from None
+        return value
+
+    @field_validator("holidays_file")
+    @classmethod
+    def _calendar(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            WorkingDays.from_file(value)  # refused now, not when a batch asks for working days
+        return value
+
     @model_validator(mode="after")
     def _timeouts_nest(self) -> "Settings":
         """step < transaction budget < lease; one message's budget < RabbitMQ's acknowledgement timeout."""
@@ -133,6 +177,32 @@ class Settings(BaseSettings):
     def message_budget_s(self) -> float:
         """How long one message may be worked on before its remaining transactions are handed back."""
         return self.lease_s
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The time zone of :attr:`timezone`."""
+        return time_zone(self.timezone)
+
+    @property
+    def deadline_margin_s(self) -> float:
+        return parse_span(self.deadline_margin)
+
+    def working_days(self) -> WorkingDays:
+        """Monday to Friday, less the holidays of :attr:`holidays_file`."""
+        return WorkingDays.from_file(self.holidays_file) if self.holidays_file else WorkingDays()
+
+    def batch_deadline(self, deadline: str | None, within: str | None, now: float | None = None) -> float | None:
+        """A batch's deadline from ``--deadline`` or ``--within`` (see :func:`orchestrator.deadlines.batch_deadline`).
+
+        Raises:
+            DeadlineError: both are given, or the one given cannot be read.
+        """
+        return batch_deadline(deadline, within, now=time.time() if now is None else now, tz=self.tz,
+                              working_days=self.working_days())
+
+    def maintenance_windows(self) -> dict[str, list[Window]]:
+        """Each target system's maintenance windows (only systems that have some)."""
+        return {system: [Window.parse(w) for w in windows] for system, windows in self.system_maintenance.items() if windows}
 
     @property
     def embedded(self) -> bool:

@@ -56,7 +56,7 @@ PINNED = {
     "orchestrator.queue": {
         "case_results", "mask_json", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
         "XLSX_MAX_CASES", "reconcile", "Reconciliation", "bot_config", "REJECTION_KINDS", "check_workers", "missing_from",
-        "resolvable_names",
+        "resolvable_names", "DEADLINE_COLUMN",
         "AcceptedCase", "act_on_case", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
         "BudgetUnavailable", "CASE_ACTION_DONE", "CASE_ACTIONS", "CaseAction", "check_configuration", "check_row",
         "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker", "execute_many",

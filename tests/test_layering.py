@@ -42,6 +42,8 @@ ROOMS = {
                             "orchestrator.cli"},
     "orchestrator.settings": {"orchestrator.ledger", "orchestrator.accounts", "orchestrator.queue", "orchestrator.web",
                               "orchestrator.cli"},
+    "orchestrator.deadlines": {"orchestrator.ledger", "orchestrator.accounts", "orchestrator.queue", "orchestrator.web",
+                               "orchestrator.cli", "orchestrator.settings"},
 }
 """What each room of the orchestrator never imports."""
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from .inputs import InputField
 from .locators import Locator
@@ -177,6 +177,15 @@ class Workflow(BaseModel):
         description="With no lookup: a case whose submit may have happened goes to a person, never retried.",
     )
 
+
+    @field_validator("input")
+    @classmethod
+    def _no_reserved_names(cls, value: dict[str, InputField]) -> dict[str, InputField]:
+        reserved = [name for name in value if name.startswith("_")]
+        if reserved:
+            raise ValueError(f"the input field '{reserved[0]}' starts with '_'; names starting with '_' are reserved "
+                             "for columns Autoclerk reads itself, such as _deadline")
+        return value
 
     @property
     def lookup_steps(self) -> list[StepBase] | None:

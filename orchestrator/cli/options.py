@@ -52,6 +52,29 @@ def engine_options(func: F) -> F:
     return func
 
 
+def deadline_options(func: F) -> F:
+    """``--deadline`` and ``--within``: when the batch's cases are due (a row's ``_deadline`` column overrides it)."""
+    for option in reversed([
+        click.option("--deadline", metavar="WHEN",
+                     help="The batch's deadline, ISO 8601 (2026-12-24T17:00; without an offset, in AUTOCLERK_TIMEZONE)."),
+        click.option("--within", metavar="SPAN",
+                     help="The batch's deadline as a span from now: 30m, 4h, 3d, or 2wd (working days)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def batch_deadline(settings: Any, deadline: str | None, within: str | None) -> float | None:
+    """The Unix time ``--deadline`` or ``--within`` gives, or one line naming the flag and what was expected."""
+    from ..deadlines import DeadlineError
+
+    try:
+        return settings.batch_deadline(deadline, within)  # type: ignore[no-any-return]
+    except DeadlineError as exc:
+        flag = "--deadline/--within" if deadline and within else ("--deadline" if deadline else "--within")
+        raise UsageError(f"{flag}: {exc}") from None
+
+
 systems_option = click.option("--system", "systems", multiple=True, metavar="NAME=URL",
                               help="Base URL of a target system (repeatable).")
 ledger_option = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")

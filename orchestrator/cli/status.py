@@ -1,4 +1,5 @@
-"""``autoclerk status``: progress toward the target (count, rate, projected completion) and the newest batches.
+"""``autoclerk status``: progress toward the target (count, rate, projected completion), the unfinished cases at
+risk and past their deadline, and the newest batches.
 
 The figures come from :func:`orchestrator.queue.progress_report`, read from the durable ledger, so they
 survive any process restart.
@@ -29,6 +30,8 @@ def status(ledger_url: str | None, target: int | None, window_s: float | None, l
     ledger = Ledger(settings.ledger_url)
     try:
         report = progress_report(ledger, target or settings.target_transactions, window_s or settings.rate_window_s, limit)
+        report["deadlines"] = ledger.reports.deadlines(settings.deadline_margin_s)
+        report["deadline_margin"] = settings.deadline_margin
     finally:
         ledger.close()
     if as_json:
@@ -50,6 +53,10 @@ def _render(report: dict[str, Any]) -> None:
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=report["target"], completed=report["completed"], width=60), f"{report['fraction']:.2%}")
     console.print(bar)
+    for workflow, figures in sorted(report["deadlines"].items()):
+        style = "bold red" if figures["breached"] else "yellow"
+        console.print(f"[{style}]deadlines[/{style}] {workflow}: {figures['breached']:,} past their deadline, "
+                      f"{figures['at_risk']:,} at risk (due within {report['deadline_margin']})")
     if not report["batches"]:
         console.print("no batches in the ledger")
         return

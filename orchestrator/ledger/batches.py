@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -93,8 +93,11 @@ class Batches:
 
     def add_cases(self, batch_id: str, workflow: str, version: int, digest: str, max_attempts: int,
                   cases: Sequence[tuple[str, dict[str, Any]]], *, priority: int = 0,
-                  deadline: float | None = None) -> tuple[list[int], dict[str, tuple[int, str, str, bool]]]:
+                  deadline: float | None = None, deadlines: Mapping[str, float] | None = None
+                  ) -> tuple[list[int], dict[str, tuple[int, str, str, bool]]]:
         """Record new cases in one database transaction; references the workflow already has are not added.
+
+        Every case gets ``deadline`` (the batch's), unless ``deadlines`` gives its reference one of its own.
 
         Returns:
             ``(new_ids, existing)`` where ``existing`` maps each already-known reference to its
@@ -104,7 +107,8 @@ class Batches:
             return [], {}
         now = time.time()
         rows = [(workflow, version, digest, batch_id, ref, json.dumps(payload, separators=(",", ":")), "queued", 0,
-                 max_attempts, 0, 0, "[]", priority, deadline, now, now) for ref, payload in cases]
+                 max_attempts, 0, 0, "[]", priority, deadlines.get(ref, deadline) if deadlines else deadline, now, now)
+                for ref, payload in cases]
         t = transactions.c
         with self.engine.begin() as conn:
             # New references are inserted; one the workflow already has is left alone (the unique constraint

@@ -12,16 +12,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import BATCH_STATES, HELD, batch_rejections, batches, events, transactions, workflow_versions
+from .schema import BATCH_STATES, HELD, UNFINISHED_DEADLINE, batch_rejections, batches, events, transactions, workflow_versions
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
                 transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
                 transactions.c.error_message, transactions.c.error_detail, transactions.c.evidence,
-                transactions.c.resolution, transactions.c.updated_at, transactions.c.batch_id, transactions.c.workflow)
+                transactions.c.resolution, transactions.c.updated_at, transactions.c.batch_id, transactions.c.workflow,
+                transactions.c.deadline)
 """What a list of cases shows of each (decode a row with :func:`case_row`)."""
 
 
@@ -201,4 +202,21 @@ class Reports:
                 for workflow, count in conn.execute(select(t.workflow, func.count()).where(
                         t.batch_id == one, t.state == "paused", t.error_class == HELD).group_by(t.workflow)):
                     found[workflow] = found.get(workflow, 0) + int(count)
+        return found
+
+    def deadlines(self, margin_s: float, *, batch_id: str | None = None, now: float | None = None
+                  ) -> dict[str, dict[str, int]]:
+        """Unfinished cases past their deadline (``breached``) and with less than ``margin_s`` left (``at_risk``),
+        by workflow: of one batch, or of the whole ledger. Read on the partial index of unfinished deadlines
+        (finished cases leave it), so the figure costs what is due soon, not the ledger's size."""
+        now = time.time() if now is None else now
+        where = UNFINISHED_DEADLINE + (" AND batch_id = :batch" if batch_id is not None else "")
+        found: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for workflow, breached, at_risk in conn.execute(text(
+                    "SELECT workflow, SUM(CASE WHEN deadline <= :now THEN 1 ELSE 0 END), "
+                    "SUM(CASE WHEN deadline > :now THEN 1 ELSE 0 END) "
+                    f"FROM transactions WHERE {where} AND deadline < :soon GROUP BY workflow"),
+                    {"now": now, "soon": now + margin_s, "batch": batch_id}):
+                found[workflow] = {"at_risk": int(at_risk or 0), "breached": int(breached or 0)}
         return found

@@ -42,6 +42,10 @@ HELD = "ConfigurationMissing"
 the workflow needs: the attempt is given back, and resuming the batch (or handing the file off again)
 releases it."""
 
+UNFINISHED_DEADLINE = "deadline IS NOT NULL AND state IN ('queued', 'in_progress', 'retry_scheduled', 'paused')"
+"""The predicate of the partial index on unfinished cases' deadlines; a query that reads the index repeats it
+word for word (SQLite uses a partial index only when the query's WHERE has the index's terms)."""
+
 metadata = MetaData()
 
 workflow_versions = Table(
@@ -112,6 +116,8 @@ transactions = Table(
     Index("ix_transactions_outbox", "published", "state", "priority"),
     Index("ix_transactions_lease", "lease_until", sqlite_where=text("state = 'in_progress'"),
           postgresql_where=text("state = 'in_progress'")),
+    Index("ix_transactions_deadline", "deadline", sqlite_where=text(UNFINISHED_DEADLINE),
+          postgresql_where=text(UNFINISHED_DEADLINE)),
 )
 
 events = Table(

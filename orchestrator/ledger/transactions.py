@@ -100,6 +100,40 @@ class Transactions:
         claims = self.claim_many([tx_id], owner, lease_s)
         return claims[0] if claims else None
 
+    def digests(self, ids: Sequence[int]) -> dict[int, str]:
+        """The workflow version (digest) of each transaction of ``ids`` that exists."""
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            return {row.id: row.digest for row in conn.execute(
+                select(transactions.c.id, transactions.c.digest).where(transactions.c.id.in_(list(ids))))}
+
+    def defer(self, until: dict[int, float], reason: str) -> list[int]:
+        """Keep the claimable ones of ``until``'s transactions waiting until their time, without claiming them
+        and without spending an attempt (a target system's maintenance window); return those deferred.
+
+        A deferred transaction is ``retry_scheduled`` with its ``next_attempt_at``, back in the outbox: the sweep
+        publishes it when its time comes. ``reason`` becomes its message meanwhile.
+        """
+        if not until:
+            return []
+        now = time.time()
+        deferred = []
+        with self.engine.begin() as conn:
+            m = placeholder(conn)
+            for tx_id, at in until.items():
+                found = conn.exec_driver_sql(
+                    f"UPDATE transactions SET state = 'retry_scheduled', next_attempt_at = {m}, published = 0, "
+                    f"error_class = 'MaintenanceWindow', error_message = {m}, updated_at = {m} "
+                    f"WHERE id = {m} AND (state = 'queued' "
+                    f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m}))) "
+                    "RETURNING attempts", (at, reason, now, tx_id, now)).fetchone()
+                if found is not None:
+                    deferred.append(tx_id)
+                    conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="retry_scheduled",
+                                                       attempt=found[0], detail=reason))
+        return deferred
+
     def mark_effect_started(self, claim: Claim) -> None:
         """Record, before a submitting step, that this attempt may change the target system.
 

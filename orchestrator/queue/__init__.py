@@ -16,7 +16,7 @@ from .embedded import embedded_worker
 from .execution import execute_many
 from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics, target_figures
 from .handoff import Receipt, hand_off, hand_off_rows, wait_for_batch
-from .intake import JSON_LINES_SUFFIXES, REJECTION_KINDS, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
+from .intake import DEADLINE_COLUMN, JSON_LINES_SUFFIXES, REJECTION_KINDS, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
 from .outage import TargetHealth
 from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
 from .progress import operations_figures, progress_report
@@ -36,6 +36,7 @@ __all__ = [
     "AcceptedCase",
     "Rejection",
     "JSON_LINES_SUFFIXES",
+    "DEADLINE_COLUMN",
     "hand_off",
     "hand_off_rows",
     "wait_for_batch",

@@ -10,6 +10,7 @@ time comes, so no message is held for minutes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import random
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from bots import BotJob, BotResult, BusinessException, TargetServerError
 from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, redact_text, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
 
+from ..deadlines import maintenance_until
 from ..errors import StaleAttempt
 from ..ledger import HELD, Claim, Outcome
 from .budgets import BudgetUnavailable, budget_held
@@ -59,6 +61,8 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
             log.info("message budget spent; rest handed back", handed_back=len(pending))
             break
         take, pending = pending[:chunk], pending[chunk:]
+        if runtime.maintenance:
+            take = _outside_maintenance(runtime, take)
         claims = ledger.transactions.claim_many(take, runtime.owner, settings.lease_s)
         began = time.monotonic()
         outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
@@ -76,6 +80,32 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
         runtime.claim_chunk = chunk
     structlog.contextvars.clear_contextvars()
     return recorded
+
+
+def _outside_maintenance(runtime: Runtime, ids: list[int]) -> list[int]:
+    """The ids whose target systems are outside their maintenance windows; the others are deferred, unclaimed
+    and with no attempt spent, until their systems' windows end."""
+    now = time.time()
+    tz = runtime.settings.tz
+    closed = {system: until for system, windows in runtime.maintenance.items()
+              if (until := maintenance_until(windows, now, tz)) is not None}
+    if not closed:
+        return ids
+    later: dict[tuple[float, str], dict[int, float]] = {}
+    for tx_id, digest in runtime.ledger.transactions.digests(ids).items():
+        down = sorted(system for system in _systems(runtime.workflow(digest)) if system in closed)
+        if down:
+            until = max(closed[system] for system in down)
+            when = dt.datetime.fromtimestamp(until, tz).strftime("%a %d %b %H:%M")
+            reason = (f"The target system {', '.join(down)} is in its maintenance window until {when}; "
+                      "the case waits, with no attempt spent.")
+            later.setdefault((until, reason), {})[tx_id] = until
+    waiting: set[int] = set()
+    for (until, reason), group in later.items():
+        runtime.ledger.transactions.defer(group, reason)  # those another worker took meanwhile are left alone
+        waiting.update(group)
+        log.info("maintenance window: cases deferred", cases=len(group), until=until)
+    return [tx_id for tx_id in ids if tx_id not in waiting]
 
 
 def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:

@@ -55,9 +55,11 @@ class _CachedCollector(Collector):
 class LedgerCollector(_CachedCollector):
     """Target and queue gauges from one ledger; register it on the registry ``/metrics`` serves."""
 
-    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 15.0) -> None:
+    def __init__(self, ledger: Any, target: int, window_s: float = 600.0, cache_s: float = 15.0,
+                 deadline_margin_s: float = 4 * 3600.0) -> None:
         super().__init__(cache_s)
         self.ledger, self.target, self.window_s = ledger, target, window_s
+        self.deadline_margin_s = deadline_margin_s
 
     def figures(self) -> dict[str, Any]:
         """The ledger's figures, read at most once per ``cache_s``."""
@@ -69,7 +71,8 @@ class LedgerCollector(_CachedCollector):
         oldest = self.ledger.reports.oldest_waiting()
         return {"counts": progress["counts"], **target_figures(progress, self.target, now),
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
-                "held": self.ledger.reports.held()}
+                "held": self.ledger.reports.held(),
+                "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now)}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -102,6 +105,17 @@ class LedgerCollector(_CachedCollector):
         for workflow, count in sorted(f["held"].items()):
             held.add_metric([workflow], count)
         yield held
+        at_risk = GaugeMetricFamily("autoclerk_cases_at_risk",
+                                    "Unfinished cases with less than AUTOCLERK_DEADLINE_MARGIN left before their deadline.",
+                                    labels=["workflow"])
+        breached = GaugeMetricFamily("autoclerk_cases_breached",
+                                     "Unfinished cases past their deadline (they stay in the queue, flagged).",
+                                     labels=["workflow"])
+        for workflow, figures in sorted(f["deadlines"].items()):
+            at_risk.add_metric([workflow], figures["at_risk"])
+            breached.add_metric([workflow], figures["breached"])
+        yield at_risk
+        yield breached
         yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
                                 "Age of the oldest transaction waiting for a bot (0 when none waits).",
                                 value=f["oldest_age"])
@@ -149,7 +163,8 @@ def serve_process_metrics(settings: Settings, ledger: Any, bot_slots: int) -> No
 
     assert settings.metrics_port is not None
     BOT_SLOTS.set(bot_slots)
-    REGISTRY.register(LedgerCollector(ledger, settings.target_transactions, settings.rate_window_s))
+    REGISTRY.register(LedgerCollector(ledger, settings.target_transactions, settings.rate_window_s,
+                                      deadline_margin_s=settings.deadline_margin_s))
     if not settings.embedded:
         REGISTRY.register(BrokerCollector(settings.broker_url))
     serve_metrics(settings.metrics_port, settings.metrics_host)

@@ -7,6 +7,7 @@ that the ledger already has: finished cases are reported, unfinished ones are re
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import time
@@ -81,18 +82,20 @@ EXAMPLES = 1000
 REJECTIONS_PER_WRITE = 1000
 
 def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path, *, priority: int = 0,
-             deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None) -> Receipt:
+             deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None,
+             tz: dt.tzinfo | None = None) -> Receipt:
     """Validate, record and publish a batch of cases from a file; return what was accepted and rejected.
 
     A reference that an earlier hand-off left unfinished is resumed in this batch, and one it finished
-    is reported and not processed again (running the same file twice is safe).
+    is reported and not processed again (running the same file twice is safe). ``deadline`` is the
+    batch's; a row's ``_deadline`` column (read in ``tz``) overrides it for that case.
 
     Raises:
         CasesFileError: the file cannot be read (nothing is recorded), or stops being readable part-way
             (the rows before that point are recorded and published).
     """
     digest = file_sha256(cases)
-    receipt = hand_off_rows(ledger, publisher, workflow, read_cases(cases, workflow.definition), str(cases),
+    receipt = hand_off_rows(ledger, publisher, workflow, read_cases(cases, workflow.definition, tz=tz), str(cases),
                             priority=priority, deadline=deadline, on_rejection=on_rejection,
                             source_sha256=lambda: digest)
     if receipt.stopped_by:
@@ -171,7 +174,8 @@ def hand_off_rows(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow
     def flush() -> None:
         new_ids, known = ledger.batches.add_cases(batch_id, definition.name, definition.version, workflow.digest,
                                           definition.max_attempts, [(c.case_ref, c.payload) for c in chunk.values()],
-                                          priority=priority, deadline=deadline)
+                                          priority=priority, deadline=deadline,
+                                          deadlines={c.case_ref: c.deadline for c in chunk.values() if c.deadline is not None})
         receipt.accepted += len(new_ids)
         unfinished = []
         for ref, (tx_id, state, owner_batch, same) in known.items():

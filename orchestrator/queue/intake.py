@@ -7,6 +7,7 @@ number, field and reason and never reaches the ledger; the rows around it are ke
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import itertools
 import json
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from workflows import CaseDataError, CasesFileError, Workflow, check_case, to_json_value
+
+from ..deadlines import DeadlineError, deadline_at, time_zone
+from ..settings import Settings
 
 CHUNK_ROWS = 10000
 
@@ -48,9 +52,17 @@ class Rejection:
 
 @dataclass(frozen=True)
 class AcceptedCase:
+    """A row that was accepted: its number, reference, typed fields (as JSON values) and its own deadline
+    (the reserved column ``_deadline``; ``None``: the batch's deadline, if any, applies)."""
+
     row: int
     case_ref: str
     payload: dict[str, Any]
+    deadline: float | None = None
+
+
+DEADLINE_COLUMN = "_deadline"
+"""The reserved column that gives one case its own deadline (input fields may not start with ``_``)."""
 
 
 MAX_LINE_CHARS = 1024 * 1024
@@ -129,31 +141,36 @@ def _rows(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool) -
         raise CasesFileError(f"{name}: is not readable CSV ({exc})") from None
 
 
-def read_cases(path: Path, workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
+def read_cases(path: Path, workflow: Workflow, *, tz: dt.tzinfo | None = None) -> Iterator[AcceptedCase | Rejection]:
     """Yield each row of a file as an :class:`AcceptedCase` (typed, as JSON values) or a :class:`Rejection`.
+
+    ``tz`` is the zone of a ``_deadline`` written without an offset (default: ``AUTOCLERK_TIMEZONE``'s default).
 
     Raises:
         CasesFileError: the file cannot be read at all (nothing from it is taken).
     """
-    return _checked(_open_rows(path, workflow), workflow)
+    return _checked(_open_rows(path, workflow), workflow, tz)
 
 
-def read_case_stream(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool = False
-                     ) -> Iterator[AcceptedCase | Rejection]:
+def read_case_stream(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool = False,
+                     tz: dt.tzinfo | None = None) -> Iterator[AcceptedCase | Rejection]:
     """Like :func:`read_cases`, from an open text stream (an upload); ``name`` names it in messages.
 
     Raises:
         CasesFileError: the stream cannot be read as cases (the rows before the fault were yielded).
     """
-    return _checked(_rows(handle, name, workflow, json_lines=json_lines), workflow)
+    return _checked(_rows(handle, name, workflow, json_lines=json_lines), workflow, tz)
 
 
-def check_row(workflow: Workflow, row: dict[str, Any], number: int = 1) -> AcceptedCase | Rejection:
+def check_row(workflow: Workflow, row: dict[str, Any], number: int = 1, *, tz: dt.tzinfo | None = None
+              ) -> AcceptedCase | Rejection:
     """Check one raw row (a form, an API call) with exactly the rules a batch row is checked with."""
-    return next(_checked(iter([(number, row)]), workflow))
+    return next(_checked(iter([(number, row)]), workflow, tz))
 
 
-def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow) -> Iterator[AcceptedCase | Rejection]:
+def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow,
+             tz: dt.tzinfo | None) -> Iterator[AcceptedCase | Rejection]:
+    zone = tz or time_zone(Settings.model_fields["timezone"].default)
     for number, row in rows:
         if "__blank__" in row:
             yield Rejection(number, "row", "is blank", "blank")
@@ -166,5 +183,13 @@ def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow) -> 
         except CaseDataError as exc:
             yield Rejection(number, exc.field, exc.reason)
             continue
+        deadline = None
+        written = row.get(DEADLINE_COLUMN)
+        if written not in (None, ""):
+            try:
+                deadline = deadline_at(str(written), zone)
+            except DeadlineError as exc:
+                yield Rejection(number, DEADLINE_COLUMN, f"is not a deadline: {exc}")
+                continue
         payload = {k: to_json_value(v) for k, v in typed.items()}
-        yield AcceptedCase(number, str(payload[workflow.reference_field]), payload)
+        yield AcceptedCase(number, str(payload[workflow.reference_field]), payload, deadline)

@@ -40,12 +40,14 @@ def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> di
 def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str, float] | None) -> dict[str, Any]:
     """What the operations page shows and ``GET /api/operations`` returns: the target's progress, throughput
     per minute over the last hour, waiting, paused, running and failed transactions, the broker's queue
-    depths (``None`` when embedded), the live workers, the newest batches, and the cases held for a missing
-    setting by workflow (``held``)."""
+    depths (``None`` when embedded), the live workers, the newest batches, the cases held for a missing
+    setting by workflow (``held``), and the unfinished cases at risk and past their deadline by workflow
+    (``deadlines``: ``{workflow: {"at_risk": n, "breached": n}}``)."""
     report = progress_report(ledger, settings.target_transactions, settings.rate_window_s, limit=20)
     counts = report["ledger_counts"]
     series = ledger.reports.throughput(window_s=3600, bucket_s=60)
     return {"target": report, "series": series, "waiting": counts["queued"] + counts["retry_scheduled"],
             "paused": counts["paused"], "in_progress": counts["in_progress"], "failed": counts["failed"],
             "broker": broker_depths, "workers": ledger.heartbeats.workers(), "batches": report["batches"],
-            "held": ledger.reports.held()}
+            "held": ledger.reports.held(), "deadlines": ledger.reports.deadlines(settings.deadline_margin_s),
+            "deadline_margin": settings.deadline_margin}

@@ -27,7 +27,7 @@ from .summary import Summary
 
 
 def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, timeout_s: float | None = None,
-              priority: int = 0, on_rejection: Callable[[Rejection], None] | None = None,
+              priority: int = 0, deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None,
               on_handed_off: Callable[[Receipt], None] | None = None,
               on_progress: Callable[[dict[str, int]], None] | None = None,
               on_timeout: Callable[[str], None] | None = None,
@@ -72,7 +72,8 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
     try:
         with embedded_worker(app, settings.concurrency) if settings.embedded else nullcontext():
             set_runtime(runtime)
-            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, on_rejection=on_rejection)
+            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, deadline=deadline,
+                               on_rejection=on_rejection, tz=settings.tz)
             if on_handed_off is not None:
                 on_handed_off(receipt)
             try:

@@ -15,6 +15,7 @@ from typing import Any
 from bots import BotConfig, BotEngine, NullEngine
 from workflows import LoadedWorkflow
 
+from ..deadlines import Window
 from ..ledger import Ledger, SystemBudgets
 from ..settings import Settings
 from .outage import TargetHealth
@@ -61,6 +62,11 @@ class Runtime:
     def health(self) -> TargetHealth:
         """Whether the target systems answer at all (an outage does not spend attempts)."""
         return TargetHealth(self.settings.systems)
+
+    @cached_property
+    def maintenance(self) -> dict[str, list[Window]]:
+        """Each target system's maintenance windows (from settings; empty when none has any)."""
+        return self.settings.maintenance_windows()
 
     @cached_property
     def budgets(self) -> SystemBudgets | None:

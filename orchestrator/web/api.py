@@ -171,6 +171,11 @@ def _published(request: Request, name: str) -> Any:
                503: {"description": "The bots cannot run the workflow: a secret, env value or system URL it needs "
                                     "is missing (on every live worker, or where the service runs); nothing was queued"}})
 async def hand_off_batch(request: Request, workflow: str = Query(description="The published workflow's name."),
+                         deadline: str | None = Query(None, description=(
+                             "The batch's deadline, ISO 8601 (2026-12-24T17:00; without an offset, in the service's "
+                             "AUTOCLERK_TIMEZONE). A row's _deadline column overrides it.")),
+                         within: str | None = Query(None, description=(
+                             "The batch's deadline as a span from now: 30m, 4h, 3d or 2wd (working days).")),
                          user: User = Depends(CASEWORKER)) -> Any:
     """Hand off a batch: every row is checked against the workflow's input schema as the file arrives.
 
@@ -178,7 +183,7 @@ async def hand_off_batch(request: Request, workflow: str = Query(description="Th
     run at once. The file is streamed: it may be of any size up to the service's limit.
     """
     loaded = await run_in_threadpool(_published, request, workflow)
-    outcome = await receive_batch(request, service_of(request), user, loaded)
+    outcome = await receive_batch(request, service_of(request), user, loaded, deadline=deadline, within=within)
     if isinstance(outcome, Receipt):
         return _receipt(outcome)
     return JSONResponse({"detail": outcome.message}, status_code=outcome.status)
@@ -189,12 +194,14 @@ async def hand_off_batch(request: Request, workflow: str = Query(description="Th
                         503: {"description": "The bots cannot run the workflow (see POST /api/batches)"}})
 def hand_off_case(request: Request, workflow: str = Query(description="The published workflow's name."),
                   data: dict[str, Any] = Body(description="The case's fields, as the workflow's input schema names them."),
+                  deadline: str | None = Query(None, description=(
+                      "The case's deadline, ISO 8601 (without an offset, in the service's AUTOCLERK_TIMEZONE).")),
                   user: User = Depends(CASEWORKER)) -> Any:
     """Hand off one case, checked by exactly the rules a batch row is checked by."""
     service = service_of(request)
     loaded = _published(request, workflow)
     try:
-        result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()})
+        result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()}, deadline=deadline)
     except ConfigurationError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=503)
     if not isinstance(result, Receipt):

@@ -4,6 +4,7 @@ with the three ways to deal with an exception (correct and resubmit, done by han
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import LedgerError
-from ..ledger import STATES, TERMINAL, WAITING
+from ..ledger import ACTIVE, STATES, TERMINAL, WAITING
 from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .downloads import rejections_download, results_download
@@ -69,6 +70,9 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
         "cases": cases, "state": state, "ref": ref, "next_after": cases[-1]["id"] if more and cases else None,
         "after": after, "states": STATES, "rejections": service.ledger.reports.rejections(batch_id, limit=10),
         "reconciliation": reconcile(service.ledger, batch_id), "rejection_kinds": REJECTION_KINDS,
+        "deadlines": _deadline_figures(service.ledger.reports.deadlines(service.settings.deadline_margin_s,
+                                                                        batch_id=batch_id)),
+        "now": time.time(), "active_states": ACTIVE, "deadline_margin": service.settings.deadline_margin,
         "flash": ("The batch was handed off. No bot is running yet, so its cases wait until one starts." if no_worker
                   else "The batch was handed off. Its cases are being worked now.") if handed_off else (
             f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
@@ -244,3 +248,8 @@ async def resolve(request: Request, tx_id: int, resolution: str,
         return _resolve_form(request, session, found, found["payload"],
                              {"form": "Someone else dealt with this case a moment ago"}, status=409)
     return RedirectResponse(f"/cases/{tx_id}?done={kind}", status_code=303)
+
+
+def _deadline_figures(by_workflow: dict[str, dict[str, int]]) -> dict[str, int]:
+    """A batch's unfinished cases at risk and past their deadline (one workflow per batch; summed all the same)."""
+    return {key: sum(figures[key] for figures in by_workflow.values()) for key in ("at_risk", "breached")}

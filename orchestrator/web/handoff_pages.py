@@ -86,7 +86,7 @@ def _batch_context(workflow: str, loaded: LoadedWorkflow, errors: dict[str, str]
     definition = loaded.definition
     columns = [{"name": name, "required": spec.required, "type": spec.type} for name, spec in definition.input.items()]
     return {"title": f"Upload a batch: {workflow}", "workflow": workflow, "columns": columns, "errors": errors,
-            "error_links": {"file": "file"}, "back": "/hand-off"}
+            "error_links": {"file": "file", "deadline": "deadline", "within": "within"}, "back": "/hand-off"}
 
 
 @router.post("/hand-off/{workflow}/batch")
@@ -102,7 +102,7 @@ async def upload_batch(request: Request, workflow: str, session: PageSession = D
         return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1{waiting}", status_code=303)
     if outcome.status == 503:
         return _cannot_run(request, session, outcome.message)
-    return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {"file": outcome.message}),
+    return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {outcome.field: outcome.message}),
                   status=outcome.status, session=session)
 
 

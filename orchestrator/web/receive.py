@@ -22,6 +22,7 @@ from fastapi import Request
 from workflows import CasesFileError, LoadedWorkflow
 
 from ..accounts import User
+from ..deadlines import DeadlineError
 from ..errors import ConfigurationError
 from ..queue import JSON_LINES_SUFFIXES, Receipt
 from .auth import CSRF_FIELD, check_csrf
@@ -38,15 +39,31 @@ class Refusal:
 
     status: int
     message: str
+    field: str = "file"
+    """The form field the refusal is about (``file``, ``deadline`` or ``within``)."""
+
+
+def _deadline_refusal(when: str, span: str) -> Refusal:
+    """A due date the hand-off cannot read, in the words of the form's fields."""
+    if when and span:
+        return Refusal(422, "Give either a due date or a time from now, not both", "deadline")
+    if when:
+        return Refusal(422, f"Enter the due date as a date and time, such as 2026-12-24 17:00 (you entered '{when}')",
+                       "deadline")
+    return Refusal(422, f"Enter the time from now as a number and a unit, such as 4h, 3d or 2wd (you entered '{span}')",
+                   "within")
 
 
 async def receive_batch(request: Request, service: HandoffService, user: User, loaded: LoadedWorkflow, *,
-                        csrf_token: str | None = None) -> Receipt | Refusal:
+                        csrf_token: str | None = None, deadline: str | None = None,
+                        within: str | None = None) -> Receipt | Refusal:
     """Hand off the file in the ``file`` field of a multipart request, as it arrives.
 
     Args:
         csrf_token: for a page's form: the session's token, which the form must send in ``csrf_token``
             before the file (the API, with its bearer token, passes ``None``).
+        deadline, within: the batch's deadline (the API's query parameters); without them, the form's fields
+            ``deadline`` and ``within``, sent before the file, are read.
 
     Raises:
         Refused: the form's CSRF token is missing or wrong (nothing was read beyond the fields before the file).
@@ -89,6 +106,12 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
                 return Refusal(422, "the upload has no file in the field 'file'")
             if csrf_token is not None:
                 check_csrf(upload.fields.get(CSRF_FIELD, ""), csrf_token)
+            when, span = deadline or upload.fields.get("deadline", "").strip(), within or upload.fields.get("within", "").strip()
+            try:
+                due = service.settings.batch_deadline(when or None, span or None)
+            except DeadlineError:
+                upload.discard()
+                return _deadline_refusal(when, span)
             try:  # after the request's own checks, before a byte of the file is read: nothing is queued
                 warnings[:] = [w for w in [service.preflight(loaded)] if w]
             except ConfigurationError as exc:
@@ -99,7 +122,7 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             try:
                 receipt = service.hand_off_stream(user, loaded, text, name,
                                                   json_lines=name.lower().endswith(JSON_LINES_SUFFIXES),
-                                                  source_sha256=upload.file_sha256)
+                                                  source_sha256=upload.file_sha256, deadline=due)
             except CasesFileError as exc:
                 upload.discard()
                 return Refusal(422, str(exc))

@@ -19,7 +19,7 @@ from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, m
 from ..accounts import Accounts, User
 from ..errors import ConfigurationError
 from ..ledger import Ledger
-from ..queue import AcceptedCase, check_workers, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
+from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, check_workers, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -85,32 +85,39 @@ class HandoffService:
 
     # -- hand-off --------------------------------------------------------------------------------------
     def hand_off_stream(self, user: User, loaded: LoadedWorkflow, stream: IO[str], name: str, *,
-                        json_lines: bool = False, source_sha256: Callable[[], str | None] | None = None) -> Receipt:
+                        json_lines: bool = False, source_sha256: Callable[[], str | None] | None = None,
+                        deadline: float | None = None) -> Receipt:
         """Hand off a batch read from a text stream (an upload) as it arrives; every refused row is recorded.
 
         Raises:
             CasesFileError: the stream is unreadable from its first line (no batch is created). Later
                 trouble stops the reading and is reported in ``Receipt.stopped_by``.
         """
-        rows = read_case_stream(stream, name, loaded.definition, json_lines=json_lines)
+        rows = read_case_stream(stream, name, loaded.definition, json_lines=json_lines, tz=self.settings.tz)
         receipt = hand_off_rows(self.ledger, self.publisher, loaded, rows, name, created_by=user.username,
-                                existing="refuse", source_sha256=source_sha256)
+                                existing="refuse", source_sha256=source_sha256, deadline=deadline)
         log.info("batch handed off", batch=receipt.batch_id, workflow=loaded.definition.name, by=user.username,
                  accepted=receipt.accepted, rejected=receipt.rejected + receipt.duplicates)
         return receipt
 
-    def hand_off_case(self, user: User, loaded: LoadedWorkflow, row: dict[str, Any]) -> Receipt | dict[str, str]:
-        """Hand off one case from a form or an API call: the receipt, or the errors by field.
+    def hand_off_case(self, user: User, loaded: LoadedWorkflow, row: dict[str, Any],
+                      deadline: str | None = None) -> Receipt | dict[str, str]:
+        """Hand off one case from a form or an API call: the receipt, or the errors by field. ``deadline`` (ISO
+        8601) is the case's own (as a ``_deadline`` column in ``row`` is).
 
         Raises:
             ConfigurationError: the bots cannot run the workflow (see :meth:`preflight`); nothing is queued.
         """
         definition = loaded.definition
         warning = self.preflight(loaded)
+        if deadline:
+            row = {**row, DEADLINE_COLUMN: deadline}
         errors = field_errors(definition.input, row)
+        checked = check_row(definition, row, tz=self.settings.tz)
+        if isinstance(checked, Rejection) and checked.field == DEADLINE_COLUMN:
+            errors["deadline"] = checked.reason
         if errors:
             return errors
-        checked = check_row(definition, row)
         assert isinstance(checked, AcceptedCase)
         known = self.ledger.cases.by_ref(definition.name, checked.case_ref)
         if known is not None:

@@ -32,6 +32,9 @@ class _Reports:
     def held(self) -> dict:
         return {"change-of-address": 3}
 
+    def deadlines(self, margin_s: float, *, batch_id: str | None = None, now: float | None = None) -> dict:
+        return {"change-of-address": {"at_risk": 2, "breached": 1}}
+
 
 class _Ledger:
     reports = _Reports()
@@ -67,10 +70,10 @@ def test_every_metric_the_dashboard_and_rules_use_is_exported() -> None:
     assert used <= names, f"not exported: {sorted(used - names)}"
 
 
-def test_the_dashboard_covers_target_throughput_outcomes_queue_durations_and_bots() -> None:
+def test_the_dashboard_covers_target_throughput_outcomes_queue_durations_bots_and_deadlines() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert [p["title"] for p in dashboard["panels"] if p["type"] == "row"] == [
-        "Target", "Throughput and outcomes", "Queue", "Durations", "Bots"]
+        "Target", "Throughput and outcomes", "Queue", "Durations", "Bots", "Deadlines"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"] if p["type"] != "row")
