@@ -4,13 +4,15 @@ Every browser a bot launches carries ``AUTOCLERK_BOT_OWNER=<pid>:<start time>`` 
 environment (inherited by all of Chromium's helper processes). A process whose marker names a worker
 that no longer runs (or a PID since reused by another process, told apart by its start time) is an
 orphan: a worker killed with ``kill -9`` leaves its browser behind, and the next worker on the host ends it.
+
+Process trees, environments and memory are read through psutil, so none of it assumes Linux's ``/proc``
+(psutil is imported when first needed: importing this module touches nothing of the platform).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -18,7 +20,11 @@ from .chromium import OWNER_ENV
 
 log = structlog.get_logger(__name__)
 
-PROC = Path("/proc")
+
+def _psutil() -> Any:
+    import psutil
+
+    return psutil
 
 
 def owner_marker(pid: int | None = None) -> str:
@@ -37,25 +43,18 @@ def browser_processes(owner: str | None = None) -> dict[int, str]:
 
 
 def _scan(owner: str | None) -> tuple[dict[int, str], dict[int, int]]:
-    """One pass over /proc: the browser processes (as :func:`browser_processes`) and every process's parent."""
+    """One pass over the processes: the browser processes (as :func:`browser_processes`) and every process's parent."""
+    psutil = _psutil()
     marked: dict[int, str] = {}
     parents: dict[int, int] = {}
-    prefix = f"{OWNER_ENV}=".encode()
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            parents[pid] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            environ = (entry / "environ").read_bytes()
-        except (OSError, IndexError, ValueError):  # gone meanwhile, or not ours to read
-            continue
-        for item in environ.split(b"\0"):
-            if item.startswith(prefix):
-                marker = item[len(prefix):].decode(errors="replace")
-                if owner is None or marker == owner:
-                    marked[pid] = marker
-                break
+    for process in psutil.process_iter(["ppid", "environ"], ad_value=None):
+        info = process.info
+        if info["ppid"] is None:
+            continue  # gone meanwhile
+        parents[process.pid] = info["ppid"]
+        marker = (info["environ"] or {}).get(OWNER_ENV)  # None: not ours to read, or no marker
+        if marker is not None and (owner is None or marker == owner):
+            marked[process.pid] = marker
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
@@ -82,7 +81,7 @@ def is_alive(marker: str) -> bool:
     pid, _, started = marker.partition(":")
     try:
         return pid.isdigit() and _start_time(int(pid)) == started
-    except OSError:
+    except (OSError, _psutil().Error):
         return False
 
 
@@ -110,12 +109,13 @@ def reap_detached(owner: str) -> list[int]:
 
 
 def _kill(pids: list[int], event: str, **fields: object) -> list[int]:
+    psutil = _psutil()
     killed = []
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            psutil.Process(pid).kill()  # SIGKILL, or TerminateProcess on Windows
             killed.append(pid)
-        except ProcessLookupError:
+        except psutil.NoSuchProcess:
             pass
     if killed:
         log.warning(event, count=len(killed), **fields)
@@ -123,49 +123,54 @@ def _kill(pids: list[int], event: str, **fields: object) -> list[int]:
 
 
 def _start_time(pid: int) -> str:
-    stat = (PROC / str(pid) / "stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+    """The process's start time in hundredths of a second since the epoch, as digits (a marker's second part)."""
+    psutil = _psutil()
+    try:
+        return str(round(psutil.Process(pid).create_time() * 100))
+    except psutil.NoSuchProcess:
+        raise ProcessLookupError(pid) from None
 
 
 def descendants(pid: int) -> list[int]:
     """``pid`` and all its descendants."""
-    out, todo, seen = [], [pid], set()
-    while todo:
-        current = todo.pop()
-        if current not in seen:
-            seen.add(current)
-            out.append(current)
-            todo += children(current)
-    return out
+    psutil = _psutil()
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return [pid]
 
 
 def children(pid: int) -> list[int]:
-    """The children of every thread of ``pid``: Playwright starts its driver, and so Chromium, from the
-    engine's thread, not the main one."""
-    found = []
-    for listing in (PROC / str(pid) / "task").glob("*/children"):
-        try:
-            found += [int(child) for child in listing.read_text().split()]
-        except OSError:  # the thread or the process ended meanwhile
-            continue
-    return found
+    """The children of ``pid``, whichever of its threads started them (Playwright starts its driver, and so
+    Chromium, from the engine's thread, not the main one)."""
+    psutil = _psutil()
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def memory_mb(pids: list[int]) -> float:
-    """Memory of processes in MB: proportional set size (shared pages split between sharers), else RSS."""
-    return sum(_kb(pid, "smaps_rollup", "Pss:") or _kb(pid, "status", "VmRSS:") for pid in pids) / 1024
+    """Memory of processes in MB: proportional set size (shared pages split between sharers) where the platform
+    reports it, else the resident set."""
+    psutil = _psutil()
+    total = 0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            try:
+                total += getattr(process.memory_full_info(), "pss", None) or process.memory_info().rss
+            except psutil.AccessDenied:
+                total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total / 2**20
 
 
 def rss_mb(pid: int) -> float:
     """A process's resident set size in MB (0 once it is gone)."""
-    return _kb(pid, "status", "VmRSS:") / 1024
-
-
-def _kb(pid: int, name: str, key: str) -> int:
+    psutil = _psutil()
     try:
-        for line in (PROC / str(pid) / name).read_text().splitlines():
-            if line.startswith(key):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        return float(psutil.Process(pid).memory_info().rss) / 2**20
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
