@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..errors import EXIT_FAILED, EXIT_UNFINISHED
-from .options import echo_error, engine_options, settings_from_flags, systems_option
+from .options import cli_user, echo_error, engine_options, settings_from_flags, systems_option
 
 
 @click.command()
@@ -32,16 +32,16 @@ def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None
     """Hand a batch of cases off to WORKFLOW and wait until every case has an outcome."""
     settings = settings_from_flags(**flags)
     finish(run_batch_with_progress(settings, workflow, cases_path, as_json=as_json, timeout_s=timeout_s,
-                                   priority=priority), as_json)
+                                   priority=priority, by=cli_user()), as_json)
 
 
 def run_batch_with_progress(settings: Any, workflow: Path, cases_path: Path, *, as_json: bool,
-                            timeout_s: float | None = None, priority: int = 0) -> Any:
+                            timeout_s: float | None = None, priority: int = 0, by: str | None = None) -> Any:
     """:func:`orchestrator.queue.run_batch` with refused rows on standard error and a progress bar (not with ``--json``)."""
     from ..queue import run_batch
 
     with _progress(enabled=not as_json) as update:
-        return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority,
+        return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority, by=by,
                          on_rejection=lambda rejection: click.echo(f"{cases_path}: {rejection} (not queued)", err=True),
                          on_handed_off=lambda receipt: update.start(receipt.waiting), on_progress=update,
                          on_timeout=lambda reason: echo_error(f"{reason}; run the same command again to resume"),
