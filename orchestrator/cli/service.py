@@ -294,8 +294,12 @@ def workflows_diff(name: str, v1: str, v2: str, ledger_url: str | None) -> None:
 def workflows_rollback(name: str, v: str, reason: str, ledger_url: str | None) -> None:
     """Publish the source of publish V of NAME (a number or a digest prefix) again, as a new publish number.
     Batches already handed off keep the version they were handed off with; new hand-offs get this one."""
+    from monitoring import configure_logging
+
     from ..queue import rollback_workflow
 
+    settings = settings_from_flags(ledger_url=ledger_url)
+    configure_logging(json=settings.log_json, level=settings.log_level)
     ledger = open_ledger(ledger_url)
     try:
         number, target = rollback_workflow(ledger, name, v, f"cli:{cli_user()}", reason, origin="cli")
