@@ -83,12 +83,13 @@ class AuditTrail:
         with self.engine.begin() as conn:
             self._lock(conn)
             last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
-            row = {"seq": (last.seq if last else 0) + 1, "at": round(time.time(), 6), "actor": actor[:64],
+            seq = (last.seq if last else 0) + 1
+            row: dict[str, Any] = {"seq": seq, "at": round(time.time(), 6), "actor": actor[:64],
                    "action": action, "object_type": object_type, "object_id": str(object_id)[:160],
                    "origin": origin[:64], "detail": detail_text, "prev_hash": last.hash if last else GENESIS}
-            row["hash"] = record_hash(row)
+            digest = row["hash"] = record_hash(row)
             conn.execute(insert(audit_log).values(**row))
-        return AuditHead(row["seq"], row["hash"])
+        return AuditHead(seq, digest)
 
     def _lock(self, conn: Connection) -> None:
         if self.engine.dialect.name == "postgresql":
