@@ -59,14 +59,25 @@ def _record(ledger: Ledger, name: str, number: int, by: str, origin: str) -> Non
 
 def version_diff(ledger: Ledger, name: str, first: str, second: str) -> str:
     """A unified diff (difflib) of the sources of two publishes of ``name``, each named by its publish number
-    or a digest prefix; empty when the sources are the same.
+    or a digest prefix; empty when the sources are the same. The parts a workflow calls are compared too
+    (see :func:`readable_source`).
 
     Raises:
         LedgerError: a reference names no single publish of ``name``.
     """
     a, b = ledger.workflows.find_publish(name, first), ledger.workflows.find_publish(name, second)
     return "".join(difflib.unified_diff(
-        ledger.workflows.source(a["digest"]).splitlines(keepends=True),
-        ledger.workflows.source(b["digest"]).splitlines(keepends=True),
+        readable_source(ledger.workflows.load(a["digest"])).splitlines(keepends=True),
+        readable_source(ledger.workflows.load(b["digest"])).splitlines(keepends=True),
         fromfile=f"{name} publish {a['number']} (version {a['version']}, {a['digest'][:12]})",
         tofile=f"{name} publish {b['number']} (version {b['version']}, {b['digest'][:12]})"))
+
+
+def readable_source(loaded: LoadedWorkflow, ref: str | None = None) -> str:
+    """A version's YAML as its author wrote it, followed by each part it calls (each under a ``# ---- called:
+    REF ----`` line), so a diff shows a change to a part where it is."""
+    text = loaded.source if ref is None else f"# ---- called: {ref} ----\n{loaded.source}"
+    if not text.endswith("\n"):
+        text += "\n"
+    return text + "".join(readable_source(called, f"{ref} > {inner}" if ref else inner)
+                          for inner, called in sorted(loaded.calls.items()))

@@ -100,8 +100,8 @@ def _versions_page(request: Request, session: PageSession, name: str, a: str = "
             diff = version_diff(ledger, name, a, b)
         except LedgerError as exc:
             diff_error = str(exc)
-    lines = [{"text": line, "kind": {"+": "added", "-": "removed", "@": "hunk"}.get(line[:1], "same")}
-             for line in (diff or "").splitlines()]
+    lines = [{"text": line, "kind": "hunk" if line[:3] in ("---", "+++", "@@ ") else
+              {"+": "added", "-": "removed"}.get(line[:1], "same")} for line in (diff or "").splitlines()]
     return render(request, "workflow_versions.html", {
         "title": f"Versions of {name}", "name": name, "publishes": list(reversed(publishes)), "a": a, "b": b,
         "diff": lines, "diffed": diff is not None, "diff_error": diff_error, "errors": errors or {}, "flash": flash,
