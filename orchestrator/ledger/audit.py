@@ -208,9 +208,14 @@ ACTION_TEXT = {
     "user.roles": "changed the roles of {id}",
     "user.disable": "disabled user {id}",
     "user.enable": "enabled user {id}",
+    "schedule.add": "added schedule {id}",
+    "schedule.remove": "removed schedule {id}",
+    "schedule.run_now": "ran schedule {id} now",
+    "ledger.prune": "pruned the ledger ({id})",
+    "case.erase": "erased the personal data of case {id}",
 }
-"""Each action as a person reads it (``{id}``: the object's id). Other actions (schedules, prunes, erasures)
-read as ``ACTION on TYPE ID`` until they are given a sentence here."""
+"""Each action as a person reads it (``{id}``: the object's id). An action not named here reads as
+``ACTION on TYPE ID``."""
 
 
 def describe(record: dict[str, Any]) -> str:
