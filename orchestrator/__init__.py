@@ -13,7 +13,7 @@ The only package that imports Celery, pika or the database. Its rooms, and what 
 maintenance windows) are shared by all of them. ``docs/architecture.md`` draws the whole.
 """
 
-from .errors import BrokerError, ConfigurationError, LedgerError, OrchestratorError, StaleAttempt, UsageError
+from .errors import AuditChainBroken, BrokerError, ConfigurationError, LedgerError, OrchestratorError, StaleAttempt, UsageError
 from .ledger import ACTIVE, STATES, TERMINAL, WAITING, Claim, Ledger, Outcome
 from .queue import (AcceptedCase, Publisher, Receipt, Rejection, Runtime, Summary, Sweeper, execute_many, hand_off,
                     read_cases, wait_for_batch)
@@ -49,6 +49,7 @@ __all__ = [
     # errors
     "OrchestratorError",
     "LedgerError",
+    "AuditChainBroken",
     "StaleAttempt",
     "BrokerError",
     "UsageError",

@@ -2,6 +2,7 @@
 
     OrchestratorError
     ├── LedgerError          the ledger cannot be used (bad URL, unreachable database): fix the setting
+    │   └── AuditChainBroken the audit trail's hash chain is broken at one record (ledger.audit): investigate
     ├── StaleAttempt         this attempt lost its claim (lease ran out, another worker took over):
     │                        stop, write nothing more, acknowledge the message
     ├── BrokerError          the broker cannot be reached or refused a publish: retry later; nothing is lost
@@ -23,7 +24,7 @@ The command line maps them to exit codes, each failure one line on standard erro
     ====  =======================================================================================
     0     success
     1     a run ended with cases unfinished (run the same command again to resume), or held for a missing
-          setting; ``batches reconcile``: the batch's sums do not hold
+          setting; ``batches reconcile``: the batch's sums do not hold; ``audit verify``: the chain is broken
     2     a usage or input error: a wrong flag, a malformed workflow, an unreadable cases file
     3     a service is unavailable: the broker, the ledger or the browser
     4     an unexpected internal error (``AUTOCLERK_DEBUG=1`` shows its traceback)
@@ -42,6 +43,14 @@ class OrchestratorError(Exception):
 
 class LedgerError(OrchestratorError):
     """The ledger cannot be opened or used."""
+
+
+class AuditChainBroken(LedgerError):
+    """The audit trail's chain is broken: ``seq`` is the first bad record, ``problem`` what is wrong with it."""
+
+    def __init__(self, seq: int, problem: str) -> None:
+        self.seq, self.problem = seq, problem
+        super().__init__(f"audit record {seq} {problem}")
 
 
 class StaleAttempt(OrchestratorError):

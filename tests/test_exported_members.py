@@ -43,12 +43,12 @@ PINNED = {
     "orchestrator": {
         "AcceptedCase", "ACTIVE", "BrokerError", "Claim", "ConfigurationError", "EMBEDDED_BROKER", "execute_many", "hand_off", "Ledger",
         "LedgerError", "load_settings", "OrchestratorError", "Outcome", "Publisher", "read_cases", "Receipt",
-        "Rejection", "Runtime", "Settings", "StaleAttempt", "STATES", "Summary", "Sweeper", "SystemLimit",
+        "Rejection", "Runtime", "Settings", "StaleAttempt", "AuditChainBroken", "STATES", "Summary", "Sweeper", "SystemLimit",
         "TERMINAL", "UsageError", "wait_for_batch", "WAITING",
     },
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
-        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore",
+        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "User",
@@ -57,7 +57,8 @@ PINNED = {
         "case_results", "mask_json", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
         "XLSX_MAX_CASES", "reconcile", "Reconciliation", "bot_config", "REJECTION_KINDS", "check_workers", "missing_from",
         "resolvable_names", "DEADLINE_COLUMN",
-        "AcceptedCase", "act_on_case", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
+        "AcceptedCase", "act_on_case", "publish_workflow", "rollback_workflow", "version_diff", "audit_hand_off",
+        "audit_csv_chunks", "AUDIT_KEYS", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
         "BudgetUnavailable", "CASE_ACTION_DONE", "CASE_ACTIONS", "CaseAction", "check_configuration", "check_row",
         "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker", "execute_many",
         "hand_off", "hand_off_rows", "JSON_LINES_SUFFIXES", "LedgerCollector", "make_celery",

@@ -51,7 +51,7 @@ ALLOWED = {("orchestrator.cli.service", "orchestrator.web"): "'autoclerk serve' 
 """The exceptions to :data:`ROOMS`, each with its reason."""
 
 PAGES = {"orchestrator.web.signin", "orchestrator.web.handoff_pages", "orchestrator.web.batch_pages",
-         "orchestrator.web.ops_pages", "orchestrator.web.api"}
+         "orchestrator.web.ops_pages", "orchestrator.web.audit_pages", "orchestrator.web.api"}
 DEMO_COMMANDS = {"orchestrator.cli.demo"}
 
 

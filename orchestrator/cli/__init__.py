@@ -7,8 +7,10 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
   import the demo system); ``cases retry|cancel|rerun``: :mod:`.cases`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
-  :mod:`.status`; ``serve``, ``users``, ``workflows``: :mod:`.service`; ``validate``, ``schema``,
-  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`; ``init``, ``monitoring export``: :mod:`.project`.
+  :mod:`.status`; ``serve``, ``users``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
+  ``audit``, ``audit verify``: :mod:`.audit`; ``validate``, ``schema``,
+  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`;
+  ``init``, ``monitoring export``: :mod:`.project`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
 """
 
@@ -23,6 +25,7 @@ from bots import BrowserNotFoundError
 from workflows import CasesFileError, WorkflowError, WorkflowFileError
 
 from ..errors import EXIT_INTERNAL, EXIT_SERVICE, EXIT_USAGE, BrokerError, LedgerError, UsageError
+from .audit import audit
 from .authoring import explain, reference, schema, validate
 from .batches import batches
 from .browsers import browsers
@@ -48,7 +51,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results, try_case, init, monitoring):
+                 serve, users, workflows, faults, results, try_case, audit, init, monitoring):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

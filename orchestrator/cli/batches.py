@@ -15,7 +15,7 @@ import click
 
 from ..errors import EXIT_UNFINISHED, LedgerError, UsageError
 from ..ledger import STATES
-from .options import existing_batch, open_ledger, settings_from_flags
+from .options import cli_user, existing_batch, open_ledger, settings_from_flags
 
 
 def _act(ledger_url: str | None, broker_url: str | None, batch_id: str, action: str, **kwargs: Any) -> Any:
@@ -29,7 +29,7 @@ def _act(ledger_url: str | None, broker_url: str | None, batch_id: str, action: 
             settings = settings_from_flags(broker_url=broker_url, ledger_url=ledger.url)
             if not settings.embedded:
                 publisher = Publisher(make_celery(settings), ledger, settings.ids_per_message)
-        return operate_batch(ledger, batch_id, action, publisher=publisher, **kwargs)
+        return operate_batch(ledger, batch_id, action, by=cli_user(), origin="cli", publisher=publisher, **kwargs)
     except LedgerError as exc:
         raise UsageError(str(exc)) from None
     finally:

@@ -1,21 +1,20 @@
 """``autoclerk cases retry|cancel|rerun REF --workflow W``: an operator's actions on one case.
 
 A case is named by its reference and workflow (one ledger row per workflow and reference). Each action is
-:func:`orchestrator.queue.act_on_case`, recorded with ``cli:USER``. With a broker (``--broker`` or
+:func:`orchestrator.queue.act_on_case`, recorded with ``cli:USER`` (the case's actions) and in the audit
+trail as USER from ``cli``. With a broker (``--broker`` or
 ``AUTOCLERK_BROKER_URL``) what goes back to work is published at once; otherwise the next sweep of a worker,
 of the service or of ``autoclerk run`` publishes it.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 from typing import Any
 
 import click
 
 from ..errors import LedgerError, UsageError
-from .options import ledger_option, settings_from_flags
+from .options import cli_user, ledger_option, settings_from_flags
 
 
 @click.group()
@@ -41,8 +40,7 @@ def _act(ref: str, workflow: str, action: str, ledger_url: str | None, broker_ur
             raise UsageError(f"workflow {workflow} has no case {ref} in the ledger at {ledger.url}")
         publisher = None if settings.embedded or action == "cancel" else \
             Publisher(make_celery(settings), ledger, settings.ids_per_message)
-        done = act_on_case(ledger, found["id"], action, f"cli:{getpass.getuser() if os.name == 'posix' else 'user'}",
-                           publisher=publisher, **kwargs)
+        done = act_on_case(ledger, found["id"], action, f"cli:{cli_user()}", origin="cli", publisher=publisher, **kwargs)
     except LedgerError as exc:
         raise UsageError(str(exc)) from None
     finally:

@@ -80,6 +80,16 @@ systems_option = click.option("--system", "systems", multiple=True, metavar="NAM
 ledger_option = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
 
 
+def cli_user() -> str:
+    """Who acts on the command line: the operating-system user (the audit trail records it from the origin ``cli``)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "unknown"
+
+
 def open_ledger(ledger_url: str | None) -> Any:
     """The ledger a command's ``--ledger`` (or the settings) names."""
     from ..ledger import Ledger

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..errors import EXIT_FAILED, EXIT_UNFINISHED
-from .options import batch_deadline, deadline_options, echo_error, engine_options, settings_from_flags, systems_option
+from .options import batch_deadline, cli_user, deadline_options, echo_error, engine_options, settings_from_flags, systems_option
 
 
 @click.command()
@@ -35,16 +35,17 @@ def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None
     settings = settings_from_flags(**flags)
     due = batch_deadline(settings, deadline, within)
     finish(run_batch_with_progress(settings, workflow, cases_path, as_json=as_json, timeout_s=timeout_s,
-                                   priority=priority, deadline=due), as_json)
+                                   priority=priority, deadline=due, by=cli_user()), as_json)
 
 
 def run_batch_with_progress(settings: Any, workflow: Path, cases_path: Path, *, as_json: bool,
-                            timeout_s: float | None = None, priority: int = 0, deadline: float | None = None) -> Any:
+                            timeout_s: float | None = None, priority: int = 0, deadline: float | None = None,
+                            by: str | None = None) -> Any:
     """:func:`orchestrator.queue.run_batch` with refused rows on standard error and a progress bar (not with ``--json``)."""
     from ..queue import run_batch
 
     with _progress(enabled=not as_json) as update:
-        return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority, deadline=deadline,
+        return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority, deadline=deadline, by=by,
                          on_rejection=lambda rejection: click.echo(f"{cases_path}: {rejection} (not queued)", err=True),
                          on_handed_off=lambda receipt: update.start(receipt.waiting), on_progress=update,
                          on_timeout=lambda reason: echo_error(f"{reason}; run the same command again to resume"),

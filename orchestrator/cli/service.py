@@ -1,4 +1,8 @@
-"""The hand-off service's commands: ``autoclerk serve``, ``autoclerk users …`` and ``autoclerk workflows …``.
+"""The hand-off service's commands: ``autoclerk serve``, ``autoclerk users …`` and ``autoclerk workflows …``
+(publish, list, and each name's versions: ``versions``, ``diff``, ``rollback``).
+
+Every change (a user, their roles, password or tokens; a publish or a rollback) is recorded in the audit
+trail as the operating-system user, from the origin ``cli``.
 
 ``autoclerk users add NAME --role ROLE --token`` prints the new API token on its last line; it is shown
 only once (the ledger keeps its digest). Passwords are read from standard input with ``--password-stdin``
@@ -7,9 +11,9 @@ only once (the ledger keeps its digest). Passwords are read from standard input 
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,8 +21,8 @@ from typing import Any
 import click
 
 from ..accounts import ROLES
-from ..errors import UsageError
-from .options import ledger_option, settings_from_flags, systems_option
+from ..errors import LedgerError, UsageError
+from .options import cli_user, ledger_option, open_ledger, settings_from_flags, systems_option
 
 
 @click.command()
@@ -62,9 +66,21 @@ _ROLE = click.option("--role", "roles", multiple=True, type=click.Choice(ROLES),
 
 def _accounts(ledger_url: str | None) -> Any:
     from ..accounts import Accounts
-    from ..ledger import Ledger
 
-    return Accounts(Ledger(settings_from_flags(ledger_url=ledger_url).ledger_url).engine)
+    return Accounts(open_ledger(ledger_url).engine)
+
+
+def _audited(ledger_url: str | None, action: str, username: str, change: Any, **detail: Any) -> Any:
+    """Make one change to the accounts (``change(accounts)``) and record it in the audit trail; its result."""
+    from ..accounts import Accounts
+
+    ledger = open_ledger(ledger_url)
+    try:
+        done = change(Accounts(ledger.engine))
+        ledger.audit.record(cli_user(), action, "user", username, origin="cli", detail=detail)
+        return done
+    finally:
+        ledger.close()
 
 
 def _read_password(from_stdin: bool, *, required: bool) -> str | None:
@@ -94,12 +110,12 @@ def users_add(username: str, roles: tuple[str, ...], password_stdin: bool, with_
     if not roles:
         raise UsageError(f"give at least one --role ({', '.join(ROLES)})")
     password = _read_password(password_stdin, required=not with_token) if (password_stdin or not with_token) else None
-    accounts = _accounts(ledger_url)
-    accounts.add_user(username, list(roles), password)
+    _audited(ledger_url, "user.add", username, lambda a: a.add_user(username, list(roles), password),
+             roles=sorted(roles), password=password is not None)
     click.echo(f"user {username} added with role(s) {', '.join(sorted(roles))}"
                f"{'' if password else '; no password (API token only)'}")
     if with_token:
-        click.echo(accounts.new_token(username))
+        click.echo(_audited(ledger_url, "user.token", username, lambda a: a.new_token(username)))
 
 
 @users.command("token")
@@ -107,7 +123,7 @@ def users_add(username: str, roles: tuple[str, ...], password_stdin: bool, with_
 @_LEDGER
 def users_token(username: str, ledger_url: str | None) -> None:
     """Issue another API token for a user (printed on the last line, shown only this once)."""
-    click.echo(_accounts(ledger_url).new_token(username))
+    click.echo(_audited(ledger_url, "user.token", username, lambda a: a.new_token(username)))
 
 
 @users.command("revoke-tokens")
@@ -115,7 +131,8 @@ def users_token(username: str, ledger_url: str | None) -> None:
 @_LEDGER
 def users_revoke(username: str, ledger_url: str | None) -> None:
     """Stop every API token of a user working."""
-    click.echo(f"{_accounts(ledger_url).revoke_tokens(username)} token(s) of {username} revoked")
+    revoked = _audited(ledger_url, "user.revoke_tokens", username, lambda a: a.revoke_tokens(username))
+    click.echo(f"{revoked} token(s) of {username} revoked")
 
 
 @users.command("passwd")
@@ -126,7 +143,7 @@ def users_passwd(username: str, password_stdin: bool, ledger_url: str | None) ->
     """Set a user's password (their open sessions end)."""
     password = _read_password(password_stdin, required=True)
     assert password is not None
-    _accounts(ledger_url).set_password(username, password)
+    _audited(ledger_url, "user.password", username, lambda a: a.set_password(username, password))
     click.echo(f"password of {username} changed; their sessions were ended")
 
 
@@ -136,7 +153,7 @@ def users_passwd(username: str, password_stdin: bool, ledger_url: str | None) ->
 @_LEDGER
 def users_roles(username: str, roles: tuple[str, ...], ledger_url: str | None) -> None:
     """Replace a user's roles."""
-    _accounts(ledger_url).set_roles(username, list(roles))
+    _audited(ledger_url, "user.roles", username, lambda a: a.set_roles(username, list(roles)), roles=sorted(roles))
     click.echo(f"{username} now has role(s) {', '.join(sorted(roles))}")
 
 
@@ -145,7 +162,7 @@ def users_roles(username: str, roles: tuple[str, ...], ledger_url: str | None) -
 @_LEDGER
 def users_disable(username: str, ledger_url: str | None) -> None:
     """Stop a user signing in or using their tokens (their sessions end at once)."""
-    _accounts(ledger_url).set_active(username, False)
+    _audited(ledger_url, "user.disable", username, lambda a: a.set_active(username, False))
     click.echo(f"{username} disabled")
 
 
@@ -154,7 +171,7 @@ def users_disable(username: str, ledger_url: str | None) -> None:
 @_LEDGER
 def users_enable(username: str, ledger_url: str | None) -> None:
     """Let a disabled user back in."""
-    _accounts(ledger_url).set_active(username, True)
+    _audited(ledger_url, "user.enable", username, lambda a: a.set_active(username, True))
     click.echo(f"{username} enabled")
 
 
@@ -174,7 +191,7 @@ def users_list(ledger_url: str | None, as_json: bool) -> None:
 # -- workflows ----------------------------------------------------------------------------------------
 @click.group()
 def workflows() -> None:
-    """Publish workflow versions for hand-off through the service."""
+    """Publish workflow versions for hand-off through the service; list, compare and roll back each name's publishes."""
 
 
 @workflows.command("publish")
@@ -190,16 +207,17 @@ def workflows_publish(path: Path, ledger_url: str | None) -> None:
     settings = settings_from_flags(ledger_url=ledger_url)
     configure_logging(json=settings.log_json, level=settings.log_level)
     from ..errors import ConfigurationError
-    from ..queue import check_workers
+    from ..queue import check_workers, publish_workflow
 
     loaded = load_workflow(path)
     ledger = Ledger(settings.ledger_url)
     try:
-        ledger.workflows.publish(loaded, f"cli:{getpass.getuser() if os.name == 'posix' else 'user'}", str(path))
+        number = publish_workflow(ledger, loaded, f"cli:{cli_user()}", str(path), origin="cli")
         workers = ledger.heartbeats.workers()
     finally:
         ledger.close()
-    click.echo(f"published {loaded.definition.name} version {loaded.definition.version} ({loaded.digest})")
+    click.echo(f"published {loaded.definition.name} version {loaded.definition.version} as publish {number} "
+               f"({loaded.digest})")
     try:  # workers that report what they can resolve say whether it can run now (an embedded service checks itself)
         check_workers(loaded, workers, what="It is published; hand-offs to it are refused until that is fixed")
     except ConfigurationError as exc:
@@ -218,3 +236,76 @@ def workflows_list(ledger_url: str | None) -> None:
             click.echo(f"{row['name']:<32} version {row['version']:<4} {row['digest']}  by {row['published_by']}")
     finally:
         ledger.close()
+
+
+def _when(at: float) -> str:
+    return dt.datetime.fromtimestamp(at).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+@workflows.command("versions")
+@click.argument("name")
+@_LEDGER
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per publish, one per line.")
+def workflows_versions(name: str, ledger_url: str | None, as_json: bool) -> None:
+    """Every publish of NAME, oldest first: its number, digest, the author's version, who published it and when
+    (a rollback says which publish it brought back, and why). The newest is the one hand-offs use."""
+    ledger = open_ledger(ledger_url)
+    try:
+        publishes = ledger.workflows.versions(name)
+    finally:
+        ledger.close()
+    if not publishes:
+        raise UsageError(f"workflow {name} has never been published (see 'autoclerk workflows list')")
+    for p in publishes:
+        if as_json:
+            click.echo(json.dumps({k: p[k] for k in ("number", "digest", "version", "published_by", "published_at",
+                                                     "file", "reason", "rolled_back_from")}))
+            continue
+        rolled = f"  rollback to {p['rolled_back_from']}: {p['reason']}" if p["rolled_back_from"] is not None else ""
+        current = "  (in use)" if p is publishes[-1] else ""
+        click.echo(f"{p['number']:>4}  {p['digest']}  version {p['version']:<4} {_when(p['published_at'])}  "
+                   f"by {p['published_by']}{rolled}{current}")
+
+
+@workflows.command("diff")
+@click.argument("name")
+@click.argument("v1")
+@click.argument("v2")
+@_LEDGER
+def workflows_diff(name: str, v1: str, v2: str, ledger_url: str | None) -> None:
+    """A unified diff of the sources of two publishes of NAME (each a publish number or a digest prefix)."""
+    from ..queue import version_diff
+
+    ledger = open_ledger(ledger_url)
+    try:
+        diff = version_diff(ledger, name, v1, v2)
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        ledger.close()
+    click.echo(diff or f"publishes {v1} and {v2} of {name} have the same source", nl=not diff)
+
+
+@workflows.command("rollback")
+@click.argument("name")
+@click.argument("v")
+@click.option("--reason", required=True, help="Why (kept with the new publish and in the audit trail).")
+@_LEDGER
+def workflows_rollback(name: str, v: str, reason: str, ledger_url: str | None) -> None:
+    """Publish the source of publish V of NAME (a number or a digest prefix) again, as a new publish number.
+    Batches already handed off keep the version they were handed off with; new hand-offs get this one."""
+    from monitoring import configure_logging
+
+    from ..queue import rollback_workflow
+
+    settings = settings_from_flags(ledger_url=ledger_url)
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    ledger = open_ledger(ledger_url)
+    try:
+        number, target = rollback_workflow(ledger, name, v, f"cli:{cli_user()}", reason, origin="cli")
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        ledger.close()
+    click.echo(f"rolled {name} back to publish {target['number']} (version {target['version']}, {target['digest']}) "
+               f"as publish {number}")

@@ -3,6 +3,7 @@
 :class:`Ledger` opens it and holds its parts, one per concept (see :mod:`.core`).
 """
 
+from .audit import AuditHead, AuditTrail
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
@@ -25,9 +26,11 @@ __all__ = [
     "WorkflowStore",
     "Heartbeats",
     "SystemBudgets",
+    "AuditTrail",
     # what they take and give
     "Claim",
     "Outcome",
+    "AuditHead",
     # states
     "ACTIVE",
     "WAITING",

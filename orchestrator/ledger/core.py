@@ -9,7 +9,8 @@ schema) and holds its parts, one per concept, each on the same engine:
 - :attr:`Ledger.cases` (:mod:`.cases`): find cases, resubmit or resolve an exception;
 - :attr:`Ledger.reports` (:mod:`.reports`): counts, progress, throughput, refused rows, exceptions;
 - :attr:`Ledger.workflows` (:mod:`.workflows`): versions, publishing, the one parsed-workflow cache;
-- :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`).
+- :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`);
+- :attr:`Ledger.audit` (:mod:`.audit`): the hash-chained audit trail of what people did.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import LedgerError
 from . import migrate
+from .audit import AuditTrail
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
@@ -83,6 +85,8 @@ class Ledger:
         """The workers heard from recently."""
         self.budgets = SystemBudgets(self.engine)
         """The target systems' rate tokens and session slots, shared by every worker."""
+        self.audit = AuditTrail(self.engine)
+        """The audit trail: every action a person takes, append-only and hash-chained."""
 
     def close(self) -> None:
         """Close the ledger's connections."""

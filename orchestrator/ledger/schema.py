@@ -22,7 +22,8 @@ corrected data, ``done_by_hand`` and ``closed`` end it; every such action is a `
 
 The hand-off service's tables live here too: ``published_workflows`` (the version of each workflow that
 caseworkers hand off to), ``batch_rejections`` (every refused row of a hand-off), ``case_actions`` and
-``workers`` (each worker's heartbeat, for the operations page). The account tables (users, API tokens,
+``workers`` (each worker's heartbeat, for the operations page), ``workflow_publishes`` (every publish,
+numbered per name) and ``audit_log`` (the hash-chained audit trail). The account tables (users, API tokens,
 sign-in sessions) are in the same database and migrations, and on this :data:`metadata`, but are
 defined beside the code that uses them, in :mod:`orchestrator.accounts.schema`.
 """
@@ -164,6 +165,40 @@ published_workflows = Table(
     Column("published_by", String(64), nullable=False),
     Column("published_at", Float, nullable=False),
 )
+
+workflow_publishes = Table(
+    "workflow_publishes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("digest", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("published_by", String(64), nullable=False),
+    Column("published_at", Float, nullable=False),
+    Column("file", Text, nullable=False),
+    Column("reason", Text),
+    Column("rolled_back_from", Integer),
+)
+"""Every publish of every workflow name, numbered 1, 2, 3… per name; the newest is the one in
+``published_workflows``. A rollback is a publish of an earlier number's source, with its reason."""
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("object_type", String(24), nullable=False),
+    Column("object_id", String(160), nullable=False),
+    Column("origin", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_at", "at"),
+)
+"""The audit trail: every action a person takes, append-only, each record chained to the one before by
+SHA-256 (see :mod:`orchestrator.ledger.audit`)."""
 
 batch_rejections = Table(
     "batch_rejections",

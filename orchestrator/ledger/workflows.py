@@ -1,5 +1,7 @@
-"""Workflow versions in the ledger: each exact source stored once under its digest, the version of each
-name that hand-offs use (published), and the one cache of parsed versions a process keeps.
+"""Workflow versions in the ledger: each exact source stored once under its digest, every publish of a
+name numbered 1, 2, 3… (a rollback publishes an earlier number's source again, as a new number), the
+version of each name that hand-offs use (the newest publish), and the one cache of parsed versions a
+process keeps.
 
 A transaction names the digest it was handed off with, so a worker runs exactly that version, calls
 included, whatever was published since.
@@ -12,13 +14,14 @@ import time
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from workflows import LoadedWorkflow, Problem, WorkflowFileError, load_stored
 
 from ..errors import LedgerError
-from .schema import published_workflows, workflow_versions
+from .schema import published_workflows, workflow_publishes, workflow_versions
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +68,12 @@ class WorkflowStore:
         return found
 
     # -- published versions ----------------------------------------------------------------------------
-    def publish(self, loaded: LoadedWorkflow, by: str, file: str) -> LoadedWorkflow:
+    def publish(self, loaded: LoadedWorkflow, by: str, file: str, *, reason: str | None = None,
+                rolled_back_from: int | None = None) -> int:
         """Store a validated workflow and make it the version hand-offs of its name use from now on.
+
+        Returns:
+            Its publish number (1 for a name's first publish, then 2, 3…).
 
         Raises:
             WorkflowFileError: it is a part (``part: true``), which only ever runs through ``call``.
@@ -76,14 +83,70 @@ class WorkflowStore:
             raise WorkflowFileError([Problem(file, 1, 1, "part", "a part (part: true) runs only through 'call' from "
                                              "another workflow, so it cannot be published for hand-off")])
         self.save(loaded)
-        values = {"digest": loaded.digest, "version": definition.version, "published_by": by,
-                  "published_at": time.time()}
-        with self.engine.begin() as conn:
-            if conn.execute(update(published_workflows).where(published_workflows.c.name == definition.name)
-                            .values(**values)).rowcount == 0:
-                conn.execute(insert(published_workflows).values(name=definition.name, **values))
-        log.info("workflow published", workflow=definition.name, version=definition.version, by=by)
-        return loaded
+        for _ in range(20):  # two publishes of one name at once: the loser takes the next number
+            values = {"digest": loaded.digest, "version": definition.version, "published_by": by,
+                      "published_at": time.time()}
+            try:
+                with self.engine.begin() as conn:
+                    number = 1 + (conn.execute(select(func.max(workflow_publishes.c.number))
+                                               .where(workflow_publishes.c.name == definition.name)).scalar() or 0)
+                    conn.execute(insert(workflow_publishes).values(name=definition.name, number=number, file=file,
+                                                                   reason=reason, rolled_back_from=rolled_back_from,
+                                                                   **values))
+                    if conn.execute(update(published_workflows).where(published_workflows.c.name == definition.name)
+                                    .values(**values)).rowcount == 0:
+                        conn.execute(insert(published_workflows).values(name=definition.name, **values))
+            except IntegrityError:
+                continue
+            log.info("workflow published", workflow=definition.name, version=definition.version, number=number, by=by)
+            return number
+        raise LedgerError(f"workflow {definition.name} could not be given a publish number; publish it again")
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every publish of ``name``, oldest first: number, digest, version, who, when, file, reason, rolled_back_from."""
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(workflow_publishes).where(workflow_publishes.c.name == name).order_by(workflow_publishes.c.number))]
+
+    def find_publish(self, name: str, ref: str) -> dict[str, Any]:
+        """One publish of ``name``, by its number or a prefix of its digest.
+
+        Raises:
+            LedgerError: ``name`` was never published, or ``ref`` names no publish, or a digest prefix fits
+                several different versions (the message lists them).
+        """
+        publishes = self.versions(name)
+        if not publishes:
+            raise LedgerError(f"workflow {name} has never been published")
+        ref = ref.strip()
+        if ref.isdigit() and len(ref) < 8:
+            found = [p for p in publishes if p["number"] == int(ref)]
+        else:
+            found = [p for p in publishes if ref and p["digest"].startswith(ref.lower())]
+        digests = {p["digest"] for p in found}
+        if not found:
+            raise LedgerError(f"workflow {name} has no publish {ref} (publish numbers 1 to {publishes[-1]['number']}, "
+                              "or a digest prefix)")
+        if len(digests) > 1:
+            raise LedgerError(f"digest prefix {ref} of workflow {name} fits {len(digests)} versions "
+                              f"({', '.join(sorted(d[:12] for d in digests))}); give more of the digest or a publish number")
+        return found[-1]
+
+    def rollback(self, name: str, ref: str, by: str, reason: str) -> tuple[int, dict[str, Any]]:
+        """Publish the source of an earlier publish of ``name`` again, as a new publish number.
+
+        Returns:
+            The new publish number, and the publish rolled back to.
+
+        Raises:
+            LedgerError: no reason was given, or ``ref`` names no single publish (see :meth:`find_publish`).
+        """
+        if not reason.strip():
+            raise LedgerError("a rollback needs a reason")
+        target = self.find_publish(name, ref)
+        number = self.publish(self.load(target["digest"]), by, target["file"] or f"<publish {target['number']}>",
+                              reason=reason.strip(), rolled_back_from=target["number"])
+        return number, target
 
     def published(self) -> list[dict[str, Any]]:
         """Every published workflow: name, version, digest, who published it and when."""

@@ -5,7 +5,8 @@ ledger), its transaction ids are published (:mod:`.publisher`, confirmed, swept 
 a worker (:mod:`.worker`, or :mod:`.embedded` in-process) consumes them through :mod:`.consumer` and the
 thin task of :mod:`.tasks`, and :mod:`.execution` claims, runs in a bot and records each attempt, within
 the target systems' budgets (:mod:`.budgets`) and only while they answer (:mod:`.outage`). Batches are
-operated through :mod:`.batches`; :mod:`.progress` and :mod:`.gauges` read the figures back.
+operated through :mod:`.batches` and :mod:`.cases`, workflows published and rolled back through
+:mod:`.versions`; :mod:`.progress` and :mod:`.gauges` read the figures back.
 """
 
 from .batches import ACTIONS, DONE, RELEASES_WORK, BatchOperation, operate_batch
@@ -15,17 +16,18 @@ from .celery_app import DEAD_LETTER_QUEUE, QUEUE, declare_queues, make_celery
 from .embedded import embedded_worker
 from .execution import execute_many
 from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics, target_figures
-from .handoff import Receipt, hand_off, hand_off_rows, wait_for_batch
+from .handoff import Receipt, audit_hand_off, hand_off, hand_off_rows, wait_for_batch
 from .intake import DEADLINE_COLUMN, JSON_LINES_SUFFIXES, REJECTION_KINDS, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
 from .outage import TargetHealth
 from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
-from .results import FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
+from .results import AUDIT_KEYS, audit_csv_chunks, FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
 from .run import run_batch
 from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
+from .versions import publish_workflow, rollback_workflow, version_diff
 from .worker import run_worker
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "DEADLINE_COLUMN",
     "hand_off",
     "hand_off_rows",
+    "audit_hand_off",
     "wait_for_batch",
     "Receipt",
     "run_batch",
@@ -70,6 +73,9 @@ __all__ = [
     # operating and watching
     "operate_batch",
     "act_on_case",
+    "publish_workflow",
+    "rollback_workflow",
+    "version_diff",
     "CaseAction",
     "CASE_ACTIONS",
     "CASE_ACTION_DONE",
@@ -96,4 +102,6 @@ __all__ = [
     "reconcile",
     "Reconciliation",
     "REJECTION_KINDS",
+    "audit_csv_chunks",
+    "AUDIT_KEYS",
 ]

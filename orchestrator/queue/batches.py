@@ -22,6 +22,10 @@ ACTIONS = ("pause", "resume", "cancel", "retry-failed")
 DONE = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry-failed": "re-queued"}
 """Each action in the past tense, for the line or the banner that reports it."""
 
+AUDIT_ACTIONS = {"pause": "batch.pause", "resume": "batch.resume", "cancel": "batch.cancel",
+                 "retry-failed": "batch.requeue"}
+"""Each action's name in the audit trail."""
+
 RELEASES_WORK = frozenset({"resume", "retry-failed"})
 
 
@@ -42,12 +46,16 @@ class BatchOperation:
     not_published: str | None = None
 
 
-def operate_batch(ledger: Ledger, batch_id: str, action: str, *, publisher: Publisher | None = None,
-                  states: Sequence[str] = ("failed",), attempts: int = 3) -> BatchOperation:
-    """Apply ``action`` to the batch in the ledger, then publish what it released when ``publisher`` is given.
+def operate_batch(ledger: Ledger, batch_id: str, action: str, *, by: str, origin: str = "cli",
+                  publisher: Publisher | None = None, states: Sequence[str] = ("failed",),
+                  attempts: int = 3) -> BatchOperation:
+    """Apply ``action`` to the batch in the ledger, record it in the audit trail, then publish what it
+    released when ``publisher`` is given.
 
     Args:
         action: one of :data:`ACTIONS`.
+        by: who acts (a user name; on the command line the operating-system user).
+        origin: where from: the client address, or ``cli``.
         states: for ``retry-failed``: the states re-queued (``failed``, and ``cancelled`` if asked).
         attempts: for ``retry-failed``: the attempts each re-queued transaction gets.
 
@@ -65,6 +73,10 @@ def operate_batch(ledger: Ledger, batch_id: str, action: str, *, publisher: Publ
         count = ledger.batches.requeue(batch_id, tuple(states), extra_attempts=attempts)
     else:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    detail: dict[str, object] = {"count": count}
+    if action == "retry-failed":
+        detail.update(states=list(states), attempts=attempts)
+    ledger.audit.record(by, AUDIT_ACTIONS[action], "batch", batch_id, origin=origin, detail=detail)
     if publisher is None or action not in RELEASES_WORK:
         return BatchOperation(batch_id, action, count)
     return BatchOperation(batch_id, action, count, *publish_released(publisher, batch_id))

@@ -3,7 +3,7 @@ finished case again (with a reason). The one way to do them, used by ``autoclerk
 the case page and ``POST /api/cases/{id}/retry|cancel|rerun``.
 
 Each is one conditional change in the ledger, recorded with who did it, when and why (the case's
-actions). What it sends back to work is published at once when a publisher is given and the broker
+actions), and a record in the audit trail. What it sends back to work is published at once when a publisher is given and the broker
 answers; otherwise the next sweep publishes it.
 """
 
@@ -39,12 +39,14 @@ class CaseAction:
 
 
 def act_on_case(ledger: Ledger, tx_id: int, action: str, by: str, *, reason: str | None = None, attempts: int = 3,
-                publisher: Publisher | None = None) -> CaseAction:
+                publisher: Publisher | None = None, origin: str = "cli") -> CaseAction:
     """Apply ``action`` to case ``tx_id`` in the ledger, then publish what it sent back to work.
 
     Args:
         action: one of :data:`CASE_ACTIONS`.
-        by: who acts (a user name, or ``cli:USER``), recorded with the action.
+        by: who acts (a user name, or ``cli:USER``), recorded with the action and in the audit trail (where
+            ``cli:USER`` is recorded as ``USER`` from the origin ``cli``).
+        origin: where from: the client address, or ``cli``.
         reason: why; required for ``rerun``, kept as the note of the others.
         attempts: for ``retry`` and ``rerun``: the attempts the case gets.
 
@@ -60,6 +62,8 @@ def act_on_case(ledger: Ledger, tx_id: int, action: str, by: str, *, reason: str
         batch_id = ledger.cases.rerun(tx_id, by, reason or "", attempts=attempts)
     else:
         raise ValueError(f"action must be one of {', '.join(CASE_ACTIONS)}, not {action!r}")
+    ledger.audit.record(by.removeprefix("cli:"), f"case.{action}", "case", tx_id, origin=origin,
+                        detail={"batch": batch_id, "reason": reason, **({} if action == "cancel" else {"attempts": attempts})})
     if publisher is None or action == "cancel":
         return CaseAction(tx_id, action, batch_id)
     return CaseAction(tx_id, action, batch_id, *publish_released(publisher, batch_id))

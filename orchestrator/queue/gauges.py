@@ -71,7 +71,7 @@ class LedgerCollector(_CachedCollector):
         oldest = self.ledger.reports.oldest_waiting()
         return {"counts": progress["counts"], **target_figures(progress, self.target, now),
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
-                "held": self.ledger.reports.held(),
+                "held": self.ledger.reports.held(), "audit_head": self.ledger.audit.head().seq,
                 "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now)}
 
     def collect(self) -> Iterator[Metric]:
@@ -116,6 +116,9 @@ class LedgerCollector(_CachedCollector):
             breached.add_metric([workflow], figures["breached"])
         yield at_risk
         yield breached
+        yield GaugeMetricFamily("autoclerk_audit_head_sequence",
+                                "Sequence number of the newest audit record; it never goes down unless records "
+                                "were removed (alert AutoclerkAuditHeadWentBack).", value=f["audit_head"])
         yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
                                 "Age of the oldest transaction waiting for a bot (0 when none waits).",
                                 value=f["oldest_age"])

@@ -81,6 +81,15 @@ EXAMPLES = 1000
 """How many rejected rows a receipt keeps as examples."""
 REJECTIONS_PER_WRITE = 1000
 
+def audit_hand_off(ledger: Ledger, receipt: Receipt, loaded: LoadedWorkflow, by: str, *, origin: str,
+                   file: str | None) -> None:
+    """Record a person's hand-off in the audit trail: the batch, its workflow version and its counts (never
+    the cases' data). ``file`` is the name the cases came from (``None`` for one case from a form or the API)."""
+    ledger.audit.record(by, "batch.hand_off", "batch", receipt.batch_id, origin=origin, detail={
+        "workflow": loaded.definition.name, "digest": loaded.digest, "file": file, "accepted": receipt.accepted,
+        "resumed": receipt.resumed, "rejected": receipt.rejected + receipt.duplicates})
+
+
 def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path, *, priority: int = 0,
              deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None,
              tz: dt.tzinfo | None = None) -> Receipt:

@@ -78,6 +78,16 @@ def csv_chunks(results: Iterable[dict[str, Any]], *, rows_per_chunk: int = 500) 
     return _csv_text(RESULT_KEYS, ([result[key] for key in RESULT_KEYS] for result in results), rows_per_chunk)
 
 
+AUDIT_KEYS = ("seq", "at", "actor", "action", "object_type", "object_id", "origin", "detail", "prev_hash", "hash")
+"""The columns of the audit trail's CSV export (the keys of its JSON lines)."""
+
+
+def audit_csv_chunks(records: Iterable[dict[str, Any]], *, rows_per_chunk: int = 500) -> Iterator[str]:
+    """Audit records as CSV text (the detail as compact JSON), a few hundred per chunk, for a streamed download."""
+    return _csv_text(AUDIT_KEYS, ([json.dumps(r[k], ensure_ascii=False, separators=(",", ":")) if k == "detail" else r[k]
+                                   for k in AUDIT_KEYS] for r in records), rows_per_chunk)
+
+
 def rejections_csv_chunks(ledger: Ledger, batch_id: str, *, page: int = 1000) -> Iterator[str]:
     """Every row of a batch's file that was not queued, as CSV (row, field, reason), read a page at a time."""
     def rows() -> Iterator[tuple[Any, ...]]:

@@ -18,7 +18,7 @@ from ..ledger import Ledger
 from ..settings import Settings
 from .celery_app import make_celery
 from .embedded import embedded_worker
-from .handoff import Receipt, hand_off, wait_for_batch
+from .handoff import Receipt, audit_hand_off, hand_off, wait_for_batch
 from .intake import Rejection
 from .preflight import check_configuration, check_workers
 from .publisher import Publisher
@@ -31,11 +31,13 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
               on_handed_off: Callable[[Receipt], None] | None = None,
               on_progress: Callable[[dict[str, int]], None] | None = None,
               on_timeout: Callable[[str], None] | None = None,
-              on_warning: Callable[[str], None] | None = None) -> Summary:
+              on_warning: Callable[[str], None] | None = None, by: str | None = None) -> Summary:
     """Hand ``cases_path`` off to the workflow at ``workflow_path``, wait for every case, return the summary.
 
     Args:
         on_rejection: called with each row that is refused (not queued).
+        by: who hands the file off (the operating-system user of ``autoclerk run``): the hand-off is recorded
+            in the audit trail from the origin ``cli`` (``None``: not recorded, for the demo).
         on_handed_off: called with the receipt once the whole file is handed off.
         on_progress: called with the batch's counts by state while it runs.
         on_timeout: called with the reason when ``timeout_s`` ran out; the summary then counts what is unfinished.
@@ -74,6 +76,8 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
             set_runtime(runtime)
             receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, deadline=deadline,
                                on_rejection=on_rejection, tz=settings.tz)
+            if by is not None:
+                audit_hand_off(ledger, receipt, loaded, by, origin="cli", file=str(cases_path))
             if on_handed_off is not None:
                 on_handed_off(receipt)
             try:

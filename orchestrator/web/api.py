@@ -2,7 +2,8 @@
 
 Machines authenticate with ``Authorization: Bearer TOKEN`` (``autoclerk users add NAME --role ROLE --token``
 prints one); the API never reads a cookie. It offers what the pages offer: hand off a batch or one case,
-follow a batch and its cases, deal with exceptions, operate batches, publish workflows, read the figures.
+follow a batch and its cases, deal with exceptions, operate batches, publish workflows (and list, compare
+and roll back their versions), read the figures and the audit trail.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -19,9 +20,10 @@ from workflows import WorkflowFileError
 from ..accounts import User
 from ..errors import ConfigurationError, LedgerError
 from ..ledger import STATES, TERMINAL
-from ..queue import ACTIONS, REJECTION_KINDS, RESULT_KEYS, Receipt, act_on_case, operate_batch, reconcile
-from .auth import api_user, service_of
-from .downloads import results_download
+from ..queue import (ACTIONS, REJECTION_KINDS, RESULT_KEYS, Receipt, act_on_case, operate_batch, reconcile,
+                     version_diff)
+from .auth import api_user, origin_of, service_of
+from .downloads import audit_download, results_download
 from .receive import receive_batch
 from .service import screenshots_of
 from .upload import workflow_upload
@@ -201,7 +203,8 @@ def hand_off_case(request: Request, workflow: str = Query(description="The publi
     service = service_of(request)
     loaded = _published(request, workflow)
     try:
-        result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()}, deadline=deadline)
+        result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()}, deadline=deadline,
+                                       origin=origin_of(request))
     except ConfigurationError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=503)
     if not isinstance(result, Receipt):
@@ -336,7 +339,8 @@ def _own_open_exception(request: Request, user: User, tx_id: int) -> dict[str, A
 def resubmit(request: Request, tx_id: int, body: Resubmission, user: User = Depends(CASEWORKER)) -> Any:
     """Correct an exception's data and send it back to the bots (checked by the input schema's rules)."""
     case = _own_open_exception(request, user, tx_id)
-    errors = service_of(request).resubmit(user, case, {**case["payload"], **body.data}, body.note)
+    errors = service_of(request).resubmit(user, case, {**case["payload"], **body.data}, body.note,
+                                          origin=origin_of(request))
     if errors:
         return JSONResponse({"detail": "the corrected case breaks the input schema's rules", "errors": errors},
                             status_code=409 if "form" in errors else 422)
@@ -359,7 +363,7 @@ def close(request: Request, tx_id: int, body: Resolution, user: User = Depends(C
 
 def _resolve(request: Request, user: User, tx_id: int, resolution: str, note: str | None) -> Any:
     _own_open_exception(request, user, tx_id)
-    if not service_of(request).ledger.cases.resolve(tx_id, resolution, user.username, (note or "").strip() or None):
+    if not service_of(request).resolve(user, tx_id, resolution, (note or "").strip() or None, origin=origin_of(request)):
         raise HTTPException(409, f"case {tx_id} was dealt with by someone else a moment ago")
     return _case_detail(request, user, tx_id)
 
@@ -391,7 +395,7 @@ def _act_on_case(request: Request, user: User, tx_id: int, action: str, body: Ca
     service = service_of(request)
     try:
         act_on_case(service.ledger, tx_id, action, user.username, reason=(body.reason or "").strip() or None,
-                    attempts=body.attempts, publisher=service.publisher)
+                    attempts=body.attempts, publisher=service.publisher, origin=origin_of(request))
     except LedgerError as exc:
         raise HTTPException(409, str(exc)) from None
     return _case_detail(request, user, tx_id)
@@ -406,7 +410,8 @@ def operate(request: Request, batch_id: str, action: str, user: User = Depends(O
     _batch_or_404(request, user, batch_id)
     service = service_of(request)
     try:
-        operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+        operate_batch(service.ledger, batch_id, action, by=user.username, origin=origin_of(request),
+                      publisher=service.publisher)
     except LedgerError as exc:  # a finished batch has nothing to pause, resume or cancel
         raise HTTPException(409, str(exc)) from None
     return batch_status(request, batch_id, user)
@@ -436,13 +441,102 @@ async def publish_workflow(request: Request, user: User = Depends(AUTHOR)) -> An
     if main not in files:
         raise HTTPException(422, "send the workflow in the multipart field 'files' (and 'main' naming the main file)")
     try:
-        loaded = await run_in_threadpool(service_of(request).publish, files, main, user.username)
+        loaded, number = await run_in_threadpool(lambda: service_of(request).publish(files, main, user.username,
+                                                                                     origin=origin_of(request)))
     except WorkflowFileError as exc:
         return JSONResponse({"detail": "the workflow has problems; nothing was published",
                              "problems": [str(p) for p in exc.problems]}, status_code=422)
     warning = await run_in_threadpool(service_of(request).publish_warning, loaded)
     return {"name": loaded.definition.name, "version": loaded.definition.version, "digest": loaded.digest,
-            "warnings": [warning] if warning else []}
+            "number": number, "warnings": [warning] if warning else []}
+
+
+class Publish(BaseModel):
+    number: int = Field(description="The publish number: 1, 2, 3… per workflow name.")
+    digest: str
+    version: int = Field(description="The author's 'version:' in the file.")
+    published_by: str
+    published_at: float
+    file: str
+    reason: str | None = Field(description="Why, for a rollback.")
+    rolled_back_from: int | None = Field(description="For a rollback: the publish whose source it brought back.")
+
+
+class Rollback(BaseModel):
+    to: str = Field(description="The publish to go back to: its number, or a prefix of its digest.")
+    reason: str = Field(min_length=1, max_length=4000, description="Why (kept with the publish and in the audit trail).")
+
+
+class AuditRecord(BaseModel):
+    seq: int
+    at: float
+    actor: str = Field(description="Who: a user of the service, or the operating-system user for the command line.")
+    action: str
+    object_type: str
+    object_id: str
+    origin: str = Field(description="The client's address, or 'cli'.")
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str = Field(description="SHA-256 of the record's fields and the previous hash.")
+
+
+VERSIONS = api_user("author", "operator")
+
+
+def _versions_or_404(request: Request, name: str) -> list[dict[str, Any]]:
+    publishes = service_of(request).ledger.workflows.versions(name)
+    if not publishes:
+        raise HTTPException(404, f"workflow '{name}' has never been published")
+    return publishes
+
+
+@router.get("/workflows/{name}/versions", response_model=list[Publish])
+def workflow_versions(request: Request, name: str, user: User = Depends(VERSIONS)) -> Any:
+    """Every publish of a workflow, oldest first; the newest is the one hand-offs use."""
+    return _versions_or_404(request, name)
+
+
+@router.get("/workflows/{name}/diff", responses={200: {"content": {"text/plain": {}},
+                                                     "description": "A unified diff of the two sources."}})
+def workflow_diff(request: Request, name: str, a: str = Query(description="A publish number or digest prefix."),
+                  b: str = Query(description="A publish number or digest prefix."), user: User = Depends(VERSIONS)) -> Any:
+    """A unified diff of the sources of two publishes (empty when they are the same)."""
+    _versions_or_404(request, name)
+    try:
+        return PlainTextResponse(version_diff(service_of(request).ledger, name, a, b))
+    except LedgerError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/workflows/{name}/rollback", status_code=201, response_model=Publish)
+def rollback_workflow(request: Request, name: str, body: Rollback, user: User = Depends(VERSIONS)) -> Any:
+    """Publish the source of an earlier publish again, as a new publish number (batches already handed off
+    keep their version)."""
+    _versions_or_404(request, name)
+    try:
+        number, _ = service_of(request).rollback(name, body.to, user.username, body.reason, origin=origin_of(request))
+    except LedgerError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return next(p for p in _versions_or_404(request, name) if p["number"] == number)
+
+
+# -- the audit trail -------------------------------------------------------------------------------------
+@router.get("/audit", response_model=list[AuditRecord])
+def audit_trail(request: Request, since: float | None = Query(None, description="From this Unix time."),
+                user_name: str | None = Query(None, alias="user", description="Only this user's actions."),
+                action: str | None = Query(None, description="Only this action (or a kind of action ending in '.')."),
+                after: int = Query(0, ge=0, description="Records after this sequence number (paging)."),
+                limit: int = Query(1000, ge=1, le=10000), user: User = Depends(OPERATOR)) -> Any:
+    """The audit trail, oldest first, a page at a time."""
+    return service_of(request).ledger.audit.records(since=since, actor=user_name, action=action, after=after, limit=limit)
+
+
+@router.get("/audit/export", responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+def audit_export(request: Request, format: str = Query("jsonl", pattern="^(csv|jsonl)$"),
+                 since: float | None = Query(None), user_name: str | None = Query(None, alias="user"),
+                 action: str | None = Query(None), user: User = Depends(OPERATOR)) -> Any:
+    """The whole audit trail (filtered) as a CSV or JSON-lines download, streamed."""
+    return audit_download(service_of(request).ledger, format, since=since, actor=user_name, action=action)
 
 
 @router.get("/openapi.json", include_in_schema=False)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import api, batch_pages, handoff_pages, ops_pages, signin
+from . import api, audit_pages, batch_pages, handoff_pages, ops_pages, signin
 from .auth import Refused, SignInRequired, sign_in_redirect
 from .render import HERE, render, templates
 from .service import HandoffService
@@ -60,7 +60,7 @@ def create_app(service: HandoffService) -> FastAPI:
     app.state.service = service
     app.state.templates = templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (signin, handoff_pages, batch_pages, ops_pages, api):
+    for module in (signin, handoff_pages, batch_pages, ops_pages, audit_pages, api):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

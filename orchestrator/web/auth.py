@@ -139,6 +139,12 @@ def api_user(*roles: str) -> Callable[..., Any]:
     return dependency
 
 
+def origin_of(request: Request) -> str:
+    """Where a request came from, for the audit trail: the client's address (behind a proxy, the proxy's,
+    unless the server is run with forwarded headers trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
 def sign_in_redirect(next_path: str) -> str:
     return f"/sign-in?next={quote(next_path, safe='/')}"
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import LedgerError
 from ..ledger import ACTIVE, STATES, TERMINAL, WAITING
 from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
-from .auth import PageSession, csrf_protected, service_of, signed_in
+from .auth import PageSession, csrf_protected, origin_of, service_of, signed_in
 from .downloads import rejections_download, results_download
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .render import render
@@ -114,7 +114,8 @@ def operate(request: Request, batch_id: str, action: str, session: PageSession =
         return _not_found(request, session, "batch")
     service = service_of(request)
     try:
-        done = operate_batch(service.ledger, batch_id, action, publisher=service.publisher)
+        done = operate_batch(service.ledger, batch_id, action, by=session.user.username, origin=origin_of(request),
+                             publisher=service.publisher)
     except LedgerError:  # a finished batch has nothing to pause, resume or cancel (its page offers none)
         return render(request, "refused.html", {"title": "This batch has finished", "message": (
             "Every case in this batch has an outcome, so there is nothing to pause, resume or cancel.")},
@@ -209,7 +210,8 @@ async def operate_case(request: Request, tx_id: int, action: str,
     service = service_of(request)
     try:
         await run_in_threadpool(lambda: act_on_case(service.ledger, tx_id, action, session.user.username,
-                                                    reason=reason or None, publisher=service.publisher))
+                                                    reason=reason or None, publisher=service.publisher,
+                                                    origin=origin_of(request)))
     except LedgerError as exc:  # someone else changed the case a moment ago
         return _case_page(request, session, found, errors={"form": str(exc)}, status=409)
     return RedirectResponse(f"/cases/{tx_id}?done={action}", status_code=303)
@@ -225,7 +227,8 @@ async def resubmit(request: Request, tx_id: int, session: PageSession = Depends(
     definition = service_of(request).ledger.workflows.load(found["digest"]).definition
     row = row_from_form(definition, form)
     note = str(form.get("note", "")).strip() or None
-    errors = await run_in_threadpool(service_of(request).resubmit, session.user, found, row, note)
+    errors = await run_in_threadpool(lambda: service_of(request).resubmit(session.user, found, row, note,
+                                                                          origin=origin_of(request)))
     if errors:
         return _resolve_form(request, session, found, row, errors, status=422)
     return RedirectResponse(f"/cases/{tx_id}?done=resubmitted", status_code=303)
@@ -243,7 +246,8 @@ async def resolve(request: Request, tx_id: int, resolution: str,
     if kind == "done_by_hand" and not note:
         return _resolve_form(request, session, found, found["payload"],
                              {"note": "Say what you did, so the next person can see how the case was done"}, status=422)
-    changed = await run_in_threadpool(service_of(request).ledger.cases.resolve, tx_id, kind, session.user.username, note or None)
+    changed = await run_in_threadpool(lambda: service_of(request).resolve(session.user, tx_id, kind, note or None,
+                                                                          origin=origin_of(request)))
     if not changed:
         return _resolve_form(request, session, found, found["payload"],
                              {"form": "Someone else dealt with this case a moment ago"}, status=409)

@@ -11,7 +11,7 @@ from workflows import LoadedWorkflow
 
 from ..errors import ConfigurationError
 from ..queue import Receipt
-from .auth import PageSession, csrf_protected, service_of, signed_in
+from .auth import PageSession, csrf_protected, origin_of, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .receive import receive_batch
 from .render import render
@@ -59,7 +59,8 @@ async def hand_off_case(request: Request, workflow: str, session: PageSession = 
     definition = loaded.definition
     row = row_from_form(definition, await request.form())
     try:
-        result = await run_in_threadpool(service_of(request).hand_off_case, session.user, loaded, row)
+        result = await run_in_threadpool(lambda: service_of(request).hand_off_case(session.user, loaded, row,
+                                                                                   origin=origin_of(request)))
     except ConfigurationError as exc:
         return _cannot_run(request, session, str(exc))
     if isinstance(result, Receipt):

@@ -1,5 +1,6 @@
 """The operator's operations page (target progress, throughput over time, queue depth, bots, failed
-cases to retry) and the author's workflows page (publish a workflow version)."""
+cases to retry), the author's workflows page (publish a workflow version) and each workflow's versions
+(every publish, a diff between two, a rollback with a reason: for authors and operators)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from workflows import WorkflowFileError
 
-from .auth import PageSession, check_csrf, service_of, signed_in
+from ..errors import LedgerError
+from ..queue import version_diff
+from .auth import PageSession, check_csrf, csrf_protected, origin_of, service_of, signed_in
 from .render import render
 from .upload import workflow_upload
 
@@ -63,11 +66,62 @@ async def publish(request: Request, session: PageSession = Depends(signed_in("au
         return _workflows_page(request, session, {"files": f"The main workflow {main} is not among the files chosen"},
                                status=422)
     try:
-        loaded = await run_in_threadpool(service_of(request).publish, files, main, session.user.username)
+        loaded, number = await run_in_threadpool(lambda: service_of(request).publish(files, main, session.user.username,
+                                                                                     origin=origin_of(request)))
     except WorkflowFileError as exc:
         return _workflows_page(request, session, {"files": "The workflow has problems; nothing was published"},
                                problems=[str(p) for p in exc.problems], status=422)
     definition = loaded.definition
     warning = await run_in_threadpool(service_of(request).publish_warning, loaded)
-    return _workflows_page(request, session, {}, flash=f"Published {definition.name} version {definition.version}.",
+    return _workflows_page(request, session, {}, flash=f"Published {definition.name} version {definition.version} as publish {number}.",
                            warning=warning)
+
+
+VERSIONS_ROLES = ("author", "operator")
+
+
+@router.get("/workflows/{name}")
+def versions(request: Request, name: str, a: str = "", b: str = "", done: int = 0,
+             session: PageSession = Depends(signed_in(*VERSIONS_ROLES))) -> Response:
+    """Every publish of a workflow, a diff between two (``?a=1&b=2``), and the rollback form."""
+    return _versions_page(request, session, name, a, b, flash=f"Rolled back: publish {done} is in use now." if done else None)
+
+
+def _versions_page(request: Request, session: PageSession, name: str, a: str = "", b: str = "", *,
+                   errors: dict[str, str] | None = None, flash: str | None = None, status: int = 200) -> Response:
+    ledger = service_of(request).ledger
+    publishes = ledger.workflows.versions(name)
+    if not publishes:
+        return render(request, "not_found.html", {"title": "Page not found", "message": f"No workflow named {name} has been published."},
+                      status=404, session=session)
+    diff, diff_error = None, None
+    if a and b:
+        try:
+            diff = version_diff(ledger, name, a, b)
+        except LedgerError as exc:
+            diff_error = str(exc)
+    lines = [{"text": line, "kind": "hunk" if line[:3] in ("---", "+++", "@@ ") else
+              {"+": "added", "-": "removed"}.get(line[:1], "same")} for line in (diff or "").splitlines()]
+    return render(request, "workflow_versions.html", {
+        "title": f"Versions of {name}", "name": name, "publishes": list(reversed(publishes)), "a": a, "b": b,
+        "diff": lines, "diffed": diff is not None, "diff_error": diff_error, "errors": errors or {}, "flash": flash,
+        "back": "/workflows" if session.user.has("author") else "/operations",
+        "error_links": {"reason": "reason", "number": "number"}}, status=status, session=session)
+
+
+@router.post("/workflows/{name}/rollback")
+async def rollback(request: Request, name: str, session: PageSession = Depends(csrf_protected(*VERSIONS_ROLES))
+                   ) -> Response:
+    form = await request.form()
+    number, reason = str(form.get("number", "")).strip(), str(form.get("reason", "")).strip()
+    errors = {**({"number": "Choose the publish to go back to"} if not number else {}),
+              **({"reason": "Say why you are rolling back"} if not reason else {})}
+    if not errors:
+        try:
+            new, _ = await run_in_threadpool(lambda: service_of(request).rollback(
+                name, number, session.user.username, reason, origin=origin_of(request)))
+        except LedgerError as exc:
+            errors = {"number": str(exc)}
+        else:
+            return RedirectResponse(f"/workflows/{name}?done={new}", status_code=303)
+    return _versions_page(request, session, name, errors=errors, status=422)

@@ -25,7 +25,7 @@ from ..accounts import User
 from ..deadlines import DeadlineError
 from ..errors import ConfigurationError
 from ..queue import JSON_LINES_SUFFIXES, Receipt
-from .auth import CSRF_FIELD, check_csrf
+from .auth import CSRF_FIELD, check_csrf, origin_of
 from .service import HandoffService
 from .upload import MultipartFile, UploadError, UploadTooLarge, boundary_of
 
@@ -93,6 +93,8 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
     received: dict[str, int] = {}
     warnings: list[str] = []
 
+    origin = origin_of(request)
+
     def work() -> Receipt | Refusal:
         upload = MultipartFile(chunks(), boundary, max_bytes=limit)
         try:
@@ -120,7 +122,7 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             name = upload.filename or "upload"
             text = io.TextIOWrapper(io.BufferedReader(upload, READ_BUFFER), encoding="utf-8-sig", newline="")
             try:
-                receipt = service.hand_off_stream(user, loaded, text, name,
+                receipt = service.hand_off_stream(user, loaded, text, name, origin=origin,
                                                   json_lines=name.lower().endswith(JSON_LINES_SUFFIXES),
                                                   source_sha256=upload.file_sha256, deadline=due)
             except CasesFileError as exc:

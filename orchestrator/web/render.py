@@ -34,6 +34,7 @@ NAVIGATION = (
     ("caseworker", "/exceptions", "Exceptions"),
     (("caseworker", "operator"), "/batches", "Batches"),
     ("operator", "/operations", "Operations"),
+    ("operator", "/audit", "Audit trail"),
     ("author", "/workflows", "Workflows"),
 )
 

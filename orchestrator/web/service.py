@@ -19,7 +19,7 @@ from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, m
 from ..accounts import Accounts, User
 from ..errors import ConfigurationError
 from ..ledger import Ledger
-from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, check_workers, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
+from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, audit_hand_off, check_workers, publish_workflow, rollback_workflow, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,8 +46,12 @@ class HandoffService:
         """The published version of workflow ``name`` (``None`` when it is not published)."""
         return self.ledger.workflows.load_published(name)
 
-    def publish(self, files: dict[str, bytes], main: str, by: str) -> LoadedWorkflow:
-        """Validate a workflow (``main`` among ``files``, with the parts it calls) and publish it.
+    def publish(self, files: dict[str, bytes], main: str, by: str, *, origin: str) -> tuple[LoadedWorkflow, int]:
+        """Validate a workflow (``main`` among ``files``, with the parts it calls), publish it and record that
+        in the audit trail.
+
+        Returns:
+            The workflow and its publish number.
 
         Raises:
             WorkflowFileError: a file is malformed (every problem located, file by file).
@@ -56,7 +60,16 @@ class HandoffService:
             for name, content in files.items():
                 (Path(folder) / name).write_bytes(content)
             loaded = load_workflow(Path(folder) / main)
-        return self.ledger.workflows.publish(loaded, by, main)
+        return loaded, publish_workflow(self.ledger, loaded, by, main, origin=origin)
+
+    def rollback(self, name: str, ref: str, by: str, reason: str, *, origin: str) -> tuple[int, dict[str, Any]]:
+        """Publish the source of an earlier publish of ``name`` again (see :meth:`WorkflowStore.rollback`),
+        recorded in the audit trail.
+
+        Raises:
+            LedgerError: no reason, or ``ref`` names no single publish of ``name``.
+        """
+        return rollback_workflow(self.ledger, name, ref, by, reason, origin=origin)
 
     def publish_warning(self, loaded: LoadedWorkflow) -> str | None:
         """Why hand-offs to a workflow just published would be refused or wait now, or ``None``."""
@@ -84,7 +97,7 @@ class HandoffService:
         return check_workers(loaded, self.ledger.heartbeats.workers(), what=what)
 
     # -- hand-off --------------------------------------------------------------------------------------
-    def hand_off_stream(self, user: User, loaded: LoadedWorkflow, stream: IO[str], name: str, *,
+    def hand_off_stream(self, user: User, loaded: LoadedWorkflow, stream: IO[str], name: str, *, origin: str,
                         json_lines: bool = False, source_sha256: Callable[[], str | None] | None = None,
                         deadline: float | None = None) -> Receipt:
         """Hand off a batch read from a text stream (an upload) as it arrives; every refused row is recorded.
@@ -98,9 +111,10 @@ class HandoffService:
                                 existing="refuse", source_sha256=source_sha256, deadline=deadline)
         log.info("batch handed off", batch=receipt.batch_id, workflow=loaded.definition.name, by=user.username,
                  accepted=receipt.accepted, rejected=receipt.rejected + receipt.duplicates)
+        audit_hand_off(self.ledger, receipt, loaded, user.username, origin=origin, file=name)
         return receipt
 
-    def hand_off_case(self, user: User, loaded: LoadedWorkflow, row: dict[str, Any],
+    def hand_off_case(self, user: User, loaded: LoadedWorkflow, row: dict[str, Any], *, origin: str,
                       deadline: str | None = None) -> Receipt | dict[str, str]:
         """Hand off one case from a form or an API call: the receipt, or the errors by field. ``deadline`` (ISO
         8601) is the case's own (as a ``_deadline`` column in ``row`` is).
@@ -129,9 +143,11 @@ class HandoffService:
             return {definition.reference_field: receipt.examples[0].reason}
         if warning is not None:
             receipt.warnings.append(warning)
+        audit_hand_off(self.ledger, receipt, loaded, user.username, origin=origin, file=None)
         return receipt
 
-    def resubmit(self, user: User, case: dict[str, Any], row: dict[str, Any], note: str | None) -> dict[str, str] | None:
+    def resubmit(self, user: User, case: dict[str, Any], row: dict[str, Any], note: str | None, *,
+                 origin: str) -> dict[str, str] | None:
         """Send an open exception back to the bots with corrected data: ``None``, or the errors by field."""
         loaded = self.ledger.workflows.load(case["digest"])
         definition = loaded.definition
@@ -148,8 +164,19 @@ class HandoffService:
         if not self.ledger.cases.resubmit(case["id"], checked.payload, user.username, attempts=definition.max_attempts,
                                       note=note):
             return {"form": "this case is no longer waiting for a person (someone else acted on it)"}
+        self.ledger.audit.record(user.username, "case.resubmit", "case", case["id"], origin=origin,
+                                 detail={"batch": case["batch_id"], "note": note})  # the corrected data stays out
         self.publisher.sweep(case["batch_id"])
         return None
+
+    def resolve(self, user: User, tx_id: int, resolution: str, note: str | None, *, origin: str) -> bool:
+        """Mark an open exception done by hand or closed (``resolution``: ``done_by_hand`` or ``closed``),
+        recorded in the audit trail; whether it was still open."""
+        if not self.ledger.cases.resolve(tx_id, resolution, user.username, note):
+            return False
+        self.ledger.audit.record(user.username, "case.close" if resolution == "closed" else "case.done_by_hand",
+                                 "case", tx_id, origin=origin, detail={"note": note})
+        return True
 
     # -- who may see what ------------------------------------------------------------------------------
     @staticmethod

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from .auth import SESSION_COOKIE, SIGN_IN_COOKIE, PageSession, check_csrf, csrf_protected, service_of, sign_in_token, signed_in
+from .auth import (SESSION_COOKIE, SIGN_IN_COOKIE, PageSession, check_csrf, csrf_protected, origin_of, service_of,
+                   sign_in_token, signed_in)
 from .render import render
 
 router = APIRouter(include_in_schema=False)
@@ -45,6 +46,9 @@ async def sign_in(request: Request) -> Response:
     next_path = _safe_next(str(form.get("next", "/")))
     service = service_of(request)
     user = await run_in_threadpool(service.accounts.authenticate, username, password) if username and password else None
+    if username:  # an empty form is not an attempt; the password never reaches the trail
+        await run_in_threadpool(service.ledger.audit.record, username, "sign_in" if user else "sign_in.failed",
+                                "user", username, origin=origin_of(request))
     if user is None:
         errors = {"username": "Enter your user name"} if not username else (
             {"password": "Enter your password"} if not password else

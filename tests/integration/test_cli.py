@@ -52,6 +52,9 @@ def test_a_batch_run_records_valid_cases_once_and_hands_back_refused_ones_with_t
         assert entry["values"]["postcode"] == row["postcode"] and entry["values"]["city"] == row["city"]
     # Why each case came back, without opening the ledger: 'batches show', its JSON, the export, the reconciliation.
     batch = summary["batch_id"]
+    handed_off = [json.loads(line) for line in autoclerk("audit", "--ledger", ledger, "--json").stdout.splitlines()]
+    assert [(r["action"], r["object_id"], r["origin"], r["detail"]["accepted"]) for r in handed_off] == [
+        ("batch.hand_off", batch, "cli", 10)], "the hand-off is in the audit trail, from the command line"
     shown = autoclerk("batches", "show", batch, "--ledger", ledger, "--state", "business_exception", "--json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     *cases_shown, totals = [json.loads(line) for line in shown.stdout.splitlines()]

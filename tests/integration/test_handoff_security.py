@@ -19,7 +19,7 @@ import pytest
 
 from demo_portal import PortalProcess
 from orchestrator.ledger import Ledger
-from orchestrator.web import api, batch_pages, handoff_pages, ops_pages, signin
+from orchestrator.web import api, audit_pages, batch_pages, handoff_pages, ops_pages, signin
 from orchestrator.web.auth import SESSION_COOKIE, SIGN_IN_COOKIE
 from tests.integration.handoff_rig import PASSWORD, USERS, HandoffServer, handoff_server
 from workflows import parse_workflow
@@ -80,14 +80,14 @@ def sample(server: HandoffServer) -> dict[str, str]:
         receipt = client.post("/api/batches", params={"workflow": "echo-ref"},
                               files={"file": ("s.csv", b"case_ref\nSAMPLE-1\n")}).json()
         case = client.get(f"/api/batches/{receipt['batch_id']}/cases").json()[0]
-    return {"batch_id": receipt["batch_id"], "tx_id": str(case["id"]), "workflow": "change-of-address", "index": "0",
+    return {"batch_id": receipt["batch_id"], "tx_id": str(case["id"]), "workflow": "change-of-address", "name": "change-of-address", "index": "0",
             "action": "pause", "resolution": "close", "fmt": "csv"}
 
 
 def routes() -> list[tuple[str, str, tuple[str, ...] | None, bool]]:
     """Every route of the application: (method, path, roles its auth check asks for, whether it is the API)."""
     found = []
-    for module in (signin, handoff_pages, batch_pages, ops_pages, api):
+    for module in (signin, handoff_pages, batch_pages, ops_pages, audit_pages, api):
         for route in module.router.routes:
             roles = next((dep.call.roles for dep in route.dependant.dependencies  # type: ignore[attr-defined]
                           if hasattr(dep.call, "roles")), None)

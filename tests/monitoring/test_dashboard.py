@@ -10,7 +10,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitoring import REGISTRY
-from orchestrator.ledger import BATCH_STATES, STATES
+from orchestrator.ledger import BATCH_STATES, STATES, AuditHead
 from orchestrator.queue import BrokerCollector, LedgerCollector
 from tests.conftest import ROOT
 
@@ -36,8 +36,14 @@ class _Reports:
         return {"change-of-address": {"at_risk": 2, "breached": 1}}
 
 
+class _Audit:
+    def head(self) -> AuditHead:
+        return AuditHead(7, "0" * 64)
+
+
 class _Ledger:
     reports = _Reports()
+    audit = _Audit()
 
 
 def exported() -> set[str]:

@@ -47,10 +47,10 @@ def batch_of(ledger: Ledger, count: int) -> tuple[str, list[int]]:
 def test_pause_holds_waiting_cases_and_resume_publishes_them_at_once(ledger: Ledger) -> None:
     batch, ids = batch_of(ledger, 4)
     publisher = RecordingPublisher(ledger)
-    paused = operate_batch(ledger, batch, "pause", publisher=publisher)  # type: ignore[arg-type]
+    paused = operate_batch(ledger, batch, "pause", by="olga", publisher=publisher)  # type: ignore[arg-type]
     assert (paused.count, paused.published) == (4, None) and publisher.swept == []
     assert ledger.reports.counts(batch)["paused"] == 4 and ledger.batches.get(batch)["state"] == "paused"  # type: ignore[index]
-    resumed = operate_batch(ledger, batch, "resume", publisher=publisher)  # type: ignore[arg-type]
+    resumed = operate_batch(ledger, batch, "resume", by="olga", publisher=publisher)  # type: ignore[arg-type]
     assert (resumed.count, resumed.published, resumed.not_published) == (4, 4, None)
     assert publisher.swept == [batch] and ledger.outbox.due(batch) == []
     assert f"Batch {DONE['resume']}" == "Batch resumed" and set(ACTIONS) == set(DONE)
@@ -61,7 +61,7 @@ def test_retry_failed_requeues_failed_cases_and_leaves_them_to_the_sweep_when_th
     claim = ledger.transactions.claim(ids[0], "w1", lease_s=60)
     assert claim is not None
     ledger.transactions.finish_many([Outcome(claim, "failed", error_class="StepTimeout")])
-    retried = operate_batch(ledger, batch, "retry-failed", publisher=RecordingPublisher(ledger, down=True),  # type: ignore[arg-type]
+    retried = operate_batch(ledger, batch, "retry-failed", by="olga", publisher=RecordingPublisher(ledger, down=True),  # type: ignore[arg-type]
                             attempts=2)
     assert retried.count == 1 and retried.published is None and "cannot be reached" in (retried.not_published or "")
     row = ledger.transactions.get(ids[0])
@@ -72,9 +72,9 @@ def test_retry_failed_requeues_failed_cases_and_leaves_them_to_the_sweep_when_th
 def test_an_unknown_action_or_batch_is_refused_and_changes_nothing(ledger: Ledger) -> None:
     batch, _ = batch_of(ledger, 1)
     with pytest.raises(ValueError, match="action must be one of pause, resume, cancel, retry-failed"):
-        operate_batch(ledger, batch, "delete")
+        operate_batch(ledger, batch, "delete", by="olga")
     with pytest.raises(LedgerError, match="there is no batch nope"):
-        operate_batch(ledger, "nope", "cancel")
+        operate_batch(ledger, "nope", "cancel", by="olga")
     assert ledger.reports.counts(batch)["queued"] == 1
 
 
