@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     session_hours: float = Field(default=8.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
     max_upload_mb: float = Field(default=4096.0, gt=0, description=(
         "The largest batch file the service takes; larger uploads are refused before they are read."))
+    timezone: str = Field(default="Europe/London", description=(
+        "The IANA time zone (e.g. Europe/London) that schedules' cron expressions run in and times without "
+        "an offset are read in."))
     log_json: bool = False
     log_level: str = "WARNING"
     portal_password: SecretStr = Field(default=SecretStr("demo-password"), description="The demo portal's password.")
@@ -102,6 +105,17 @@ class Settings(BaseSettings):
     def _known_broker(cls, value: str) -> str:
         if not value.startswith(("memory://", "amqp://", "amqps://", "pyamqp://")):
             raise ValueError("expected memory:// (embedded) or an amqp:// URL")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"expected an IANA time zone such as Europe/London or UTC, got '{value}'") from None
         return value
 
     @field_validator("systems", mode="before")

@@ -8,7 +8,8 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
   import the demo system); ``cases retry|cancel|rerun``: :mod:`.cases`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``workflows``: :mod:`.service`; ``validate``, ``schema``,
-  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`.
+  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`; ``schedule``, ``beat``:
+  :mod:`.schedule`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
 """
 
@@ -32,6 +33,7 @@ from .faults import faults
 from .options import echo_error as _err
 from .results import results
 from .run import run
+from .schedule import beat, schedule
 from .service import serve, users, workflows
 from .status import status
 from .trying import try_case
@@ -47,7 +49,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results, try_case):
+                 serve, users, workflows, faults, results, try_case, schedule, beat):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

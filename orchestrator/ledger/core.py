@@ -9,7 +9,8 @@ schema) and holds its parts, one per concept, each on the same engine:
 - :attr:`Ledger.cases` (:mod:`.cases`): find cases, resubmit or resolve an exception;
 - :attr:`Ledger.reports` (:mod:`.reports`): counts, progress, throughput, refused rows, exceptions;
 - :attr:`Ledger.workflows` (:mod:`.workflows`): versions, publishing, the one parsed-workflow cache;
-- :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`).
+- :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`);
+- :attr:`Ledger.schedules` (:mod:`.schedules`) and :attr:`Ledger.dropped_files` (:mod:`.dropped`): recurring work.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from . import migrate
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
+from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
+from .schedules import Schedules
 from .schema import ledger_info
 from .transactions import Transactions
 from .workflows import WorkflowStore
@@ -83,6 +86,10 @@ class Ledger:
         """The workers heard from recently."""
         self.budgets = SystemBudgets(self.engine)
         """The target systems' rate tokens and session slots, shared by every worker."""
+        self.schedules = Schedules(self.engine)
+        """What Celery beat fires and when, and the lease of the one beat that runs."""
+        self.dropped_files = DroppedFiles(self.engine)
+        """The files watched folders took (by SHA-256), and their batches' results."""
 
     def close(self) -> None:
         """Close the ledger's connections."""

@@ -5,9 +5,12 @@ ledger), its transaction ids are published (:mod:`.publisher`, confirmed, swept 
 a worker (:mod:`.worker`, or :mod:`.embedded` in-process) consumes them through :mod:`.consumer` and the
 thin task of :mod:`.tasks`, and :mod:`.execution` claims, runs in a bot and records each attempt, within
 the target systems' budgets (:mod:`.budgets`) and only while they answer (:mod:`.outage`). Batches are
-operated through :mod:`.batches`; :mod:`.progress` and :mod:`.gauges` read the figures back.
+operated through :mod:`.batches`; :mod:`.progress` and :mod:`.gauges` read the figures back. Recurring
+work: :mod:`.schedules` (what people change), :mod:`.scheduler` (Celery beat over the ledger),
+:mod:`.folders` (watched folders) and :mod:`.beat` (the beat process).
 """
 
+from .beat import run_beat
 from .batches import ACTIONS, DONE, RELEASES_WORK, BatchOperation, operate_batch
 from .budgets import BudgetUnavailable, budget_held
 from .cases import CASE_ACTION_DONE, CASE_ACTIONS, CaseAction, act_on_case
@@ -22,7 +25,10 @@ from .preflight import check_configuration, check_workers, missing_configuration
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
 from .results import FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
+from .folders import FolderWatch
 from .run import run_batch
+from .scheduler import LedgerScheduler, ScheduleFiring
+from .schedules import add_schedule, describe_timing, remove_schedule, run_schedule_now
 from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
@@ -42,6 +48,15 @@ __all__ = [
     "Receipt",
     "run_batch",
     "Summary",
+    # recurring work
+    "add_schedule",
+    "remove_schedule",
+    "run_schedule_now",
+    "describe_timing",
+    "LedgerScheduler",
+    "ScheduleFiring",
+    "FolderWatch",
+    "run_beat",
     # the broker
     "make_celery",
     "declare_queues",
