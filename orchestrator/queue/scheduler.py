@@ -159,7 +159,8 @@ class LedgerScheduler(Scheduler):  # type: ignore[misc]
             outcome = f"failed ({type(exc).__name__}: {exc}); it fires again at its next time"
             log.error("schedule failed", schedule=name, error=str(exc))
         self.ledger.schedules.record_run(name, started, outcome)
-        log.info("schedule fired", schedule=name, outcome=outcome)
+        if outcome is not None:
+            log.info("schedule fired", schedule=name, outcome=outcome)
         return outcome
 
     def close(self) -> None:
