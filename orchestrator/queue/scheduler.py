@@ -88,6 +88,7 @@ class LedgerScheduler(Scheduler):  # type: ignore[misc]
     """
 
     Entry = ScheduleEntry
+    data: dict[str, ScheduleEntry]
 
     def __init__(self, *args: Any, ledger: Ledger, firing: ScheduleFiring, owner: str, **kwargs: Any) -> None:
         self.ledger, self.firing, self.owner = ledger, firing, owner
@@ -105,7 +106,7 @@ class LedgerScheduler(Scheduler):  # type: ignore[misc]
         keep their entries (and so their place in beat's heap)."""
         entries: dict[str, ScheduleEntry] = {}
         defined: dict[str, tuple[Any, ...]] = {}
-        current: dict[str, ScheduleEntry] = self.data
+        current = self.data
         for row in self.ledger.schedules.all():
             name = row["name"]
             defined[name] = (row["workflow"], row["kind"], row["path"], row["cron"], row["every_s"], row["created_at"])

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from demo_portal import PortalProcess, generate_cases
+from orchestrator import Ledger
 from tests.conftest import EXAMPLE, autoclerk, wait_for_consumers
 from tests.faults.rig import FAST
 
@@ -150,6 +151,13 @@ def test_beat_fires_a_schedule_added_while_it_runs_and_a_dropped_file_runs_to_th
     assert world.cli("schedule", "remove", "inbox").returncode == 0
     assert "inbox" not in world.schedules()
     assert beat.poll() is None, world.logs()
+    os.killpg(beat.pid, signal.SIGTERM)
+    assert beat.wait(timeout=60) == 0, world.logs()
+    ledger = Ledger(world.ledger)
+    try:
+        assert ledger.schedules.lease_holder("beat") is None  # given up: a new beat may start at once
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize("world", ["embedded"], indirect=True)
