@@ -3,10 +3,12 @@ and a firing hands work off in the beat process.
 
 Why a small :class:`celery.beat.Scheduler` subclass, and not a maintained database scheduler:
 
-- ``sqlalchemy-celery-beat`` (and ``django-celery-beat``) keep their own tables and create them
-  themselves (``metadata.create_all``), outside our Alembic migrations, with their own change tracking.
-  The ledger's tables are owned by our migrations (a test compares the migrated database with the
-  models), and the schedules must live beside the workflows they name and the batches they start.
+- ``sqlalchemy-celery-beat`` (0.8, evaluated) keeps six tables of its own (``celery_periodictask``,
+  ``celery_crontabschedule``, ``celery_intervalschedule``, …, in a ``celery_schema`` schema) and creates them
+  itself with ``metadata.create_all`` on first use, outside our Alembic migrations; ``django-celery-beat``
+  needs Django's ORM. The ledger's tables are owned by our migrations (a test compares the migrated
+  database with the models), and a schedule belongs beside the workflow it names and the batches it
+  starts. Both also fire by sending a task message, which our work queue does not carry (see below).
 - What we add to beat is small: read one small table per tick (a change by ``autoclerk schedule add``,
   ``remove`` or ``run-now`` in another process takes effect within a second, with no restart), keep each
   entry's last run in the ledger (a restarted beat keeps its cadence), and fire in-process.
