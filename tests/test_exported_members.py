@@ -48,7 +48,7 @@ PINNED = {
     },
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
-        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead",
+        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "User",
@@ -66,6 +66,8 @@ PINNED = {
         "read_case_stream", "read_cases", "Receipt", "Rejection", "RELEASES_WORK", "run_batch", "run_worker",
         "Runtime", "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures", "TargetHealth",
         "TASK_NAME", "wait_for_batch",
+        "add_schedule", "remove_schedule", "run_schedule_now", "describe_timing", "LedgerScheduler", "ScheduleFiring",
+        "FolderWatch", "run_beat",
     },
     "orchestrator.web": {
         "READY_PREFIX", "serve",

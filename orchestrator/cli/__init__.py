@@ -10,7 +10,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
   :mod:`.status`; ``serve``, ``users``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
   ``audit``, ``audit verify``: :mod:`.audit`; ``validate``, ``schema``,
   ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`;
-  ``init``, ``monitoring export``: :mod:`.project`.
+  ``init``, ``monitoring export``: :mod:`.project`; ``schedule``, ``beat``: :mod:`.schedule`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
 """
 
@@ -36,6 +36,7 @@ from .options import echo_error as _err
 from .project import init, monitoring
 from .results import results
 from .run import run
+from .schedule import beat, schedule
 from .service import serve, users, workflows
 from .status import status
 from .trying import try_case
@@ -51,7 +52,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results, try_case, audit, init, monitoring):
+                 serve, users, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

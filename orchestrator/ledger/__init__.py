@@ -8,9 +8,11 @@ from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
 from .core import Ledger
+from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
+from .schedules import Schedules
 from .schema import ACTIVE, BATCH_STATES, HELD, STATES, TERMINAL, WAITING
 from .transactions import Claim, Outcome, Transactions
 from .workflows import WorkflowStore
@@ -27,6 +29,8 @@ __all__ = [
     "Heartbeats",
     "SystemBudgets",
     "AuditTrail",
+    "Schedules",
+    "DroppedFiles",
     # what they take and give
     "Claim",
     "Outcome",

@@ -11,6 +11,7 @@ schema) and holds its parts, one per concept, each on the same engine:
 - :attr:`Ledger.workflows` (:mod:`.workflows`): versions, publishing, the one parsed-workflow cache;
 - :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`);
 - :attr:`Ledger.audit` (:mod:`.audit`): the hash-chained audit trail of what people did.
+- :attr:`Ledger.schedules` (:mod:`.schedules`) and :attr:`Ledger.dropped_files` (:mod:`.dropped`): recurring work.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from .audit import AuditTrail
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
+from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
+from .schedules import Schedules
 from .schema import ledger_info
 from .transactions import Transactions
 from .workflows import WorkflowStore
@@ -87,6 +90,10 @@ class Ledger:
         """The target systems' rate tokens and session slots, shared by every worker."""
         self.audit = AuditTrail(self.engine)
         """The audit trail: every action a person takes, append-only and hash-chained."""
+        self.schedules = Schedules(self.engine)
+        """What Celery beat fires and when, and the lease of the one beat that runs."""
+        self.dropped_files = DroppedFiles(self.engine)
+        """The files watched folders took (by SHA-256), and their batches' results."""
 
     def close(self) -> None:
         """Close the ledger's connections."""

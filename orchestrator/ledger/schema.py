@@ -233,3 +233,42 @@ workers = Table(
     Column("last_seen", Float, nullable=False),
     Column("resolves", Text),
 )
+
+# -- recurring work (orchestrator.queue.scheduler): schedules, the files dropped in watched folders, leases --
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("workflow", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # folder | file
+    Column("path", Text, nullable=False),
+    Column("cron", String(128)),
+    Column("every_s", Float),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_run_at", Float),
+    Column("last_outcome", Text),
+    Column("run_requested_at", Float),
+)
+
+dropped_files = Table(
+    "dropped_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("batch_id", String(32)),
+    Column("processed_path", Text),
+    Column("results_path", Text),
+    Column("dropped_at", Float, nullable=False),
+    UniqueConstraint("schedule", "sha256", name="uq_dropped_files_schedule_sha256"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(160), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

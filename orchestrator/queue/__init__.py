@@ -6,9 +6,12 @@ a worker (:mod:`.worker`, or :mod:`.embedded` in-process) consumes them through 
 thin task of :mod:`.tasks`, and :mod:`.execution` claims, runs in a bot and records each attempt, within
 the target systems' budgets (:mod:`.budgets`) and only while they answer (:mod:`.outage`). Batches are
 operated through :mod:`.batches` and :mod:`.cases`, workflows published and rolled back through
-:mod:`.versions`; :mod:`.progress` and :mod:`.gauges` read the figures back.
+:mod:`.versions`; :mod:`.progress` and :mod:`.gauges` read the figures back. Recurring
+work: :mod:`.schedules` (what people change), :mod:`.scheduler` (Celery beat over the ledger),
+:mod:`.folders` (watched folders) and :mod:`.beat` (the beat process).
 """
 
+from .beat import run_beat
 from .batches import ACTIONS, DONE, RELEASES_WORK, BatchOperation, operate_batch
 from .budgets import BudgetUnavailable, budget_held
 from .cases import CASE_ACTION_DONE, CASE_ACTIONS, CaseAction, act_on_case
@@ -23,7 +26,10 @@ from .preflight import check_configuration, check_workers, missing_configuration
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
 from .results import AUDIT_KEYS, audit_csv_chunks, FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
+from .folders import FolderWatch
 from .run import run_batch
+from .scheduler import LedgerScheduler, ScheduleFiring
+from .schedules import add_schedule, describe_timing, remove_schedule, run_schedule_now
 from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
@@ -46,6 +52,15 @@ __all__ = [
     "Receipt",
     "run_batch",
     "Summary",
+    # recurring work
+    "add_schedule",
+    "remove_schedule",
+    "run_schedule_now",
+    "describe_timing",
+    "LedgerScheduler",
+    "ScheduleFiring",
+    "FolderWatch",
+    "run_beat",
     # the broker
     "make_celery",
     "declare_queues",

@@ -98,6 +98,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_consumer="orchestrator.queue.consumer:GuardedConsumer",
         enable_utc=True,
+        timezone=settings.timezone,  # what schedules' cron expressions run in (celery.beat)
     )
     if settings.embedded:
         # kombu's virtual transports sleep between empty polls; keep the hand-off latency low.
