@@ -1,6 +1,6 @@
 """The queue core: Celery over RabbitMQ (or the embedded transport) around the durable ledger.
 
-A batch is handed off (:mod:`.intake` reads and checks the rows, :mod:`.handoff` records them in the
+A batch is handed off (:mod:`.intake` reads and checks the rows, :mod:`.spreadsheet` those of a workbook, :mod:`.handoff` records them in the
 ledger), its transaction ids are published (:mod:`.publisher`, confirmed, swept when something is due),
 a worker (:mod:`.worker`, or :mod:`.embedded` in-process) consumes them through :mod:`.consumer` and the
 thin task of :mod:`.tasks`, and :mod:`.execution` claims, runs in a bot and records each attempt, within
@@ -23,6 +23,7 @@ from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
 from .results import FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
 from .run import run_batch
+from .spreadsheet import XLSX_SUFFIXES, is_workbook
 from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
@@ -36,6 +37,8 @@ __all__ = [
     "AcceptedCase",
     "Rejection",
     "JSON_LINES_SUFFIXES",
+    "XLSX_SUFFIXES",
+    "is_workbook",
     "hand_off",
     "hand_off_rows",
     "wait_for_batch",

@@ -27,7 +27,7 @@ from .summary import Summary
 
 
 def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, timeout_s: float | None = None,
-              priority: int = 0, on_rejection: Callable[[Rejection], None] | None = None,
+              priority: int = 0, sheet: str | None = None, on_rejection: Callable[[Rejection], None] | None = None,
               on_handed_off: Callable[[Receipt], None] | None = None,
               on_progress: Callable[[dict[str, int]], None] | None = None,
               on_timeout: Callable[[str], None] | None = None,
@@ -35,6 +35,7 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
     """Hand ``cases_path`` off to the workflow at ``workflow_path``, wait for every case, return the summary.
 
     Args:
+        sheet: the sheet of an ``.xlsx`` workbook that holds the cases (needed when it has several).
         on_rejection: called with each row that is refused (not queued).
         on_handed_off: called with the receipt once the whole file is handed off.
         on_progress: called with the batch's counts by state while it runs.
@@ -72,7 +73,8 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
     try:
         with embedded_worker(app, settings.concurrency) if settings.embedded else nullcontext():
             set_runtime(runtime)
-            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, on_rejection=on_rejection)
+            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, sheet=sheet,
+                               on_rejection=on_rejection)
             if on_handed_off is not None:
                 on_handed_off(receipt)
             try:
