@@ -141,3 +141,14 @@ def test_the_hand_off_page_asks_for_the_sheet_of_a_workbook_and_hands_it_off(
     batch_id = re.search(r"/batches/([^/?]+)", page.url).group(1)  # type: ignore[union-attr]
     assert server.wait_for_batch(batch_id)["counts"]["done"] == 2
     assert {s["case_ref"] for s in server.submissions()} == {"CASE-700201", "CASE-700202"}
+
+
+def test_explain_takes_its_case_from_the_named_sheet_of_a_workbook(tmp_path: Path) -> None:
+    workbook(tmp_path / "cases.xlsx", 700301)
+    shown = autoclerk("explain", str(EXAMPLE), "--cases", "cases.xlsx", "--sheet", "Cases", "--case", "2", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "CASE-700302" in shown.stdout and f"fill #effective_date ← {dt.date.today().isoformat()!r}" in shown.stdout
+    blank = autoclerk("explain", str(EXAMPLE), "--cases", "cases.xlsx", "--sheet", "Cases", "--case", "3", cwd=tmp_path)
+    assert blank.returncode != 0 and blank.stderr.strip() == "autoclerk: error: cases.xlsx: row 3: row: is blank"
+    alone = autoclerk("explain", str(EXAMPLE), "--sheet", "Cases", "--case", "{}", cwd=tmp_path)
+    assert alone.stderr.strip() == "autoclerk: error: --sheet names the sheet of the --cases file; give --cases FILE too"
