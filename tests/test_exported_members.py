@@ -61,7 +61,7 @@ PINNED = {
         "audit_csv_chunks", "AUDIT_KEYS", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
         "BudgetUnavailable", "CASE_ACTION_DONE", "CASE_ACTIONS", "CaseAction", "check_configuration", "check_row",
         "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker", "execute_many",
-        "hand_off", "hand_off_rows", "JSON_LINES_SUFFIXES", "LedgerCollector", "make_celery",
+        "hand_off", "hand_off_rows", "is_workbook", "JSON_LINES_SUFFIXES", "XLSX_SUFFIXES", "LedgerCollector", "make_celery",
         "missing_configuration", "operate_batch", "operations_figures", "progress_report", "Publisher", "QUEUE",
         "read_case_stream", "read_cases", "Receipt", "Rejection", "RELEASES_WORK", "run_batch", "run_worker",
         "Runtime", "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures", "TargetHealth",

@@ -16,6 +16,7 @@ from workflows import CasesFileError, WorkflowFileError, load_workflow
 
 from ..errors import EXIT_USAGE, UsageError
 from .options import echo_error as _err
+from .options import sheet_option
 
 
 @click.command()
@@ -77,22 +78,27 @@ def _print_or_check(text: str, check_file: Path | None, command: str) -> None:
 @click.option("--case", "case_spec", required=True, metavar="ROW",
               help="The case: a JSON object, or with --cases the row number (1 = first data row) or case reference.")
 @click.option("--cases", "cases_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV (or .jsonl) file the --case row is taken from.")
-def explain(workflow: Path, case_spec: str, cases_path: Path | None) -> None:
+              help="CSV, JSON-lines (.jsonl) or Excel (.xlsx) file the --case row is taken from.")
+@sheet_option
+def explain(workflow: Path, case_spec: str, cases_path: Path | None, sheet: str | None) -> None:
     """Print the concrete steps a case would run (templates resolved, secrets masked), without a browser."""
     from workflows.explain import explain as explain_steps
 
     loaded = load_workflow(workflow)
-    for line in explain_steps(loaded, chosen_case(loaded, case_spec, cases_path, flag="--case")):
+    for line in explain_steps(loaded, chosen_case(loaded, case_spec, cases_path, flag="--case", sheet=sheet)):
         click.echo(line)
 
 
-def chosen_case(loaded: Any, spec: str, cases_path: Path | None, *, flag: str) -> dict[str, Any]:
-    """The case a command was pointed at (see :func:`_case_row`), typed by the workflow's input schema;
-    a broken rule is one line naming the row, or ``flag`` for a case given as JSON."""
+def chosen_case(loaded: Any, spec: str, cases_path: Path | None, *, flag: str, sheet: str | None = None
+                ) -> dict[str, Any]:
+    """The case a command was pointed at (see :func:`_case_row`; ``sheet`` names the sheet of an ``.xlsx``
+    file), typed by the workflow's input schema; a broken rule is one line naming the row, or ``flag`` for
+    a case given as JSON."""
     from workflows import CaseDataError, check_case
 
-    row, number = _case_row(loaded, spec, cases_path)
+    if sheet is not None and cases_path is None:
+        raise UsageError("--sheet names the sheet of the --cases file; give --cases FILE too")
+    row, number = _case_row(loaded, spec, cases_path, sheet)
     try:
         return check_case(loaded.definition.input, row, number)
     except CaseDataError as exc:
@@ -100,7 +106,7 @@ def chosen_case(loaded: Any, spec: str, cases_path: Path | None, *, flag: str) -
         raise UsageError(f"{where}: {exc.field}: {exc.reason}") from None
 
 
-def _case_row(loaded: Any, spec: str, cases_path: Path | None) -> tuple[dict[str, Any], int]:
+def _case_row(loaded: Any, spec: str, cases_path: Path | None, sheet: str | None) -> tuple[dict[str, Any], int]:
     if cases_path is None:
         try:
             row = json.loads(spec)
@@ -114,7 +120,7 @@ def _case_row(loaded: Any, spec: str, cases_path: Path | None) -> tuple[dict[str
 
     if not cases_path.is_file():
         raise CasesFileError(f"{cases_path}: no such cases file")
-    for item in read_cases(cases_path, loaded.definition):
+    for item in read_cases(cases_path, loaded.definition, sheet=sheet):
         matches = str(item.row) == spec or (not isinstance(item, Rejection) and item.case_ref == spec)
         if matches and isinstance(item, Rejection):
             raise UsageError(f"{cases_path}: {item}")

@@ -77,6 +77,8 @@ def batch_deadline(settings: Any, deadline: str | None, within: str | None) -> f
 
 systems_option = click.option("--system", "systems", multiple=True, metavar="NAME=URL",
                               help="Base URL of a target system (repeatable).")
+sheet_option = click.option("--sheet", metavar="NAME",
+                            help="The sheet of an .xlsx cases file that holds the cases (needed when it has several).")
 ledger_option = click.option("--ledger", "ledger_url", help="SQLAlchemy URL of the ledger (default from settings).")
 
 

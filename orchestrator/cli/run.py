@@ -15,13 +15,14 @@ from typing import Any
 import click
 
 from ..errors import EXIT_FAILED, EXIT_UNFINISHED
-from .options import batch_deadline, cli_user, deadline_options, echo_error, engine_options, settings_from_flags, systems_option
+from .options import batch_deadline, cli_user, deadline_options, echo_error, engine_options, settings_from_flags, sheet_option, systems_option
 
 
 @click.command()
 @click.argument("workflow", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--cases", "cases_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV (or .jsonl) file of cases.")
+              help="CSV, JSON-lines (.jsonl) or Excel (.xlsx) file of cases.")
+@sheet_option
 @engine_options
 @systems_option
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), help="Stop waiting after this many seconds.")
@@ -29,23 +30,24 @@ from .options import batch_deadline, cli_user, deadline_options, echo_error, eng
               help="Higher runs first where the ledger orders work.")
 @deadline_options
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
-def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None, priority: int,
+def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None, priority: int, sheet: str | None,
         deadline: str | None, within: str | None, **flags: Any) -> None:
     """Hand a batch of cases off to WORKFLOW and wait until every case has an outcome."""
     settings = settings_from_flags(**flags)
     due = batch_deadline(settings, deadline, within)
     finish(run_batch_with_progress(settings, workflow, cases_path, as_json=as_json, timeout_s=timeout_s,
-                                   priority=priority, deadline=due, by=cli_user()), as_json)
+                                   priority=priority, sheet=sheet, deadline=due, by=cli_user()), as_json)
 
 
 def run_batch_with_progress(settings: Any, workflow: Path, cases_path: Path, *, as_json: bool,
-                            timeout_s: float | None = None, priority: int = 0, deadline: float | None = None,
-                            by: str | None = None) -> Any:
+                            timeout_s: float | None = None, priority: int = 0, sheet: str | None = None,
+                            deadline: float | None = None, by: str | None = None) -> Any:
     """:func:`orchestrator.queue.run_batch` with refused rows on standard error and a progress bar (not with ``--json``)."""
     from ..queue import run_batch
 
     with _progress(enabled=not as_json) as update:
-        return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority, deadline=deadline, by=by,
+        return run_batch(settings, workflow, cases_path, timeout_s=timeout_s, priority=priority, sheet=sheet,
+                         deadline=deadline, by=by,
                          on_rejection=lambda rejection: click.echo(f"{cases_path}: {rejection} (not queued)", err=True),
                          on_handed_off=lambda receipt: update.start(receipt.waiting), on_progress=update,
                          on_timeout=lambda reason: echo_error(f"{reason}; run the same command again to resume"),

@@ -18,7 +18,7 @@ import click
 
 from ..errors import UsageError
 from .authoring import chosen_case
-from .options import settings_from_flags, systems_option
+from .options import settings_from_flags, sheet_option, systems_option
 
 
 class StoppedBeforeSubmit(Exception):
@@ -28,7 +28,8 @@ class StoppedBeforeSubmit(Exception):
 @click.command("try")
 @click.argument("workflow", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--cases", "cases_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="The cases file to take the case from (with --row or --case).")
+              help="The cases file to take the case from (with --row or --case): CSV, .jsonl or .xlsx.")
+@sheet_option
 @click.option("--row", type=click.IntRange(min=1), help="The data row of --cases (1 = the first, as rejections count).")
 @click.option("--case", "case_ref", help="The case reference of a row of --cases.")
 @click.option("--case-json", "case_json", help="The case as a JSON object, instead of a file.")
@@ -38,7 +39,7 @@ class StoppedBeforeSubmit(Exception):
 @click.option("--headed", is_flag=True, help="Open a browser window (needs a display).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Where the screenshots go (default: autoclerk-try/WORKFLOW-TIME).")
-def try_case(workflow: Path, cases_path: Path | None, row: int | None, case_ref: str | None, case_json: str | None,
+def try_case(workflow: Path, cases_path: Path | None, sheet: str | None, row: int | None, case_ref: str | None, case_json: str | None,
              systems: tuple[str, ...], chromium_path: str | None, submit: bool, headed: bool, out: Path | None) -> None:
     """Run one case now through real bots against the real system, step by step, recording nothing.
 
@@ -68,7 +69,7 @@ def try_case(workflow: Path, cases_path: Path | None, row: int | None, case_ref:
     if definition.part:
         raise UsageError(f"{workflow}: is a part (part: true); try the workflow that calls it")
     spec = case_json if case_json is not None else str(row) if row is not None else str(case_ref)
-    case = chosen_case(loaded, spec, cases_path, flag="--case-json")
+    case = chosen_case(loaded, spec, cases_path, flag="--case-json", sheet=sheet)
     check_configuration(loaded, settings)
     executable = find_chromium(settings.chromium_path)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -1,6 +1,6 @@
 """The queue core: Celery over RabbitMQ (or the embedded transport) around the durable ledger.
 
-A batch is handed off (:mod:`.intake` reads and checks the rows, :mod:`.handoff` records them in the
+A batch is handed off (:mod:`.intake` reads and checks the rows, :mod:`.spreadsheet` those of a workbook, :mod:`.handoff` records them in the
 ledger), its transaction ids are published (:mod:`.publisher`, confirmed, swept when something is due),
 a worker (:mod:`.worker`, or :mod:`.embedded` in-process) consumes them through :mod:`.consumer` and the
 thin task of :mod:`.tasks`, and :mod:`.execution` claims, runs in a bot and records each attempt, within
@@ -30,6 +30,7 @@ from .folders import FolderWatch
 from .run import run_batch
 from .scheduler import LedgerScheduler, ScheduleFiring
 from .schedules import add_schedule, describe_timing, remove_schedule, run_schedule_now
+from .spreadsheet import XLSX_SUFFIXES, is_workbook
 from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
@@ -45,6 +46,8 @@ __all__ = [
     "Rejection",
     "JSON_LINES_SUFFIXES",
     "DEADLINE_COLUMN",
+    "XLSX_SUFFIXES",
+    "is_workbook",
     "hand_off",
     "hand_off_rows",
     "audit_hand_off",

@@ -24,6 +24,7 @@ from ..errors import BrokerError
 from ..ledger import TERMINAL, Ledger
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from .publisher import Publisher
+from .spreadsheet import SHEET_HINT
 
 log = structlog.get_logger(__name__)
 
@@ -92,22 +93,37 @@ def audit_hand_off(ledger: Ledger, receipt: Receipt, loaded: LoadedWorkflow, by:
 
 def hand_off(ledger: Ledger, publisher: Publisher, workflow: LoadedWorkflow, cases: Path, *, priority: int = 0,
              deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None,
-             tz: dt.tzinfo | None = None) -> Receipt:
+             tz: dt.tzinfo | None = None, sheet: str | None = None, name: str | None = None, created_by: str | None = None,
+             existing: Existing = "resume", sheet_hint: str = SHEET_HINT, raise_when_stopped: bool = True) -> Receipt:
     """Validate, record and publish a batch of cases from a file; return what was accepted and rejected.
 
-    A reference that an earlier hand-off left unfinished is resumed in this batch, and one it finished
-    is reported and not processed again (running the same file twice is safe). ``deadline`` is the
+    This is the one way a cases file on disk is handed off, whatever its format (CSV, JSON lines or an
+    ``.xlsx`` workbook, by the suffix of ``name``; see :func:`read_cases`): the command line, an upload
+    once it is on disk and a watched folder all come through here. The file's SHA-256 is recorded on the
+    batch. A reference that an earlier hand-off left unfinished is resumed in this batch, and one it
+    finished is reported and not processed again (running the same file twice is safe). ``deadline`` is the
     batch's; a row's ``_deadline`` column (read in ``tz``) overrides it for that case.
+
+    Args:
+        sheet: the sheet of a workbook that holds the cases (needed when it has several).
+        name: how the batch and every message name the file (default: its path).
+        created_by: the user handing it off (``None`` for the command line).
+        existing: see :func:`hand_off_rows`.
+        sheet_hint: how to tell a person to name the sheet when a workbook has several.
+        raise_when_stopped: ``False`` returns a file that stops being readable part-way as a receipt with
+            ``stopped_by`` set (the service shows it on the batch), instead of raising.
 
     Raises:
         CasesFileError: the file cannot be read (nothing is recorded), or stops being readable part-way
             (the rows before that point are recorded and published).
     """
+    source = name or str(cases)
     digest = file_sha256(cases)
-    receipt = hand_off_rows(ledger, publisher, workflow, read_cases(cases, workflow.definition, tz=tz), str(cases),
-                            priority=priority, deadline=deadline, on_rejection=on_rejection,
+    rows = read_cases(cases, workflow.definition, sheet=sheet, name=source, sheet_hint=sheet_hint, tz=tz)
+    receipt = hand_off_rows(ledger, publisher, workflow, rows, source, priority=priority, deadline=deadline,
+                            on_rejection=on_rejection, created_by=created_by, existing=existing,
                             source_sha256=lambda: digest)
-    if receipt.stopped_by:
+    if receipt.stopped_by and raise_when_stopped:
         raise CasesFileError(receipt.stopped_by)
     return receipt
 

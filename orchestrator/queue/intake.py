@@ -1,6 +1,8 @@
-"""Reading a batch of cases (CSV or JSON lines) row by row and checking each against the input schema.
+"""Reading a batch of cases (CSV, JSON lines or an ``.xlsx`` workbook) row by row and checking each
+against the input schema.
 
-Rows are streamed: only one chunk is held at a time. A bad row becomes a :class:`Rejection` with its row
+A workbook's rows are read by :mod:`.spreadsheet` as the text a CSV of the sheet would hold, so every
+format meets the same checks. Rows are streamed: only one chunk is held at a time. A bad row becomes a :class:`Rejection` with its row
 number, field and reason and never reaches the ledger; the rows around it are kept.
 """
 
@@ -19,6 +21,7 @@ from workflows import CaseDataError, CasesFileError, Workflow, check_case, to_js
 
 from ..deadlines import DeadlineError, deadline_at, time_zone
 from ..settings import Settings
+from .spreadsheet import SHEET_HINT, is_workbook, sheet_rows
 
 CHUNK_ROWS = 10000
 
@@ -82,19 +85,24 @@ def _lines(handle: IO[str], name: str) -> Iterator[str]:
         yield line
 
 
-def _open_rows(path: Path, workflow: Workflow) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(row number, raw row)`` from a file (see :func:`_rows`)."""
-    name = str(path)
+def _open_rows(path: Path, workflow: Workflow, *, name: str, sheet: str | None, sheet_hint: str
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row number, raw row)`` from a file (see :func:`_rows`), a workbook by its suffix."""
+    if path.is_dir():
+        raise CasesFileError(f"{name}: is a directory, expected a CSV, JSON-lines or .xlsx file")
+    if not path.exists():
+        raise CasesFileError(f"{name}: no such cases file")
+    if is_workbook(name):
+        yield from sheet_rows(path, name, workflow, sheet=sheet, sheet_hint=sheet_hint)
+        return
+    if sheet is not None:
+        raise CasesFileError(f"{name}: a sheet was named, but only an .xlsx workbook has sheets")
     try:
         handle = open(path, encoding="utf-8-sig", newline="")  # a spreadsheet's byte-order mark is not a column name
-    except FileNotFoundError:
-        raise CasesFileError(f"{name}: no such cases file") from None
-    except IsADirectoryError:
-        raise CasesFileError(f"{name}: is a directory, expected a CSV or JSON-lines file") from None
     except OSError as exc:
         raise CasesFileError(f"{name}: cannot be read ({exc.strerror})") from None
     with handle:
-        yield from _rows(handle, name, workflow, json_lines=path.suffix.lower() in JSON_LINES_SUFFIXES)
+        yield from _rows(handle, name, workflow, json_lines=name.lower().endswith(JSON_LINES_SUFFIXES))
 
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -141,15 +149,23 @@ def _rows(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool) -
         raise CasesFileError(f"{name}: is not readable CSV ({exc})") from None
 
 
-def read_cases(path: Path, workflow: Workflow, *, tz: dt.tzinfo | None = None) -> Iterator[AcceptedCase | Rejection]:
+def read_cases(path: Path, workflow: Workflow, *, sheet: str | None = None, name: str | None = None,
+               sheet_hint: str = SHEET_HINT, tz: dt.tzinfo | None = None) -> Iterator[AcceptedCase | Rejection]:
     """Yield each row of a file as an :class:`AcceptedCase` (typed, as JSON values) or a :class:`Rejection`.
 
-    ``tz`` is the zone of a ``_deadline`` written without an offset (default: ``AUTOCLERK_TIMEZONE``'s default).
+    The format goes by the name's suffix: ``.xlsx`` (or ``.xlsm``) a workbook, ``.jsonl`` (or ``.ndjson``)
+    JSON lines, anything else CSV with a header row.
+
+    Args:
+        sheet: the sheet of a workbook to read (one of several); naming one for another format refuses it.
+        name: how messages name the file (default: its path), e.g. the name an upload was given.
+        sheet_hint: how to tell a person to name the sheet when a workbook has several.
+        tz: the zone of a ``_deadline`` written without an offset (default: ``AUTOCLERK_TIMEZONE``'s default).
 
     Raises:
         CasesFileError: the file cannot be read at all (nothing from it is taken).
     """
-    return _checked(_open_rows(path, workflow), workflow, tz)
+    return _checked(_open_rows(path, workflow, name=name or str(path), sheet=sheet, sheet_hint=sheet_hint), workflow, tz)
 
 
 def read_case_stream(handle: IO[str], name: str, workflow: Workflow, *, json_lines: bool = False,

@@ -27,7 +27,8 @@ from .summary import Summary
 
 
 def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, timeout_s: float | None = None,
-              priority: int = 0, deadline: float | None = None, on_rejection: Callable[[Rejection], None] | None = None,
+              priority: int = 0, sheet: str | None = None, deadline: float | None = None,
+              on_rejection: Callable[[Rejection], None] | None = None,
               on_handed_off: Callable[[Receipt], None] | None = None,
               on_progress: Callable[[dict[str, int]], None] | None = None,
               on_timeout: Callable[[str], None] | None = None,
@@ -35,6 +36,7 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
     """Hand ``cases_path`` off to the workflow at ``workflow_path``, wait for every case, return the summary.
 
     Args:
+        sheet: the sheet of an ``.xlsx`` workbook that holds the cases (needed when it has several).
         on_rejection: called with each row that is refused (not queued).
         by: who hands the file off (the operating-system user of ``autoclerk run``): the hand-off is recorded
             in the audit trail from the origin ``cli`` (``None``: not recorded, for the demo).
@@ -74,7 +76,7 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
     try:
         with embedded_worker(app, settings.concurrency) if settings.embedded else nullcontext():
             set_runtime(runtime)
-            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, deadline=deadline,
+            receipt = hand_off(ledger, publisher, loaded, cases_path, priority=priority, sheet=sheet, deadline=deadline,
                                on_rejection=on_rejection, tz=settings.tz)
             if by is not None:
                 audit_hand_off(ledger, receipt, loaded, by, origin="cli", file=str(cases_path))

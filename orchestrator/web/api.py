@@ -168,7 +168,8 @@ def _published(request: Request, name: str) -> Any:
     "required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary",
-                                "description": "CSV with a header row, or JSON lines (file name ending .jsonl)."}}}}}}},
+                                "description": "CSV with a header row, JSON lines (file name ending .jsonl), or an "
+                                               "Excel workbook (file name ending .xlsx) whose first row is the header."}}}}}}},
     responses={413: {"description": "Larger than the service takes"}, 422: {"description": "Not a usable cases file"},
                503: {"description": "The bots cannot run the workflow: a secret, env value or system URL it needs "
                                     "is missing (on every live worker, or where the service runs); nothing was queued"}})
@@ -178,14 +179,19 @@ async def hand_off_batch(request: Request, workflow: str = Query(description="Th
                              "AUTOCLERK_TIMEZONE). A row's _deadline column overrides it.")),
                          within: str | None = Query(None, description=(
                              "The batch's deadline as a span from now: 30m, 4h, 3d or 2wd (working days).")),
+                         sheet: str | None = Query(None, description=(
+                             "The sheet of an .xlsx file that holds the cases (needed when the workbook has several).")),
                          user: User = Depends(CASEWORKER)) -> Any:
     """Hand off a batch: every row is checked against the workflow's input schema as the file arrives.
 
     Rows that break a rule, and case references already handed off, are reported and not queued; the rest
-    run at once. The file is streamed: it may be of any size up to the service's limit.
+    run at once. The file is streamed: it may be of any size up to the service's limit (an .xlsx workbook
+    is received whole before its rows are read).
     """
     loaded = await run_in_threadpool(_published, request, workflow)
-    outcome = await receive_batch(request, service_of(request), user, loaded, deadline=deadline, within=within)
+    outcome = await receive_batch(request, service_of(request), user, loaded, deadline=deadline, within=within,
+                                  sheet=sheet or None,
+                                  sheet_hint="name the one that holds the cases with the parameter sheet")
     if isinstance(outcome, Receipt):
         return _receipt(outcome)
     return JSONResponse({"detail": outcome.message}, status_code=outcome.status)

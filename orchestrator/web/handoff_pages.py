@@ -1,5 +1,6 @@
 """The caseworker's hand-off pages: choose a workflow, hand off one case through a form generated from
-its input schema, or upload a batch (CSV or JSON lines) that is checked and queued as it arrives."""
+its input schema, or upload a batch (CSV, JSON lines or an .xlsx workbook) that is checked and queued as it
+arrives."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .receive import receive_batch
 from .render import render
 
 router = APIRouter(include_in_schema=False)
+SHEET_HINT = "type the name of the sheet that holds the cases under 'Sheet' and upload the file again"
 CASEWORKER = signed_in("caseworker")
 
 
@@ -87,7 +89,7 @@ def _batch_context(workflow: str, loaded: LoadedWorkflow, errors: dict[str, str]
     definition = loaded.definition
     columns = [{"name": name, "required": spec.required, "type": spec.type} for name, spec in definition.input.items()]
     return {"title": f"Upload a batch: {workflow}", "workflow": workflow, "columns": columns, "errors": errors,
-            "error_links": {"file": "file", "deadline": "deadline", "within": "within"}, "back": "/hand-off"}
+            "error_links": {"file": "file", "deadline": "deadline", "within": "within"}, "back": "/hand-off", "sheet": ""}
 
 
 @router.post("/hand-off/{workflow}/batch")
@@ -96,8 +98,8 @@ async def upload_batch(request: Request, workflow: str, session: PageSession = D
     loaded = await run_in_threadpool(_workflow_or_404, request, workflow, session)
     if isinstance(loaded, Response):
         return loaded
-    outcome = await receive_batch(request, service_of(request), session.user, loaded,
-                                  csrf_token=session.csrf_token)
+    outcome = await receive_batch(request, service_of(request), session.user, loaded, csrf_token=session.csrf_token,
+                                  sheet_hint=SHEET_HINT)
     if isinstance(outcome, Receipt):
         waiting = "&no_worker=1" if outcome.warnings else ""
         return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1{waiting}", status_code=303)

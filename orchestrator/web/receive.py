@@ -6,13 +6,20 @@ that turns out to be unusable (not UTF-8, no header, lines without end, not mult
 refused with one sentence; the rest of its body is read and dropped, within the size limit, so the
 client gets that answer instead of a broken connection. Rows accepted before an unreadable stretch are
 kept and run.
+
+An ``.xlsx`` workbook is the exception: it is a zip, whose directory is at its end, so it is spooled to
+a temporary file first (within the same size limit, hashed as it arrives like any upload) and handed
+off from there by :func:`orchestrator.queue.hand_off`, then deleted.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.from_thread
@@ -24,7 +31,7 @@ from workflows import CasesFileError, LoadedWorkflow
 from ..accounts import User
 from ..deadlines import DeadlineError
 from ..errors import ConfigurationError
-from ..queue import JSON_LINES_SUFFIXES, Receipt
+from ..queue import JSON_LINES_SUFFIXES, Receipt, is_workbook
 from .auth import CSRF_FIELD, check_csrf, origin_of
 from .service import HandoffService
 from .upload import MultipartFile, UploadError, UploadTooLarge, boundary_of
@@ -55,8 +62,8 @@ def _deadline_refusal(when: str, span: str) -> Refusal:
 
 
 async def receive_batch(request: Request, service: HandoffService, user: User, loaded: LoadedWorkflow, *,
-                        csrf_token: str | None = None, deadline: str | None = None,
-                        within: str | None = None) -> Receipt | Refusal:
+                        csrf_token: str | None = None, deadline: str | None = None, within: str | None = None,
+                        sheet: str | None = None, sheet_hint: str) -> Receipt | Refusal:
     """Hand off the file in the ``file`` field of a multipart request, as it arrives.
 
     Args:
@@ -64,6 +71,9 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             before the file (the API, with its bearer token, passes ``None``).
         deadline, within: the batch's deadline (the API's query parameters); without them, the form's fields
             ``deadline`` and ``within``, sent before the file, are read.
+        sheet: the sheet of an ``.xlsx`` upload that holds the cases; without it, a ``sheet`` field of
+            the form is taken (before or after the file).
+        sheet_hint: how to tell the person to name the sheet when the workbook has several.
 
     Raises:
         Refused: the form's CSRF token is missing or wrong (nothing was read beyond the fields before the file).
@@ -120,6 +130,11 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
                 upload.discard()
                 return Refusal(503, str(exc))
             name = upload.filename or "upload"
+            if is_workbook(name):
+                return workbook(upload, name, due)
+            if sheet or upload.fields.get("sheet", "").strip():
+                upload.discard()
+                return Refusal(422, f"{name}: a sheet was named, but only an .xlsx workbook has sheets")
             text = io.TextIOWrapper(io.BufferedReader(upload, READ_BUFFER), encoding="utf-8-sig", newline="")
             try:
                 receipt = service.hand_off_stream(user, loaded, text, name, origin=origin,
@@ -141,6 +156,19 @@ async def receive_batch(request: Request, service: HandoffService, user: User, l
             except UploadTooLarge:
                 pass
             return Refusal(422, str(exc))
+
+    def workbook(upload: MultipartFile, name: str, due: float | None) -> Receipt | Refusal:
+        with tempfile.TemporaryDirectory(prefix="autoclerk-upload-") as folder:
+            spooled = Path(folder) / "cases.xlsx"
+            with open(spooled, "wb") as out:
+                shutil.copyfileobj(io.BufferedReader(upload, READ_BUFFER), out, READ_BUFFER)
+            upload.finish()  # a sheet named after the file is read too
+            chosen = sheet or upload.fields.get("sheet", "").strip() or None
+            try:
+                return service.hand_off_file(user, loaded, spooled, name, origin=origin, sheet=chosen,
+                                             sheet_hint=sheet_hint, deadline=due)
+            except CasesFileError as exc:
+                return Refusal(422, str(exc))
 
     outcome = await anyio.to_thread.run_sync(work)
     if isinstance(outcome, Receipt):

@@ -19,7 +19,7 @@ from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, m
 from ..accounts import Accounts, User
 from ..errors import ConfigurationError
 from ..ledger import Ledger
-from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, audit_hand_off, check_workers, publish_workflow, rollback_workflow, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off_rows, operations_figures, read_case_stream
+from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, audit_hand_off, check_workers, publish_workflow, rollback_workflow, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -109,6 +109,28 @@ class HandoffService:
         rows = read_case_stream(stream, name, loaded.definition, json_lines=json_lines, tz=self.settings.tz)
         receipt = hand_off_rows(self.ledger, self.publisher, loaded, rows, name, created_by=user.username,
                                 existing="refuse", source_sha256=source_sha256, deadline=deadline)
+        log.info("batch handed off", batch=receipt.batch_id, workflow=loaded.definition.name, by=user.username,
+                 accepted=receipt.accepted, rejected=receipt.rejected + receipt.duplicates)
+        audit_hand_off(self.ledger, receipt, loaded, user.username, origin=origin, file=name)
+        return receipt
+
+    def hand_off_file(self, user: User, loaded: LoadedWorkflow, path: Path, name: str, *, origin: str,
+                      sheet: str | None = None, sheet_hint: str, deadline: float | None = None) -> Receipt:
+        """Hand off a batch from a file on disk (an uploaded workbook, spooled whole: a zip is read from its
+        end); every refused row is recorded, and the file's SHA-256 with the batch.
+
+        Args:
+            name: the name the file was uploaded as (its suffix says its format).
+            sheet: the sheet of a workbook that holds the cases.
+            sheet_hint: how to tell the person to name the sheet when the workbook has several.
+
+        Raises:
+            CasesFileError: the file cannot be read as cases (no batch is created). Later trouble stops
+                the reading and is reported in ``Receipt.stopped_by``.
+        """
+        receipt = hand_off(self.ledger, self.publisher, loaded, path, name=name, sheet=sheet, sheet_hint=sheet_hint,
+                           created_by=user.username, existing="refuse", raise_when_stopped=False, deadline=deadline,
+                           tz=self.settings.tz)
         log.info("batch handed off", batch=receipt.batch_id, workflow=loaded.definition.name, by=user.username,
                  accepted=receipt.accepted, rejected=receipt.rejected + receipt.duplicates)
         audit_hand_off(self.ledger, receipt, loaded, user.username, origin=origin, file=name)

@@ -156,7 +156,7 @@ def test_the_openapi_document_describes_the_routes_other_systems_use(server: Han
     assert {"/api/batches", "/api/batches/{batch_id}", "/api/cases/{tx_id}", "/api/cases"} <= set(paths)
     upload = paths["/api/batches"]["post"]
     assert "file" in upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
-    assert [p["name"] for p in upload["parameters"]] == ["workflow"]
+    assert [p["name"] for p in upload["parameters"]] == ["workflow", "deadline", "within", "sheet"]
     assert not any(p.startswith(("/batches", "/cases", "/sign-in")) for p in paths), "pages are not in the API"
     assert httpx.get(f"{server.url}/api/openapi.json").status_code == 401
 
