@@ -6,7 +6,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 :mod:`orchestrator.errors`.
 
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
-  import the demo system); ``cases retry|cancel|rerun``: :mod:`.cases`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
+  import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``workflows``: :mod:`.service`; ``validate``, ``schema``,
   ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
@@ -29,6 +29,7 @@ from .browsers import browsers
 from .cases import cases
 from .demo import cases_generate, demo, portal
 from .faults import faults
+from .ledger import ledger
 from .options import echo_error as _err
 from .results import results
 from .run import run
@@ -47,7 +48,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results, try_case):
+                 serve, users, workflows, faults, results, try_case, ledger):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

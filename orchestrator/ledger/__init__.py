@@ -3,6 +3,7 @@
 :class:`Ledger` opens it and holds its parts, one per concept (see :mod:`.core`).
 """
 
+from .backup import backup_sqlite
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
@@ -10,6 +11,7 @@ from .core import Ledger
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
+from .retention import ERASED, PrunedChunk, Retention
 from .schema import ACTIVE, BATCH_STATES, HELD, STATES, TERMINAL, WAITING
 from .transactions import Claim, Outcome, Transactions
 from .workflows import WorkflowStore
@@ -22,12 +24,14 @@ __all__ = [
     "Batches",
     "Cases",
     "Reports",
+    "Retention",
     "WorkflowStore",
     "Heartbeats",
     "SystemBudgets",
     # what they take and give
     "Claim",
     "Outcome",
+    "PrunedChunk",
     # states
     "ACTIVE",
     "WAITING",
@@ -35,4 +39,7 @@ __all__ = [
     "TERMINAL",
     "STATES",
     "BATCH_STATES",
+    # backup
+    "backup_sqlite",
+    "ERASED",
 ]
