@@ -6,7 +6,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 :mod:`orchestrator.errors`.
 
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
-  import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
+  import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup|restored``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``workflows``: :mod:`.service`; ``validate``, ``schema``,
   ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.

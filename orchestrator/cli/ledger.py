@@ -1,9 +1,10 @@
-"""``autoclerk ledger prune|backup``: the ledger's retention and its backup.
+"""``autoclerk ledger prune|backup|restored``: the ledger's retention and its backup.
 
 ``prune`` moves finished cases, with their state changes, the people's actions and their evidence, into a
 compressed archive and deletes them from the ledger a chunk at a time (:func:`orchestrator.queue.prune_ledger`);
 batch totals, reconciliations and the target stay true. ``backup`` copies a SQLite ledger while it is in use
-(:func:`orchestrator.ledger.backup_sqlite`); a PostgreSQL ledger is backed up with ``pg_dump``.
+(:func:`orchestrator.ledger.backup_sqlite`); a PostgreSQL ledger is backed up with ``pg_dump``. ``restored``
+tells a ledger just restored from a backup to publish every waiting case again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .options import ledger_option, open_ledger, settings_from_flags
 
 @click.group()
 def ledger() -> None:
-    """Prune finished cases to an archive, or back up the ledger."""
+    """Prune finished cases to an archive, back up the ledger, or prepare a restored one."""
 
 
 @ledger.command()
@@ -73,3 +74,17 @@ def backup(file: Path, ledger_url: str | None) -> None:
     finally:
         opened.close()
     click.echo(f"backed up the ledger {opened.url} to {file} ({size:,} bytes)")
+
+
+@ledger.command()
+@ledger_option
+def restored(ledger_url: str | None) -> None:
+    """After restoring a backup (pg_restore, or a copy of a SQLite backup): publish every waiting case again on
+    the next sweep (the broker's messages belong to the time after the backup; duplicates are absorbed)."""
+    opened = open_ledger(ledger_url)
+    try:
+        count = opened.outbox.republish_waiting()
+    finally:
+        opened.close()
+    click.echo(f"{count:,} waiting cases will be published again by the next sweep (a worker, the service or "
+               "'autoclerk run')")

@@ -14,11 +14,16 @@ from sqlalchemy.engine import Engine
 from ..errors import LedgerError
 
 
+_REPUBLISH = "UPDATE transactions SET published = 0 WHERE state IN ('queued', 'retry_scheduled') AND published = 1"
+
+
 def backup_sqlite(engine: Engine, target: Path, *, pages_per_step: int = 1024) -> int:
     """Copy the SQLite ledger behind ``engine`` into a new file ``target``, ``pages_per_step`` pages at a time
     (writers wait only for one step, never for the whole copy); returns the copy's size in bytes.
 
-    The copy is a consistent snapshot: a page written during the backup makes SQLite copy it again.
+    The copy is a consistent snapshot: a page written during the backup makes SQLite copy it again. In the
+    copy, every waiting case is back in the outbox (:meth:`Outbox.republish_waiting <.outbox.Outbox.republish_waiting>`),
+    so after a restore the sweep publishes them again; a case in progress comes back when its lease runs out.
 
     Raises:
         LedgerError: the ledger is not SQLite, or ``target`` exists or cannot be written.
@@ -34,9 +39,13 @@ def backup_sqlite(engine: Engine, target: Path, *, pages_per_step: int = 1024) -
         source = raw.driver_connection
         assert isinstance(source, sqlite3.Connection)
         try:
-            with sqlite3.connect(partial) as copy:
+            copy = sqlite3.connect(partial)
+            try:
                 source.backup(copy, pages=pages_per_step)
-            copy.close()
+                with copy:
+                    copy.execute(_REPUBLISH)
+            finally:
+                copy.close()
         except (sqlite3.Error, OSError) as exc:
             partial.unlink(missing_ok=True)
             raise LedgerError(f"the backup file {target} cannot be written ({exc})") from None

@@ -78,9 +78,9 @@ class Retention:
                     select(t.id, t.workflow, t.case_ref, t.state, t.evidence, t.history)
                     .where(*self._prunable(batch_id, cutoff), t.id > after).order_by(t.id).limit(page))]
                 ids = [r["id"] for r in rows]
-                n_events = dict(conn.execute(select(events.c.transaction_id, func.count()).where(
+                n_events: dict[int, int] = dict(conn.execute(select(events.c.transaction_id, func.count()).where(
                     events.c.transaction_id.in_(ids)).group_by(events.c.transaction_id)).all()) if ids else {}
-                n_actions = dict(conn.execute(select(case_actions.c.transaction_id, func.count()).where(
+                n_actions: dict[int, int] = dict(conn.execute(select(case_actions.c.transaction_id, func.count()).where(
                     case_actions.c.transaction_id.in_(ids)).group_by(case_actions.c.transaction_id)).all()) if ids else {}
             for row in rows:
                 row["events"], row["actions"] = int(n_events.get(row["id"], 0)), int(n_actions.get(row["id"], 0))
