@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,10 @@ from ..ledger import Ledger, PrunedChunk
 from .results import mask_json
 
 _AGE = re.compile(r"^(\d+)d$")
+SQLITE_PAUSE_S = 0.1
+"""On SQLite, the pause after each chunk: one writer holds the whole database, and a worker waiting for the
+lock retries every 100 ms at most (its busy handler), so without the pause the next chunk would take the lock
+again before the worker woke. PostgreSQL locks rows, and needs none."""
 
 
 def cutoff_time(text: str, now: float) -> float:
@@ -115,11 +120,12 @@ def prune_ledger(ledger: Ledger, *, finished_before: float, archive_dir: Path | 
                 summary.by_state[case["state"]] += 1
                 summary.events += case["events"]
                 summary.case_actions += case["actions"]
-                summary.evidence_files += len(_evidence_files(artifacts, case["workflow"], case["case_ref"],
-                                                              _listed(case)))
+                folder = evidence_folder(artifacts, case["workflow"], case["case_ref"])
+                summary.evidence_files += len(_evidence_files(artifacts, folder, _listed(case)))
             if taken == left:
                 summary.batch_rejections += ledger.retention.rejections_left(batch_id)
         return summary
+    sqlite = ledger.engine.dialect.name == "sqlite"
     with _Archive.open(archive_dir, ledger, finished_before, now) as archive:
         summary.archive = archive.path if archive else None
         for batch_id in ledger.retention.batches(finished_before):
@@ -128,11 +134,16 @@ def prune_ledger(ledger: Ledger, *, finished_before: float, archive_dir: Path | 
 
                 def keep(found: PrunedChunk) -> None:
                     doomed.clear()
+                    history: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+                    for table, rows in (("transaction_events", found.events), ("case_actions", found.actions)):
+                        for row in rows:
+                            history.setdefault(row["transaction_id"], []).append((table, row))
                     for case in found.cases:
-                        files = _evidence_files(artifacts, case["workflow"], case["case_ref"], _listed(case))
-                        doomed.append((evidence_folder(artifacts, case["workflow"], case["case_ref"]), files))
+                        folder = evidence_folder(artifacts, case["workflow"], case["case_ref"])
+                        files = _evidence_files(artifacts, folder, _listed(case))
+                        doomed.append((folder, files))
                         if archive:
-                            archive.case(ledger, case, found, files, artifacts)
+                            archive.case(ledger, case, history.get(case["id"], []), files, artifacts)
                     if archive:
                         archive.sync()
 
@@ -146,6 +157,8 @@ def prune_ledger(ledger: Ledger, *, finished_before: float, archive_dir: Path | 
                 for folder, files in doomed:  # the ledger no longer lists them: their copies are archived
                     summary.evidence_files += len(files)
                     _remove(folder, files, artifacts)
+                if sqlite:
+                    time.sleep(SQLITE_PAUSE_S)
             while True:
                 def keep_rejections(found: PrunedChunk) -> None:
                     if archive:
@@ -175,9 +188,8 @@ def erase_case(ledger: Ledger, tx_id: int, by: str, reason: str, artifacts_dir: 
     artifacts = artifacts_dir.resolve()
 
     def forget(case: dict[str, Any]) -> None:
-        listed = [Path(p) for p in case["evidence"]]
-        files = _evidence_files(artifacts, case["workflow"], case["case_ref"], listed)
-        _remove(evidence_folder(artifacts, case["workflow"], case["case_ref"]), files, artifacts)
+        folder = evidence_folder(artifacts, case["workflow"], case["case_ref"])
+        _remove(folder, _evidence_files(artifacts, folder, [Path(p) for p in case["evidence"]]), artifacts)
 
     return ledger.retention.erase(tx_id, by, reason, forget)
 
@@ -227,8 +239,10 @@ class _Archive:
         for row in rows:
             self._line({"table": table, "row": row})
 
-    def case(self, ledger: Ledger, case: dict[str, Any], chunk: PrunedChunk, files: list[Path], artifacts: Path) -> None:
-        """A pruned case, its events and actions (secret fields masked), and a copy of its evidence."""
+    def case(self, ledger: Ledger, case: dict[str, Any], history: list[tuple[str, dict[str, Any]]], files: list[Path],
+             artifacts: Path) -> None:
+        """A pruned case, its events and actions (``(table, row)``; secret fields masked), and a copy of its
+        evidence."""
         if case["digest"] not in self._secrets:
             inputs = ledger.workflows.load(case["digest"]).definition.input
             self._secrets[case["digest"]] = {name: spec for name, spec in inputs.items() if spec.secret}
@@ -242,11 +256,10 @@ class _Archive:
         for key in ("output", "history", "error_message", "error_detail"):
             row[key] = mask_json(row[key], values) if values else row[key]
         self._line({"table": "transactions", "row": row})
-        for table, found, text in (("transaction_events", chunk.events, "detail"), ("case_actions", chunk.actions, "note")):
-            for one in found:
-                if one["transaction_id"] == case["id"]:
-                    masked = mask_text(one[text], values) if values and one[text] else one[text]
-                    self._line({"table": table, "row": {**one, text: masked}})
+        for table, one in history:
+            text = "detail" if table == "transaction_events" else "note"
+            masked = mask_text(one[text], values) if values and one[text] else one[text]
+            self._line({"table": table, "row": {**one, text: masked}})
         copied = []
         for path in files:
             target = self.evidence_dir / path.relative_to(artifacts)
@@ -273,10 +286,9 @@ def _listed(case: dict[str, Any]) -> list[Path]:
     return [Path(p) for p in dict.fromkeys(paths)]
 
 
-def _evidence_files(artifacts: Path, workflow: str, case_ref: str, listed: list[Path]) -> list[Path]:
-    """A case's evidence files that exist: everything in its folder under the artifacts directory, and any
+def _evidence_files(artifacts: Path, folder: Path, listed: list[Path]) -> list[Path]:
+    """A case's evidence files that exist: everything in its ``folder`` under the artifacts directory, and any
     other file it lists there (nothing outside the artifacts directory is ever touched)."""
-    folder = evidence_folder(artifacts, workflow, case_ref)
     found = [p for p in sorted(folder.rglob("*")) if p.is_file()] if folder.is_dir() else []
     for path in listed:
         resolved = path.resolve()

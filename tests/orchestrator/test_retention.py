@@ -245,3 +245,25 @@ def test_the_cli_prunes_erases_and_says_each_mistake_in_one_line(ledger: Ledger,
         assert (refused.returncode, refused.stderr) == (2, "autoclerk: error: 'ledger backup' copies a SQLite ledger; "
                                                            "back up a postgresql ledger with pg_dump -Fc (see "
                                                            "docs/operations.md)\n")
+
+
+def test_a_sqlite_backup_is_a_whole_ledger_whose_waiting_cases_are_published_again(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        ledger.workflows.publish(WORKFLOW, "olga", "claim.yaml")
+        batch = hand(ledger, tmp_path / "cases.csv", ["C-001,AB000001A", "C-002,AB000002A"])
+        work(ledger, "C-001", "done")
+        assert ledger.outbox.due(batch) == []  # C-002's message is with the broker
+        done = autoclerk("ledger", "backup", str(tmp_path / "copy.db"), "--ledger", ledger.url)
+        assert done.returncode == 0 and done.stdout.startswith(f"backed up the ledger {ledger.url} to "), done.stderr
+        again = autoclerk("ledger", "backup", str(tmp_path / "copy.db"), "--ledger", ledger.url)
+        assert (again.returncode, again.stderr) == (
+            2, f"autoclerk: error: the backup file {tmp_path / 'copy.db'} already exists; name a new file\n")
+    finally:
+        ledger.close()
+    copy = Ledger(f"sqlite:///{tmp_path / 'copy.db'}")
+    try:
+        assert copy.ledger_id == ledger.ledger_id and copy.reports.counts(batch) == ledger.reports.counts(batch)
+        assert copy.outbox.due(batch) == [copy.cases.by_ref("benefit-claim", "C-002")["id"]]  # type: ignore[index]
+    finally:
+        copy.close()
