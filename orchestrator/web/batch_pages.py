@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import LedgerError
-from ..ledger import STATES, TERMINAL, WAITING
+from ..ledger import ERASED, STATES, TERMINAL, WAITING
 from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
 from .auth import PageSession, csrf_protected, service_of, signed_in
 from .downloads import rejections_download, results_download
@@ -69,6 +69,7 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
         "cases": cases, "state": state, "ref": ref, "next_after": cases[-1]["id"] if more and cases else None,
         "after": after, "states": STATES, "rejections": service.ledger.reports.rejections(batch_id, limit=10),
         "reconciliation": reconcile(service.ledger, batch_id), "rejection_kinds": REJECTION_KINDS,
+        "pruned": service.ledger.retention.pruned(batch_id),
         "flash": ("The batch was handed off. No bot is running yet, so its cases wait until one starts." if no_worker
                   else "The batch was handed off. Its cases are being worked now.") if handed_off else (
             f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
@@ -135,11 +136,12 @@ def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "", no_w
 def _case_page(request: Request, session: PageSession, found: dict[str, Any], *, flash: str | None = None,
                errors: dict[str, str] | None = None, status: int = 200) -> Response:
     state, operator = found["state"], session.user.has("operator")
+    erased = any(a["action"] == ERASED for a in found["actions"])  # its data is gone: it cannot run again
     return render(request, "case.html", {
         "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots_of(found), "flash": flash,
         "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}",
-        "can_retry": operator and state == "failed", "can_cancel": operator and state in WAITING,
-        "can_rerun": operator and state in TERMINAL,
+        "can_retry": operator and state == "failed" and not erased, "can_cancel": operator and state in WAITING,
+        "can_rerun": operator and state in TERMINAL and not erased,
         "errors": errors or {}, "error_links": {"form": "reason"}}, status=status, session=session)
 
 

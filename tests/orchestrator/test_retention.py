@@ -193,6 +193,9 @@ def test_an_erasure_removes_data_output_errors_and_evidence_and_keeps_the_outcom
 
     assert not erase_case(ledger, tx, "olga", "asked twice", old_and_new["artifacts"]), "erasing twice changes nothing"
     assert ledger.cases.get(tx)["actions"] == case["actions"]  # type: ignore[index]
+    with pytest.raises(LedgerError, match="^case C-002's data was erased, so it cannot run again$"):
+        ledger.cases.retry(tx, "olga", attempts=1)
+    assert ledger.cases.get(tx)["state"] == "failed"  # type: ignore[index]
 
     dealt = ledger.cases.by_ref("benefit-claim", "C-003")["id"]  # type: ignore[index]
     assert erase_case(ledger, dealt, "olga", "request 78", old_and_new["artifacts"])
