@@ -6,6 +6,7 @@ Imports ``workflows`` and ``monitoring``; never Celery or the database.
 from .chromium import LAUNCH_ARGS, find_chromium
 from .context import StepContext, StepHooks
 from .engine import BotConfig, BotEngine, BotJob, BotResult
+from .evidence import evidence_folder
 from .null import NullEngine
 from .session import SessionKeeper
 from .flow import EXECUTORS, run_steps
@@ -31,6 +32,8 @@ __all__ = [
     "SessionKeeper",
     "find_chromium",
     "LAUNCH_ARGS",
+    # evidence
+    "evidence_folder",
     # steps (custom steps receive a StepContext)
     "StepContext",
     "StepHooks",

@@ -32,7 +32,7 @@ from workflows import EnvValues, LoadedWorkflow, Step, Workflow, secret_values
 from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
 from .context import StepContext
 from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
-from .evidence import keep_evidence, prune_artifacts
+from .evidence import evidence_folder, keep_evidence, prune_artifacts
 from .flow import Finished, run_steps
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .session import SessionKeeper
@@ -383,8 +383,7 @@ class BotEngine:
     def _evidence_dir(self, job: BotJob) -> Path | None:
         if self.config.artifacts_dir is None:
             return None
-        return (self.config.artifacts_dir / _safe(job.workflow.definition.name) / _safe(job.case_ref)
-                / f"attempt-{job.attempt}")
+        return evidence_folder(self.config.artifacts_dir, job.workflow.definition.name, job.case_ref) / f"attempt-{job.attempt}"
 
     @staticmethod
     def _fallback(workflow: str, verb: str, index: int) -> None:
@@ -450,7 +449,3 @@ def _mask_message(exc: BotError, ctx: StepContext) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "_"

@@ -5,7 +5,8 @@ screenshot with password fields masked, and every element a secret or a secret c
 chosen or uploaded into), ``failure.html`` (the page with secret values and secret case values replaced),
 ``page-errors.txt`` (the page's own script errors and console errors of the attempt, when it had any)
 and, only when tracing is switched on, ``trace.zip`` (a Playwright trace: it holds what was typed, so it
-is off by default). ``prune_artifacts`` deletes attempt folders older than the retention.
+is off by default). ``prune_artifacts`` deletes attempt folders older than the retention;
+:func:`evidence_folder` names a case's folder (the ledger's prune and erase take it whole).
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ from .context import StepContext
 from .errors import BotError
 
 log = structlog.get_logger(__name__)
+
+
+def evidence_folder(root: Path, workflow: str, case_ref: str) -> Path:
+    """The folder that holds every attempt's evidence of one case: ``<root>/<workflow>/<case>/`` (each name made
+    safe for a file system)."""
+    return root / _safe(workflow) / _safe(case_ref)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "_"
 
 
 async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) -> None:

@@ -27,7 +27,7 @@ PINNED = {
     },
     "bots": {
         "ApplicationError", "BotConfig", "BotEngine", "BotError", "BotJob", "BotResult", "BrowserGone",
-        "BrowserNotFoundError", "BusinessException", "EXECUTORS", "find_chromium", "LAUNCH_ARGS", "NullEngine",
+        "BrowserNotFoundError", "BusinessException", "EXECUTORS", "evidence_folder", "find_chromium", "LAUNCH_ARGS", "NullEngine",
         "PageCrashed", "run_steps", "SessionExpired", "SessionKeeper", "StepContext", "StepHooks", "StepTimeout",
         "TargetServerError",
     },
@@ -48,13 +48,13 @@ PINNED = {
     },
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
-        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles",
+        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "User",
     },
     "orchestrator.queue": {
-        "case_results", "mask_json", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
+        "case_results", "mask_json", "prune_ledger", "PruneSummary", "erase_case", "cutoff_time", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
         "XLSX_MAX_CASES", "reconcile", "Reconciliation", "bot_config", "REJECTION_KINDS", "check_workers", "missing_from",
         "resolvable_names", "DEADLINE_COLUMN",
         "AcceptedCase", "act_on_case", "publish_workflow", "rollback_workflow", "version_diff", "audit_hand_off",

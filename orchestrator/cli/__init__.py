@@ -6,7 +6,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 :mod:`orchestrator.errors`.
 
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
-  import the demo system); ``cases retry|cancel|rerun``: :mod:`.cases`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
+  import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup|restored``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
   ``audit``, ``audit verify``: :mod:`.audit`; ``validate``, ``schema``,
   ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`;
@@ -32,6 +32,7 @@ from .browsers import browsers
 from .cases import cases
 from .demo import cases_generate, demo, portal
 from .faults import faults
+from .ledger import ledger
 from .options import echo_error as _err
 from .project import init, monitoring
 from .results import results
@@ -52,7 +53,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat):
+                 serve, users, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat, ledger):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

@@ -1,14 +1,16 @@
-"""``autoclerk cases retry|cancel|rerun REF --workflow W``: an operator's actions on one case.
+"""``autoclerk cases retry|cancel|rerun|erase REF --workflow W``: an operator's actions on one case.
 
 A case is named by its reference and workflow (one ledger row per workflow and reference). Each action is
 :func:`orchestrator.queue.act_on_case`, recorded with ``cli:USER`` (the case's actions) and in the audit
 trail as USER from ``cli``. With a broker (``--broker`` or
 ``AUTOCLERK_BROKER_URL``) what goes back to work is published at once; otherwise the next sweep of a worker,
-of the service or of ``autoclerk run`` publishes it.
+of the service or of ``autoclerk run`` publishes it. ``erase`` removes one case's personal data
+(:func:`orchestrator.queue.erase_case`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +21,7 @@ from .options import cli_user, ledger_option, settings_from_flags
 
 @click.group()
 def cases() -> None:
-    """Act on one case (retry, cancel, run again), or write demo case files."""
+    """Act on one case (retry, cancel, run again, erase its data), or write demo case files."""
 
 
 _WORKFLOW = click.option("--workflow", "workflow", required=True, help="The workflow the case belongs to (its name).")
@@ -89,3 +91,31 @@ def rerun(ref: str, workflow: str, reason: str, ledger_url: str | None, broker_u
     """Run a case that has an outcome again, deliberately: the workflow's lookup runs first, so a record the
     target system already holds ends it done without submitting twice."""
     click.echo(_act(ref, workflow, "rerun", ledger_url, broker_url, attempts=attempts, reason=reason))
+
+
+@cases.command()
+@click.argument("ref")
+@_WORKFLOW
+@click.option("--reason", required=True, help="Why the data is erased (the request; kept with the case).")
+@click.option("--artifacts-dir", "artifacts_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the evidence is (default AUTOCLERK_ARTIFACTS_DIR).")
+@ledger_option
+def erase(ref: str, workflow: str, reason: str, artifacts_dir: Path | None, ledger_url: str | None) -> None:
+    """Erase the personal data of one case that has an outcome (its data, output, error texts and evidence),
+    keeping the fact and outcome of the transaction."""
+    from ..ledger import Ledger
+    from ..queue import erase_case
+
+    settings = settings_from_flags(ledger_url=ledger_url, artifacts_dir=artifacts_dir)
+    ledger = Ledger(settings.ledger_url)
+    try:
+        found = ledger.cases.by_ref(workflow, ref)
+        if found is None:
+            raise UsageError(f"workflow {workflow} has no case {ref} in the ledger at {ledger.url}")
+        erased = erase_case(ledger, found["id"], f"cli:{cli_user()}", reason, settings.artifacts_dir, origin="cli")
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        ledger.close()
+    click.echo(f"case {ref} ({workflow}): " + ("its personal data is erased; its outcome is kept" if erased
+                                               else "already erased; nothing changed"))

@@ -4,6 +4,7 @@
 """
 
 from .audit import AuditHead, AuditTrail
+from .backup import backup_sqlite
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
@@ -13,6 +14,7 @@ from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
 from .schedules import Schedules
+from .retention import ERASED, PrunedChunk, Retention
 from .schema import ACTIVE, BATCH_STATES, HELD, STATES, TERMINAL, WAITING
 from .transactions import Claim, Outcome, Transactions
 from .workflows import WorkflowStore
@@ -25,6 +27,7 @@ __all__ = [
     "Batches",
     "Cases",
     "Reports",
+    "Retention",
     "WorkflowStore",
     "Heartbeats",
     "SystemBudgets",
@@ -35,6 +38,7 @@ __all__ = [
     "Claim",
     "Outcome",
     "AuditHead",
+    "PrunedChunk",
     # states
     "ACTIVE",
     "WAITING",
@@ -42,4 +46,7 @@ __all__ = [
     "TERMINAL",
     "STATES",
     "BATCH_STATES",
+    # backup
+    "backup_sqlite",
+    "ERASED",
 ]

@@ -211,7 +211,8 @@ ACTION_TEXT = {
     "schedule.add": "added schedule {id}",
     "schedule.remove": "removed schedule {id}",
     "schedule.run_now": "ran schedule {id} now",
-    "ledger.prune": "pruned the ledger ({id})",
+    "ledger.prune": "pruned the cases finished before {id} from the ledger",
+    "ledger.restored": "marked the ledger as restored from a backup",
     "case.erase": "erased the personal data of case {id}",
 }
 """Each action as a person reads it (``{id}``: the object's id). An action not named here reads as

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from ..errors import LedgerError
 from .queries import reopen, settle
 from .reports import CASE_COLUMNS, case_row
+from .retention import ERASED
 from .schema import RESOLUTIONS, TERMINAL, WAITING, batches, case_actions, events, transactions
 from .transactions import Transactions
 
@@ -154,6 +155,9 @@ class Cases:
                 raise LedgerError(f"there is no case {tx_id}")
             if row.state not in from_states:
                 raise LedgerError(f"case {row.case_ref} is {row.state.replace('_', ' ')}: {refusal}")
+            if values["state"] == "queued" and conn.execute(select(case_actions.c.id).where(
+                    case_actions.c.transaction_id == tx_id, case_actions.c.action == ERASED)).first() is not None:
+                raise LedgerError(f"case {row.case_ref}'s data was erased, so it cannot run again")
             changed = conn.execute(update(transactions).where(t.id == tx_id, t.state.in_(from_states)).values(
                 published=0, updated_at=now, **values)).rowcount == 1
             if not changed:

@@ -9,6 +9,7 @@ schema) and holds its parts, one per concept, each on the same engine:
 - :attr:`Ledger.cases` (:mod:`.cases`): find cases, resubmit or resolve an exception;
 - :attr:`Ledger.reports` (:mod:`.reports`): counts, progress, throughput, refused rows, exceptions;
 - :attr:`Ledger.workflows` (:mod:`.workflows`): versions, publishing, the one parsed-workflow cache;
+- :attr:`Ledger.retention` (:mod:`.retention`): pruning finished cases, erasing one case's personal data;
 - :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`);
 - :attr:`Ledger.audit` (:mod:`.audit`): the hash-chained audit trail of what people did.
 - :attr:`Ledger.schedules` (:mod:`.schedules`) and :attr:`Ledger.dropped_files` (:mod:`.dropped`): recurring work.
@@ -33,6 +34,7 @@ from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
 from .schedules import Schedules
+from .retention import Retention
 from .schema import ledger_info
 from .transactions import Transactions
 from .workflows import WorkflowStore
@@ -84,6 +86,8 @@ class Ledger:
         """Counts, progress, throughput, refused rows and open exceptions (read-only)."""
         self.workflows = WorkflowStore(self.engine)
         """Workflow versions by digest, the published ones, and this process's cache of parsed versions."""
+        self.retention = Retention(self.engine)
+        """Pruning finished cases to an archive, and erasing one case's personal data."""
         self.heartbeats = Heartbeats(self.engine)
         """The workers heard from recently."""
         self.budgets = SystemBudgets(self.engine)

@@ -37,6 +37,14 @@ class Outbox:
                                                         transactions.c.state.in_(("queued", "retry_scheduled")))
                              .values(published=0))
 
+    def republish_waiting(self) -> int:
+        """Put every waiting case back in the outbox (after a restore from a backup: the messages the broker
+        held belong to the time after the backup, so the next sweep publishes every waiting case again and
+        the claim absorbs any duplicate); returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(transactions).where(transactions.c.state.in_(("queued", "retry_scheduled")),
+                                                           transactions.c.published == 1).values(published=0)).rowcount
+
     def due(self, batch_id: str | None = None, *, limit: int = 10_000) -> list[int]:
         """What must be (re)published now, highest priority and earliest deadline first: rows never
         confirmed to the broker, retries whose time has come, and rows held by a lease that ran out

@@ -4,12 +4,13 @@ the binary search that finds a time in the event log."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from .schema import ACTIVE, STATES, batches, events, transactions
+from .schema import ACTIVE, STATES, batches, events, pruned_cases, transactions
 
 
 def placeholder(conn: Connection) -> str:
@@ -18,14 +19,21 @@ def placeholder(conn: Connection) -> str:
 
 
 def batch_counts(conn: Connection, batch_id: str) -> dict[str, int]:
-    """Transactions of a batch by state (every state present, zeros included), on the batch/state index."""
-    return by_state(conn.execute(select(transactions.c.state, func.count()).where(
-        transactions.c.batch_id == batch_id).group_by(transactions.c.state)))
+    """Transactions of a batch by state (every state present, zeros included), on the batch/state index;
+    cases pruned to an archive count in their state."""
+    p = pruned_cases.c
+    return by_state(chain(
+        conn.execute(select(transactions.c.state, func.count()).where(
+            transactions.c.batch_id == batch_id).group_by(transactions.c.state)),
+        conn.execute(select(p.state, func.sum(p.count)).where(p.batch_id == batch_id).group_by(p.state))))
 
 
 def ledger_counts(conn: Connection) -> dict[str, int]:
-    """The whole ledger's transactions by state."""
-    return by_state(conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)))
+    """The whole ledger's transactions by state, cases pruned to an archive included."""
+    p = pruned_cases.c
+    return by_state(chain(
+        conn.execute(select(transactions.c.state, func.count()).group_by(transactions.c.state)),
+        conn.execute(select(p.state, func.sum(p.count)).group_by(p.state))))
 
 
 def settle(conn: Connection, batch_ids: Iterable[str] | None, now: float) -> int:
@@ -76,6 +84,8 @@ def first_event_since(conn: Connection, since: float) -> int:
 
 
 def by_state(rows: Iterable[Any]) -> dict[str, int]:
-    """``(state, count)`` rows as a count for every state, zeros included."""
-    found = {state: count for state, count in rows}
+    """``(state, count)`` rows as a count for every state, zeros included (a state given twice adds up)."""
+    found: dict[str, int] = {}
+    for state, count in rows:
+        found[state] = found.get(state, 0) + int(count)
     return {state: found.get(state, 0) for state in STATES}

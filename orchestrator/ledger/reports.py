@@ -16,7 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import BATCH_STATES, HELD, UNFINISHED_DEADLINE, batch_rejections, batches, events, transactions, workflow_versions
+from .schema import (BATCH_STATES, HELD, UNFINISHED_DEADLINE, batch_rejections, batches, events, pruned_rejections,
+                     transactions, workflow_versions)
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
                 transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
@@ -168,7 +169,8 @@ class Reports:
             after = rows[-1]["id"]
 
     def count(self, batch_id: str, state: str | None = None) -> int:
-        """How many cases a batch has (of one state, when given), on the batch/state index."""
+        """How many cases a batch still has in the ledger (of one state, when given), on the batch/state index:
+        the rows an export reads (cases pruned to an archive are not among them)."""
         query = select(func.count()).where(transactions.c.batch_id == batch_id)
         if state is not None:
             query = query.where(transactions.c.state == state)
@@ -177,7 +179,7 @@ class Reports:
 
     def reconciliation(self, batch_id: str) -> dict[str, Any] | None:
         """What a batch's reconciliation adds up: the batch as handed off (rows read, accepted, the file's
-        SHA-256, who and when), its refused rows by kind, its cases by state, how many of its handed-back
+        SHA-256, who and when), its refused rows by kind, its cases by state (both with what a prune archived), how many of its handed-back
         cases are still open, and the workflow's version. ``None`` when there is no such batch."""
         r = batch_rejections.c
         with self.engine.connect() as conn:
@@ -186,8 +188,11 @@ class Reports:
                                  .where(batches.c.id == batch_id)).first()
             if batch is None:
                 return None
-            refused = {kind: int(n) for kind, n in conn.execute(
-                select(r.kind, func.count()).where(r.batch_id == batch_id).group_by(r.kind))}
+            refused: dict[str, int] = {}
+            pr = pruned_rejections.c
+            for kind, n in [*conn.execute(select(r.kind, func.count()).where(r.batch_id == batch_id).group_by(r.kind)),
+                            *conn.execute(select(pr.kind, pr.count).where(pr.batch_id == batch_id))]:
+                refused[kind] = refused.get(kind, 0) + int(n)
             return {"batch": dict(batch._mapping), "rejected": refused, "counts": batch_counts(conn, batch_id),
                     "open_exceptions": open_exceptions(conn, batch_id)}
 

@@ -23,7 +23,9 @@ corrected data, ``done_by_hand`` and ``closed`` end it; every such action is a `
 The hand-off service's tables live here too: ``published_workflows`` (the version of each workflow that
 caseworkers hand off to), ``batch_rejections`` (every refused row of a hand-off), ``case_actions`` and
 ``workers`` (each worker's heartbeat, for the operations page), ``workflow_publishes`` (every publish,
-numbered per name) and ``audit_log`` (the hash-chained audit trail). The account tables (users, API tokens,
+numbered per name) and ``audit_log`` (the hash-chained audit trail). ``pruned_cases`` and ``pruned_rejections``
+keep what ``autoclerk ledger prune`` took out of the ledger as counts (per batch, workflow and state; per
+batch and kind of refusal), which every count by state adds in, so totals stay true after a prune. The account tables (users, API tokens,
 sign-in sessions) are in the same database and migrations, and on this :data:`metadata`, but are
 defined beside the code that uses them, in :mod:`orchestrator.accounts.schema`.
 """
@@ -271,4 +273,21 @@ leases = Table(
     Column("name", String(32), primary_key=True),
     Column("owner", String(160), nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+pruned_cases = Table(
+    "pruned_cases",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("workflow", String(64), primary_key=True),
+    Column("state", String(24), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+pruned_rejections = Table(
+    "pruned_rejections",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("count", Integer, nullable=False),
 )

@@ -25,6 +25,7 @@ from .outage import TargetHealth
 from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
+from .retention import PruneSummary, cutoff_time, erase_case, prune_ledger
 from .results import AUDIT_KEYS, audit_csv_chunks, FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks
 from .folders import FolderWatch
 from .run import run_batch
@@ -110,6 +111,11 @@ __all__ = [
     # results and reconciliation
     "case_results",
     "mask_json",
+    # retention
+    "prune_ledger",
+    "PruneSummary",
+    "erase_case",
+    "cutoff_time",
     "export_results",
     "csv_chunks",
     "rejections_csv_chunks",

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import LedgerError
-from ..ledger import ACTIVE, STATES, TERMINAL, WAITING
+from ..ledger import ACTIVE, ERASED, STATES, TERMINAL, WAITING
 from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
 from .auth import PageSession, csrf_protected, origin_of, service_of, signed_in
 from .downloads import rejections_download, results_download
@@ -73,6 +73,7 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
         "deadlines": _deadline_figures(service.ledger.reports.deadlines(service.settings.deadline_margin_s,
                                                                         batch_id=batch_id)),
         "now": time.time(), "active_states": ACTIVE, "deadline_margin": service.settings.deadline_margin,
+        "pruned": service.ledger.retention.pruned(batch_id),
         "flash": ("The batch was handed off. No bot is running yet, so its cases wait until one starts." if no_worker
                   else "The batch was handed off. Its cases are being worked now.") if handed_off else (
             f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
@@ -140,11 +141,12 @@ def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "", no_w
 def _case_page(request: Request, session: PageSession, found: dict[str, Any], *, flash: str | None = None,
                errors: dict[str, str] | None = None, status: int = 200) -> Response:
     state, operator = found["state"], session.user.has("operator")
+    erased = any(a["action"] == ERASED for a in found["actions"])  # its data is gone: it cannot run again
     return render(request, "case.html", {
         "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots_of(found), "flash": flash,
         "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}",
-        "can_retry": operator and state == "failed", "can_cancel": operator and state in WAITING,
-        "can_rerun": operator and state in TERMINAL,
+        "can_retry": operator and state == "failed" and not erased, "can_cancel": operator and state in WAITING,
+        "can_rerun": operator and state in TERMINAL and not erased,
         "errors": errors or {}, "error_links": {"form": "reason"}}, status=status, session=session)
 
 
