@@ -141,7 +141,7 @@ def test_the_hand_off_service_refuses_anonymous_users_wrong_roles_and_forms_with
     refused = wrong = 0
     with handoff_server(tmp_path, portal) as server:
         cookies = {name: sign_in_cookie(server, name) for name in USERS}
-        sample = {"batch_id": "nosuchbatch", "tx_id": "999999", "workflow": "change-of-address", "index": "0",
+        sample = {"batch_id": "nosuchbatch", "tx_id": "999999", "workflow": "change-of-address", "name": "change-of-address", "index": "0",
                   "action": "pause", "resolution": "close", "fmt": "csv"}
         checked = 0
         for method, path, roles, is_api in ROUTES:
