@@ -2,14 +2,18 @@
 dashboard and the Prometheus alert rules (with their unit tests) from the installed package.
 
 Both read what they write from the installed package (:mod:`importlib.resources`), so they work from a
-wheel as from a checkout.
+wheel as from a checkout. The shipped runbook links are docs paths (``docs/monitoring.md#no-bots``);
+``--runbook-base URL`` makes them URLs under where the docs are published.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -21,6 +25,9 @@ MONITORING = {"grafana/autoclerk.json": files("monitoring") / "grafana" / "autoc
               "prometheus/alerts.yml": files("monitoring") / "prometheus" / "alerts.yml",
               "prometheus/alerts.test.yml": files("monitoring") / "prometheus" / "alerts.test.yml"}
 """What ``monitoring export`` writes: the file under DIR, and where it comes from in the package."""
+DOCS = "docs/"
+"""Where the shipped runbook links point: the docs folder of the repository."""
+_RUNBOOK = re.compile(r"""(\brunbook:\s*["']?)""" + re.escape(DOCS))
 
 
 def project_files(name: str, today: dt.date) -> dict[str, str]:
@@ -54,6 +61,35 @@ def write_new(folder: Path, contents: dict[str, str]) -> list[Path]:
     return written
 
 
+def checked_runbook_base(base: str) -> str:
+    """``base`` checked as the http(s) address the docs folder is published at, ending in one ``/``.
+
+    Raises:
+        UsageError: ``base`` is not an absolute http(s) URL, or has a query or fragment.
+    """
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise UsageError(f"--runbook-base: '{base}' is not an http(s) address of the docs folder; expected one "
+                         "like https://wiki.example/autoclerk/")
+    return base.rstrip("/") + "/"
+
+
+def with_runbook_base(path: str, text: str, base: str) -> str:
+    """The monitoring file ``path`` with its docs links under ``base``: the ``runbook`` annotations of the rules
+    and of their unit tests (so ``promtool test rules`` still passes), and the dashboard's links.
+
+    Example: ``docs/monitoring.md#no-bots`` with base ``https://wiki.example/autoclerk/`` becomes
+    ``https://wiki.example/autoclerk/monitoring.md#no-bots``.
+    """
+    if not path.endswith(".json"):
+        return _RUNBOOK.sub(lambda m: m.group(1) + base, text)  # text, not YAML: the comments are kept
+    dashboard = json.loads(text)
+    for link in dashboard.get("links", []) + [lk for p in dashboard.get("panels", []) for lk in p.get("links", [])]:
+        if link.get("url", "").startswith(DOCS):
+            link["url"] = base + link["url"][len(DOCS):]
+    return json.dumps(dashboard, indent=2) + "\n"
+
+
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def init(folder: Path) -> None:
@@ -71,9 +107,15 @@ def monitoring() -> None:
 
 @monitoring.command("export")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-def export(folder: Path) -> None:
+@click.option("--runbook-base", metavar="URL",
+              help="Where the docs folder is published: runbook links become URL/monitoring.md#… "
+                   "(default: docs paths, docs/monitoring.md#…).")
+def export(folder: Path, runbook_base: str | None) -> None:
     """Write the Grafana dashboard and the alert rules with their unit tests into FOLDER (import the dashboard,
     load the rules into Prometheus, and check them with 'promtool test rules prometheus/alerts.test.yml')."""
+    base = None if runbook_base is None else checked_runbook_base(runbook_base)
     contents = {path: source.read_text(encoding="utf-8") for path, source in MONITORING.items()}
+    if base is not None:
+        contents = {path: with_runbook_base(path, text, base) for path, text in contents.items()}
     for path in write_new(folder, contents):
         click.echo(f"wrote {path}")

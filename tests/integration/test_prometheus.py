@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,8 +29,8 @@ from tests.integration.test_queue_reliability import Rig, last_json
 
 RULES = ROOT / "monitoring" / "prometheus" / "alerts.yml"
 EMPTY_WHEN_QUIET = {"Retries by error class", "Browser restarts and page crashes", "Locator fallbacks (page drift)",
-                    "Step duration p95, by step type"}
-"""Panels with no series in a run without retries, restarts, crashes or drift."""
+                    "Step duration p95, by step type", "Unfinished cases at risk and past their deadline, by workflow"}
+"""Panels with no series in a run without retries, restarts, crashes, drift or cases with a deadline."""
 
 
 def free_port() -> int:
@@ -135,12 +136,23 @@ def test_prometheus_counts_exactly_what_the_ledger_holds_and_the_target_survives
         labels = {k for r in prometheus.query('{job="autoclerk", __name__=~"autoclerk_.*"}') for k in r["metric"]}
         assert labels <= {"__name__", "job", "instance", "workflow", "outcome", "state", "step_type", "le", "event",
                           "reason", "queue", "error_class"}, labels  # bounded labels: never a case reference or URL
-        # Every expression of the shipped dashboard is valid PromQL and finds data in this server.
+        # Every expression of the shipped dashboard is valid PromQL and finds data in this server, with the job and
+        # instance variables set as Grafana sets "All": every value the variable's query lists, as one regex.
         dashboard = json.loads((ROOT / "monitoring" / "grafana" / "autoclerk.json").read_text())
+        chosen: dict[str, str] = {}
+        for variable in dashboard["templating"]["list"][1:]:
+            metric, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]).groups()  # type: ignore[union-attr]
+            values = {r["metric"][label] for r in prometheus.query(f"group by ({label}) ({metric})".replace(
+                '"$job"', f'"{chosen.get("job", "")}"'))}
+            chosen[variable["name"]] = "(" + "|".join(sorted(values)) + ")"
+        assert chosen == {"job": "(autoclerk)", "instance": "(" + "|".join(sorted(f"127.0.0.1:{p}" for p in ports)) + ")"}
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
                 expr = target["expr"].replace("$__rate_interval", "1m")
+                expr = expr.replace("$job", chosen["job"]).replace("$instance", chosen["instance"])
                 assert prometheus.query(expr) or panel["title"] in EMPTY_WHEN_QUIET, f"{panel['title']}: {expr}"
+        workers_up = next(p for p in dashboard["panels"] if p["title"] == "Workers up")["targets"][0]["expr"]
+        assert prometheus.scalar(workers_up.replace("$job", chosen["job"]).replace("$instance", chosen["instance"])) == 2
         # The workflow signs in with the secret 'demo-password': no series, label or value of any worker holds it.
         federated = httpx.get(f"{prometheus.url}/federate", params={"match[]": '{job="autoclerk"}'}, timeout=10).text
         assert "autoclerk_transactions_total" in federated and "demo-password" not in federated

@@ -1,4 +1,5 @@
-"""The Grafana dashboard and the alert rules ask only for metrics Autoclerk exports, with labels it sets."""
+"""The Grafana dashboard and the alert rules ask only for metrics Autoclerk exports, with labels it sets; every
+panel reads only the jobs and instances chosen in the dashboard's variables."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from monitoring import REGISTRY
 from orchestrator.ledger import BATCH_STATES, STATES, AuditHead
 from orchestrator.queue import BrokerCollector, LedgerCollector
 from tests.conftest import ROOT
+from tests.test_docs_links import anchors
 
 DASHBOARD = ROOT / "monitoring" / "grafana" / "autoclerk.json"
 RULES = ROOT / "monitoring" / "prometheus" / "alerts.yml"
@@ -83,3 +85,32 @@ def test_the_dashboard_covers_target_throughput_outcomes_queue_durations_bots_an
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"] if p["type"] != "row")
+
+
+SELECTOR = re.compile(r"\b(autoclerk_[a-z_]+|up)\b(?:\{([^}]*)\})?")
+
+
+def test_every_panel_reads_only_the_chosen_jobs_and_instances() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    for name in ("job", "instance"):
+        assert variables[name]["type"] == "query" and variables[name]["multi"] and variables[name]["includeAll"]
+        assert "allValue" not in variables[name]  # All means every listed value, never ".*" (every job in Prometheus)
+        assert variables[name]["datasource"]["uid"] == "${datasource}"
+    assert variables["instance"]["query"].endswith('{job=~"$job"}, instance)')
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            selectors = SELECTOR.findall(target["expr"])
+            assert selectors, f"{panel['title']}: {target['expr']}"
+            for name, matchers in selectors:
+                assert matchers.startswith('job=~"$job", instance=~"$instance"'), f"{panel['title']}: {name}"
+    assert [p["title"] for p in dashboard["panels"] if p["type"] != "row" and not p.get("targets")] == []
+
+
+def test_the_dashboards_docs_links_lead_to_a_section() -> None:
+    links = json.loads(DASHBOARD.read_text())["links"]
+    assert links
+    for link in links:
+        page, _, anchor = link["url"].partition("#")
+        assert page.startswith("docs/") and anchor in anchors((ROOT / page).read_text()), link["url"]

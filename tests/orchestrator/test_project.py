@@ -4,8 +4,12 @@ that they never overwrite. (``scripts/check-wheel`` runs both from an installed 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
+
+import pytest
+import yaml
 
 from orchestrator.cli.project import project_files
 from orchestrator.queue import AcceptedCase, read_cases
@@ -57,6 +61,41 @@ def test_monitoring_export_writes_the_packaged_dashboard_and_rules_which_pass_pr
     assert tested.returncode == 0, tested.stdout + tested.stderr
     again = autoclerk("monitoring", "export", "out", cwd=tmp_path)
     assert again.returncode == 2 and "already exists; nothing was written" in again.stderr
+
+
+def test_monitoring_export_with_a_runbook_base_makes_every_runbook_link_a_url_and_the_rules_still_pass_promtool(
+        tmp_path: Path) -> None:
+    base = "https://wiki.example/autoclerk"  # no trailing slash: one is added
+    exported = autoclerk("monitoring", "export", "out", "--runbook-base", base, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    out = tmp_path / "out"
+    rules = yaml.safe_load((out / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
+    shipped = yaml.safe_load((ROOT / "monitoring" / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert [r["annotations"]["runbook"] for r in rules] == [
+        "https://wiki.example/autoclerk/" + r["annotations"]["runbook"].removeprefix("docs/") for r in shipped]
+    assert "https://wiki.example/autoclerk/monitoring.md#no-bots" in [r["annotations"]["runbook"] for r in rules]
+    assert [{**r, "annotations": {**r["annotations"], "runbook": None}} for r in rules] == \
+        [{**r, "annotations": {**r["annotations"], "runbook": None}} for r in shipped]  # nothing else changed
+    assert (out / "prometheus" / "alerts.yml").read_text().startswith("# Alert rules for Autoclerk.")  # comments kept
+    tests = (out / "prometheus" / "alerts.test.yml").read_text()
+    assert 'runbook: "docs/' not in tests and 'runbook: "https://wiki.example/autoclerk/monitoring.md#' in tests
+    tested = subprocess.run(["promtool", "test", "rules", "alerts.test.yml"], cwd=out / "prometheus",
+                            capture_output=True, text=True, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr  # the unit tests expect the rebased links
+    dashboard = json.loads((out / "grafana" / "autoclerk.json").read_text())
+    shipped_dashboard = json.loads((ROOT / "monitoring" / "grafana" / "autoclerk.json").read_text())
+    assert [link["url"] for link in dashboard["links"]] == ["https://wiki.example/autoclerk/monitoring.md#alerts"]
+    assert {**dashboard, "links": None} == {**shipped_dashboard, "links": None}
+
+
+@pytest.mark.parametrize("base", ["wiki.example/autoclerk/", "ftp://wiki.example/", "https://wiki.example/?page=x"])
+def test_monitoring_export_refuses_a_runbook_base_that_is_not_a_web_address_and_writes_nothing(
+        tmp_path: Path, base: str) -> None:
+    refused = autoclerk("monitoring", "export", "out", "--runbook-base", base, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr == f"autoclerk: error: --runbook-base: '{base}' is not an http(s) address of the docs " \
+                             "folder; expected one like https://wiki.example/autoclerk/\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_project_template_names_its_files_once() -> None:
