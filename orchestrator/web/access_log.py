@@ -35,7 +35,8 @@ def access_logger(*, json: bool, stream: Any = None) -> Any:
     """A structlog logger of its own, so the access log is written whatever ``log_level`` says."""
     renderer: Any = (structlog.processors.JSONRenderer() if json else
                      structlog.processors.KeyValueRenderer(key_order=["event", "method", "path", "status"]))
-    return structlog.wrap_logger(structlog.PrintLogger(stream or sys.stderr), processors=[
+    return structlog.wrap_logger(structlog.PrintLogger(stream or sys.stderr), wrapper_class=structlog.BoundLogger,
+                                 processors=[
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="at"), redactor, renderer])
 
 

@@ -23,8 +23,13 @@ import hashlib
 import hmac
 from typing import Any
 
+import warnings
+
 import structlog
-from authlib.integrations.starlette_client import OAuth, OAuthError
+
+with warnings.catch_warnings():  # Authlib 1.9 announces on import that its httpx client moves to httpx2
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
