@@ -6,12 +6,12 @@ VENV   := .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 
-.PHONY: demo test typecheck setup chromium rabbitmq postgres prometheus
+.PHONY: demo test typecheck setup chromium rabbitmq postgres prometheus oidc-provider
 
 demo: setup chromium
 	$(VENV)/bin/autoclerk demo $(ARGS)
 
-test: setup chromium rabbitmq postgres prometheus typecheck
+test: setup chromium rabbitmq postgres prometheus oidc-provider typecheck
 	$(VENV)/bin/python -m pytest -q tests $(ARGS)
 
 # mypy: strict for the language and the bots, the default checks for the rest (settings in pyproject.toml).
@@ -40,6 +40,11 @@ rabbitmq:
 # Prometheus and promtool, for the alert-rule tests and the scrape test (the tests start their own server).
 prometheus:
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(APT) --no-install-recommends prometheus; }
+
+# Node.js and the real OpenID provider the single sign-on test starts (oidc-provider, pinned in its lock file).
+oidc-provider:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT) nodejs npm; }
+	@cd tests/oidc_provider && npm ci --no-audit --no-fund --loglevel=error
 
 postgres:
 	@command -v pg_ctlcluster >/dev/null || { $(SUDO) apt-get update -qq && $(APT) postgresql; }

@@ -105,6 +105,33 @@ class Settings(BaseSettings):
         "Mark session cookies Secure (browsers send them only over HTTPS, or to 127.0.0.1/localhost); "
         "turn off only behind a proxy on a trusted network that terminates TLS elsewhere."))
     session_hours: float = Field(default=8.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+    access_log: bool = Field(default=True, description=(
+        "'autoclerk serve' writes one line per request (method, path, status, duration, user, client address; "
+        "never a token, a cookie or a query value that could be a secret)."))
+    sign_in_slow_after: int = Field(default=3, ge=1, le=1000, description=(
+        "Failed sign-ins (for one user or from one address) after which each answer is slowed."))
+    sign_in_lock_after: int = Field(default=10, ge=1, le=1000, description=(
+        "Failed sign-ins for one user within sign_in_lock_minutes that lock that user's password sign-in."))
+    sign_in_lock_after_address: int = Field(default=30, ge=1, le=10_000, description=(
+        "Failed sign-ins from one address within sign_in_lock_minutes that lock sign-in from that address."))
+    sign_in_lock_minutes: float = Field(default=15.0, gt=0, le=24 * 60, description=(
+        "How long a lock lasts: sign-in opens again once fewer failures than the limit are this recent."))
+    oidc_issuer: str | None = Field(default=None, description=(
+        "Single sign-on: the OpenID provider's issuer URL (its discovery document is ISSUER/.well-known/"
+        "openid-configuration). Unset: local accounts only."))
+    oidc_client_id: str | None = Field(default=None, description="Single sign-on: this service's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="Single sign-on: the client secret (a secret).")
+    oidc_scopes: str = Field(default="openid profile email", description=(
+        "Single sign-on: the scopes asked for (add the one that carries the roles claim, e.g. 'groups')."))
+    oidc_roles_claim: str = Field(default="groups", description=(
+        "Single sign-on: the ID token or userinfo claim holding the person's groups or roles (a list or a string)."))
+    oidc_roles: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Single sign-on: each value of the roles claim and the Autoclerk roles it gives, e.g. "
+        "{\"benefits-caseworkers\": [\"caseworker\"]}. A person with none of these values is refused."))
+    oidc_username_claim: str = Field(default="preferred_username", description=(
+        "Single sign-on: the claim that names the person's Autoclerk user (lower-cased)."))
+    oidc_label: str = Field(default="your organisation's account", description=(
+        "Single sign-on: how the sign-in page names it ('Sign in with …')."))
     max_upload_mb: float = Field(default=4096.0, gt=0, description=(
         "The largest batch file the service takes; larger uploads are refused before they are read."))
     log_json: bool = False
@@ -161,6 +188,23 @@ class Settings(BaseSettings):
         if value is not None:
             WorkingDays.from_file(value)  # refused now, not when a batch asks for working days
         return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> "Settings":
+        """Single sign-on needs the issuer, the client id, the client secret and a role mapping, or none of them."""
+        given = {"oidc_issuer": self.oidc_issuer, "oidc_client_id": self.oidc_client_id,
+                 "oidc_client_secret": self.oidc_client_secret, "oidc_roles": self.oidc_roles or None}
+        missing = [name for name, value in given.items() if value is None]
+        if self.oidc_issuer is not None and not self.oidc_issuer.startswith(("https://", "http://")):
+            raise ValueError("oidc_issuer must be an https:// URL")
+        if missing and len(missing) < len(given):
+            raise ValueError(f"single sign-on needs {', '.join(missing)} as well (or none of the oidc_ settings)")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether single sign-on is configured."""
+        return self.oidc_issuer is not None
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> "Settings":

@@ -4,7 +4,8 @@ The command line manages them (``autoclerk users …``) and the web service chec
 of their own that both use.
 """
 
+from .lockout import SignInGuard
 from .schema import ROLES
-from .store import Accounts, User
+from .store import Accounts, SsoRefused, User
 
-__all__ = ["Accounts", "User", "ROLES"]
+__all__ = ["Accounts", "SignInGuard", "SsoRefused", "User", "ROLES"]

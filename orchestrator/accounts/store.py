@@ -60,6 +60,15 @@ class SignedIn:
     user: User
 
 
+class SsoRefused(UsageError):
+    """A person the single sign-on provider vouched for cannot be signed in here; ``reason`` is a short code
+    for the log and the audit trail, the message is for the person."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -152,6 +161,36 @@ class Accounts:
         if _hasher.check_needs_rehash(stored):
             self._update(username, password_hash=_hasher.hash(password))
         return User(row.username, _roles(row.roles))
+
+    def sso_user(self, username: str, roles: list[str]) -> User:
+        """The user a single sign-on provider vouched for, with ``roles`` (from its claims): made on first
+        sign-in (without a password), its roles brought up to date on each.
+
+        Raises:
+            SsoRefused: the name is not a valid user name, no role was mapped, the name belongs to a local
+                account with a password (never taken over), or the user is disabled.
+        """
+        if not USERNAME.match(username):
+            raise SsoRefused("Your organisation's account has no user name this service can use. "
+                             "Tell your administrator.", "bad_username")
+        if not roles:
+            raise SsoRefused("Your organisation's account is not in a group that may use this service. "
+                             "Ask your administrator for access.", "no_role")
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+            if row is not None and row.password_hash:
+                raise SsoRefused("A local account already has your user name, so single sign-on cannot use it. "
+                                 "Sign in with your password, or tell your administrator.", "local_account")
+            if row is not None and not row.active:
+                raise SsoRefused("Your account here is disabled. Tell your administrator.", "disabled")
+            if row is None:
+                conn.execute(insert(users).values(username=username, roles=",".join(roles), password_hash=None,
+                                                  active=1, created_at=now, updated_at=now))
+            elif _roles(row.roles) != frozenset(roles):
+                conn.execute(update(users).where(users.c.username == username)
+                             .values(roles=",".join(roles), updated_at=now))
+        return User(username, frozenset(roles))
 
     def start_session(self, user: User, hours: float = SESSION_HOURS) -> SignedIn:
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)

@@ -188,6 +188,8 @@ def _readable(row: Any) -> dict[str, Any]:
 ACTION_TEXT = {
     "sign_in": "signed in",
     "sign_in.failed": "failed to sign in",
+    "sign_in.locked": "was refused sign-in: too many failed attempts",
+    "sign_out": "signed out",
     "batch.hand_off": "handed off batch {id}",
     "batch.pause": "paused batch {id}",
     "batch.resume": "resumed batch {id}",

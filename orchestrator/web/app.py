@@ -10,11 +10,14 @@ from __future__ import annotations
 import secrets
 
 from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import api, audit_pages, batch_pages, handoff_pages, ops_pages, signin
+from . import api, audit_pages, batch_pages, handoff_pages, ops_pages, signin, sso
+from .access_log import AccessLog, access_logger
 from .auth import Refused, SignInRequired, sign_in_redirect
 from .render import HERE, render, templates
 from .service import HandoffService
@@ -58,9 +61,10 @@ def create_app(service: HandoffService) -> FastAPI:
     app = FastAPI(title="Autoclerk hand-off service", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   description=api.DESCRIPTION)
     app.state.service = service
+    app.state.sso = sso.sso_client(service.settings)
     app.state.templates = templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (signin, handoff_pages, batch_pages, ops_pages, audit_pages, api):
+    for module in (signin, sso, handoff_pages, batch_pages, ops_pages, audit_pages, api):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)
@@ -75,5 +79,17 @@ def create_app(service: HandoffService) -> FastAPI:
     async def _healthz() -> Response:
         return JSONResponse({"ok": True})
 
+    @app.get("/readyz", include_in_schema=False)
+    async def _readyz() -> Response:
+        checks = await run_in_threadpool(service.readiness)
+        down = [name for name, state in checks.items() if state == "unreachable"]
+        return JSONResponse({"ok": not down, **checks}, status_code=503 if down else 200)
+
+    if app.state.sso is not None:  # Authlib keeps the sign-on flow's state here, for ten minutes, on /sign-in only
+        app.add_middleware(SessionMiddleware, secret_key=sso.flow_cookie_key(service.settings),
+                           session_cookie=sso.SSO_COOKIE, max_age=sso.FLOW_SECONDS, path="/sign-in",
+                           same_site="lax", https_only=service.settings.cookie_secure)
     app.add_middleware(SecurityHeaders)
+    if service.settings.access_log:
+        app.add_middleware(AccessLog, logger=access_logger(json=service.settings.log_json))
     return app

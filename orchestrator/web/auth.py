@@ -64,6 +64,8 @@ def _session(request: Request) -> PageSession | None:
     if not cookie:
         return None
     found = service_of(request).accounts.session(cookie)
+    if found:
+        request.state.user = found[0].username  # for the access log
     return PageSession(*found) if found else None
 
 
@@ -129,6 +131,7 @@ def api_user(*roles: str) -> Callable[..., Any]:
             raise HTTPException(401, "a valid API token is required: send 'Authorization: Bearer TOKEN' "
                                      "(autoclerk users add NAME --role ROLE --token)",
                                 headers={"WWW-Authenticate": "Bearer"})
+        request.state.user = user.username  # for the access log
         if roles and not user.has(*roles):
             raise HTTPException(403, f"this route is for the role(s) {', '.join(roles)}; {user.username} has "
                                      f"{', '.join(sorted(user.roles))}")

@@ -21,6 +21,7 @@ from ..queue import Publisher, Runtime, Sweeper, declare_queues, embedded_worker
 from ..settings import Settings
 from .app import create_app
 from .service import HandoffService
+from .sso import check_sso_settings
 
 READY_PREFIX = "listening on "
 
@@ -31,7 +32,9 @@ def serve(settings: Settings) -> None:
     Raises:
         OSError: the address cannot be bound.
         LedgerError, BrokerError, BrowserNotFoundError: a service it needs is missing.
+        ConfigurationError: the single sign-on role mapping names an unknown role.
     """
+    check_sso_settings(settings)
     if settings.embedded and settings.bot == "chromium":
         find_chromium(settings.chromium_path)
     ledger = Ledger(settings.ledger_url)

@@ -7,16 +7,18 @@ without HTTP, and the pages and the API cannot drift apart in what they accept.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from sqlalchemy import text
 
 from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, mask_case, secret_fields, secret_values
 
-from ..accounts import Accounts, User
+from ..accounts import Accounts, SignInGuard, User
 from ..errors import ConfigurationError
 from ..ledger import Ledger
 from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, audit_hand_off, check_workers, publish_workflow, rollback_workflow, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off, hand_off_rows, operations_figures, read_case_stream
@@ -31,11 +33,28 @@ class HandoffService:
     def __init__(self, settings: Settings, ledger: Ledger, publisher: Publisher) -> None:
         self.settings, self.ledger, self.publisher = settings, ledger, publisher
         self.accounts = Accounts(ledger.engine)
+        self.sign_in_guard = SignInGuard(ledger.engine, slow_after=settings.sign_in_slow_after,
+                                         lock_after=settings.sign_in_lock_after,
+                                         lock_after_address=settings.sign_in_lock_after_address,
+                                         lock_minutes=settings.sign_in_lock_minutes)
         self._broker = None if settings.embedded else BrokerCollector(settings.broker_url)
 
     def broker_depths(self) -> dict[str, float] | None:
         """Messages in RabbitMQ's work and dead-letter queues (NaN when it cannot be asked; ``None`` when embedded)."""
         return self._broker.depths() if self._broker is not None else None
+
+    def readiness(self) -> dict[str, str]:
+        """Whether the ledger and the broker can be reached: ``ok`` or ``unreachable`` for each (the broker is
+        ``embedded`` when it runs in this process)."""
+        try:
+            with self.ledger.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            ledger = "ok"
+        except Exception:  # noqa: BLE001 - any failure to reach the database is the answer
+            ledger = "unreachable"
+        depths = self.broker_depths()
+        broker = "embedded" if depths is None else "unreachable" if any(math.isnan(v) for v in depths.values()) else "ok"
+        return {"ledger": ledger, "broker": broker}
 
     def operations(self) -> dict[str, Any]:
         """The operations page's figures (the API returns the same): see :func:`orchestrator.queue.operations_figures`."""
