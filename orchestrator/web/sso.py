@@ -28,7 +28,7 @@ import warnings
 import structlog
 
 with warnings.catch_warnings():  # Authlib 1.9 announces on import that its httpx client moves to httpx2
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")  # (its own warning class)
     from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
