@@ -27,8 +27,10 @@ import warnings
 
 import structlog
 
+import authlib.deprecate  # noqa: E402,F401 - it sets its own warnings filter when first imported: before ours
+
 with warnings.catch_warnings():  # Authlib 1.9 announces on import that its httpx client moves to httpx2
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")  # (its own warning class)
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
