@@ -226,8 +226,36 @@ class StepContext:
             return
         error = self.page.locator(selector).first
         if await error.is_visible():
-            message = " ".join((await error.inner_text()).split())
-            raise BusinessException(message or "the target system refused the case", step=self.step_path)
+            message = await system_message(error)
+            raise BusinessException(message or "The system refused the case without saying why", step=self.step_path)
+
+
+# The system's own message in its error box, without the box's heading: GOV.UK-style summaries (and most
+# others) put a heading ("There is a problem") over a list of messages. Run in the page, on the error box.
+_SYSTEM_MESSAGE_JS = """box => {
+  const said = el => (el.innerText || el.textContent || '').split(/\\s+/).join(' ').trim();
+  const items = [...box.querySelectorAll('li')].map(said).filter(Boolean);
+  if (items.length) return items.join('; ');
+  const copy = box.cloneNode(true);
+  copy.querySelectorAll('h1, h2, h3, h4, h5, h6, legend, [class*="__title"], [class*="-title"], [role="heading"]')
+      .forEach(el => el.remove());
+  const first = copy.firstElementChild;
+  // a bold first line with more text after it is a heading too: <b>There is a problem</b> Postcode not known
+  if (first && ['B', 'STRONG'].includes(first.tagName) && said(copy) !== said(first)
+      && (copy.textContent || '').trim().startsWith((first.textContent || '').trim())) first.remove();
+  return (copy.textContent || '').split(/\\s+/).join(' ').trim();
+}"""
+
+
+async def system_message(error: PwLocator) -> str:
+    """The text of the target system's error box as its own message: the box's list items joined with
+    "; ", or else its text without its heading.
+
+    Example: ``<div class="govuk-error-summary"><h2>There is a problem</h2><ul><li>Postcode not
+    recognised</li></ul></div>`` gives ``Postcode not recognised``.
+    """
+    message = await error.evaluate(_SYSTEM_MESSAGE_JS)
+    return str(message or "") or " ".join((await error.inner_text()).split())
 
 
 def wait_until(locator: PwLocator, state: str, timeout_ms: int) -> Awaitable[None]:

@@ -13,7 +13,7 @@ import pytest
 PINNED = {
     "workflows": {
         "alternatives", "CaseDataError", "CasesFileError", "check_case", "CustomStep", "describe", "ensure_models",
-        "EnvMissingError", "EnvValues", "evaluate", "Expression", "field_errors", "InputField", "load_stored",
+        "EnvMissingError", "EnvValues", "evaluate", "Expression", "field_errors", "InputField", "label_of", "RuleBroken", "load_stored",
         "load_workflow", "LoadedWorkflow", "Locator", "Needs", "parse_workflow", "Problem", "render", "secret_names_in",
         "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
         "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",

@@ -14,8 +14,10 @@ from .errors import (
 from .inputs import (
     FIELD_MASK,
     InputField,
+    RuleBroken,
     check_case,
     field_errors,
+    label_of,
     mask_case,
     mask_text,
     secret_fields,
@@ -56,6 +58,8 @@ __all__ = [
     "InputField",
     "check_case",
     "field_errors",
+    "label_of",
+    "RuleBroken",
     "to_json_value",
     # secret case fields
     "FIELD_MASK",

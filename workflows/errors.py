@@ -57,11 +57,14 @@ class CaseDataError(WorkflowError):
     Args:
         row: the 1-based data row number (the header is row 0), or the line number of a JSON line.
         field: the field concerned.
-        reason: what was expected (never the rejected value itself).
+        reason: what was expected, precisely, for authors (never the rejected value itself).
+        message: the same in plain words, a sentence a caseworker reads (no field key, no regular
+            expression); the field and the reason when not given.
     """
 
-    def __init__(self, row: int, field: str, reason: str) -> None:
+    def __init__(self, row: int, field: str, reason: str, message: str | None = None) -> None:
         self.row, self.field, self.reason = row, field, reason
+        self.message = message or f"{field}: {reason}"
         super().__init__(f"row {row}: {field}: {reason}")
 
 

@@ -51,9 +51,20 @@ class InputField(BaseModel):
     could read one text as two dates (``%d/%m/%Y`` and ``%m/%d/%Y`` both read ``03/04/2026``) are refused
     when the workflow is loaded, as is a format that would read an ISO text as another date.
 
+    What a caseworker reads is plain English: ``label`` names the field (without it, the key in words:
+    ``address_line1`` reads "Address line 1"); an enum's ``values`` may give each code the label its
+    option shows (``{GB-ENG: England}``); ``pattern_message`` says what a value that does not match
+    ``pattern`` should look like, and ``message`` is said for any other broken rule. Without them, a
+    sentence is made from the label and the rule (never the regular expression itself):
+    "Enter case reference", "Postcode must be in the right format". :func:`check_case` and
+    :func:`field_errors` give these sentences; the precise rule stays in ``CaseDataError.reason`` for
+    authors (``autoclerk run``, ``try``, ``explain``).
+
     Example::
 
-        postcode: {type: string, required: true, pattern: "^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$"}
+        postcode: {type: string, label: Postcode, pattern: "^[A-Z]{1,2}[0-9][0-9A-Z]? [0-9][A-Z]{2}$",
+                   pattern_message: "Enter a postcode like SW1A 1AA"}
+        country: {type: enum, values: {GB-ENG: England, GB-SCT: Scotland}}
         contact: {type: enum, values: [email, post, phone]}
         account_number: {type: string, pattern: "^[0-9]{8}$", secret: true}
         received: {type: date, format: "%d/%m/%Y"}
@@ -64,13 +75,24 @@ class InputField(BaseModel):
 
     type: FieldType = "string"
     required: bool = True
-    description: str | None = None
+    label: str | None = Field(default=None, min_length=1, max_length=200, description=(
+        "The field's name as a caseworker reads it (forms, rejected rows, case pages); without it, the key in "
+        "words (address_line1: Address line 1)."))
+    description: str | None = Field(default=None, description="The hint a form shows under the field.")
     pattern: str | None = Field(default=None, description="A regular expression the whole value must match.")
+    pattern_message: str | None = Field(default=None, min_length=1, max_length=500, description=(
+        "What a caseworker reads when a value does not match 'pattern', as a sentence (Enter a postcode like "
+        "SW1A 1AA); without it, a sentence asking for the right format (never the regular expression)."))
+    message: str | None = Field(default=None, min_length=1, max_length=500, description=(
+        "What a caseworker reads when a value breaks any other rule of the field (or the pattern, when there is "
+        "no 'pattern_message'), as a sentence; without it, a sentence made from the label and the rule."))
     min_length: int | None = Field(default=None, ge=0)
     max_length: int | None = Field(default=None, ge=1, le=100_000)
     minimum: Decimal | None = None
     maximum: Decimal | None = None
-    values: list[str] | None = Field(default=None, description="The allowed values of an enum field.")
+    values: list[str] | dict[str, str] | None = Field(default=None, description=(
+        "The allowed values of an enum field: a list of codes ([email, post]), or each code with the label a "
+        "caseworker reads ({GB-ENG: England, GB-SCT: Scotland})."))
     secret: bool = Field(default=False, description=(
         "Show the value as •••••• wherever case data is shown; the ledger keeps it for the bot."))
     item_type: ItemType = Field(default="string", description="For a list field: the type of each item.")
@@ -102,6 +124,8 @@ class InputField(BaseModel):
             raise ValueError("'values' is only for enum fields")
         if self.format is not None and not (self.type == "date" or (self.type == "list" and self.item_type == "date")):
             raise ValueError("'format' is only for date fields (and lists of dates)")
+        if self.pattern_message is not None and self.pattern is None:
+            raise ValueError("'pattern_message' needs a 'pattern'")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
@@ -109,8 +133,43 @@ class InputField(BaseModel):
                 raise ValueError(f"'pattern' is not a valid regular expression ({exc})") from None
         return self
 
+    @property
+    def codes(self) -> list[str]:
+        """An enum's allowed codes, in order (whichever form ``values`` takes)."""
+        return list(self.values or [])
+
+    def option_label(self, code: str) -> str:
+        """What a caseworker reads for an enum code: its label, or the code itself when none is given."""
+        return self.values.get(code, code) if isinstance(self.values, dict) else code
+
+    def label_for(self, name: str) -> str:
+        """The field's label, or its key ``name`` in words."""
+        return self.label or label_of(name)
+
+    def sentence(self, name: str, broken: ValueError) -> str:
+        """What a caseworker reads for a broken rule of this field (called ``name``): the author's message, or
+        a sentence made from the label and the rule, never a regular expression.
+
+        Example::
+
+            InputField(pattern="^[0-9]{6}$").sentence("case_ref", RuleBroken("must match …", "pattern"))
+            == "Case ref must be in the right format"
+        """
+        rule = broken.rule if isinstance(broken, RuleBroken) else "other"
+        if rule == "pattern" and self.pattern_message:
+            return self.pattern_message
+        if self.message:
+            return self.message
+        label = self.label_for(name)
+        if rule == "required":
+            verb = "Select" if self.type in ("enum", "boolean") else "Enter"
+            return f"{verb} {_lower_first(label)}"
+        plain = broken.plain if isinstance(broken, RuleBroken) else str(broken)
+        return f"{label} {plain}"
+
     def coerce(self, raw: Any) -> Any:
-        """Turn one raw value into the field's type; raise ``ValueError`` with the rule broken.
+        """Turn one raw value into the field's type; raise :class:`RuleBroken` (a ``ValueError``) with the rule
+        broken, precisely (for authors), and in plain words (for caseworkers: see :meth:`sentence`).
 
         The message never repeats the value: rejected rows may hold personal data.
         """
@@ -118,7 +177,7 @@ class InputField(BaseModel):
             raw = raw.strip()
         if raw is None or raw == "":
             if self.required:
-                raise ValueError("is required")
+                raise RuleBroken("is required", "required")
             return None
         value = _CONVERTERS[self.type](self, raw)
         if isinstance(value, str):
@@ -127,13 +186,37 @@ class InputField(BaseModel):
             if self.max_length is not None and len(value) > self.max_length:
                 raise ValueError(f"must be at most {self.max_length} characters")
             if self.pattern is not None and not re.fullmatch(self.pattern, value):
-                raise ValueError(f"must match the pattern {self.pattern}")
+                raise RuleBroken(f"must match the pattern {self.pattern}", "pattern", "must be in the right format")
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
             if self.minimum is not None and value < self.minimum:
                 raise ValueError(f"must be at least {self.minimum}")
             if self.maximum is not None and value > self.maximum:
                 raise ValueError(f"must be at most {self.maximum}")
         return value
+
+
+class RuleBroken(ValueError):
+    """A value broke a rule of its field.
+
+    ``str()`` is the precise rule, for authors (it may hold the regular expression); ``plain`` is the same
+    rule in words a caseworker reads; ``rule`` is which rule (``required``, ``pattern`` or ``other``).
+    """
+
+    def __init__(self, detail: str, rule: str = "other", plain: str | None = None) -> None:
+        super().__init__(detail)
+        self.rule, self.plain = rule, plain or detail
+
+
+def label_of(name: str) -> str:
+    """A field key in words: ``address_line1`` → ``Address line 1``."""
+    text = name.replace("_", " ").strip()
+    spaced = "".join(f" {ch}" if ch.isdigit() and i and not text[i - 1].isdigit() else ch for i, ch in enumerate(text))
+    return spaced[:1].upper() + spaced[1:]
+
+
+def _lower_first(label: str) -> str:
+    """``Case reference`` → ``case reference``; ``NI number`` stays (an acronym keeps its capitals)."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def _as_string(field: InputField, raw: Any) -> str:
@@ -174,7 +257,7 @@ def _as_date(field: InputField, raw: Any) -> dt.date:
             return value
     if formats:
         raise ValueError(f"must be a date like {date_example(formats)}")
-    raise ValueError("must be a date as YYYY-MM-DD")
+    raise RuleBroken("must be a date as YYYY-MM-DD", "other", "must be a real date, like 2026-12-31")
 
 
 def _as_boolean(field: InputField, raw: Any) -> bool:
@@ -190,8 +273,10 @@ def _as_boolean(field: InputField, raw: Any) -> bool:
 
 def _as_enum(field: InputField, raw: Any) -> str:
     text = str(raw)
-    if text not in (field.values or []):
-        raise ValueError(f"must be one of {', '.join(field.values or [])}")
+    if text not in field.codes:
+        plain = [code if field.option_label(code) == code else f"{field.option_label(code)} ({code})"
+                 for code in field.codes]
+        raise RuleBroken(f"must be one of {', '.join(field.codes)}", "other", f"must be one of {', '.join(plain)}")
     return text
 
 
@@ -209,6 +294,8 @@ def _as_list(field: InputField, raw: Any) -> list[Any]:
     for number, value in enumerate(items, start=1):
         try:
             out.append(item.coerce(value))
+        except RuleBroken as exc:
+            raise RuleBroken(f"item {number} {exc}", exc.rule, f"item {number} {exc.plain}") from None
         except ValueError as exc:
             raise ValueError(f"item {number} {exc}") from None
     return out
@@ -231,26 +318,27 @@ def check_case(fields: dict[str, InputField], row: dict[str, Any], row_number: i
     Columns the schema does not name are ignored; a missing column counts as an empty value.
 
     Raises:
-        CaseDataError: for the first field that breaks its rule, with the row number and the rule.
+        CaseDataError: for the first field that breaks its rule, with the row number, the precise rule
+            (``reason``, for authors) and the sentence a caseworker reads (``message``).
     """
     typed: dict[str, Any] = {}
     for name, field in fields.items():
         try:
             typed[name] = field.coerce(row.get(name))
         except ValueError as exc:
-            raise CaseDataError(row_number, name, str(exc)) from None
+            raise CaseDataError(row_number, name, str(exc), field.sentence(name, exc)) from None
     return typed
 
 
 def field_errors(fields: dict[str, InputField], row: dict[str, Any]) -> dict[str, str]:
-    """Every field of ``row`` that breaks its rule, with the rule (the same rules as :func:`check_case`,
-    all at once: a form shows each error beside its field)."""
+    """Every field of ``row`` that breaks its rule, with the sentence a caseworker reads (the same rules as
+    :func:`check_case`, all at once: a form shows each error beside its field)."""
     errors: dict[str, str] = {}
     for name, field in fields.items():
         try:
             field.coerce(row.get(name))
         except ValueError as exc:
-            errors[name] = str(exc)
+            errors[name] = field.sentence(name, exc)
     return errors
 
 

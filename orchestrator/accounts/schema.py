@@ -44,4 +44,5 @@ web_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("flash", Text),  # the one-time message the session's next page shows, then forgets
 )

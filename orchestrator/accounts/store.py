@@ -211,6 +211,23 @@ class Accounts:
                        users.c.active == 1)).first()
         return (User(row.username, _roles(row.roles)), row.csrf_token) if row else None
 
+    def set_flash(self, session_id: str, message: str) -> None:
+        """Keep a one-time message for the session's next page (it replaces one not yet shown)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(web_sessions).where(web_sessions.c.digest == _digest(session_id))
+                         .values(flash=message))
+
+    def pop_flash(self, session_id: str) -> str | None:
+        """The session's one-time message, forgotten as it is read (``None`` when there is none)."""
+        digest = _digest(session_id)
+        with self.engine.begin() as conn:
+            message = conn.execute(select(web_sessions.c.flash).where(web_sessions.c.digest == digest)).scalar()
+            if message is not None:
+                # only the message read is cleared: one set meanwhile by another request stays for the next page
+                conn.execute(update(web_sessions).where(web_sessions.c.digest == digest,
+                                                        web_sessions.c.flash == message).values(flash=None))
+        return message
+
     def end_session(self, session_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(web_sessions).where(web_sessions.c.digest == _digest(session_id)))

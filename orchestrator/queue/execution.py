@@ -147,7 +147,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         case = check_case(workflow.input, claim.payload, 0)
     except CaseDataError as exc:
         return Outcome(claim, "business_exception", error_class="CaseDataError",
-                       error_message=f"{exc.field}: {exc.reason}", error_detail=f"CaseDataError: {exc}")
+                       error_message=exc.message, error_detail=f"CaseDataError: {exc}")
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
 
     lookup = workflow.lookup_steps

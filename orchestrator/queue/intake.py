@@ -27,7 +27,7 @@ CHUNK_ROWS = 10000
 
 
 REJECTION_KINDS = {
-    "invalid": "broke a rule of the input schema",
+    "invalid": "had a missing or wrong value",
     "unreadable": "could not be read",
     "blank": "blank",
     "duplicate": "repeated a case reference of an earlier row of the file",
@@ -41,16 +41,19 @@ the plain words a report uses."""
 
 @dataclass(frozen=True)
 class Rejection:
-    """A row that was not accepted: its number (1 = first data row), the field, why, and the category of
-    why (one of :data:`REJECTION_KINDS`)."""
+    """A row that was not accepted: its number (1 = first data row), the field, why (a sentence a caseworker
+    reads: the ledger keeps it and the pages, exports and API show it), the category of why (one of
+    :data:`REJECTION_KINDS`), and the precise rule for authors (``str()`` gives it, as ``autoclerk run``
+    prints it; it may hold the field's regular expression)."""
 
     row: int
     field: str
     reason: str
     kind: str = "invalid"
+    rule: str | None = None
 
     def __str__(self) -> str:
-        return f"row {self.row}: {self.field}: {self.reason}"
+        return f"row {self.row}: {self.field}: {self.rule or self.reason}"
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow,
     zone = tz or time_zone(Settings.model_fields["timezone"].default)
     for number, row in rows:
         if "__blank__" in row:
-            yield Rejection(number, "row", "is blank", "blank")
+            yield Rejection(number, "row", "The row is blank", "blank", rule="is blank")
             continue
         if "__error__" in row:
             yield Rejection(number, "row", row["__error__"], "unreadable")
@@ -197,7 +200,7 @@ def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow,
         try:
             typed = check_case(workflow.input, row, number)
         except CaseDataError as exc:
-            yield Rejection(number, exc.field, exc.reason)
+            yield Rejection(number, exc.field, exc.message, rule=exc.reason)
             continue
         deadline = None
         written = row.get(DEADLINE_COLUMN)
@@ -205,7 +208,8 @@ def _checked(rows: Iterator[tuple[int, dict[str, Any]]], workflow: Workflow,
             try:
                 deadline = deadline_at(str(written), zone)
             except DeadlineError as exc:
-                yield Rejection(number, DEADLINE_COLUMN, f"is not a deadline: {exc}")
+                yield Rejection(number, DEADLINE_COLUMN, f"The deadline cannot be read: {exc}",
+                                rule=f"is not a deadline: {exc}")
                 continue
         payload = {k: to_json_value(v) for k, v in typed.items()}
         yield AcceptedCase(number, str(payload[workflow.reference_field]), payload, deadline)

@@ -61,7 +61,7 @@ def create_app(service: HandoffService) -> FastAPI:
     app = FastAPI(title="Autoclerk hand-off service", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   description=api.DESCRIPTION)
     app.state.service = service
-    app.state.sso = sso.sso_client(service.settings)
+    app.state.sso = sso.sso_client(service.settings) if service is not None else None  # None: the routes alone (OpenAPI)
     app.state.templates = templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (signin, sso, handoff_pages, batch_pages, ops_pages, audit_pages, api):
@@ -90,6 +90,6 @@ def create_app(service: HandoffService) -> FastAPI:
                            session_cookie=sso.SSO_COOKIE, max_age=sso.FLOW_SECONDS, path="/sign-in",
                            same_site="lax", https_only=service.settings.cookie_secure)
     app.add_middleware(SecurityHeaders)
-    if service.settings.access_log:
+    if service is not None and service.settings.access_log:
         app.add_middleware(AccessLog, logger=access_logger(json=service.settings.log_json))
     return app

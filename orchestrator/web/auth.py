@@ -142,6 +142,23 @@ def api_user(*roles: str) -> Callable[..., Any]:
     return dependency
 
 
+def flash(request: Request, message: str) -> None:
+    """Keep a one-time message (a success banner) for the next page the signed-in person opens.
+
+    It lives in the server-side session, never in the address: it shows once, is gone on refresh, and
+    only the person whose action it reports sees it.
+    """
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        service_of(request).accounts.set_flash(cookie, message)
+
+
+def pop_flash(request: Request) -> str | None:
+    """The session's one-time message, forgotten as it is read (see :func:`flash`)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return service_of(request).accounts.pop_flash(cookie) if cookie else None
+
+
 def origin_of(request: Request) -> str:
     """Where a request came from, for the audit trail: the client's address (behind a proxy, the proxy's,
     unless the server is run with forwarded headers trusted)."""

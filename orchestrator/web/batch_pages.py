@@ -12,12 +12,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from workflows import label_of
+
 from ..errors import LedgerError
 from ..ledger import ACTIVE, ERASED, STATES, TERMINAL, WAITING
 from ..queue import ACTIONS, CASE_ACTIONS, DONE, REJECTION_KINDS, act_on_case, operate_batch, reconcile
-from .auth import PageSession, csrf_protected, origin_of, service_of, signed_in
+from .auth import PageSession, csrf_protected, flash, origin_of, service_of, signed_in
 from .downloads import rejections_download, results_download
-from .forms import error_links, form_fields, readable_errors, row_from_form
+from .forms import error_links, field_labels, form_fields, readable_errors, row_from_form
 from .render import render
 from .service import evidence_paths, screenshots_of
 
@@ -51,7 +53,6 @@ def batches(request: Request, session: PageSession = Depends(VIEWER)) -> Respons
 
 @router.get("/batches/{batch_id}")
 def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after: int = 0,
-          handed_off: int = 0, done: str = "", n: int = 0, no_worker: int = 0,
           session: PageSession = Depends(VIEWER)) -> Response:
     found = visible_batch(request, session, batch_id)
     if found is None:
@@ -73,11 +74,16 @@ def batch(request: Request, batch_id: str, state: str = "", ref: str = "", after
         "deadlines": _deadline_figures(service.ledger.reports.deadlines(service.settings.deadline_margin_s,
                                                                         batch_id=batch_id)),
         "now": time.time(), "active_states": ACTIVE, "deadline_margin": service.settings.deadline_margin,
-        "pruned": service.ledger.retention.pruned(batch_id),
-        "flash": ("The batch was handed off. No bot is running yet, so its cases wait until one starts." if no_worker
-                  else "The batch was handed off. Its cases are being worked now.") if handed_off else (
-            f"Batch {done}: {n:,} case(s)." if done in DONE.values() else None),
+        "pruned": service.ledger.retention.pruned(batch_id), "labels": _labels(service, found["digest"]),
         "back": "/batches"}, session=session)
+
+
+def _labels(service: Any, digest: str) -> dict[str, str]:
+    """What a caseworker reads for each field a rejected row names (the workflow version's labels)."""
+    try:
+        return field_labels(service.ledger.workflows.load(digest).definition)
+    except LedgerError:  # the version is gone (pruned): the keys in words still read better than nothing
+        return {}
 
 
 @router.get("/batches/{batch_id}/rejections")
@@ -85,9 +91,11 @@ def rejections(request: Request, batch_id: str, after: int = 0, session: PageSes
     found = visible_batch(request, session, batch_id)
     if found is None:
         return _not_found(request, session, "batch")
-    rows = service_of(request).ledger.reports.rejections(batch_id, after_row=max(after, 0), limit=PAGE_SIZE + 1)
+    service = service_of(request)
+    rows = service.ledger.reports.rejections(batch_id, after_row=max(after, 0), limit=PAGE_SIZE + 1)
     return render(request, "rejections.html", {
         "title": f"Rejected rows of batch {batch_id}", "batch": found, "rows": rows[:PAGE_SIZE],
+        "labels": _labels(service, found["digest"]),
         "next_after": rows[PAGE_SIZE - 1]["row"] if len(rows) > PAGE_SIZE else None,
         "back": f"/batches/{batch_id}"}, session=session)
 
@@ -121,33 +129,59 @@ def operate(request: Request, batch_id: str, action: str, session: PageSession =
         return render(request, "refused.html", {"title": "This batch has finished", "message": (
             "Every case in this batch has an outcome, so there is nothing to pause, resume or cancel.")},
             status=409, session=session)
-    return RedirectResponse(f"/batches/{batch_id}?done={DONE[action]}&n={done.count}", status_code=303)
+    flash(request, f"Batch {DONE[action]}: {done.count:,} {'case' if done.count == 1 else 'cases'}.")
+    return RedirectResponse(f"/batches/{batch_id}", status_code=303)
+
+
+CASE_DONE = {"resubmitted": "The corrected case was sent back to the bots.",
+             "done_by_hand": "The case is marked done by hand.", "closed": "The case is closed.",
+             "retry": "The case was sent back to the bots.", "cancel": "The case is cancelled.",
+             "rerun": "The case will run again. The bot first checks whether the system already has it."}
+"""The one-time message a case page shows after each action on the case."""
+
+
+def _done(request: Request, tx_id: int, action: str) -> Response:
+    flash(request, CASE_DONE[action])
+    return RedirectResponse(f"/cases/{tx_id}", status_code=303)
 
 
 @router.get("/cases/{tx_id}")
-def case(request: Request, tx_id: int, handed_off: int = 0, done: str = "", no_worker: int = 0,
-         session: PageSession = Depends(VIEWER)) -> Response:
+def case(request: Request, tx_id: int, session: PageSession = Depends(VIEWER)) -> Response:
     found = visible_case(request, session, tx_id)
     if found is None:
         return _not_found(request, session, "case")
-    flash = (("The case was handed off. No bot is running yet, so it waits until one starts." if no_worker
-              else "The case was handed off.") if handed_off else
-             {"resubmitted": "The corrected case was sent back to the bots.", "done_by_hand": "The case is marked done by hand.",
-              "closed": "The case is closed.", "retry": "The case was sent back to the bots.",
-              "cancel": "The case is cancelled.", "rerun": "The case will run again; its lookup runs first."}.get(done))
-    return _case_page(request, session, found, flash=flash)
+    return _case_page(request, session, found)
 
 
-def _case_page(request: Request, session: PageSession, found: dict[str, Any], *, flash: str | None = None,
+def _case_page(request: Request, session: PageSession, found: dict[str, Any], *,
                errors: dict[str, str] | None = None, status: int = 200) -> Response:
     state, operator = found["state"], session.user.has("operator")
     erased = any(a["action"] == ERASED for a in found["actions"])  # its data is gone: it cannot run again
     return render(request, "case.html", {
-        "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots_of(found), "flash": flash,
+        "title": f"Case {found['case_ref']}", "case": found, "screenshots": screenshots_of(found),
+        "case_data": _case_data(service_of(request), found),
         "can_resolve": _can_resolve(session, found), "back": f"/batches/{found['batch_id']}",
         "can_retry": operator and state == "failed" and not erased, "can_cancel": operator and state in WAITING,
         "can_rerun": operator and state in TERMINAL and not erased,
         "errors": errors or {}, "error_links": {"form": "reason"}}, status=status, session=session)
+
+
+def _case_data(service: Any, found: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A case's fields as a caseworker reads them: each field's label, and an enum's option label."""
+    try:
+        inputs = service.ledger.workflows.load(found["digest"]).definition.input
+    except LedgerError:
+        inputs = {}
+    rows = []
+    for name, value in found["payload"].items():
+        spec = inputs.get(name)
+        if spec is None:
+            rows.append((label_of(name), value))
+        elif isinstance(value, str) and spec.type == "enum":
+            rows.append((spec.label_for(name), spec.option_label(value)))
+        else:
+            rows.append((spec.label_for(name), value))
+    return rows
 
 
 @router.get("/cases/{tx_id}/evidence/{index}")
@@ -216,7 +250,7 @@ async def operate_case(request: Request, tx_id: int, action: str,
                                                     origin=origin_of(request)))
     except LedgerError as exc:  # someone else changed the case a moment ago
         return _case_page(request, session, found, errors={"form": str(exc)}, status=409)
-    return RedirectResponse(f"/cases/{tx_id}?done={action}", status_code=303)
+    return _done(request, tx_id, action)
 
 
 @router.post("/cases/{tx_id}/resubmit")
@@ -233,7 +267,7 @@ async def resubmit(request: Request, tx_id: int, session: PageSession = Depends(
                                                                           origin=origin_of(request)))
     if errors:
         return _resolve_form(request, session, found, row, errors, status=422)
-    return RedirectResponse(f"/cases/{tx_id}?done=resubmitted", status_code=303)
+    return _done(request, tx_id, "resubmitted")
 
 
 @router.post("/cases/{tx_id}/{resolution}")
@@ -253,7 +287,7 @@ async def resolve(request: Request, tx_id: int, resolution: str,
     if not changed:
         return _resolve_form(request, session, found, found["payload"],
                              {"form": "Someone else dealt with this case a moment ago"}, status=409)
-    return RedirectResponse(f"/cases/{tx_id}?done={kind}", status_code=303)
+    return _done(request, tx_id, kind)
 
 
 def _deadline_figures(by_workflow: dict[str, dict[str, int]]) -> dict[str, int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from workflows import label_of
+
 STATE_LABELS = {
     "queued": "Waiting",
     "in_progress": "Being worked",
@@ -61,4 +63,4 @@ def screenshot(path: str) -> bool:
 
 TESTS = {"screenshot": screenshot}
 FILTERS = {"when": when, "count": count, "state_label": state_label, "state_colour": state_colour,
-           "batch_state": batch_state, "percent": percent}
+           "batch_state": batch_state, "percent": percent, "field_label": label_of}

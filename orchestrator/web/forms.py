@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
-from workflows import InputField, Workflow
+from workflows import InputField, Workflow, label_of
 
 RADIOS_UP_TO = 5
 LONG_TEXT = 200
@@ -35,13 +35,6 @@ class FormField:
     max_length: int | None = None
 
 
-def label_of(name: str) -> str:
-    """``address_line1`` → ``Address line 1``."""
-    text = name.replace("_", " ").strip()
-    spaced = "".join(f" {ch}" if ch.isdigit() and i and not text[i - 1].isdigit() else ch for i, ch in enumerate(text))
-    return spaced[:1].upper() + spaced[1:]
-
-
 def _hint(spec: InputField) -> str | None:
     parts = [spec.description] if spec.description else []
     if spec.type == "list":
@@ -61,7 +54,7 @@ def _kind(spec: InputField) -> str:
     if spec.type == "boolean":
         return "radios"
     if spec.type == "enum":
-        return "radios" if len(spec.values or []) <= RADIOS_UP_TO else "select"
+        return "radios" if len(spec.codes) <= RADIOS_UP_TO else "select"
     if spec.type in ("integer", "decimal"):
         return "number"
     if spec.type == "list" or (spec.max_length or 0) > LONG_TEXT:
@@ -80,7 +73,7 @@ def form_fields(workflow: Workflow, values: dict[str, Any] | None = None, errors
         if spec.type == "boolean":
             options = [("true", "Yes"), ("false", "No")]
         elif spec.type == "enum":
-            options = [(v, v) for v in spec.values or []]
+            options = [(code, spec.option_label(code)) for code in spec.codes]
         value = values.get(name, "")
         if value is None:
             value = ""
@@ -90,7 +83,7 @@ def form_fields(workflow: Workflow, values: dict[str, Any] | None = None, errors
             value = "\n".join(str(v) for v in value)
         elif spec.type == "boolean" and isinstance(value, bool):
             value = "true" if value else "false"
-        out.append(FormField(name=name, label=label_of(name), hint=_hint(spec), kind=kind, required=spec.required,
+        out.append(FormField(name=name, label=spec.label_for(name), hint=_hint(spec), kind=kind, required=spec.required,
                              value=value, options=options, error=errors.get(name),
                              readonly=fixed_reference and name == workflow.reference_field,
                              max_length=spec.max_length))
@@ -129,5 +122,13 @@ def error_links(fields: list[FormField]) -> dict[str, str]:
 
 
 def readable_errors(workflow: Workflow, errors: dict[str, str]) -> dict[str, str]:
-    """Errors as a form shows them, each naming its field: ``Postcode must match the pattern …``."""
-    return {name: f"{label_of(name)} {reason}" if name in workflow.input else reason for name, reason in errors.items()}
+    """Errors as a form shows them: the sentences :func:`workflows.field_errors` gives (``Enter a postcode like
+    SW1A 1AA``), each starting with a capital letter."""
+    return {name: reason[:1].upper() + reason[1:] for name, reason in errors.items()}
+
+
+def field_labels(workflow: Workflow) -> dict[str, str]:
+    """What a caseworker reads for each field a rejected row can name: the input's labels, the reserved
+    deadline column and the whole row."""
+    return {"row": "Whole row", "_deadline": "Deadline",
+            **{name: spec.label_for(name) for name, spec in workflow.input.items()}}

@@ -12,7 +12,7 @@ from workflows import LoadedWorkflow
 
 from ..errors import ConfigurationError
 from ..queue import Receipt
-from .auth import PageSession, csrf_protected, origin_of, service_of, signed_in
+from .auth import PageSession, csrf_protected, flash, origin_of, service_of, signed_in
 from .forms import error_links, form_fields, readable_errors, row_from_form
 from .receive import receive_batch
 from .render import render
@@ -67,8 +67,9 @@ async def hand_off_case(request: Request, workflow: str, session: PageSession = 
         return _cannot_run(request, session, str(exc))
     if isinstance(result, Receipt):
         tx_id = service_of(request).ledger.cases.by_ref(definition.name, row[definition.reference_field].strip())
-        waiting = "&no_worker=1" if result.warnings else ""
-        target = f"/cases/{tx_id['id']}?handed_off=1{waiting}" if tx_id else f"/batches/{result.batch_id}"
+        flash(request, "The case was handed off." + (
+            " No bot is running yet, so it waits until one starts." if result.warnings else ""))
+        target = f"/cases/{tx_id['id']}" if tx_id else f"/batches/{result.batch_id}"
         return RedirectResponse(target, status_code=303)
     errors = readable_errors(definition, result)
     fields = form_fields(definition, row, errors)
@@ -101,8 +102,10 @@ async def upload_batch(request: Request, workflow: str, session: PageSession = D
     outcome = await receive_batch(request, service_of(request), session.user, loaded, csrf_token=session.csrf_token,
                                   sheet_hint=SHEET_HINT)
     if isinstance(outcome, Receipt):
-        waiting = "&no_worker=1" if outcome.warnings else ""
-        return RedirectResponse(f"/batches/{outcome.batch_id}?handed_off=1{waiting}", status_code=303)
+        flash(request, "The batch was handed off." + (
+            " No bot is running yet, so its cases wait until one starts." if outcome.warnings
+            else " Its cases are being worked now."))
+        return RedirectResponse(f"/batches/{outcome.batch_id}", status_code=303)
     if outcome.status == 503:
         return _cannot_run(request, session, outcome.message)
     return render(request, "handoff_batch.html", _batch_context(workflow, loaded, {outcome.field: outcome.message}),

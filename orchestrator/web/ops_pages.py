@@ -15,7 +15,7 @@ from workflows import WorkflowFileError
 
 from ..errors import LedgerError
 from ..queue import version_diff
-from .auth import PageSession, check_csrf, csrf_protected, origin_of, service_of, signed_in
+from .auth import PageSession, check_csrf, csrf_protected, flash, origin_of, service_of, signed_in
 from .render import render
 from .upload import workflow_upload
 
@@ -81,14 +81,14 @@ VERSIONS_ROLES = ("author", "operator")
 
 
 @router.get("/workflows/{name}")
-def versions(request: Request, name: str, a: str = "", b: str = "", done: int = 0,
+def versions(request: Request, name: str, a: str = "", b: str = "",
              session: PageSession = Depends(signed_in(*VERSIONS_ROLES))) -> Response:
     """Every publish of a workflow, a diff between two (``?a=1&b=2``), and the rollback form."""
-    return _versions_page(request, session, name, a, b, flash=f"Rolled back: publish {done} is in use now." if done else None)
+    return _versions_page(request, session, name, a, b)
 
 
 def _versions_page(request: Request, session: PageSession, name: str, a: str = "", b: str = "", *,
-                   errors: dict[str, str] | None = None, flash: str | None = None, status: int = 200) -> Response:
+                   errors: dict[str, str] | None = None, status: int = 200) -> Response:
     ledger = service_of(request).ledger
     publishes = ledger.workflows.versions(name)
     if not publishes:
@@ -104,7 +104,7 @@ def _versions_page(request: Request, session: PageSession, name: str, a: str = "
               {"+": "added", "-": "removed"}.get(line[:1], "same")} for line in (diff or "").splitlines()]
     return render(request, "workflow_versions.html", {
         "title": f"Versions of {name}", "name": name, "publishes": list(reversed(publishes)), "a": a, "b": b,
-        "diff": lines, "diffed": diff is not None, "diff_error": diff_error, "errors": errors or {}, "flash": flash,
+        "diff": lines, "diffed": diff is not None, "diff_error": diff_error, "errors": errors or {},
         "back": "/workflows" if session.user.has("author") else "/operations",
         "error_links": {"reason": "reason", "number": "number"}}, status=status, session=session)
 
@@ -123,5 +123,6 @@ async def rollback(request: Request, name: str, session: PageSession = Depends(c
         except LedgerError as exc:
             errors = {"number": str(exc)}
         else:
-            return RedirectResponse(f"/workflows/{name}?done={new}", status_code=303)
+            flash(request, f"Rolled back: publish {new} is in use now.")
+            return RedirectResponse(f"/workflows/{name}", status_code=303)
     return _versions_page(request, session, name, errors=errors, status=422)

@@ -52,8 +52,13 @@ def navigation(session: Any, path: str) -> list[dict[str, Any]]:
 
 def render(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
            session: Any = None) -> HTMLResponse:
-    """A page, with the signed-in user's session and navigation, the error summary's links and the CSP nonce."""
+    """A page, with the signed-in user's session and navigation, the error summary's links, the CSP nonce and
+    the session's one-time message (a page that is sent successfully shows it and so uses it up)."""
     env: Jinja2Templates = request.app.state.templates
+    if session is not None and status < 400 and "flash" not in context:
+        from .auth import pop_flash  # auth needs the service, which pages reach only after the app is built
+
+        context = {**context, "flash": pop_flash(request)}
     errors = context.get("errors") or {}
     links = context.get("error_links") or {}
     page = {"cspNonce": request.scope.get("state", {}).get("csp_nonce", ""), "assetPath": "/static/govuk/assets",

@@ -176,7 +176,7 @@ class HandoffService:
         assert isinstance(checked, AcceptedCase)
         known = self.ledger.cases.by_ref(definition.name, checked.case_ref)
         if known is not None:
-            return {definition.reference_field: f"case {checked.case_ref} was already handed off "
+            return {definition.reference_field: f"Case {checked.case_ref} was already handed off "
                                                 f"(batch {known['batch_id']}, now {known['state'].replace('_', ' ')})"}
         receipt = hand_off_rows(self.ledger, self.publisher, loaded, iter([checked]), "one case (form)",
                                 created_by=user.username, existing="refuse")
@@ -204,7 +204,7 @@ class HandoffService:
         assert isinstance(checked, AcceptedCase)
         if not self.ledger.cases.resubmit(case["id"], checked.payload, user.username, attempts=definition.max_attempts,
                                       note=note):
-            return {"form": "this case is no longer waiting for a person (someone else acted on it)"}
+            return {"form": "This case is no longer waiting for a person (someone else acted on it)"}
         self.ledger.audit.record(user.username, "case.resubmit", "case", case["id"], origin=origin,
                                  detail={"batch": case["batch_id"], "note": note})  # the corrected data stays out
         self.publisher.sweep(case["batch_id"])

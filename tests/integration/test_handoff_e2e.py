@@ -94,23 +94,26 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
 
     # One case through the form generated from the input schema: a mistake is shown beside its field.
     page.get_by_role("link", name="Hand off one case to change-of-address").click()
-    page.get_by_label("Case ref").fill("CASE-100001")
+    page.get_by_label("Case reference").fill("CASE-100001")
     page.get_by_label("Address line 1").fill("3 Church Road")
-    page.get_by_label("City").fill("York")
+    page.get_by_label("Town or city").fill("York")
     page.get_by_label("Postcode").fill("not a postcode")
-    page.get_by_label("GB-ENG", exact=True).check()
-    page.get_by_label("post", exact=True).check()
+    page.get_by_label("England", exact=True).check()
+    page.get_by_label("Post", exact=True).check()
     today = time.localtime()
     page.get_by_label("Day").fill(str(today.tm_mday))
     page.get_by_label("Month").fill(str(today.tm_mon))
     page.get_by_label("Year").fill(str(today.tm_year))
     page.get_by_role("button", name="Hand off the case").click()
-    expect(page.locator(".govuk-error-summary")).to_contain_text("must match the pattern")
-    expect(page.locator("#postcode-error")).to_contain_text("must match the pattern")
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Enter a postcode in capitals like SW1A 1AA")
+    expect(page.locator("#postcode-error")).to_contain_text("Enter a postcode in capitals like SW1A 1AA")
     shots(page, "hand-off-one-case-error")
     page.get_by_label("Postcode").fill("YO1 7HH")
     page.get_by_role("button", name="Hand off the case").click()
     expect(page.locator(".govuk-notification-banner")).to_contain_text("The case was handed off")
+    assert "?" not in page.url, "the banner lives in the session, not the address"
+    page.reload()
+    expect(page.locator(".govuk-notification-banner")).to_have_count(0)  # shown once: gone on refresh
 
     # A batch with good rows, rows that break rules, a repeated row and a case handed off a moment ago.
     cases = write_cases(tmp_path / "march <batch>.csv", [
@@ -130,7 +133,10 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     rejected = {int(r.locator("td").nth(0).inner_text()): r.locator("td").nth(2).inner_text()
                 for r in page.locator("#rejections tbody tr").all()}
     assert set(rejected) == {5, 6, 7, 8}, rejected
-    assert "must match the pattern" in rejected[5] and "must be one of" in rejected[6]
+    assert rejected[5] == "Enter a case reference like CASE-000123", rejected
+    assert rejected[6].startswith("Country must be one of England (GB-ENG), Scotland (GB-SCT)"), rejected
+    fields = [r.locator("td").nth(1).inner_text() for r in page.locator("#rejections tbody tr").all()]
+    assert fields[:2] == ["Case reference", "Country"], "the field's label, never its key"
     assert "duplicate case reference CASE-100002" in rejected[7]
     assert "CASE-100001" in rejected[8] and "already handed off" in rejected[8] and "not queued again" in rejected[8]
     expect(page.locator("h1")).to_contain_text("Batch")
@@ -162,6 +168,9 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     page.get_by_role("link", name="Exceptions").click()
     expect(page.locator("#exceptions tbody tr")).to_have_count(2)
     assert "Postcode not recognised" in page.inner_text("#exceptions")
+    reasons = [r.locator("td").nth(2).inner_text() for r in page.locator("#exceptions tbody tr").all()]
+    assert all(reason.startswith("Postcode not recognised") for reason in reasons), (
+        "the portal's own message, without its error summary's heading", reasons)
     expect(page.locator("#exceptions").get_by_role("link", name="Screenshot of case CASE-100004")).to_be_visible()
     shots(page, "exceptions")
     page.get_by_role("link", name="CASE-100004", exact=True).click()

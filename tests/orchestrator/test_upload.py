@@ -15,7 +15,7 @@ from orchestrator.queue.intake import MAX_LINE_CHARS
 from orchestrator.web.forms import form_fields, label_of, readable_errors, row_from_form
 from orchestrator.web.upload import MAX_FIELD_BYTES, MultipartFile, UploadError, UploadTooLarge, boundary_of, safe_name
 from tests.conftest import EXAMPLE
-from workflows import CasesFileError, load_workflow
+from workflows import CasesFileError, field_errors, load_workflow
 
 BOUNDARY = "----boundary42"
 
@@ -84,9 +84,12 @@ def test_a_posted_form_becomes_the_row_a_csv_line_would_and_is_checked_by_the_sa
     checked = next(read_case_stream(io.StringIO(",".join(row) + "\n" + ",".join(row.values()) + "\n"), "f", workflow))
     assert isinstance(checked, AcceptedCase) and checked.payload["effective_date"] == "2027-03-05"
     wrong = row_from_form(workflow, FormData([*form.multi_items(), ("effective_date-month", "13")]))
-    fields = {f.name: f for f in form_fields(workflow, wrong, readable_errors(workflow, {"effective_date": "bad"}))}
-    assert fields["effective_date"].kind == "date" and fields["effective_date"].error == "Effective date bad"
+    errors = readable_errors(workflow, field_errors(workflow.input, wrong))
+    fields = {f.name: f for f in form_fields(workflow, wrong, errors)}
+    assert fields["effective_date"].kind == "date" and fields["effective_date"].label == "Date the change takes effect"
+    assert fields["effective_date"].error == "Date the change takes effect must be a real date, like 2026-12-31"
     assert fields["country"].kind == "radios" and fields["notes"].kind == "textarea"
+    assert ("GB-SCT", "Scotland") in fields["country"].options  # the option's label shows; the code is posted
     assert isinstance(next(read_case_stream(io.StringIO(",".join(wrong) + "\n" + ",".join(wrong.values()) + "\n"),
                                             "f", workflow)), Rejection)
     assert label_of("address_line1") == "Address line 1"
