@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bots import BotConfig, BotEngine, BotJob, BrowserNotFoundError, find_chromium
+from bots import BotConfig, BotEngine, BotJob, BrowserNotFoundError, find_chromium, launch_args, launch_options
 from bots.shell import BROWSERS_ENV, PACKAGE, VERSION, install_shell, installed_shell, shell_path
 from demo_portal import PortalProcess
 from tests.conftest import EXAMPLE
@@ -27,6 +27,7 @@ from workflows import SecretValues, check_case, load_workflow
 def test_the_installed_shell_is_preferred_and_system_asks_for_debians_chromium(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BROWSERS_ENV, str(tmp_path))
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "none"))  # no Playwright browser either
     with pytest.raises(BrowserNotFoundError, match="run 'autoclerk browsers install'"):
         find_chromium("headless-shell")
     assert find_chromium(None) == "/usr/bin/chromium"  # nothing installed: the system Chromium
@@ -38,6 +39,33 @@ def test_the_installed_shell_is_preferred_and_system_asks_for_debians_chromium(
     assert find_chromium("system") == "/usr/bin/chromium"
     with pytest.raises(BrowserNotFoundError, match="Chromium not found at /nowhere/chromium"):
         find_chromium("/nowhere/chromium")
+
+
+@pytest.mark.parametrize(("root", "container", "marker", "sandboxed"), [
+    (False, "", False, True), (True, "", False, False), (False, "podman", False, False), (False, "", True, False)])
+def test_no_sandbox_is_added_only_for_root_or_inside_a_container(
+        root: bool, container: str, marker: bool, sandboxed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bots import chromium
+
+    monkeypatch.setattr(chromium.os, "geteuid", lambda: 0 if root else 1000)
+    monkeypatch.setenv("container", container)
+    monkeypatch.setattr(chromium, "CONTAINER_MARKERS", (str(tmp_path / ".dockerenv"),))
+    if marker:
+        (tmp_path / ".dockerenv").touch()
+    assert ("--no-sandbox" not in launch_args()) is sandboxed
+    assert launch_args()[-6:] == list(chromium.COMMON_ARGS)
+    assert launch_options() == {"args": launch_args(), "chromium_sandbox": sandboxed}  # Playwright's own switch too
+
+
+def test_without_geteuid_as_on_windows_the_sandbox_stays_on_outside_containers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bots import chromium
+
+    monkeypatch.delattr(chromium.os, "geteuid")
+    monkeypatch.delenv("container", raising=False)
+    monkeypatch.setattr(chromium, "CONTAINER_MARKERS", (str(tmp_path / ".dockerenv"),))
+    assert launch_args() == list(chromium.COMMON_ARGS)
+    assert launch_options()["chromium_sandbox"] is True
 
 
 @pytest.fixture
