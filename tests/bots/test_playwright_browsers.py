@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from bots import BotConfig, BotEngine, BotJob, choose_chromium
-from bots.playwright_browsers import expected_revisions, playwright_version
+from bots.playwright_browsers import expected_revisions, matching_browser, playwright_version
 from bots.shell import BROWSERS_ENV, PACKAGE, VERSION, installed_shell, shell_path
 from demo_portal import PortalProcess
 from tests.bots.test_browsers import _tarball, mirror  # noqa: F401 - a fixture
@@ -52,14 +52,21 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def playwright_layout(root: Path, revision: str = REVISION) -> Path:
-    """The installed headless shell copied into Playwright's layout under ``root``; returns its executable."""
+    """The installed headless shell copied into Playwright's layout under ``root``; returns its executable.
+
+    The shell ``autoclerk browsers install`` put in place: ours where Playwright's download is unreachable
+    (as here), else Playwright's own, copied from its folder.
+    """
     ours = installed_shell()
-    need(ours is not None, "the headless shell is not installed: run 'autoclerk browsers install'")
-    assert ours is not None
+    theirs = matching_browser()
+    source = ours or (theirs.executable if theirs else None)
+    need(source is not None, "no headless shell is installed: run 'autoclerk browsers install'")
+    assert source is not None
     folder = root / SHELL_FOLDER.format(revision)
-    shutil.copytree(ours.parent, folder / SHELL_EXECUTABLE[0], copy_function=_link_or_copy)
+    shutil.copytree(source.parent, folder / SHELL_EXECUTABLE[0], copy_function=_link_or_copy)
     executable = folder.joinpath(*SHELL_EXECUTABLE)
-    (folder / SHELL_EXECUTABLE[0] / ours.name).rename(executable)
+    if source.name != executable.name:
+        (folder / SHELL_EXECUTABLE[0] / source.name).rename(executable)
     (folder / "INSTALLATION_COMPLETE").touch()
     return executable
 
