@@ -41,7 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bots import LAUNCH_ARGS, BotConfig, BotEngine, BotJob, BusinessException, find_chromium  # noqa: E402
+from bots import BotConfig, BotEngine, BotJob, BusinessException, find_chromium, launch_options  # noqa: E402
 from bots.processes import memory_mb  # noqa: E402
 from bots.shell import browser_version  # noqa: E402
 from benchmarks.sampling import Sampler  # noqa: E402
@@ -79,7 +79,7 @@ async def baseline(url: str, rows: list[dict[str, str]], executable: str) -> tup
 
     marker = f"baseline-{os.getpid()}"  # to find its processes; not a worker's form, so no reaper ends them
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS),
+        browser = await pw.chromium.launch(executable_path=executable, **launch_options(),
                                            env={**os.environ, "AUTOCLERK_BOT_OWNER": marker})
         with MemoryPeak(lambda: list(browser_processes(marker))) as peak:
             started = time.perf_counter()

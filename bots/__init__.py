@@ -3,7 +3,7 @@
 Imports ``workflows`` and ``monitoring``; never Celery or the database.
 """
 
-from .chromium import LAUNCH_ARGS, find_chromium
+from .chromium import ChromiumChoice, LaunchOptions, choose_chromium, find_chromium, launch_args, launch_options
 from .context import StepContext, StepHooks
 from .engine import BotConfig, BotEngine, BotJob, BotResult
 from .evidence import evidence_folder
@@ -30,8 +30,12 @@ __all__ = [
     "BotResult",
     "NullEngine",
     "SessionKeeper",
+    "choose_chromium",
+    "ChromiumChoice",
     "find_chromium",
-    "LAUNCH_ARGS",
+    "launch_args",
+    "launch_options",
+    "LaunchOptions",
     # evidence
     "evidence_folder",
     # steps (custom steps receive a StepContext)

@@ -29,7 +29,7 @@ from monitoring import (BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRA
                         metrics_enabled, redact_text)
 from workflows import EnvValues, LoadedWorkflow, Step, Workflow, secret_values
 
-from .chromium import LAUNCH_ARGS, OWNER_ENV, find_chromium
+from .chromium import OWNER_ENV, find_chromium, launch_options
 from .context import StepContext
 from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
 from .evidence import evidence_folder, keep_evidence, prune_artifacts
@@ -215,7 +215,7 @@ class BotEngine:
                 browser = await self._playwright.chromium.launch(
                     executable_path=self.executable,
                     headless=self.config.headless,
-                    args=list(LAUNCH_ARGS),
+                    **launch_options(),
                     env={**os.environ, OWNER_ENV: self.marker},
                 )
                 self.launches += 1

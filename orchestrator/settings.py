@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     bot: Literal["chromium", "null"] = Field(
         default="chromium", description="chromium: real bots; null: bots that do nothing (to measure the queue core).")
     chromium_path: str | None = Field(default=None, description=(
-        "Chromium executable, 'headless-shell' or 'system'; if unset, the headless shell installed by "
-        "'autoclerk browsers install', else the system Chromium (/usr/bin/chromium)."))
+        "Chromium executable, 'headless-shell' or 'system'; if unset, Playwright's own browser when it matches the "
+        "installed Playwright, else the headless shell installed by 'autoclerk browsers install', else the system "
+        "Chromium (/usr/bin/chromium)."))
     systems: dict[str, str] = Field(
         default_factory=dict,
         description='Base URL of each target system, e.g. AUTOCLERK_SYSTEMS=\'{"portal": "http://127.0.0.1:8080"}\'.',

@@ -27,7 +27,8 @@ PINNED = {
     },
     "bots": {
         "ApplicationError", "BotConfig", "BotEngine", "BotError", "BotJob", "BotResult", "BrowserGone",
-        "BrowserNotFoundError", "BusinessException", "EXECUTORS", "evidence_folder", "find_chromium", "LAUNCH_ARGS", "NullEngine",
+        "BrowserNotFoundError", "BusinessException", "choose_chromium", "ChromiumChoice", "EXECUTORS", "evidence_folder",
+        "find_chromium", "launch_args", "launch_options", "LaunchOptions", "NullEngine",
         "PageCrashed", "run_steps", "SessionExpired", "SessionKeeper", "StepContext", "StepHooks", "StepTimeout",
         "TargetServerError",
     },

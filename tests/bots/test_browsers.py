@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bots import BotConfig, BotEngine, BotJob, BrowserNotFoundError, find_chromium
+from bots import BotConfig, BotEngine, BotJob, BrowserNotFoundError, find_chromium, launch_args, launch_options
 from bots.shell import BROWSERS_ENV, PACKAGE, VERSION, install_shell, installed_shell, shell_path
 from demo_portal import PortalProcess
 from tests.conftest import EXAMPLE
@@ -27,6 +27,7 @@ from workflows import SecretValues, check_case, load_workflow
 def test_the_installed_shell_is_preferred_and_system_asks_for_debians_chromium(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BROWSERS_ENV, str(tmp_path))
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "none"))  # no Playwright browser either
     with pytest.raises(BrowserNotFoundError, match="run 'autoclerk browsers install'"):
         find_chromium("headless-shell")
     assert find_chromium(None) == "/usr/bin/chromium"  # nothing installed: the system Chromium
@@ -38,6 +39,33 @@ def test_the_installed_shell_is_preferred_and_system_asks_for_debians_chromium(
     assert find_chromium("system") == "/usr/bin/chromium"
     with pytest.raises(BrowserNotFoundError, match="Chromium not found at /nowhere/chromium"):
         find_chromium("/nowhere/chromium")
+
+
+@pytest.mark.parametrize(("root", "container", "marker", "sandboxed"), [
+    (False, "", False, True), (True, "", False, False), (False, "podman", False, False), (False, "", True, False)])
+def test_no_sandbox_is_added_only_for_root_or_inside_a_container(
+        root: bool, container: str, marker: bool, sandboxed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bots import chromium
+
+    monkeypatch.setattr(chromium.os, "geteuid", lambda: 0 if root else 1000)
+    monkeypatch.setenv("container", container)
+    monkeypatch.setattr(chromium, "CONTAINER_MARKERS", (str(tmp_path / ".dockerenv"),))
+    if marker:
+        (tmp_path / ".dockerenv").touch()
+    assert ("--no-sandbox" not in launch_args()) is sandboxed
+    assert launch_args()[-6:] == list(chromium.COMMON_ARGS)
+    assert launch_options() == {"args": launch_args(), "chromium_sandbox": sandboxed}  # Playwright's own switch too
+
+
+def test_without_geteuid_as_on_windows_the_sandbox_stays_on_outside_containers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bots import chromium
+
+    monkeypatch.delattr(chromium.os, "geteuid")
+    monkeypatch.delenv("container", raising=False)
+    monkeypatch.setattr(chromium, "CONTAINER_MARKERS", (str(tmp_path / ".dockerenv"),))
+    assert launch_args() == list(chromium.COMMON_ARGS)
+    assert launch_options()["chromium_sandbox"] is True
 
 
 @pytest.fixture
@@ -105,3 +133,14 @@ def test_a_case_is_done_in_either_browser(browser: str, portal: PortalProcess, t
     export = httpx.get(f"{portal.url}/api/export").json()
     assert [s["your_ref"] for s in export] == ["CASE-000301"]
     assert result.output == {"reference": export[0]["confirmation"]}
+
+
+def test_the_pinned_package_is_refused_before_any_download_where_its_build_cannot_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bots import shell
+
+    monkeypatch.setattr(shell.platform, "machine", lambda: "arm64")
+    with pytest.raises(BrowserNotFoundError, match="built for Linux on x86-64 only, not linux on arm64: install "
+                                                   "Playwright's browser with 'playwright install chromium --only-shell'"):
+        install_shell(tmp_path, "http://127.0.0.1:9")  # nothing listens there: refused before connecting
+    assert list(tmp_path.iterdir()) == []

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from demo_portal import PortalProcess, generate_cases
 from orchestrator import Ledger
 from tests.conftest import ROOT, wait_for_consumers
@@ -96,7 +96,7 @@ def test_a_maintenance_window_holds_cases_without_spending_attempts_while_deadli
         assert 'autoclerk_cases_at_risk{workflow="change-of-address"} 2.0' in scrape
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+            browser = pw.chromium.launch(executable_path=chromium, **launch_options())
             page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
             sign_in(page, server, "olga")
             page.goto(f"{server.url}/operations")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from demo_portal import PortalProcess, generate_cases
 from orchestrator.queue import RESULT_KEYS
 from tests.conftest import EXAMPLE, autoclerk
@@ -138,7 +138,7 @@ def test_one_case_is_handed_off_and_an_exception_is_corrected_through_the_api(
         results = api.get(f"/api/batches/{found['batch_id']}/results", params={"format": "jsonl"}).text
         assert "CASE-400001" in results and notes not in results
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        browser = playwright.chromium.launch(executable_path=chromium, **launch_options())
         page = browser.new_page()
         sign_in(page, server, "alice")
         page.goto(f"{server.url}/cases/{tx_id}")

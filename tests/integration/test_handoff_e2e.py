@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from demo_portal import PortalProcess
 from tests.conftest import ROOT
 from tests.integration.handoff_rig import HandoffServer, handoff_server, sign_in
@@ -51,7 +51,7 @@ def server(tmp_path: Path, portal: PortalProcess, chromium: str) -> Iterator[Han
 @pytest.fixture
 def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        launched = playwright.chromium.launch(executable_path=chromium, **launch_options())
         yield launched
         launched.close()
 

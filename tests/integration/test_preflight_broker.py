@@ -24,7 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from demo_portal import PortalProcess, generate_cases
 from orchestrator import Ledger, load_settings
 from orchestrator.ledger import HELD
@@ -94,7 +94,7 @@ def test_a_worker_without_the_secret_refuses_hand_offs_holds_running_cases_and_a
         from_cli = autoclerk("workflows", "publish", str(EXAMPLE), "--ledger", server.ledger_url, cwd=tmp_path)
         assert from_cli.returncode == 0 and from_cli.stderr.startswith(f"autoclerk: warning: {REFUSAL}"), from_cli.stderr
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+            browser = pw.chromium.launch(executable_path=chromium, **launch_options())
             page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
             sign_in(page, server, "alice")
             page.goto(f"{server.url}/hand-off/change-of-address/batch")
@@ -119,7 +119,7 @@ def test_a_worker_without_the_secret_refuses_hand_offs_holds_running_cases_and_a
         with server.api("olga") as api:
             assert api.get("/api/operations").json()["held"] == {"change-of-address": 3}
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+            browser = pw.chromium.launch(executable_path=chromium, **launch_options())
             page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
             sign_in(page, server, "olga")
             page.goto(f"{server.url}/operations")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bots import LAUNCH_ARGS, evidence_folder
+from bots import evidence_folder, launch_options
 from demo_portal import PortalProcess
 from orchestrator import Ledger
 from tests.conftest import ROOT, autoclerk
@@ -38,7 +38,7 @@ def server(tmp_path: Path, portal: PortalProcess, chromium: str) -> Iterator[Han
 @pytest.fixture
 def page(chromium: str) -> Iterator[Page]:
     with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        browser: Browser = playwright.chromium.launch(executable_path=chromium, **launch_options())
         yield browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
         browser.close()
 

@@ -22,7 +22,7 @@ import pytest
 import xlsxwriter
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from demo_portal import PortalProcess
 from tests.conftest import EXAMPLE, ROOT, autoclerk
 from tests.integration.handoff_rig import HandoffServer, handoff_server, sign_in
@@ -115,7 +115,7 @@ def test_the_api_hands_off_the_named_sheet_and_refuses_what_it_cannot_read_in_on
 @pytest.fixture
 def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        launched = playwright.chromium.launch(executable_path=chromium, **launch_options())
         yield launched
         launched.close()
 
