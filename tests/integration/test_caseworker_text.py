@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from demo_portal import PortalProcess
 from tests.integration.handoff_rig import HandoffServer, handoff_server, sign_in
 from tests.integration.test_handoff_e2e import row, write_cases
@@ -47,7 +47,7 @@ def server(tmp_path: Path, portal: PortalProcess, chromium: str) -> Iterator[Han
 @pytest.fixture
 def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        launched = playwright.chromium.launch(executable_path=chromium, **launch_options())
         yield launched
         launched.close()
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from bots import LAUNCH_ARGS
+from bots import launch_options
 from tests.integration.signin_rig import CLIENT_ID, CLIENT_SECRET, bound_socket, oidc_provider, serving
 
 ROOT = Path(__file__).parents[2]
@@ -34,7 +34,7 @@ def sso_env(issuer: str) -> dict[str, str]:
 @pytest.fixture
 def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+        launched = playwright.chromium.launch(executable_path=chromium, **launch_options())
         yield launched
         launched.close()
 
