@@ -172,6 +172,14 @@ class Settings(BaseSettings):
         parse_span(value)
         return value
 
+    @field_validator("system_maintenance", mode="before")
+    @classmethod
+    def _one_window(cls, value: Any) -> Any:
+        """A system's one window may be written alone, without the list: {"portal": "22:00-06:00"}."""
+        if isinstance(value, dict):
+            return {system: [windows] if isinstance(windows, str) else windows for system, windows in value.items()}
+        return value
+
     @field_validator("system_maintenance")
     @classmethod
     def _windows(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

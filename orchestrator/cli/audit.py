@@ -62,14 +62,18 @@ def audit(ctx: click.Context, since: str | None, actor: str | None, action: str 
     start = parse_since(since, time.time()) if since else None
     ledger = open_ledger(ledger_url)
     try:
-        after = 0
+        after = shown = 0
         while True:  # a page at a time, so a long trail streams in flat memory
             records = ledger.audit.records(since=start, actor=actor, action=action, after=after, limit=1000)
             for record in records:
                 click.echo(json.dumps(record, ensure_ascii=False) if as_json else _line(record))
+            shown += len(records)
             if len(records) < 1000:
                 break
             after = records[-1]["seq"]
+        if not shown and not as_json:  # with --json, no line is the answer a program expects
+            click.echo("no audit records match" if (since or actor or action) else "the audit trail is empty",
+                       err=True)
     finally:
         ledger.close()
 

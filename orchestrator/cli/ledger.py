@@ -9,6 +9,7 @@ tells a ledger just restored from a backup to publish every waiting case again.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -55,8 +56,9 @@ def prune(finished_before: str, archive_dir: Path | None, no_archive: bool, dry_
         summary = prune_ledger(opened, finished_before=cutoff, archive_dir=None if no_archive else archive_dir,
                                artifacts_dir=settings.artifacts_dir, dry_run=dry_run, chunk=chunk)
         if not dry_run:
-            opened.audit.record(cli_user(), "ledger.prune", "ledger", finished_before, origin="cli",
-                                detail=summary.as_json())
+            cutoff_text = dt.datetime.fromtimestamp(cutoff, dt.timezone.utc).isoformat(timespec="seconds")
+            opened.audit.record(cli_user(), "ledger.prune", "ledger", cutoff_text, origin="cli",
+                                detail={**summary.as_json(), "asked": finished_before})
     finally:
         opened.close()
     click.echo(json.dumps(summary.as_json()) if as_json else summary.line())

@@ -21,6 +21,7 @@ def settings_from_flags(**flags: Any) -> Settings:
         UsageError: a setting is invalid; the one line names the flag and the variable that set it.
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from ..settings import load_settings
 
@@ -28,9 +29,31 @@ def settings_from_flags(**flags: Any) -> Settings:
         return load_settings(**flags)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise UsageError(f"setting '{field}' (flag --{field.replace('_', '-')} or AUTOCLERK_{field.upper()}): "
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        inner = ".".join(str(p) for p in err["loc"][1:])
+        raise UsageError(f"setting '{field}' ({_source(field, flags)}){f', at {inner}' if inner else ''}: "
                          f"{err['msg'].removeprefix('Value error, ')}") from None
+    except SettingsError as exc:  # a mapping's variable that is not JSON at all
+        field = str(exc).partition('field "')[2].partition('"')[0] or "settings"
+        example = JSON_EXAMPLES.get(field, '{"name": "value"}')
+        raise UsageError(f"setting '{field}' (AUTOCLERK_{field.upper()}): expected JSON, such as {example}") from None
+
+
+FLAGS = {"ledger_url": "--ledger", "broker_url": "--broker", "systems": "--system", "chromium_path": "--chromium",
+         "concurrency": "--concurrency", "metrics_port": "--metrics-port", "artifacts_dir": "--artifacts-dir",
+         "serve_host": "--host", "serve_port": "--port"}
+"""The flags that set a setting, where they are not ``--`` + the setting's name."""
+JSON_EXAMPLES = {"systems": '{"portal": "http://127.0.0.1:8080"}',
+                 "system_maintenance": '{"portal": ["22:00-06:00"]}',
+                 "system_limits": '{"portal": {"sessions": 4, "per_minute": 120}}'}
+
+
+def _source(field: str, flags: dict[str, Any]) -> str:
+    """Where an invalid setting came from: the flag the command was given, else its environment variable."""
+    given = flags.get(field)
+    if given is not None and given != ():
+        return f"flag {FLAGS.get(field, '--' + field.replace('_', '-'))}"
+    return f"AUTOCLERK_{field.upper()}"
 
 
 def echo_error(message: str) -> None:

@@ -7,6 +7,7 @@ and prints the summary (``--json`` ends it with one JSON line). Cases left unfin
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -35,6 +36,9 @@ def run(workflow: Path, cases_path: Path, as_json: bool, timeout_s: float | None
     """Hand a batch of cases off to WORKFLOW and wait until every case has an outcome."""
     settings = settings_from_flags(**flags)
     due = batch_deadline(settings, deadline, within)
+    if due is not None and due <= time.time():
+        click.echo("autoclerk: warning: the batch's deadline has already passed: its cases count as breached from "
+                   "the start", err=True)
     finish(run_batch_with_progress(settings, workflow, cases_path, as_json=as_json, timeout_s=timeout_s,
                                    priority=priority, sheet=sheet, deadline=due, by=cli_user()), as_json)
 

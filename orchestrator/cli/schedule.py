@@ -55,6 +55,8 @@ def list_schedules(ledger_url: str | None, as_json: bool) -> None:
         rows = ledger.schedules.all()
     finally:
         ledger.close()
+    if not rows and not as_json:
+        click.echo("no schedules (add one with 'autoclerk schedule add')", err=True)
     for row in rows:
         if as_json:
             click.echo(json.dumps({key: row[key] for key in (
@@ -62,7 +64,8 @@ def list_schedules(ledger_url: str | None, as_json: bool) -> None:
                 "last_outcome")}, ensure_ascii=False))
             continue
         last = "never fired" if row["last_run_at"] is None else (
-            f"last {dt.datetime.fromtimestamp(row['last_run_at']).strftime('%Y-%m-%d %H:%M:%S')}: {row['last_outcome']}")
+            f"last {dt.datetime.fromtimestamp(row['last_run_at']).strftime('%Y-%m-%d %H:%M:%S')}: "
+            f"{row['last_outcome'] or 'nothing new to hand off'}")
         click.echo(f"{row['name']:<20} {row['workflow']:<24} {row['kind']:<6} {row['path']}  {describe_timing(row)}  {last}")
 
 

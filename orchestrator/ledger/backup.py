@@ -48,6 +48,9 @@ def backup_sqlite(engine: Engine, target: Path, *, pages_per_step: int = 1024) -
                 copy.close()
         except (sqlite3.Error, OSError) as exc:
             partial.unlink(missing_ok=True)
+            if not target.parent.is_dir():
+                raise LedgerError(f"the backup file {target} cannot be written: its folder {target.parent} does not "
+                                  "exist (create it first)") from None
             raise LedgerError(f"the backup file {target} cannot be written ({exc})") from None
     finally:
         raw.close()

@@ -26,6 +26,10 @@ from .schema import published_workflows, workflow_publishes, workflow_versions
 log = structlog.get_logger(__name__)
 
 
+MIN_DIGEST_PREFIX = 4
+"""The fewest characters of a digest that name a version (a publish number is one or two digits)."""
+
+
 class WorkflowStore:
     """The workflow versions of one ledger, and the parsed ones this process has read (thread-safe)."""
 
@@ -121,8 +125,11 @@ class WorkflowStore:
         ref = ref.strip()
         if ref.isdigit() and len(ref) < 8:
             found = [p for p in publishes if p["number"] == int(ref)]
+        elif len(ref) < MIN_DIGEST_PREFIX:  # a slip of one or two characters must not name a version
+            raise LedgerError(f"'{ref}' is neither a publish number of workflow {name} (1 to "
+                              f"{publishes[-1]['number']}) nor a digest prefix of at least {MIN_DIGEST_PREFIX} characters")
         else:
-            found = [p for p in publishes if ref and p["digest"].startswith(ref.lower())]
+            found = [p for p in publishes if p["digest"].startswith(ref.lower())]
         digests = {p["digest"] for p in found}
         if not found:
             raise LedgerError(f"workflow {name} has no publish {ref} (publish numbers 1 to {publishes[-1]['number']}, "
@@ -144,6 +151,9 @@ class WorkflowStore:
         if not reason.strip():
             raise LedgerError("a rollback needs a reason")
         target = self.find_publish(name, ref)
+        if target["digest"] == self.published_digest(name):
+            raise LedgerError(f"publish {target['number']} of workflow {name} has the source in use now; nothing to "
+                              "roll back to (see 'autoclerk workflows versions')")
         number = self.publish(self.load(target["digest"]), by, target["file"] or f"<publish {target['number']}>",
                               reason=reason.strip(), rolled_back_from=target["number"])
         return number, target

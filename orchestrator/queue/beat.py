@@ -17,12 +17,14 @@ from celery.beat import Service
 
 from bots import find_chromium
 from monitoring import configure_logging
+from workflows import LoadedWorkflow
 
 from ..errors import UsageError
 from ..ledger import Ledger
 from ..settings import Settings
 from .celery_app import declare_queues, make_celery
 from .embedded import embedded_worker
+from .preflight import check_configuration, check_workers
 from .publisher import Publisher, Sweeper
 from .runtime import Runtime, set_runtime
 from .scheduler import LEASE_TTL_S, TICK_S, LedgerScheduler, ScheduleFiring
@@ -67,8 +69,17 @@ def run_beat(settings: Settings, *, embedded: bool) -> None:
     heartbeat = (lambda: ledger.heartbeats.beat(runtime.owner, "embedded", settings.concurrency, started)) \
         if embedded else None
     sweeper = Sweeper(publisher, settings.sweep_interval_s, heartbeat=heartbeat)
+    def preflight(loaded: LoadedWorkflow) -> None:
+        """What 'autoclerk run' checks before it queues anything, at each firing: here, when the bots run in
+        this process; otherwise against the live workers' heartbeats."""
+        if settings.embedded:
+            if settings.bot == "chromium":
+                check_configuration(loaded, settings)
+        else:
+            check_workers(loaded, ledger.heartbeats.workers(), what="Nothing was handed off")
+
     service = Service(app, max_interval=TICK_S, scheduler_cls=partial(
-        LedgerScheduler, ledger=ledger, firing=ScheduleFiring(ledger, publisher), owner=owner))
+        LedgerScheduler, ledger=ledger, firing=ScheduleFiring(ledger, publisher, preflight), owner=owner))
     signal.signal(signal.SIGTERM, _exit)
     try:
         if not settings.embedded:

@@ -37,6 +37,10 @@ IGNORED_SUFFIXES = (".part",)
 """Files still being written under a temporary name: never taken."""
 
 
+FOLDER_SHEET_HINT = "save the workbook with the cases on its only sheet, then drop it again"
+"""What a watched folder's reason file says of a workbook with several sheets (a schedule names no sheet)."""
+
+
 class FolderWatch:
     """The watched folders' side of the beat process: what each folder held at the last look, and the
     batches whose results are still to be written."""
@@ -83,11 +87,19 @@ class FolderWatch:
                                         f"{earlier['name']}, dropped on {when} and handed off as batch "
                                         f"{earlier['batch_id']}. It was not handed off again.")
         try:
-            receipt = hand_off(self.ledger, self.publisher, workflow, path)
-        except CasesFileError as exc:
+            receipt = hand_off(self.ledger, self.publisher, workflow, path, raise_when_stopped=False,
+                               sheet_hint=FOLDER_SHEET_HINT)
+        except CasesFileError as exc:  # nothing of it was read: no batch
             self.ledger.dropped_files.forget(schedule, digest)
-            return reject(folder, path, f"{path.name} could not be handed off: {exc}. Any rows before the "
-                                        "problem were handed off; fix the file and drop it again.")
+            return reject(folder, path, f"{path.name} could not be handed off: {exc}. Nothing from it was "
+                                        "handed off; fix the file and drop it again.")
+        if receipt.stopped_by:  # unreadable part-way: what came before it runs, and its results go beside it
+            moved = _free_name(folder / "rejected", path.name, time.strftime("%Y%m%d-%H%M%S"))
+            self.ledger.dropped_files.handed_off(schedule, digest, receipt.batch_id, str(moved))
+            return reject(folder, path, f"{path.name} stopped being readable part-way: {receipt.stopped_by}. The "
+                                        f"{receipt.waiting} case(s) before that point were handed off as batch "
+                                        f"{receipt.batch_id}; drop a file of the remaining rows to hand them off.",
+                          moved)
         processed = _free_name(folder / "processed", path.name, receipt.batch_id)
         os.replace(path, processed)
         self.ledger.dropped_files.handed_off(schedule, digest, receipt.batch_id, str(processed))
@@ -113,9 +125,10 @@ class FolderWatch:
         return written
 
 
-def reject(folder: Path, path: Path, reason: str) -> str:
-    """Move a dropped file to ``rejected/`` with ``NAME.reason.txt`` beside it; return the reason."""
-    moved = _free_name(folder / "rejected", path.name, time.strftime("%Y%m%d-%H%M%S"))
+def reject(folder: Path, path: Path, reason: str, moved: Path | None = None) -> str:
+    """Move a dropped file to ``rejected/`` (to ``moved`` when given) with ``NAME.reason.txt`` beside it; return
+    the reason."""
+    moved = moved or _free_name(folder / "rejected", path.name, time.strftime("%Y%m%d-%H%M%S"))
     os.replace(path, moved)
     moved.with_name(moved.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
     log.warning("dropped file rejected", file=path.name, reason=reason)

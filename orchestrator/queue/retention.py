@@ -193,9 +193,11 @@ def erase_case(ledger: Ledger, tx_id: int, by: str, reason: str, artifacts_dir: 
         folder = evidence_folder(artifacts, case["workflow"], case["case_ref"])
         _remove(folder, _evidence_files(artifacts, folder, [Path(p) for p in case["evidence"]]), artifacts)
 
+    case = ledger.cases.get(tx_id)
     erased = ledger.retention.erase(tx_id, by, reason, forget)
-    if erased:
-        ledger.audit.record(by, "case.erase", "case", tx_id, origin=origin, detail={"reason": reason})
+    if erased and case is not None:  # the reference and workflow name the transaction (the fact kept), never its data
+        ledger.audit.record(by.removeprefix("cli:"), "case.erase", "case", tx_id, origin=origin,
+                            detail={"reason": reason, "case_ref": case["case_ref"], "workflow": case["workflow"]})
     return erased
 
 

@@ -26,14 +26,15 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from celery.beat import ScheduleEntry, Scheduler
 
-from workflows import CasesFileError
+from workflows import CasesFileError, LoadedWorkflow
 
-from ..errors import LedgerError
+from ..errors import ConfigurationError, LedgerError
 from ..ledger import Ledger
 from .folders import FolderWatch
 from .handoff import hand_off
@@ -53,10 +54,14 @@ LEASE_TTL_S = 30.0
 class ScheduleFiring:
     """What a firing does: hand off a schedule's file, or each stable file of its watched folder."""
 
-    def __init__(self, ledger: Ledger, publisher: Publisher) -> None:
+    def __init__(self, ledger: Ledger, publisher: Publisher,
+                 preflight: Callable[[LoadedWorkflow], None] | None = None) -> None:
         self.ledger = ledger
         self.folders = FolderWatch(ledger, publisher)
         self.publisher = publisher
+        self.preflight = preflight
+        """Raises ConfigurationError when the bots cannot run a workflow (a missing secret, env value or system
+        URL): the firing then hands nothing off, and a folder's files wait in its inbox until it is fixed."""
 
     def fire(self, schedule: dict[str, Any]) -> str | None:
         """Fire one schedule now; return what came of it, in one sentence (``schedule list`` shows it), or
@@ -64,6 +69,13 @@ class ScheduleFiring:
         workflow = self.ledger.workflows.load_published(schedule["workflow"])
         if workflow is None:
             return f"workflow {schedule['workflow']} is not published; nothing handed off"
+        if self.preflight is not None:
+            try:
+                self.preflight(workflow)
+            except ConfigurationError as exc:
+                log.warning("schedule not fired: the bots cannot run its workflow", schedule=schedule["name"],
+                            reason=str(exc))
+                return f"{exc} (the files wait in the inbox)" if schedule["kind"] == "folder" else str(exc)
         if schedule["kind"] == "folder":
             taken = self.folders.scan(schedule, workflow)
             return "; ".join(taken) if taken else None

@@ -27,7 +27,7 @@ def test_init_writes_a_project_whose_workflow_validates_and_whose_cases_are_all_
     assert "secrets.json" in (project / ".gitignore").read_text().splitlines()
     readme = (project / "README.md").read_text()
     assert readme.startswith("# claims\n")
-    assert readme.count("\nautoclerk ") + readme.count("\nAUTOCLERK_SECRETS_FILE=secrets.json autoclerk ") == 3
+    assert readme.count("\nautoclerk ") + readme.count("\nAUTOCLERK_SECRET_PORTAL_PASSWORD=demo-password autoclerk ") == 3
     checked = autoclerk("validate", "flows/change_of_address.yaml", "flows/sign_in.yaml", cwd=project)
     assert checked.returncode == 0 and checked.stdout.count(": ok") == 2, checked.stderr
     loaded = load_workflow(project / "flows" / "change_of_address.yaml")

@@ -249,7 +249,9 @@ def test_the_cli_prunes_erases_and_says_each_mistake_in_one_line(ledger: Ledger,
     # second erasure, which changed nothing, are not.
     trail = [(r["action"], r["origin"]) for r in ledger.audit.records() if r["action"] in ("ledger.prune", "case.erase")]
     assert trail == [("ledger.prune", "cli"), ("case.erase", "cli")]
-    assert ledger.audit.records(action="case.erase")[0]["detail"] == {"reason": "request 9"}
+    erasure = ledger.audit.records(action="case.erase")[0]
+    assert erasure["detail"] == {"reason": "request 9", "case_ref": "C-020", "workflow": "benefit-claim"}
+    assert "cli:" not in erasure["actor"]  # the same user name as every other command-line record
     ledger.audit.verify()
     if ledger.engine.dialect.name == "postgresql":
         refused = autoclerk("ledger", "backup", str(tmp_path / "copy.db"), *flags)

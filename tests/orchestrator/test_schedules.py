@@ -279,3 +279,26 @@ def test_the_results_are_written_beside_the_processed_file_once_its_batch_has_fi
     lines = Path(written[0]).read_text().splitlines()
     assert lines[0].startswith("case_ref,state") and len(lines) == 3 and all(",done," in line for line in lines[1:])
     assert watch.write_results() == []  # written once
+
+
+def test_a_firing_the_bots_cannot_run_hands_nothing_off_and_leaves_the_files_in_the_inbox(
+        published: Ledger, folder: dict[str, Any]) -> None:
+    """The check 'autoclerk run' makes before it queues anything is made at each firing: a missing secret or
+    system URL never turns a dropped file into held cases."""
+    from orchestrator.queue import ScheduleFiring, check_configuration
+
+    root = Path(folder["path"])
+    (root / "inbox" / "cases.csv").write_text("case_ref\nR1\n")
+    publisher = RecordingPublisher(published)
+    no_portal = load_settings(ledger_url=published.url)  # no system URL for 'portal'
+    firing = ScheduleFiring(published, publisher, lambda loaded: check_configuration(loaded, no_portal))  # type: ignore[arg-type]
+    for _ in range(3):  # however often it fires
+        outcome = firing.fire(folder)
+        assert outcome is not None and "cannot run here" in outcome and "system 'portal'" in outcome
+        assert outcome.endswith("(the files wait in the inbox)")
+    assert (root / "inbox" / "cases.csv").exists() and publisher.published == [] and published.batches.recent(5) == []
+    fixed = load_settings(ledger_url=published.url, systems={"portal": "http://127.0.0.1:9"})
+    firing = ScheduleFiring(published, publisher, lambda loaded: check_configuration(loaded, fixed))  # type: ignore[arg-type]
+    firing.fire(folder)  # the first look at a file remembers its size
+    taken = firing.fire(folder)
+    assert taken is not None and "cases.csv → batch" in taken and publisher.published

@@ -58,11 +58,16 @@ def test_a_version_is_named_by_number_or_digest_prefix_and_a_wrong_one_is_one_se
     with pytest.raises(LedgerError, match="^workflow nothing has never been published$"):
         ledger.workflows.find_publish("nothing", "1")
     common = next(n for n in range(32) if one.digest[:n] != two.digest[:n]) - 1
-    if common:  # the two digests share a prefix: it is ambiguous
+    if common >= 4:  # the two digests share a prefix long enough to name a version: it is ambiguous
         with pytest.raises(LedgerError, match="fits 2 versions"):
             ledger.workflows.find_publish("echo", one.digest[:common])
+    with pytest.raises(LedgerError, match=r"^'a' is neither a publish number of workflow echo \(1 to 2\) nor a digest "
+                                          r"prefix of at least 4 characters$"):
+        ledger.workflows.find_publish("echo", "a")
     with pytest.raises(LedgerError, match="a rollback needs a reason"):
         rollback_workflow(ledger, "echo", "1", "olga", "  ", origin="cli")
+    with pytest.raises(LedgerError, match="^publish 2 of workflow echo has the source in use now; nothing to roll back to"):
+        rollback_workflow(ledger, "echo", two.digest[:8], "olga", "by mistake", origin="cli")
     assert len(ledger.workflows.versions("echo")) == 2
 
 
