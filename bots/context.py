@@ -218,6 +218,11 @@ class StepContext:
                         await task
                     except (asyncio.CancelledError, PlaywrightError):
                         pass
+                elif not task.cancelled():
+                    # Retrieved here, so that a failure the page's own (a crash) overtook is not reported at
+                    # garbage collection ("Task exception was never retrieved"), whose traceback formatting
+                    # may run inside another thread's compile and break CPython 3.11's AST state.
+                    task.exception()
 
     async def raise_business_error(self) -> None:
         """Raise the target system's validation message as a business exception, if it is showing."""
