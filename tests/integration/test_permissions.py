@@ -67,11 +67,14 @@ def test_limited_users_see_hand_off_and_operate_only_their_teams_work_on_pages_a
 
     # Work of both teams, handed off before anyone is limited (cora's own change of address too).
     addresses = hand_off(server, "alice", "change-of-address", write_cases(tmp_path / "a.csv", [row("CASE-700001")]))
-    coras_address = hand_off(server, "cora", "change-of-address", write_cases(tmp_path / "c.csv", [row("CASE-700002")]))
+    coras_address = hand_off(server, "cora", "change-of-address",
+                             write_cases(tmp_path / "c.csv", [row("CASE-700002", postcode="ZZ9 9XX")]))  # handed back
     (tmp_path / "l.csv").write_text("case_ref\nLIC-0001\nLIC-0002\n")
     licences = hand_off(server, "cora", "licence-check", tmp_path / "l.csv")
     for batch in (addresses, coras_address, licences):
         server.wait_for_batch(batch)
+    with server.api("cora") as cora:
+        assert {c["workflow"] for c in cora.get("/api/exceptions").json()} == {"change-of-address", "licence-check"}
 
     # The teams and the limits, on the command line; mistakes are one line each.
     assert cli(server, "teams", "add", "addresses", "--workflow", "change-of-address").strip() == \
@@ -99,7 +102,7 @@ def test_limited_users_see_hand_off_and_operate_only_their_teams_work_on_pages_a
         assert {c["workflow"] for c in cora.get("/api/exceptions").json()} == {"licence-check"}
         refused = cora.post("/api/cases", params={"workflow": "change-of-address"}, json=row("CASE-700003"))
         assert refused.status_code == 404 and "no published workflow" in refused.json()["detail"]
-        licence_case = cora.get(f"/api/batches/{licences}/cases").json()[0]["id"]
+        licence_case, second_licence = [c["id"] for c in cora.get(f"/api/batches/{licences}/cases").json()]
         assert cora.post(f"/api/cases/{licence_case}/close", json={"note": "checked"}).status_code == 200
     with server.api("olga") as olga:
         address_case = olga.get(f"/api/batches/{addresses}/cases").json()[0]["id"]
@@ -109,8 +112,9 @@ def test_limited_users_see_hand_off_and_operate_only_their_teams_work_on_pages_a
         assert otto.post(f"/api/batches/{addresses}/pause").status_code == 404
         assert otto.post(f"/api/cases/{address_case}/rerun", json={"reason": "x"}).status_code == 404
         assert otto.get(f"/api/cases/{address_case}").status_code == 404
-        rerun = otto.post(f"/api/cases/{licence_case + 1}/rerun", json={"reason": "the rules changed"})
+        rerun = otto.post(f"/api/cases/{second_licence}/rerun", json={"reason": "the rules changed"})
         assert rerun.status_code == 200, rerun.text
+        assert server.wait_for_case(otto, second_licence)["state"] == "business_exception"  # handed back again
         assert [b["id"] for b in otto.get("/api/operations").json()["batches"]] == [licences]
         assert otto.get("/api/audit").status_code == 403
     with server.api("ada") as ada:
@@ -133,6 +137,9 @@ def test_limited_users_see_hand_off_and_operate_only_their_teams_work_on_pages_a
     expect(page.locator(f"a[href='/batches/{coras_address}']")).to_have_count(0)
     shots(page, "limited-batches")
     assert page.goto(f"{server.url}/batches/{coras_address}").status == 404  # type: ignore[union-attr]
+    page.goto(f"{server.url}/exceptions")  # cora's own change-of-address exception is another team's work now
+    expect(page.locator("main")).to_contain_text("LIC-0002")
+    expect(page.locator("main")).not_to_contain_text("CASE-700002")
 
     # The limited operator: their batches only, no audit trail, and a form post on another team's batch is 404.
     page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
@@ -160,3 +167,6 @@ def test_limited_users_see_hand_off_and_operate_only_their_teams_work_on_pages_a
     cli(server, "users", "unlimit", "cora")
     with server.api("cora") as cora:
         assert {b["id"] for b in cora.get("/api/batches").json()} == {coras_address, licences}
+    kept = autoclerk("teams", "remove", "licensing", "--ledger", server.ledger_url)
+    assert kept.returncode == 2 and "otto are limited to team licensing" in kept.stderr, kept.stderr
+    assert cli(server, "teams", "remove", "addresses").strip() == "team addresses removed"
