@@ -52,7 +52,7 @@ PINNED = {
         "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
     },
     "orchestrator.accounts": {
-        "Accounts", "ROLES", "SsoRefused", "SignInGuard", "User",
+        "Accounts", "ROLES", "SsoRefused", "SignInGuard", "Teams", "User",
     },
     "orchestrator.queue": {
         "case_results", "mask_json", "prune_ledger", "PruneSummary", "erase_case", "cutoff_time", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",

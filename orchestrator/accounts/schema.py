@@ -1,5 +1,6 @@
 """The account tables: ``users`` (roles, argon2 password hashes), ``api_tokens`` and ``web_sessions``
-(only SHA-256 digests of the tokens).
+(only SHA-256 digests of the tokens); ``teams``, the workflows each owns (``team_workflows``) and the
+limits of users to teams or named workflows (``user_limits``, migration ``0013_permissions``).
 
 They are in the ledger's database, made by its Alembic migrations (``0005_handoff_service``), and on the
 ledger's :data:`~orchestrator.ledger.schema.metadata`, so one comparison checks every table against the
@@ -46,3 +47,27 @@ web_sessions = Table(
     Column("expires_at", Float, nullable=False),
     Column("flash", Text),  # the one-time message the session's next page shows, then forgets
 )
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+team_workflows = Table(
+    "team_workflows",
+    metadata,
+    Column("team", String(64), primary_key=True),
+    Column("workflow", String(64), primary_key=True),
+)
+
+user_limits = Table(
+    "user_limits",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "team" or "workflow"
+    Column("name", String(64), primary_key=True),
+)
+"""A user with no row here is not limited (their roles reach every workflow); one with rows reaches only the
+workflows named, and those of the teams named."""

@@ -5,7 +5,8 @@ Roles:
 - ``operator`` sees every batch, pauses, resumes and cancels them, retries failed cases, watches throughput;
 - ``author`` publishes workflow versions.
 
-A user may hold several roles. Passwords are stored only as argon2id hashes. API tokens and session ids
+A user may hold several roles, and may be limited to teams or named workflows (:mod:`.teams`): then
+their roles reach only those workflows. Passwords are stored only as argon2id hashes. API tokens and session ids
 are random (256 bits) and stored only as SHA-256 digests, so a copy of the ledger signs nobody in.
 """
 
@@ -26,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import UsageError
 from .schema import ROLES, api_tokens, users, web_sessions
+from .teams import Teams, scope_of
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 SESSION_HOURS = 8.0
@@ -42,13 +44,27 @@ def _dummy_hash() -> str:
 
 @dataclass(frozen=True)
 class User:
-    """A signed-in user (from a session cookie or an API token)."""
+    """A signed-in user (from a session cookie or an API token).
+
+    ``workflows`` is the user's limit: the only workflows their roles reach, or ``None`` when they are not
+    limited (the default). Every check of "this user, this workflow" is :meth:`may`.
+    """
 
     username: str
     roles: frozenset[str]
+    workflows: frozenset[str] | None = None
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles & set(roles))
+
+    @property
+    def limited(self) -> bool:
+        """Whether the user's roles reach only some workflows."""
+        return self.workflows is not None
+
+    def may(self, workflow: str) -> bool:
+        """Whether the user's roles reach ``workflow`` (always, when they are not limited)."""
+        return self.workflows is None or workflow in self.workflows
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,11 @@ class Accounts:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.teams = Teams(engine)
+
+    def _user(self, username: str, roles: frozenset[str]) -> User:
+        with self.engine.connect() as conn:
+            return User(username, roles, scope_of(conn, username))
 
     # -- users -----------------------------------------------------------------------------------------
     def add_user(self, username: str, roles: list[str], password: str | None) -> None:
@@ -124,8 +145,10 @@ class Accounts:
                                 .order_by(users.c.username)).all()
             tokens: dict[str, int] = dict(conn.execute(select(api_tokens.c.username, func.count()).where(api_tokens.c.revoked == 0)
                                        .group_by(api_tokens.c.username)).all())
+        limits = self.teams.limits()
         return [{"username": r.username, "roles": sorted(_roles(r.roles)), "active": bool(r.active),
-                 "password": bool(r.has_password), "tokens": tokens.get(r.username, 0), "created_at": r.created_at}
+                 "password": bool(r.has_password), "tokens": tokens.get(r.username, 0), "created_at": r.created_at,
+                 "limited": r.username in limits, **limits.get(r.username, {"teams": [], "workflows": []})}
                 for r in rows]
 
     def _update(self, username: str, **values: object) -> None:
@@ -160,7 +183,7 @@ class Accounts:
             return None
         if _hasher.check_needs_rehash(stored):
             self._update(username, password_hash=_hasher.hash(password))
-        return User(row.username, _roles(row.roles))
+        return self._user(row.username, _roles(row.roles))
 
     def sso_user(self, username: str, roles: list[str]) -> User:
         """The user a single sign-on provider vouched for, with ``roles`` (from its claims): made on first
@@ -190,7 +213,7 @@ class Accounts:
             elif _roles(row.roles) != frozenset(roles):
                 conn.execute(update(users).where(users.c.username == username)
                              .values(roles=",".join(roles), updated_at=now))
-        return User(username, frozenset(roles))
+        return self._user(username, frozenset(roles))
 
     def start_session(self, user: User, hours: float = SESSION_HOURS) -> SignedIn:
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -209,7 +232,7 @@ class Accounts:
                 .join(users, users.c.username == web_sessions.c.username)
                 .where(web_sessions.c.digest == _digest(session_id), web_sessions.c.expires_at > time.time(),
                        users.c.active == 1)).first()
-        return (User(row.username, _roles(row.roles)), row.csrf_token) if row else None
+        return (self._user(row.username, _roles(row.roles)), row.csrf_token) if row else None
 
     def set_flash(self, session_id: str, message: str) -> None:
         """Keep a one-time message for the session's next page (it replaces one not yet shown)."""
@@ -260,4 +283,4 @@ class Accounts:
                 .where(api_tokens.c.digest == digest, api_tokens.c.revoked == 0, users.c.active == 1)).first()
             if row is not None:
                 conn.execute(update(api_tokens).where(api_tokens.c.digest == digest).values(last_used_at=time.time()))
-        return User(row.username, _roles(row.roles)) if row else None
+        return self._user(row.username, _roles(row.roles)) if row else None

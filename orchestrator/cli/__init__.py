@@ -7,7 +7,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
 
 - ``run``: :mod:`.run`; ``demo``, ``portal``, ``cases generate``: :mod:`.demo` (the only commands that
   import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup|restored``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
-  :mod:`.status`; ``serve``, ``users``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
+  :mod:`.status`; ``serve``, ``users``, ``teams``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
   ``audit``, ``audit verify``: :mod:`.audit`; ``validate``, ``schema``,
   ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`;
   ``init``, ``monitoring export``: :mod:`.project`; ``schedule``, ``beat``: :mod:`.schedule`.
@@ -38,7 +38,7 @@ from .project import init, monitoring
 from .results import results
 from .run import run
 from .schedule import beat, schedule
-from .service import serve, users, workflows
+from .service import serve, teams, users, workflows
 from .status import status
 from .trying import try_case
 from .worker import worker
@@ -53,7 +53,7 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat, ledger):
+                 serve, users, teams, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat, ledger):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

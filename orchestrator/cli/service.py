@@ -1,8 +1,8 @@
-"""The hand-off service's commands: ``autoclerk serve``, ``autoclerk users …`` and ``autoclerk workflows …``
-(publish, list, and each name's versions: ``versions``, ``diff``, ``rollback``).
+"""The hand-off service's commands: ``autoclerk serve``, ``autoclerk users …``, ``autoclerk teams …`` and
+``autoclerk workflows …`` (publish, list, and each name's versions: ``versions``, ``diff``, ``rollback``).
 
-Every change (a user, their roles, password or tokens; a publish or a rollback) is recorded in the audit
-trail as the operating-system user, from the origin ``cli``.
+Every change (a user, their roles, password, tokens or limit; a team; a publish or a rollback) is recorded
+in the audit trail as the operating-system user, from the origin ``cli``.
 
 ``autoclerk users add NAME --role ROLE --token`` prints the new API token on its last line; it is shown
 only once (the ledger keeps its digest). Passwords are read from standard input with ``--password-stdin``
@@ -70,14 +70,15 @@ def _accounts(ledger_url: str | None) -> Any:
     return Accounts(open_ledger(ledger_url).engine)
 
 
-def _audited(ledger_url: str | None, action: str, username: str, change: Any, **detail: Any) -> Any:
+def _audited(ledger_url: str | None, action: str, username: str, change: Any, *, object_type: str = "user",
+             **detail: Any) -> Any:
     """Make one change to the accounts (``change(accounts)``) and record it in the audit trail; its result."""
     from ..accounts import Accounts
 
     ledger = open_ledger(ledger_url)
     try:
         done = change(Accounts(ledger.engine))
-        ledger.audit.record(cli_user(), action, "user", username, origin="cli", detail=detail)
+        ledger.audit.record(cli_user(), action, object_type, username, origin="cli", detail=detail)
         return done
     finally:
         ledger.close()
@@ -179,13 +180,93 @@ def users_enable(username: str, ledger_url: str | None) -> None:
 @_LEDGER
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per user, one per line.")
 def users_list(ledger_url: str | None, as_json: bool) -> None:
-    """Every user with their roles, whether they may sign in, and their live tokens."""
+    """Every user with their roles, whether they may sign in, their live tokens and their limit."""
     for user in _accounts(ledger_url).list_users():
         if as_json:
             click.echo(json.dumps(user))
         else:
             click.echo(f"{user['username']:<24} {','.join(user['roles']):<30} {'active' if user['active'] else 'disabled':<9}"
-                       f" password {'yes' if user['password'] else 'no':<4} tokens {user['tokens']}")
+                       f" password {'yes' if user['password'] else 'no':<4} tokens {user['tokens']:<3} {_limit_text(user)}")
+
+
+def _limit_text(limit: dict[str, Any]) -> str:
+    if not limit.get("limited", True):
+        return "all workflows"
+    parts = [f"team {', '.join(limit['teams'])}" if limit["teams"] else "",
+             f"workflow {', '.join(limit['workflows'])}" if limit["workflows"] else ""]
+    return "limited to " + "; ".join(p for p in parts if p)
+
+
+@users.command("limit")
+@click.argument("username")
+@click.option("--team", "team_names", multiple=True, help="A team whose workflows the user reaches (repeatable).")
+@click.option("--workflow", "workflow_names", multiple=True, help="A workflow the user reaches (repeatable).")
+@_LEDGER
+def users_limit(username: str, team_names: tuple[str, ...], workflow_names: tuple[str, ...],
+                ledger_url: str | None) -> None:
+    """Limit a user's roles to teams' workflows and named workflows (replacing any limit they had): a
+    caseworker then hands off and sees only that work, an operator operates only it, an author publishes
+    only those workflows."""
+    limit = _audited(ledger_url, "user.limit", username,
+                     lambda a: a.teams.limit(username, team_names, workflow_names),
+                     teams=sorted(set(team_names)), workflows=sorted(set(workflow_names)))
+    click.echo(f"{username} is {_limit_text(limit)}")
+
+
+@users.command("unlimit")
+@click.argument("username")
+@_LEDGER
+def users_unlimit(username: str, ledger_url: str | None) -> None:
+    """Remove a user's limit: their roles reach every workflow again (the default)."""
+    had = _audited(ledger_url, "user.unlimit", username, lambda a: a.teams.unlimit(username))
+    click.echo(f"{username} now reaches all workflows" + ("" if had else " (they had no limit)"))
+
+
+# -- teams --------------------------------------------------------------------------------------------
+@click.group()
+def teams() -> None:
+    """Teams that own workflows, for limiting users to their business area (autoclerk users limit NAME --team T)."""
+
+
+_WORKFLOWS = click.option("--workflow", "workflow_names", multiple=True,
+                          help="A published workflow's name (repeatable).")
+
+
+@teams.command("add")
+@click.argument("team")
+@_WORKFLOWS
+@_LEDGER
+def teams_add(team: str, workflow_names: tuple[str, ...], ledger_url: str | None) -> None:
+    """Make a team that owns workflows, or give an existing team more."""
+    owned = _audited(ledger_url, "team.add", team, lambda a: a.teams.add(team, workflow_names), object_type="team",
+                     workflows=sorted(set(workflow_names)))
+    click.echo(f"team {team} owns {', '.join(owned)}")
+
+
+@teams.command("remove")
+@click.argument("team")
+@_WORKFLOWS
+@_LEDGER
+def teams_remove(team: str, workflow_names: tuple[str, ...], ledger_url: str | None) -> None:
+    """Take workflows from a team, or remove the team when no --workflow is given (refused while users are
+    limited to it)."""
+    owned = _audited(ledger_url, "team.release" if workflow_names else "team.remove", team,
+                     lambda a: a.teams.remove(team, workflow_names), object_type="team",
+                     workflows=sorted(set(workflow_names)))
+    click.echo(f"team {team} owns {', '.join(owned) or 'no workflows'}" if workflow_names else f"team {team} removed")
+
+
+@teams.command("list")
+@_LEDGER
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per team, one per line.")
+def teams_list(ledger_url: str | None, as_json: bool) -> None:
+    """Every team, the workflows it owns and the users limited to it."""
+    for team in _accounts(ledger_url).teams.list_teams():
+        if as_json:
+            click.echo(json.dumps(team))
+        else:
+            click.echo(f"{team['name']:<24} workflows {', '.join(team['workflows']) or '-':<40} "
+                       f"users {', '.join(team['users']) or '-'}")
 
 
 # -- workflows ----------------------------------------------------------------------------------------

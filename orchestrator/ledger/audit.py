@@ -210,6 +210,11 @@ ACTION_TEXT = {
     "user.roles": "changed the roles of {id}",
     "user.disable": "disabled user {id}",
     "user.enable": "enabled user {id}",
+    "user.limit": "limited user {id} to some workflows",
+    "user.unlimit": "removed the limit of user {id}: they reach every workflow again",
+    "team.add": "gave team {id} workflows",
+    "team.release": "took workflows from team {id}",
+    "team.remove": "removed team {id}",
     "schedule.add": "added schedule {id}",
     "schedule.remove": "removed schedule {id}",
     "schedule.run_now": "ran schedule {id} now",
@@ -236,6 +241,9 @@ def describe(record: dict[str, Any]) -> str:
         extra.append(f"{detail['accepted']} case(s) accepted, {detail.get('rejected', 0)} refused")
     if "roles" in detail:
         extra.append(f"roles: {', '.join(detail['roles']) or 'none'}")
+    for key in ("teams", "workflows"):
+        if detail.get(key):
+            extra.append(f"{key}: {', '.join(detail[key])}")
     for key in ("reason", "note"):
         if detail.get(key):
             extra.append(f"{key}: {detail[key]}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -79,11 +79,14 @@ class Batches:
                 row["counts"] = batch_counts(conn, row["id"])
         return rows
 
-    def newest(self, created_by: str | None, *, limit: int = 50) -> list[dict[str, Any]]:
-        """The newest batches (of one user, or all), each with its counts by state."""
+    def newest(self, created_by: str | None, *, workflows: Collection[str] | None = None,
+               limit: int = 50) -> list[dict[str, Any]]:
+        """The newest batches (of one user, or all; of ``workflows`` only, when given), each with its counts by state."""
         query = select(batches).order_by(batches.c.created_at.desc()).limit(limit)
         if created_by is not None:
             query = query.where(batches.c.created_by == created_by)
+        if workflows is not None:
+            query = query.where(batches.c.workflow.in_(sorted(workflows)))
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
             for row in rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -137,13 +137,17 @@ class Reports:
         with self.engine.connect() as conn:
             return open_exceptions(conn, batch_id)
 
-    def exceptions(self, created_by: str | None, *, limit: int = 200) -> list[dict[str, Any]]:
-        """Open exceptions (handed back, not yet resolved), of one user's batches or of all, oldest first."""
+    def exceptions(self, created_by: str | None, *, workflows: Collection[str] | None = None,
+                   limit: int = 200) -> list[dict[str, Any]]:
+        """Open exceptions (handed back, not yet resolved), of one user's batches or of all (of ``workflows``
+        only, when given), oldest first."""
         t = transactions.c
         query = (select(*CASE_COLUMNS, batches.c.created_by).join(batches, batches.c.id == t.batch_id)
                  .where(t.state == "business_exception", t.resolution.is_(None)))
         if created_by is not None:
             query = query.where(batches.c.created_by == created_by)
+        if workflows is not None:
+            query = query.where(t.workflow.in_(sorted(workflows)))
         with self.engine.connect() as conn:
             return [case_row(r) for r in conn.execute(query.order_by(t.updated_at).limit(limit))]
 

@@ -25,7 +25,7 @@ from ..queue import (ACTIONS, REJECTION_KINDS, RESULT_KEYS, Receipt, act_on_case
 from .auth import api_user, origin_of, service_of
 from .downloads import audit_download, results_download
 from .receive import receive_batch
-from .service import screenshots_of
+from .service import OutsideLimit, screenshots_of
 from .upload import workflow_upload
 
 DESCRIPTION = """Hand work off to Autoclerk's bots and follow it.
@@ -156,8 +156,8 @@ def _receipt(receipt: Receipt) -> BatchReceipt:
                         warnings=receipt.warnings)
 
 
-def _published(request: Request, name: str) -> Any:
-    loaded = service_of(request).workflow(name)
+def _published(request: Request, user: User, name: str) -> Any:
+    loaded = service_of(request).workflow(name, user)
     if loaded is None:
         raise HTTPException(404, f"there is no published workflow '{name}'")
     return loaded
@@ -188,7 +188,7 @@ async def hand_off_batch(request: Request, workflow: str = Query(description="Th
     run at once. The file is streamed: it may be of any size up to the service's limit (an .xlsx workbook
     is received whole before its rows are read).
     """
-    loaded = await run_in_threadpool(_published, request, workflow)
+    loaded = await run_in_threadpool(_published, request, user, workflow)
     outcome = await receive_batch(request, service_of(request), user, loaded, deadline=deadline, within=within,
                                   sheet=sheet or None,
                                   sheet_hint="name the one that holds the cases with the parameter sheet")
@@ -207,7 +207,7 @@ def hand_off_case(request: Request, workflow: str = Query(description="The publi
                   user: User = Depends(CASEWORKER)) -> Any:
     """Hand off one case, checked by exactly the rules a batch row is checked by."""
     service = service_of(request)
-    loaded = _published(request, workflow)
+    loaded = _published(request, user, workflow)
     try:
         result = service.hand_off_case(user, loaded, {k: v for k, v in data.items()}, deadline=deadline,
                                        origin=origin_of(request))
@@ -224,7 +224,7 @@ def hand_off_case(request: Request, workflow: str = Query(description="The publi
 @router.get("/batches", response_model=list[BatchStatus])
 def list_batches(request: Request, limit: int = Query(50, ge=1, le=500), user: User = Depends(VIEWER)) -> Any:
     """The newest batches: a caseworker's own, or every batch for an operator."""
-    rows = service_of(request).ledger.batches.newest(None if user.has("operator") else user.username, limit=limit)
+    rows = service_of(request).batches(user, limit=limit)
     return [_status(row, row["counts"], row["open_exceptions"]) for row in rows]
 
 
@@ -329,7 +329,7 @@ def _case_detail(request: Request, user: User, tx_id: int) -> dict[str, Any]:
 @router.get("/exceptions", response_model=list[CaseSummary])
 def open_exceptions(request: Request, user: User = Depends(VIEWER)) -> Any:
     """Cases handed back to a person and not yet dealt with: a caseworker's own, or all for an operator."""
-    return service_of(request).ledger.reports.exceptions(None if user.has("operator") else user.username)
+    return service_of(request).exceptions(user)
 
 
 def _own_open_exception(request: Request, user: User, tx_id: int) -> dict[str, Any]:
@@ -426,7 +426,7 @@ def operate(request: Request, batch_id: str, action: str, user: User = Depends(O
 @router.get("/operations")
 def operations(request: Request, user: User = Depends(OPERATOR)) -> Any:
     """Target progress, throughput per minute over the last hour, queue depth and bots."""
-    figures = service_of(request).operations()
+    figures = service_of(request).operations(user)
     figures["series"] = [{"start": start, "done": count} for start, count in figures["series"]]
     return figures
 
@@ -434,8 +434,8 @@ def operations(request: Request, user: User = Depends(OPERATOR)) -> Any:
 # -- authoring ------------------------------------------------------------------------------------------
 @router.get("/workflows")
 def published_workflows(request: Request, user: User = Depends(ANYONE)) -> Any:
-    """The published workflows (the ones hand-offs use)."""
-    return service_of(request).ledger.workflows.published()
+    """The published workflows (the ones hand-offs use) that the user reaches."""
+    return service_of(request).published(user)
 
 
 @router.post("/workflows", status_code=201)
@@ -447,11 +447,13 @@ async def publish_workflow(request: Request, user: User = Depends(AUTHOR)) -> An
     if main not in files:
         raise HTTPException(422, "send the workflow in the multipart field 'files' (and 'main' naming the main file)")
     try:
-        loaded, number = await run_in_threadpool(lambda: service_of(request).publish(files, main, user.username,
+        loaded, number = await run_in_threadpool(lambda: service_of(request).publish(files, main, user,
                                                                                      origin=origin_of(request)))
     except WorkflowFileError as exc:
         return JSONResponse({"detail": "the workflow has problems; nothing was published",
                              "problems": [str(p) for p in exc.problems]}, status_code=422)
+    except OutsideLimit as exc:
+        raise HTTPException(403, str(exc)) from None
     warning = await run_in_threadpool(service_of(request).publish_warning, loaded)
     return {"name": loaded.definition.name, "version": loaded.definition.version, "digest": loaded.digest,
             "number": number, "warnings": [warning] if warning else []}
@@ -487,10 +489,11 @@ class AuditRecord(BaseModel):
 
 
 VERSIONS = api_user("author", "operator")
+AUDITOR = api_user("operator", whole_service=True)
 
 
-def _versions_or_404(request: Request, name: str) -> list[dict[str, Any]]:
-    publishes = service_of(request).ledger.workflows.versions(name)
+def _versions_or_404(request: Request, user: User, name: str) -> list[dict[str, Any]]:
+    publishes = service_of(request).ledger.workflows.versions(name) if user.may(name) else []
     if not publishes:
         raise HTTPException(404, f"workflow '{name}' has never been published")
     return publishes
@@ -499,7 +502,7 @@ def _versions_or_404(request: Request, name: str) -> list[dict[str, Any]]:
 @router.get("/workflows/{name}/versions", response_model=list[Publish])
 def workflow_versions(request: Request, name: str, user: User = Depends(VERSIONS)) -> Any:
     """Every publish of a workflow, oldest first; the newest is the one hand-offs use."""
-    return _versions_or_404(request, name)
+    return _versions_or_404(request, user, name)
 
 
 @router.get("/workflows/{name}/diff", responses={200: {"content": {"text/plain": {}},
@@ -507,7 +510,7 @@ def workflow_versions(request: Request, name: str, user: User = Depends(VERSIONS
 def workflow_diff(request: Request, name: str, a: str = Query(description="A publish number or digest prefix."),
                   b: str = Query(description="A publish number or digest prefix."), user: User = Depends(VERSIONS)) -> Any:
     """A unified diff of the sources of two publishes (empty when they are the same)."""
-    _versions_or_404(request, name)
+    _versions_or_404(request, user, name)
     try:
         return PlainTextResponse(version_diff(service_of(request).ledger, name, a, b))
     except LedgerError as exc:
@@ -518,12 +521,12 @@ def workflow_diff(request: Request, name: str, a: str = Query(description="A pub
 def rollback_workflow(request: Request, name: str, body: Rollback, user: User = Depends(VERSIONS)) -> Any:
     """Publish the source of an earlier publish again, as a new publish number (batches already handed off
     keep their version)."""
-    _versions_or_404(request, name)
+    _versions_or_404(request, user, name)
     try:
-        number, _ = service_of(request).rollback(name, body.to, user.username, body.reason, origin=origin_of(request))
+        number, _ = service_of(request).rollback(name, body.to, user, body.reason, origin=origin_of(request))
     except LedgerError as exc:
         raise HTTPException(422, str(exc)) from None
-    return next(p for p in _versions_or_404(request, name) if p["number"] == number)
+    return next(p for p in _versions_or_404(request, user, name) if p["number"] == number)
 
 
 # -- the audit trail -------------------------------------------------------------------------------------
@@ -532,7 +535,7 @@ def audit_trail(request: Request, since: float | None = Query(None, description=
                 user_name: str | None = Query(None, alias="user", description="Only this user's actions."),
                 action: str | None = Query(None, description="Only this action (or a kind of action ending in '.')."),
                 after: int = Query(0, ge=0, description="Records after this sequence number (paging)."),
-                limit: int = Query(1000, ge=1, le=10000), user: User = Depends(OPERATOR)) -> Any:
+                limit: int = Query(1000, ge=1, le=10000), user: User = Depends(AUDITOR)) -> Any:
     """The audit trail, oldest first, a page at a time."""
     return service_of(request).ledger.audit.records(since=since, actor=user_name, action=action, after=after, limit=limit)
 
@@ -540,7 +543,7 @@ def audit_trail(request: Request, since: float | None = Query(None, description=
 @router.get("/audit/export", responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
 def audit_export(request: Request, format: str = Query("jsonl", pattern="^(csv|jsonl)$"),
                  since: float | None = Query(None), user_name: str | None = Query(None, alias="user"),
-                 action: str | None = Query(None), user: User = Depends(OPERATOR)) -> Any:
+                 action: str | None = Query(None), user: User = Depends(AUDITOR)) -> Any:
     """The whole audit trail (filtered) as a CSV or JSON-lines download, streamed."""
     return audit_download(service_of(request).ledger, format, since=since, actor=user_name, action=action)
 

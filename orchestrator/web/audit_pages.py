@@ -1,5 +1,7 @@
 """The operators' audit page: the audit trail, newest first, a page at a time, filtered by user and action,
-with its CSV and JSON-lines downloads."""
+with its CSV and JSON-lines downloads. It is the whole service's record (sign-ins and account changes
+belong to no workflow, and only the whole chain can be verified), so operators limited to some workflows
+are refused it."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .downloads import audit_download
 from .render import render
 
 router = APIRouter(include_in_schema=False)
-OPERATOR = signed_in("operator")
+OPERATOR = signed_in("operator", whole_service=True)
 PAGE = 50
 SINCE = {"": None, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 

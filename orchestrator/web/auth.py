@@ -69,12 +69,21 @@ def _session(request: Request) -> PageSession | None:
     return PageSession(*found) if found else None
 
 
-def signed_in(*roles: str) -> Callable[..., Any]:
-    """A dependency: the page's session, whose user has one of ``roles`` (any role when none are named).
+WHOLE_SERVICE = ("The audit trail is the record of the whole service, so it is for operators whose access is not "
+                 "limited to some workflows. You are signed in as {user}, limited to {workflows}.")
+
+
+def _limited_to(user: User) -> str:
+    return ", ".join(sorted(user.workflows or ())) or "no workflows"
+
+
+def signed_in(*roles: str, whole_service: bool = False) -> Callable[..., Any]:
+    """A dependency: the page's session, whose user has one of ``roles`` (any role when none are named), and
+    is not limited to some workflows when the page shows the ``whole_service`` (the audit trail).
 
     Raises:
         SignInRequired: no live session.
-        Refused: the user has none of the roles.
+        Refused: the user has none of the roles, or is limited and the page is the whole service's.
     """
     def dependency(request: Request) -> PageSession:
         session = _session(request)
@@ -83,6 +92,8 @@ def signed_in(*roles: str) -> Callable[..., Any]:
             raise SignInRequired(path)
         if roles and not session.user.has(*roles):
             raise Refused(f"This page is for {' or '.join(roles)}s. You are signed in as {session.user.username}.")
+        if whole_service and session.user.limited:
+            raise Refused(WHOLE_SERVICE.format(user=session.user.username, workflows=_limited_to(session.user)))
         return session
 
     dependency.__name__ = f"signed_in_{'_'.join(roles) or 'any'}"
@@ -118,11 +129,12 @@ def sign_in_token(request: Request) -> tuple[str, bool]:
     return (token, False) if token else (secrets.token_urlsafe(32), True)
 
 
-def api_user(*roles: str) -> Callable[..., Any]:
-    """A dependency for the API: the user of the ``Authorization: Bearer`` token, with one of ``roles``.
+def api_user(*roles: str, whole_service: bool = False) -> Callable[..., Any]:
+    """A dependency for the API: the user of the ``Authorization: Bearer`` token, with one of ``roles`` (and
+    not limited to some workflows, for the ``whole_service``'s routes: the audit trail).
 
     Raises:
-        HTTPException: 401 without a valid token, 403 without the role.
+        HTTPException: 401 without a valid token, 403 without the role or when limited on such a route.
     """
     def dependency(request: Request) -> User:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -135,6 +147,9 @@ def api_user(*roles: str) -> Callable[..., Any]:
         if roles and not user.has(*roles):
             raise HTTPException(403, f"this route is for the role(s) {', '.join(roles)}; {user.username} has "
                                      f"{', '.join(sorted(user.roles))}")
+        if whole_service and user.limited:
+            raise HTTPException(403, f"the audit trail is for operators not limited to some workflows; {user.username} "
+                                     f"is limited to {_limited_to(user)}")
         return user
 
     dependency.__name__ = f"api_{'_'.join(roles) or 'any'}"

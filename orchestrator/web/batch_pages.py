@@ -44,7 +44,7 @@ def visible_case(request: Request, session: PageSession, tx_id: int) -> dict[str
 @router.get("/batches")
 def batches(request: Request, session: PageSession = Depends(VIEWER)) -> Response:
     service = service_of(request)
-    rows = service.ledger.batches.newest(None if session.user.has("operator") else session.user.username)
+    rows = service.batches(session.user)
     for row in rows:
         row["total"] = sum(row["counts"].values())
         row["finished"] = sum(row["counts"][s] for s in TERMINAL)
@@ -205,7 +205,7 @@ def _can_resolve(session: PageSession, case: dict[str, Any]) -> bool:
 
 @router.get("/exceptions")
 def exceptions(request: Request, session: PageSession = Depends(signed_in("caseworker"))) -> Response:
-    rows = service_of(request).ledger.reports.exceptions(session.user.username)
+    rows = service_of(request).exceptions(session.user, everyone=False)
     return render(request, "exceptions.html", {"title": "Exceptions", "cases": rows}, session=session)
 
 

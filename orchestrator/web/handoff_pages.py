@@ -26,7 +26,7 @@ CASEWORKER = signed_in("caseworker")
 def choose(request: Request, session: PageSession = Depends(CASEWORKER)) -> Response:
     service = service_of(request)
     workflows = []
-    for row in service.ledger.workflows.published():
+    for row in service.published(session.user):
         loaded = service.workflow(row["name"])
         if loaded is not None:
             workflows.append({**row, "description": loaded.definition.description or ""})
@@ -34,7 +34,8 @@ def choose(request: Request, session: PageSession = Depends(CASEWORKER)) -> Resp
 
 
 def _workflow_or_404(request: Request, name: str, session: PageSession) -> LoadedWorkflow | Response:
-    loaded = service_of(request).workflow(name)
+    """The published workflow, when the user's limit reaches it (one outside it looks like one not published)."""
+    loaded = service_of(request).workflow(name, session.user)
     if loaded is None:
         return render(request, "not_found.html", {"title": "Page not found",
                                                   "message": f"There is no published workflow called {name}."},

@@ -17,6 +17,7 @@ from ..errors import LedgerError
 from ..queue import version_diff
 from .auth import PageSession, check_csrf, csrf_protected, flash, origin_of, service_of, signed_in
 from .render import render
+from .service import OutsideLimit
 from .upload import workflow_upload
 
 router = APIRouter(include_in_schema=False)
@@ -35,7 +36,7 @@ def chart(series: list[tuple[float, int]], width: int = 720, height: int = 160) 
 
 @router.get("/operations")
 def operations(request: Request, session: PageSession = Depends(signed_in("operator"))) -> Response:
-    figures = service_of(request).operations()
+    figures = service_of(request).operations(session.user)
     return render(request, "operations.html", {"title": "Operations", **figures, "chart": chart(figures["series"])},
                   session=session)
 
@@ -47,7 +48,7 @@ def workflows(request: Request, session: PageSession = Depends(signed_in("author
 
 def _workflows_page(request: Request, session: PageSession, errors: dict[str, str], *, problems: list[str] | None = None,
                     flash: str | None = None, warning: str | None = None, status: int = 200) -> Response:
-    return render(request, "workflows.html", {"title": "Workflows", "published": service_of(request).ledger.workflows.published(),
+    return render(request, "workflows.html", {"title": "Workflows", "published": service_of(request).published(session.user),
                                               "errors": errors, "problems": problems or [], "flash": flash,
                                               "warning": warning,
                                               "error_links": {"files": "files"}}, status=status, session=session)
@@ -66,11 +67,14 @@ async def publish(request: Request, session: PageSession = Depends(signed_in("au
         return _workflows_page(request, session, {"files": f"The main workflow {main} is not among the files chosen"},
                                status=422)
     try:
-        loaded, number = await run_in_threadpool(lambda: service_of(request).publish(files, main, session.user.username,
+        loaded, number = await run_in_threadpool(lambda: service_of(request).publish(files, main, session.user,
                                                                                      origin=origin_of(request)))
     except WorkflowFileError as exc:
         return _workflows_page(request, session, {"files": "The workflow has problems; nothing was published"},
                                problems=[str(p) for p in exc.problems], status=422)
+    except OutsideLimit:
+        return _workflows_page(request, session, {"files": "You may publish only the workflows of your team, and this "
+                                                           "is not one of them. Nothing was published."}, status=403)
     definition = loaded.definition
     warning = await run_in_threadpool(service_of(request).publish_warning, loaded)
     return _workflows_page(request, session, {}, flash=f"Published {definition.name} version {definition.version} as publish {number}.",
@@ -90,7 +94,7 @@ def versions(request: Request, name: str, a: str = "", b: str = "",
 def _versions_page(request: Request, session: PageSession, name: str, a: str = "", b: str = "", *,
                    errors: dict[str, str] | None = None, status: int = 200) -> Response:
     ledger = service_of(request).ledger
-    publishes = ledger.workflows.versions(name)
+    publishes = ledger.workflows.versions(name) if session.user.may(name) else []
     if not publishes:
         return render(request, "not_found.html", {"title": "Page not found", "message": f"No workflow named {name} has been published."},
                       status=404, session=session)
@@ -112,6 +116,8 @@ def _versions_page(request: Request, session: PageSession, name: str, a: str = "
 @router.post("/workflows/{name}/rollback")
 async def rollback(request: Request, name: str, session: PageSession = Depends(csrf_protected(*VERSIONS_ROLES))
                    ) -> Response:
+    if not session.user.may(name):  # one outside the user's limit looks like one never published
+        return _versions_page(request, session, name)
     form = await request.form()
     number, reason = str(form.get("number", "")).strip(), str(form.get("reason", "")).strip()
     errors = {**({"number": "Choose the publish to go back to"} if not number else {}),
@@ -119,7 +125,7 @@ async def rollback(request: Request, name: str, session: PageSession = Depends(c
     if not errors:
         try:
             new, _ = await run_in_threadpool(lambda: service_of(request).rollback(
-                name, number, session.user.username, reason, origin=origin_of(request)))
+                name, number, session.user, reason, origin=origin_of(request)))
         except LedgerError as exc:
             errors = {"number": str(exc)}
         else:

@@ -40,11 +40,14 @@ NAVIGATION = (
 
 
 def navigation(session: Any, path: str) -> list[dict[str, Any]]:
-    """The service navigation items the signed-in user's roles give them."""
+    """The service navigation items the signed-in user's roles give them (the audit trail, the whole service's
+    record, not to a user limited to some workflows)."""
     if session is None:
         return []
     items = []
     for roles, href, text in NAVIGATION:
+        if href == "/audit" and session.user.limited:
+            continue
         if session.user.has(*((roles,) if isinstance(roles, str) else roles)):
             items.append({"href": href, "text": text, "active": path == href or path.startswith(href + "/")})
     return items

@@ -19,12 +19,16 @@ from sqlalchemy import text
 from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, mask_case, secret_fields, secret_values
 
 from ..accounts import Accounts, SignInGuard, User
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, UsageError
 from ..ledger import Ledger
 from ..queue import DEADLINE_COLUMN, AcceptedCase, Rejection, audit_hand_off, check_workers, publish_workflow, rollback_workflow, mask_json, missing_configuration, BrokerCollector, Publisher, Receipt, check_row, hand_off, hand_off_rows, operations_figures, read_case_stream
 from ..settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class OutsideLimit(UsageError):
+    """A limited user asked to publish a workflow that is not one of theirs (the pages and the API: 403)."""
 
 
 class HandoffService:
@@ -56,16 +60,34 @@ class HandoffService:
         broker = "embedded" if depths is None else "unreachable" if any(math.isnan(v) for v in depths.values()) else "ok"
         return {"ledger": ledger, "broker": broker}
 
-    def operations(self) -> dict[str, Any]:
-        """The operations page's figures (the API returns the same): see :func:`orchestrator.queue.operations_figures`."""
-        return operations_figures(self.ledger, self.settings, self.broker_depths())
+    def operations(self, user: User) -> dict[str, Any]:
+        """The operations page's figures (the API returns the same): see :func:`orchestrator.queue.operations_figures`.
+
+        For a limited user the lists that name work (the newest batches, the cases held and the deadlines
+        by workflow) hold only their workflows; the figures of the shared machinery (the target, throughput,
+        the queue's depth, the bots, the counts by state) stay the whole service's.
+        """
+        figures = operations_figures(self.ledger, self.settings, self.broker_depths())
+        if user.limited:
+            figures["batches"] = [b for b in figures["batches"] if user.may(b["workflow"])]
+            figures["target"]["batches"] = figures["batches"]
+            for key in ("held", "deadlines"):
+                figures[key] = {w: v for w, v in figures[key].items() if user.may(w)}
+        return figures
 
     # -- workflows -------------------------------------------------------------------------------------
-    def workflow(self, name: str) -> LoadedWorkflow | None:
-        """The published version of workflow ``name`` (``None`` when it is not published)."""
+    def workflow(self, name: str, user: User | None = None) -> LoadedWorkflow | None:
+        """The published version of workflow ``name`` (``None`` when it is not published, or when ``user`` is
+        given and their limit does not reach it: the two look the same)."""
+        if user is not None and not user.may(name):
+            return None
         return self.ledger.workflows.load_published(name)
 
-    def publish(self, files: dict[str, bytes], main: str, by: str, *, origin: str) -> tuple[LoadedWorkflow, int]:
+    def published(self, user: User) -> list[dict[str, Any]]:
+        """The published workflows that ``user`` reaches."""
+        return [row for row in self.ledger.workflows.published() if user.may(row["name"])]
+
+    def publish(self, files: dict[str, bytes], main: str, user: User, *, origin: str) -> tuple[LoadedWorkflow, int]:
         """Validate a workflow (``main`` among ``files``, with the parts it calls), publish it and record that
         in the audit trail.
 
@@ -74,21 +96,29 @@ class HandoffService:
 
         Raises:
             WorkflowFileError: a file is malformed (every problem located, file by file).
+            OutsideLimit: ``user`` is limited and the workflow is not one of theirs (nothing is published).
         """
         with tempfile.TemporaryDirectory(prefix="autoclerk-publish-") as folder:
             for name, content in files.items():
                 (Path(folder) / name).write_bytes(content)
             loaded = load_workflow(Path(folder) / main)
-        return loaded, publish_workflow(self.ledger, loaded, by, main, origin=origin)
+        if not user.may(loaded.definition.name):
+            raise OutsideLimit(f"{user.username} may publish only the workflows of their teams "
+                               f"({', '.join(sorted(user.workflows or ())) or 'none'}), not {loaded.definition.name}; "
+                               "nothing was published")
+        return loaded, publish_workflow(self.ledger, loaded, user.username, main, origin=origin)
 
-    def rollback(self, name: str, ref: str, by: str, reason: str, *, origin: str) -> tuple[int, dict[str, Any]]:
+    def rollback(self, name: str, ref: str, user: User, reason: str, *, origin: str) -> tuple[int, dict[str, Any]]:
         """Publish the source of an earlier publish of ``name`` again (see :meth:`WorkflowStore.rollback`),
         recorded in the audit trail.
 
         Raises:
             LedgerError: no reason, or ``ref`` names no single publish of ``name``.
+            OutsideLimit: ``user`` is limited and ``name`` is not one of their workflows.
         """
-        return rollback_workflow(self.ledger, name, ref, by, reason, origin=origin)
+        if not user.may(name):
+            raise OutsideLimit(f"{user.username} may roll back only the workflows of their teams, not {name}")
+        return rollback_workflow(self.ledger, name, ref, user.username, reason, origin=origin)
 
     def publish_warning(self, loaded: LoadedWorkflow) -> str | None:
         """Why hand-offs to a workflow just published would be refused or wait now, or ``None``."""
@@ -221,20 +251,36 @@ class HandoffService:
 
     # -- who may see what ------------------------------------------------------------------------------
     @staticmethod
-    def can_see(user: User, created_by: str | None) -> bool:
-        """Operators see every batch and case; a caseworker sees the ones they handed off."""
-        return user.has("operator") or (user.has("caseworker") and created_by == user.username)
+    def can_see(user: User, created_by: str | None, workflow: str) -> bool:
+        """Operators see every batch and case; a caseworker sees the ones they handed off; a limited user
+        only those of their workflows."""
+        return user.may(workflow) and (user.has("operator") or (user.has("caseworker") and created_by == user.username))
+
+    @staticmethod
+    def _own(user: User) -> str | None:
+        """Whose batches ``user`` sees: everyone's (``None``) for an operator, else their own."""
+        return None if user.has("operator") else user.username
+
+    def batches(self, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest batches ``user`` may see, each with its counts by state."""
+        return self.ledger.batches.newest(self._own(user), workflows=user.workflows, limit=limit)
+
+    def exceptions(self, user: User, *, everyone: bool | None = None) -> list[dict[str, Any]]:
+        """The open exceptions ``user`` may see: of their own batches, or of everyone's (``everyone``; by
+        default, for an operator), of their workflows only when they are limited."""
+        everyone = user.has("operator") if everyone is None else everyone
+        return self.ledger.reports.exceptions(None if everyone else user.username, workflows=user.workflows)
 
     def visible_batch(self, user: User, batch_id: str) -> dict[str, Any] | None:
         """The batch, when ``user`` may see it (``None`` also when it does not exist: they look the same)."""
         batch = self.ledger.batches.get(batch_id)
-        return batch if batch is not None and self.can_see(user, batch["created_by"]) else None
+        return batch if batch is not None and self.can_see(user, batch["created_by"], batch["workflow"]) else None
 
     def visible_case(self, user: User, tx_id: int) -> dict[str, Any] | None:
         """The case with its attempts and actions, when ``user`` may see it; the fields its workflow marks
         ``secret: true`` are masked (in its data and its output)."""
         case = self.ledger.cases.get(tx_id)
-        if case is None or not self.can_see(user, case["created_by"]):
+        if case is None or not self.can_see(user, case["created_by"], case["workflow"]):
             return None
         inputs = self.ledger.workflows.load(case["digest"]).definition.input
         values = secret_values(inputs, case["payload"])
