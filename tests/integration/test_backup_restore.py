@@ -106,7 +106,8 @@ def vhost(rabbitmq: str) -> Iterator[str]:
     rabbitmqctl("add_vhost", name)
     try:
         rabbitmqctl("set_permissions", "-p", name, str(make_url(rabbitmq).username or "guest"), ".*", ".*", ".*")
-        yield rabbitmq.rstrip("/") + "/" + name
+        scheme, _, rest = rabbitmq.partition("://")
+        yield f"{scheme}://{rest.split('/', 1)[0]}/{name}"  # the same server, whichever vhost the suite's URL names
     finally:
         rabbitmqctl("delete_vhost", name)
 
