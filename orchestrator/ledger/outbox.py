@@ -23,11 +23,20 @@ class Outbox:
         self.engine = engine
 
     def mark_published(self, ids: Sequence[int]) -> None:
-        """The broker confirmed these messages: take them out of the outbox."""
+        """The broker confirmed these messages: take them out of the outbox.
+
+        A row a worker has meanwhile scheduled for later (a retry, or a maintenance window that deferred it the
+        moment its message arrived, before this confirmation) stays in the outbox: its message is spent, and
+        only the sweep publishes it again when its time comes.
+        """
         if ids:
+            now = time.time()
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(f"UPDATE transactions SET published = 1 WHERE id = {placeholder(conn)}",
-                                     [(tx_id,) for tx_id in ids])
+                m = placeholder(conn)
+                conn.exec_driver_sql(
+                    f"UPDATE transactions SET published = 1 WHERE id = {m} "
+                    f"AND NOT (state = 'retry_scheduled' AND next_attempt_at IS NOT NULL AND next_attempt_at > {m})",
+                    [(tx_id, now) for tx_id in ids])
 
     def put_back(self, ids: Sequence[int]) -> None:
         """Put waiting transactions back in the outbox (their message was acknowledged unprocessed)."""

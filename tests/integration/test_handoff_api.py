@@ -49,7 +49,7 @@ def test_a_batch_handed_off_through_the_api_reports_its_rejections_and_every_cas
         assert [(r["row"], r["field"]) for r in receipt["rejected"]] == [(13, "case_ref"), (14, "case_ref"), (15, "row"),
                                                                          (16, "address_line1")]
         assert "duplicate case reference CASE-000300" in receipt["rejected"][0]["reason"]
-        assert "must match the pattern" in receipt["rejected"][1]["reason"]
+        assert receipt["rejected"][1]["reason"] == "Enter a case reference like CASE-000123"  # the author's words, no pattern
         assert api.get(f"/api/batches/{receipt['batch_id']}/rejections").json() == receipt["rejected"]
 
         status = server.wait_for_batch(receipt["batch_id"])
@@ -99,8 +99,8 @@ def test_a_batch_handed_off_through_the_api_reports_its_rejections_and_every_cas
 def test_one_case_is_handed_off_and_an_exception_is_corrected_through_the_api(
         server: HandoffServer, chromium: str) -> None:
     # The notes field is marked secret: the bot types it, and no page, API answer or export shows it.
-    secret_notes = EXAMPLE.read_text().replace("notes:          {type: string, required: false, max_length: 500}",
-                                               "notes:          {type: string, required: false, max_length: 500, secret: true}")
+    secret_notes = EXAMPLE.read_text().replace("notes:          {type: string, label: Notes, required: false, max_length: 500}",
+                                               "notes:          {type: string, label: Notes, required: false, max_length: 500, secret: true}")
     assert "secret: true" in secret_notes
     with server.api("arthur") as api:
         published = api.post("/api/workflows", data={"main": "change_of_address.yaml"}, files=[

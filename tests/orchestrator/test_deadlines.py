@@ -168,6 +168,12 @@ def test_cases_of_a_system_in_maintenance_are_not_claimed_and_spend_no_attempt(l
         assert case["error_message"].startswith("The target system portal is in its maintenance window until")
         assert ledger.cases.get(case["id"])["next_attempt_at"] >= tomorrow  # type: ignore[index]
     assert ledger.outbox.due() == [], "nothing is published again before the window ends"
+    # The broker's confirmation of the messages that brought them can land after the deferral: they stay in
+    # the outbox all the same, and the sweep publishes them once the window has ended.
+    ledger.outbox.mark_published(ids)
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE transactions SET next_attempt_at = {time.time() - 1}")
+    assert sorted(ledger.outbox.due()) == sorted(ids)
     # Outside every window (another system's), the same cases run, and each spends its first attempt.
     with ledger.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE transactions SET next_attempt_at = NULL")
