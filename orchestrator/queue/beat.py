@@ -79,7 +79,7 @@ def run_beat(settings: Settings, *, embedded: bool) -> None:
             check_workers(loaded, ledger.heartbeats.workers(), what="Nothing was handed off")
 
     service = Service(app, max_interval=TICK_S, scheduler_cls=partial(
-        LedgerScheduler, ledger=ledger, firing=ScheduleFiring(ledger, publisher, preflight), owner=owner))
+        LedgerScheduler, ledger=ledger, firing=ScheduleFiring(ledger, publisher, preflight, settings.tz), owner=owner))
     signal.signal(signal.SIGTERM, _exit)
     try:
         if not settings.embedded:

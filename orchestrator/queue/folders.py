@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ class FolderWatch:
     """The watched folders' side of the beat process: what each folder held at the last look, and the
     batches whose results are still to be written."""
 
-    def __init__(self, ledger: Ledger, publisher: Publisher) -> None:
-        self.ledger, self.publisher = ledger, publisher
+    def __init__(self, ledger: Ledger, publisher: Publisher, tz: tzinfo | None = None) -> None:
+        self.ledger, self.publisher, self.tz = ledger, publisher, tz  # tz: of a _deadline written without an offset
         self._seen: dict[Path, tuple[int, int]] = {}  # file → (size, mtime_ns) at the last look
 
     def scan(self, schedule: dict[str, Any], workflow: LoadedWorkflow) -> list[str]:
@@ -87,7 +87,7 @@ class FolderWatch:
                                         f"{earlier['name']}, dropped on {when} and handed off as batch "
                                         f"{earlier['batch_id']}. It was not handed off again.")
         try:
-            receipt = hand_off(self.ledger, self.publisher, workflow, path, raise_when_stopped=False,
+            receipt = hand_off(self.ledger, self.publisher, workflow, path, raise_when_stopped=False, tz=self.tz,
                                sheet_hint=FOLDER_SHEET_HINT)
         except CasesFileError as exc:  # nothing of it was read: no batch
             self.ledger.dropped_files.forget(schedule, digest)

@@ -24,7 +24,7 @@ process: the one beat of the deployment, which holds the ledger's ``beat`` lease
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -55,9 +55,10 @@ class ScheduleFiring:
     """What a firing does: hand off a schedule's file, or each stable file of its watched folder."""
 
     def __init__(self, ledger: Ledger, publisher: Publisher,
-                 preflight: Callable[[LoadedWorkflow], None] | None = None) -> None:
-        self.ledger = ledger
-        self.folders = FolderWatch(ledger, publisher)
+                 preflight: Callable[[LoadedWorkflow], None] | None = None, tz: tzinfo | None = None) -> None:
+        self.ledger, self.tz = ledger, tz
+        """``tz``: the zone of a ``_deadline`` written without an offset (``AUTOCLERK_TIMEZONE``)."""
+        self.folders = FolderWatch(ledger, publisher, tz)
         self.publisher = publisher
         self.preflight = preflight
         """Raises ConfigurationError when the bots cannot run a workflow (a missing secret, env value or system
@@ -81,7 +82,7 @@ class ScheduleFiring:
             return "; ".join(taken) if taken else None
         path = schedule["path"]
         try:
-            receipt = hand_off(self.ledger, self.publisher, workflow, Path(path))
+            receipt = hand_off(self.ledger, self.publisher, workflow, Path(path), tz=self.tz)
         except CasesFileError as exc:
             return f"{exc}; nothing more handed off"
         finished = sum(receipt.already_finished.values())

@@ -302,3 +302,17 @@ def test_a_firing_the_bots_cannot_run_hands_nothing_off_and_leaves_the_files_in_
     firing.fire(folder)  # the first look at a file remembers its size
     taken = firing.fire(folder)
     assert taken is not None and "cases.csv → batch" in taken and publisher.published
+
+
+def test_a_dropped_files_deadlines_without_an_offset_are_read_in_the_beats_time_zone(
+        published: Ledger, folder: dict[str, Any]) -> None:
+    from orchestrator.queue import ScheduleFiring
+
+    root = Path(folder["path"])
+    (root / "inbox" / "cases.csv").write_text("case_ref,_deadline\nR1,2026-07-01T09:00\n")
+    firing = ScheduleFiring(published, RecordingPublisher(published), None, ZoneInfo("America/New_York"))  # type: ignore[arg-type]
+    firing.fire(folder)  # the first look remembers the file's size
+    firing.fire(folder)
+    case = published.cases.by_ref("echo", "R1")
+    assert case is not None
+    assert published.cases.get(case["id"])["deadline"] == 1782910800.0  # type: ignore[index]  # 13:00 UTC (EDT)
