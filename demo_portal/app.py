@@ -5,8 +5,8 @@ change-of-address form with server-side validation and a one-time form token, a 
 a generated reference, and an add-a-note form with attachments and a JavaScript confirm dialog.
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
 ``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
-session lifetime, a renamed element id); ``GET /api/sessions`` counts sign-ins and live sessions, and
-``DELETE /api/sessions`` ends every session at once.
+session lifetime, a renamed element id, a full outage); ``GET /api/sessions`` counts sign-ins and live
+sessions, and ``DELETE /api/sessions`` ends every session at once; ``GET /api/requests`` counts page requests.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class Faults:
     session_ttl_s: float = 3600.0
     id_drift: int = 0
     """1: a new release renamed the case search field's id (its label stays): locators must fall back."""
+    outage: int = 0
+    """1: the application is down: every page and ``/healthz`` answer 503, while ``/`` still answers 200 with a
+    holding page (as a front web server does), so only the health page tells the outage."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -64,6 +67,8 @@ class PortalState:
     form_tokens: set[str]
     notes: NoteStore = field(default_factory=NoteStore)
     logins: int = 0
+    page_requests: int = 0
+    """Requests for pages (``/api/*`` and ``/healthz`` aside), whatever they were answered."""
 
 
 class FaultMiddleware:
@@ -74,10 +79,19 @@ class FaultMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        faults = self.state.faults
+        if scope["type"] == "http" and faults.outage and not path.startswith("/api/"):
+            if path != "/healthz":
+                self.state.page_requests += 1
+            if path == "/":
+                await PlainTextResponse("Case portal: the service is unavailable at the moment.")(scope, receive, send)
+            else:
+                await PlainTextResponse("Service unavailable", status_code=503)(scope, receive, send)
+            return
         if scope["type"] != "http" or path.startswith("/api/") or path == "/healthz":
             await self.app(scope, receive, send)
             return
-        faults = self.state.faults
+        self.state.page_requests += 1
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.hang_rate and random.random() < faults.hang_rate:
@@ -248,6 +262,9 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             state.sessions.clear()
         return JSONResponse({"logins": state.logins, "sessions": len(state.sessions)})
 
+    async def requests_endpoint(request: Request) -> Response:
+        return JSONResponse({"pages": state.page_requests})
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -266,6 +283,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             Route("/api/notes", notes_export),
             Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
             Route("/api/sessions", sessions_endpoint, methods=["GET", "DELETE"]),
+            Route("/api/requests", requests_endpoint),
             Route("/healthz", healthz),
         ]
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .deadlines import Window, WorkingDays, batch_deadline, parse_span, time_zone
@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         default_factory=dict,
         description=('Maintenance windows per target system, in AUTOCLERK_TIMEZONE: {"portal": ["22:00-06:00", '
                      '"Sun 02:00-06:00"]}. No case for a system is claimed during its window, and no attempt is spent.'))
+    system_health: dict[str, str] = Field(
+        default_factory=dict,
+        description=('The health page of each target system, a path on its base URL or a full URL: {"portal": "/healthz"}. '
+                     "A system without one is probed at its base URL."))
+    breaker_threshold: int = Field(default=3, ge=1, le=1000, description=(
+        "Consecutive failures that showed a target system down (its health page or base URL refused, timed out or "
+        "answered 5xx) after which its circuit breaker opens: no case for it is claimed."))
+    breaker_open_s: float = Field(default=30.0, gt=0, le=3600, description=(
+        "How long a circuit breaker stays open before one probe of the system's health page may close it."))
     timezone: str = Field(default="Europe/London", description=(
         "The IANA time zone of deadlines written without an offset, of working days, maintenance windows and cron schedules."))
     deadline_margin: str = Field(default="4h", description=(
@@ -190,6 +199,28 @@ class Settings(BaseSettings):
                 except ValueError as exc:
                     raise ValueError(f"system '{system}': {exc}") from None
         return value
+
+    @field_validator("system_health")
+    @classmethod
+    def _health_pages(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        systems = info.data.get("systems") or {}
+        for system, page in value.items():
+            if not page.startswith(("/", "http://", "https://")):
+                raise ValueError(f"system '{system}': expected a path starting with / or an http(s):// URL, got '{page}'")
+            if page.startswith("/") and system not in systems:
+                raise ValueError(f"system '{system}' has a health path but no base URL in AUTOCLERK_SYSTEMS; "
+                                 "give it one, or give its health page as a full URL")
+        return value
+
+    def health_url(self, system: str) -> str | None:
+        """Where ``system``'s health is asked: its health page, else its base URL (``None``: neither is known)."""
+        page = self.system_health.get(system)
+        if page is not None and not page.startswith("/"):
+            return page
+        base = self.systems.get(system)
+        if base is None:
+            return None
+        return base.rstrip("/") + page if page else base
 
     @field_validator("holidays_file")
     @classmethod

@@ -49,7 +49,7 @@ PINNED = {
     },
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
-        "STATES", "SystemBudgets", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
+        "STATES", "SystemBudgets", "Breakers", "Breaker", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "SsoRefused", "SignInGuard", "Teams", "User",
@@ -65,7 +65,7 @@ PINNED = {
         "hand_off", "hand_off_rows", "is_workbook", "JSON_LINES_SUFFIXES", "XLSX_SUFFIXES", "LedgerCollector", "make_celery",
         "missing_configuration", "operate_batch", "operations_figures", "progress_report", "Publisher", "QUEUE",
         "read_case_stream", "read_cases", "Receipt", "Rejection", "RELEASES_WORK", "run_batch", "run_worker",
-        "Runtime", "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures", "TargetHealth",
+        "Runtime", "serve_process_metrics", "set_runtime", "Summary", "Sweeper", "target_figures", "SystemBreakers", "probe",
         "TASK_NAME", "wait_for_batch",
         "add_schedule", "remove_schedule", "run_schedule_now", "describe_timing", "LedgerScheduler", "ScheduleFiring",
         "FolderWatch", "run_beat",

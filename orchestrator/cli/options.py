@@ -45,6 +45,7 @@ FLAGS = {"ledger_url": "--ledger", "broker_url": "--broker", "systems": "--syste
 """The flags that set a setting, where they are not ``--`` + the setting's name."""
 JSON_EXAMPLES = {"systems": '{"portal": "http://127.0.0.1:8080"}',
                  "system_maintenance": '{"portal": ["22:00-06:00"]}',
+                 "system_health": '{"portal": "/healthz"}',
                  "system_limits": '{"portal": {"sessions": 4, "per_minute": 120}}'}
 
 

@@ -1,5 +1,5 @@
 """``autoclerk status``: progress toward the target (count, rate, projected completion), the unfinished cases at
-risk and past their deadline, and the newest batches.
+risk and past their deadline, the target systems whose circuit breaker is open, and the newest batches.
 
 The figures come from :func:`orchestrator.queue.progress_report`, read from the durable ledger, so they
 survive any process restart.
@@ -7,6 +7,8 @@ survive any process restart.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
@@ -32,6 +34,7 @@ def status(ledger_url: str | None, target: int | None, window_s: float | None, l
         report = progress_report(ledger, target or settings.target_transactions, window_s or settings.rate_window_s, limit)
         report["deadlines"] = ledger.reports.deadlines(settings.deadline_margin_s)
         report["deadline_margin"] = settings.deadline_margin
+        report["breakers"] = [dataclasses.asdict(b) for _, b in sorted(ledger.breakers.tripped().items())]
     finally:
         ledger.close()
     if as_json:
@@ -57,6 +60,11 @@ def _render(report: dict[str, Any]) -> None:
         style = "bold red" if figures["breached"] else "yellow"
         console.print(f"[{style}]deadlines[/{style}] {workflow}: {figures['breached']:,} past their deadline, "
                       f"{figures['at_risk']:,} at risk (due within {report['deadline_margin']})")
+    for b in report["breakers"]:
+        then = "being checked now" if b["state"] == "half_open" else f"next check after {_utc(b['probe_at'])}"
+        seen = f" ({b['reason']})" if b["reason"] else ""
+        console.print(f"[bold red]circuit breaker open[/bold red] {b['system']}: not answering since "
+                      f"{_utc(b['opened_at'])}{seen}; no case for it is started, {then}")
     if not report["batches"]:
         console.print("no batches in the ledger")
         return
@@ -68,3 +76,7 @@ def _render(report: dict[str, Any]) -> None:
                       f"{c['done']:,}", f"{c['business_exception']:,}", f"{c['failed']:,}", f"{c['cancelled']:,}",
                       f"{c['queued'] + c['retry_scheduled'] + c['paused']:,}", f"{c['in_progress']:,}")
     console.print(table)
+
+
+def _utc(epoch: float | None) -> str:
+    return dt.datetime.fromtimestamp(epoch or 0, dt.timezone.utc).strftime("%H:%M:%S UTC")

@@ -6,6 +6,7 @@
 from .audit import AuditHead, AuditTrail
 from .backup import backup_sqlite
 from .batches import Batches
+from .breakers import Breaker, Breakers
 from .budgets import SystemBudgets
 from .cases import Cases
 from .core import Ledger
@@ -31,12 +32,14 @@ __all__ = [
     "WorkflowStore",
     "Heartbeats",
     "SystemBudgets",
+    "Breakers",
     "AuditTrail",
     "Schedules",
     "DroppedFiles",
     # what they take and give
     "Claim",
     "Outcome",
+    "Breaker",
     "AuditHead",
     "PrunedChunk",
     # states

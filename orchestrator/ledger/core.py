@@ -11,6 +11,7 @@ schema) and holds its parts, one per concept, each on the same engine:
 - :attr:`Ledger.workflows` (:mod:`.workflows`): versions, publishing, the one parsed-workflow cache;
 - :attr:`Ledger.retention` (:mod:`.retention`): pruning finished cases, erasing one case's personal data;
 - :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`);
+- :attr:`Ledger.breakers` (:mod:`.breakers`): the target systems' circuit breakers;
 - :attr:`Ledger.audit` (:mod:`.audit`): the hash-chained audit trail of what people did.
 - :attr:`Ledger.schedules` (:mod:`.schedules`) and :attr:`Ledger.dropped_files` (:mod:`.dropped`): recurring work.
 """
@@ -27,6 +28,7 @@ from ..errors import LedgerError
 from . import migrate
 from .audit import AuditTrail
 from .batches import Batches
+from .breakers import Breakers
 from .budgets import SystemBudgets
 from .cases import Cases
 from .dropped import DroppedFiles
@@ -92,6 +94,8 @@ class Ledger:
         """The workers heard from recently."""
         self.budgets = SystemBudgets(self.engine)
         """The target systems' rate tokens and session slots, shared by every worker."""
+        self.breakers = Breakers(self.engine)
+        """The target systems' circuit breakers (closed, open, half-open), shared by every worker."""
         self.audit = AuditTrail(self.engine)
         """The audit trail: every action a person takes, append-only and hash-chained."""
         self.schedules = Schedules(self.engine)

@@ -149,6 +149,21 @@ system_rate = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+breakers = Table(
+    "breakers",
+    metadata,
+    Column("system", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("opened_at", Float),
+    Column("probe_at", Float),
+    Column("prober", String(160)),
+    Column("probe_until", Float),
+    Column("reason", Text),
+    Column("updated_at", Float, nullable=False),
+)
+"""A circuit breaker per target system (:mod:`.breakers`): ``closed``, ``open`` or ``half_open``."""
+
 system_sessions = Table(
     "system_sessions",
     metadata,

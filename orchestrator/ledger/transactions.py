@@ -108,12 +108,13 @@ class Transactions:
             return {row.id: row.digest for row in conn.execute(
                 select(transactions.c.id, transactions.c.digest).where(transactions.c.id.in_(list(ids))))}
 
-    def defer(self, until: dict[int, float], reason: str) -> list[int]:
+    def defer(self, until: dict[int, float], reason: str, *, error_class: str = "MaintenanceWindow") -> list[int]:
         """Keep the claimable ones of ``until``'s transactions waiting until their time, without claiming them
-        and without spending an attempt (a target system's maintenance window); return those deferred.
+        and without spending an attempt (a target system's maintenance window, its open circuit breaker);
+        return those deferred.
 
         A deferred transaction is ``retry_scheduled`` with its ``next_attempt_at``, back in the outbox: the sweep
-        publishes it when its time comes. ``reason`` becomes its message meanwhile.
+        publishes it when its time comes. ``reason`` becomes its message meanwhile, ``error_class`` its class.
         """
         if not until:
             return []
@@ -124,10 +125,10 @@ class Transactions:
             for tx_id, at in until.items():
                 found = conn.exec_driver_sql(
                     f"UPDATE transactions SET state = 'retry_scheduled', next_attempt_at = {m}, published = 0, "
-                    f"error_class = 'MaintenanceWindow', error_message = {m}, updated_at = {m} "
+                    f"error_class = {m}, error_message = {m}, updated_at = {m} "
                     f"WHERE id = {m} AND (state = 'queued' "
                     f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m}))) "
-                    "RETURNING attempts", (at, reason, now, tx_id, now)).fetchone()
+                    "RETURNING attempts", (at, error_class, reason, now, tx_id, now)).fetchone()
                 if found is not None:
                     deferred.append(tx_id)
                     conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="retry_scheduled",

@@ -4,7 +4,7 @@ A batch is handed off (:mod:`.intake` reads and checks the rows, :mod:`.spreadsh
 ledger), its transaction ids are published (:mod:`.publisher`, confirmed, swept when something is due),
 a worker (:mod:`.worker`, or :mod:`.embedded` in-process) consumes them through :mod:`.consumer` and the
 thin task of :mod:`.tasks`, and :mod:`.execution` claims, runs in a bot and records each attempt, within
-the target systems' budgets (:mod:`.budgets`) and only while they answer (:mod:`.outage`). Batches are
+the target systems' budgets (:mod:`.budgets`) and only while their circuit breakers are closed (:mod:`.breaker`). Batches are
 operated through :mod:`.batches` and :mod:`.cases`, workflows published and rolled back through
 :mod:`.versions`; :mod:`.progress` and :mod:`.gauges` read the figures back. Recurring
 work: :mod:`.schedules` (what people change), :mod:`.scheduler` (Celery beat over the ledger),
@@ -13,6 +13,7 @@ work: :mod:`.schedules` (what people change), :mod:`.scheduler` (Celery beat ove
 
 from .beat import run_beat
 from .batches import ACTIONS, DONE, RELEASES_WORK, BatchOperation, operate_batch
+from .breaker import SystemBreakers, probe
 from .budgets import BudgetUnavailable, budget_held
 from .cases import CASE_ACTION_DONE, CASE_ACTIONS, CaseAction, act_on_case
 from .celery_app import DEAD_LETTER_QUEUE, QUEUE, declare_queues, make_celery
@@ -21,7 +22,6 @@ from .execution import execute_many
 from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics, target_figures
 from .handoff import Receipt, audit_hand_off, hand_off, hand_off_rows, wait_for_batch
 from .intake import DEADLINE_COLUMN, JSON_LINES_SUFFIXES, REJECTION_KINDS, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
-from .outage import TargetHealth
 from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
 from .progress import operations_figures, progress_report
 from .publisher import Publisher, Sweeper
@@ -81,7 +81,8 @@ __all__ = [
     "execute_many",
     "embedded_worker",
     "run_worker",
-    "TargetHealth",
+    "SystemBreakers",
+    "probe",
     "check_configuration",
     "missing_configuration",
     "check_workers",

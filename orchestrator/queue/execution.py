@@ -25,6 +25,7 @@ from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, m
 from ..deadlines import maintenance_until
 from ..errors import StaleAttempt
 from ..ledger import HELD, Claim, Outcome
+from .breaker import waiting_message
 from .budgets import BudgetUnavailable, budget_held
 from .faults import fault_point
 from .preflight import missing_configuration
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 FAST_S = 0.05
 """Transactions quicker than this are claimed and recorded in growing chunks."""
 MAX_CHUNK = 1000
+CIRCUIT_OPEN = "CircuitOpen"
+"""The error class of a case deferred, unclaimed, because its target system's circuit breaker is open."""
 SERVER_BUSY = "TargetServerBusy"
 """The error class of an attempt that met a server error (5xx) while the system answered, and kept its attempt."""
 
@@ -63,6 +66,7 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
         take, pending = pending[:chunk], pending[chunk:]
         if runtime.maintenance:
             take = _outside_maintenance(runtime, take)
+        take = _outside_open_breakers(runtime, take)
         claims = ledger.transactions.claim_many(take, runtime.owner, settings.lease_s)
         began = time.monotonic()
         outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
@@ -105,6 +109,31 @@ def _outside_maintenance(runtime: Runtime, ids: list[int]) -> list[int]:
         runtime.ledger.transactions.defer(group, reason)  # those another worker took meanwhile are left alone
         waiting.update(group)
         log.info("maintenance window: cases deferred", cases=len(group), until=until)
+    return [tx_id for tx_id in ids if tx_id not in waiting]
+
+
+def _outside_open_breakers(runtime: Runtime, ids: list[int]) -> list[int]:
+    """The ids whose target systems' circuit breakers are closed; the others are deferred, unclaimed and with
+    no attempt spent (no browser opens for them), until their breakers' next probe."""
+    tripped = runtime.ledger.breakers.tripped() if ids else {}
+    if not tripped:
+        return ids
+    systems = {tx_id: _systems(runtime.workflow(digest)) for tx_id, digest in runtime.ledger.transactions.digests(ids).items()}
+    closed = runtime.breakers.closed_to(set().union(*systems.values()), tripped)
+    if not closed:
+        return ids
+    later: dict[tuple[float, str], dict[int, float]] = {}
+    for tx_id, used in systems.items():
+        down = sorted(system for system in used if system in closed)
+        if down:
+            breaker = max((closed[system] for system in down), key=lambda b: b.probe_at or 0)
+            until = breaker.probe_at or time.time()
+            later.setdefault((until, waiting_message(breaker.system, breaker, runtime.settings)), {})[tx_id] = until
+    waiting: set[int] = set()
+    for (until, reason), group in later.items():
+        runtime.ledger.transactions.defer(group, reason, error_class=CIRCUIT_OPEN)
+        waiting.update(group)
+        log.info("circuit breaker open: cases deferred", cases=len(group), until=until)
     return [tx_id for tx_id in ids if tx_id not in waiting]
 
 
@@ -265,15 +294,18 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        error_message="Held: the bots are not set up to run this workflow. "
                                      "Once that is fixed, resume the batch.",
                        error_detail=f"this worker cannot run the workflow: {'; '.join(problems)}. {detail}")
-    down = runtime.health.down(_systems(loaded))
+    down = runtime.breakers.after_failure(_systems(loaded))
     if down is not None:
-        # The system itself is not answering: the case waits for it and keeps its attempts.
+        # The system itself is not answering: the case waits for it (at least until its breaker's next probe
+        # when this failure or an earlier one opened it) and keeps its attempts.
         delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-        log.info("target system down; transaction waits", system=down, error_class=error_class, retry_in_s=round(delay, 2))
+        at = max(time.time() + delay, down.probe_at or 0.0)
+        log.info("target system down; transaction waits", system=down.system, error_class=error_class,
+                 retry_in_s=round(at - time.time(), 2), breaker=down.state)
         return Outcome(claim, "retry_scheduled", error_class="TargetUnavailable", evidence=evidence, error_detail=detail,
-                       error_message=f"The target system '{down}' did not answer; the case waits for it without "
+                       error_message=f"The target system '{down.system}' did not answer; the case waits for it without "
                                      "spending an attempt.",
-                       next_attempt_at=time.time() + delay, give_back_attempt=True)
+                       next_attempt_at=at, give_back_attempt=True)
     graced = sum(1 for past in claim.history if past.get("error_class") == SERVER_BUSY)
     if isinstance(exc, TargetServerError) and graced < runtime.settings.server_error_grace:
         # The system answers, but a page of it failed with a server error: a burst. The case waits and keeps

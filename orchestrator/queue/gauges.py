@@ -72,7 +72,8 @@ class LedgerCollector(_CachedCollector):
         return {"counts": progress["counts"], **target_figures(progress, self.target, now),
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
                 "held": self.ledger.reports.held(), "audit_head": self.ledger.audit.head().seq,
-                "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now)}
+                "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now),
+                "breakers": {system: b.state for system, b in self.ledger.breakers.all().items()}}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -116,6 +117,12 @@ class LedgerCollector(_CachedCollector):
             breached.add_metric([workflow], figures["breached"])
         yield at_risk
         yield breached
+        breakers = GaugeMetricFamily("autoclerk_breaker_open",
+                                     "1 while a target system's circuit breaker is open or half-open (none of its cases "
+                                     "is started), 0 once closed.", labels=["system"])
+        for system, state in sorted(f["breakers"].items()):
+            breakers.add_metric([system], 0 if state == "closed" else 1)
+        yield breakers
         yield GaugeMetricFamily("autoclerk_audit_head_sequence",
                                 "Sequence number of the newest audit record; it never goes down unless records "
                                 "were removed (alert AutoclerkAuditHeadWentBack).", value=f["audit_head"])

@@ -8,6 +8,7 @@ cancelled are shown per batch but do not count toward the target.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -41,8 +42,10 @@ def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str,
     """What the operations page shows and ``GET /api/operations`` returns: the target's progress, throughput
     per minute over the last hour, waiting, paused, running and failed transactions, the broker's queue
     depths (``None`` when embedded), the live workers, the newest batches, the cases held for a missing
-    setting by workflow (``held``), and the unfinished cases at risk and past their deadline by workflow
-    (``deadlines``: ``{workflow: {"at_risk": n, "breached": n}}``)."""
+    setting by workflow (``held``), the unfinished cases at risk and past their deadline by workflow
+    (``deadlines``: ``{workflow: {"at_risk": n, "breached": n}}``), and the target systems whose circuit
+    breaker is open or half-open (``breakers``: ``[{"system", "state", "failures", "opened_at", "probe_at",
+    "probe_until", "reason"}]``)."""
     report = progress_report(ledger, settings.target_transactions, settings.rate_window_s, limit=20)
     counts = report["ledger_counts"]
     series = ledger.reports.throughput(window_s=3600, bucket_s=60)
@@ -50,4 +53,5 @@ def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str,
             "paused": counts["paused"], "in_progress": counts["in_progress"], "failed": counts["failed"],
             "broker": broker_depths, "workers": ledger.heartbeats.workers(), "batches": report["batches"],
             "held": ledger.reports.held(), "deadlines": ledger.reports.deadlines(settings.deadline_margin_s),
-            "deadline_margin": settings.deadline_margin}
+            "deadline_margin": settings.deadline_margin,
+            "breakers": [dataclasses.asdict(b) for _, b in sorted(ledger.breakers.tripped().items())]}

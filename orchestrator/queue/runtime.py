@@ -18,7 +18,7 @@ from workflows import LoadedWorkflow
 from ..deadlines import Window
 from ..ledger import Ledger, SystemBudgets
 from ..settings import Settings
-from .outage import TargetHealth
+from .breaker import SystemBreakers
 
 
 def bot_config(settings: Settings, **changes: Any) -> BotConfig:
@@ -59,9 +59,9 @@ class Runtime:
         return self._ledger or Ledger(self.settings.ledger_url)
 
     @cached_property
-    def health(self) -> TargetHealth:
-        """Whether the target systems answer at all (an outage does not spend attempts)."""
-        return TargetHealth(self.settings.systems)
+    def breakers(self) -> SystemBreakers:
+        """The target systems' circuit breakers (an outage spends no attempts and opens no browser)."""
+        return SystemBreakers(self.ledger, self.settings, self.owner)
 
     @cached_property
     def maintenance(self) -> dict[str, list[Window]]:

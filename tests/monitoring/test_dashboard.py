@@ -11,7 +11,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from monitoring import REGISTRY
-from orchestrator.ledger import BATCH_STATES, STATES, AuditHead
+from orchestrator.ledger import BATCH_STATES, STATES, AuditHead, Breaker
 from orchestrator.queue import BrokerCollector, LedgerCollector
 from tests.conftest import ROOT
 from tests.test_docs_links import anchors
@@ -43,9 +43,15 @@ class _Audit:
         return AuditHead(7, "0" * 64)
 
 
+class _Breakers:
+    def all(self) -> dict:
+        return {"portal": Breaker("portal", "open", 3, 1.0, 31.0, None, "answered 503")}
+
+
 class _Ledger:
     reports = _Reports()
     audit = _Audit()
+    breakers = _Breakers()
 
 
 def exported() -> set[str]:

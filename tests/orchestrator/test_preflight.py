@@ -125,7 +125,7 @@ def test_a_failure_while_a_setting_is_missing_holds_the_case_without_spending_it
     claim = Claim(id=1, workflow="renew", digest="d", batch_id="b", case_ref="C-1", payload={}, attempt=3,
                   max_attempts=3, fence=1, effect_attempt=None, history=[], started_at=0.0)
     runtime = SimpleNamespace(settings=load_settings(systems=("portal=http://127.0.0.1:1", "crm=http://127.0.0.1:2")),
-                              health=SimpleNamespace(down=lambda _: None))
+                              breakers=SimpleNamespace(after_failure=lambda _: None))
     error = ApplicationError("secret 'portal_password' is not set", step="steps[2].fill")
     outcome = _retry_or_fail(runtime, claim, error, workflow)  # type: ignore[arg-type]
     assert (outcome.state, outcome.error_class, outcome.give_back_attempt) == ("paused", HELD, True)

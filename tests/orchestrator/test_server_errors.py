@@ -8,7 +8,7 @@ from typing import Any
 
 from bots import StepTimeout, TargetServerError
 from orchestrator.queue.execution import SERVER_BUSY, _retry_or_fail
-from orchestrator.ledger import Claim
+from orchestrator.ledger import Breaker, Claim
 from orchestrator import Settings
 from workflows import Needs
 
@@ -20,7 +20,9 @@ def _claim(attempt: int = 1, max_attempts: int = 3, graced: int = 0) -> Claim:
 
 
 def _runtime(down: str | None = None, grace: int = 2) -> Any:
-    return SimpleNamespace(settings=Settings(server_error_grace=grace), health=SimpleNamespace(down=lambda _: down))
+    breaker = None if down is None else Breaker(down, "closed", 1, None, None, None, "answered 503")
+    return SimpleNamespace(settings=Settings(server_error_grace=grace),
+                           breakers=SimpleNamespace(after_failure=lambda _: breaker))
 
 
 LOADED: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}), calls={},
