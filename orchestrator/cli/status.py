@@ -64,7 +64,7 @@ def _render(report: dict[str, Any]) -> None:
         then = "being checked now" if b["state"] == "half_open" else f"next check after {_utc(b['probe_at'])}"
         seen = f" ({b['reason']})" if b["reason"] else ""
         console.print(f"[bold red]circuit breaker open[/bold red] {b['system']}: not answering since "
-                      f"{_utc(b['opened_at'])}{seen}; no case for it is started, {then}")
+                      f"{_utc(b['opened_at'])}{seen}; no case for it is started, {then}", soft_wrap=True)
     if not report["batches"]:
         console.print("no batches in the ledger")
         return
