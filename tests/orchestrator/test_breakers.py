@@ -155,3 +155,17 @@ def test_a_health_path_without_a_base_url_or_a_page_that_is_no_path_is_refused_a
     assert settings.health_url("portal") == "http://127.0.0.1:1/healthz"
     assert settings.health_url("crm") == "https://crm.example/up"
     assert Settings(systems={"portal": "http://127.0.0.1:1"}).health_url("portal") == "http://127.0.0.1:1"
+
+
+def test_the_gauge_shows_each_system_open_or_half_open_as_1_and_closed_as_0(ledger: Ledger) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from orchestrator.queue import LedgerCollector
+
+    ledger.breakers.failed("portal", threshold=1, open_s=30, reason="answered 503", now=100)
+    ledger.breakers.failed("crm", threshold=3, open_s=30, reason="answered 503", now=100)
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(ledger, 10, cache_s=0))
+    scrape = generate_latest(registry).decode()
+    assert 'autoclerk_breaker_open{system="portal"} 1.0' in scrape
+    assert 'autoclerk_breaker_open{system="crm"} 0.0' in scrape
