@@ -8,7 +8,7 @@ from .backup import backup_sqlite
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
-from .core import Ledger
+from .core import LEDGER_UNREACHABLE, Ledger
 from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
 from .outbox import Outbox
@@ -21,6 +21,7 @@ from .workflows import WorkflowStore
 
 __all__ = [
     "Ledger",
+    "LEDGER_UNREACHABLE",
     # its parts
     "Transactions",
     "Outbox",
