@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args(argv)
+    # A SIGTERM (CI's timeout, a person's kill) unwinds like Ctrl-C: the private servers are stopped and deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = chaos_run(args.seed, args.cases, args.minutes, args.workers)
     print(json.dumps(result), flush=True)
     return 0 if ok(result) else 1
