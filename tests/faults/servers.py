@@ -136,6 +136,12 @@ class PrivatePostgres:
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
+    def postmaster_pid_or_none(self) -> int | None:
+        """The server's pid, or ``None`` when it is down (no pid file, or nothing listens on its port)."""
+        if not (self.data / "postmaster.pid").exists() or not _listening(self.port):
+            return None
+        return self.postmaster_pid()
+
     def create_database(self, name: str) -> str:
         from sqlalchemy import create_engine, text
 

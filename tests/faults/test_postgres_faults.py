@@ -75,3 +75,32 @@ def test_every_postgresql_connection_ended_mid_run_loses_nothing_and_the_workers
 
     _mid_run(rig, "PostgreSQL connections ended mid-run (pg_terminate_backend)", inject, start=15_000,
              connections_ended=ended)
+
+
+def test_a_claim_made_while_postgresql_is_down_waits_in_place_and_claims_once_it_is_back() -> None:
+    from orchestrator import Ledger, Runtime, execute_many, load_settings
+    from workflows import parse_workflow
+
+    loaded = parse_workflow("name: wf\nversion: 1\nsystems: {portal: {}}\ninput:\n  case_ref: {type: string}\n"
+                            "steps:\n  - goto: /\n")
+    with private_servers(rabbitmq=False) as (_, postgres):
+        assert postgres is not None
+        ledger = Ledger(postgres.create_database("ledger"))
+        try:
+            ledger.workflows.save(loaded)
+            batch = ledger.batches.create("wf", loaded.digest, "cases.csv")
+            ids, _ = ledger.batches.add_cases(batch, "wf", 1, loaded.digest, 3, [(f"D{i}", {"case_ref": f"D{i}"})
+                                                                                  for i in range(3)])
+            ledger.outbox.mark_published(ids)
+            runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null"), ledger)
+            postgres.stop()
+            assert postgres.postmaster_pid_or_none() is None, "the server really is down"
+            import threading
+
+            # The claim starts while the server is down; the server comes back while it waits.
+            threading.Timer(2.0, postgres.start).start()
+            outcomes = execute_many(runtime, ids)
+            assert sorted(o.claim.id for o in outcomes) == sorted(ids)
+            assert {(c["state"], c["attempts"]) for c in ledger.cases.list(batch)} == {("done", 1)}
+        finally:
+            ledger.close()
