@@ -48,7 +48,7 @@ PINNED = {
         "TERMINAL", "UsageError", "wait_for_batch", "WAITING",
     },
     "orchestrator.ledger": {
-        "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "Outbox", "Outcome", "Reports",
+        "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "LEDGER_UNREACHABLE", "Outbox", "Outcome", "Reports",
         "STATES", "SystemBudgets", "Breakers", "Breaker", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
     },
     "orchestrator.accounts": {

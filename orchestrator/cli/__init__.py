@@ -9,7 +9,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
   import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup|restored``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``teams``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
   ``audit``, ``audit verify``: :mod:`.audit`; ``validate``, ``schema``,
-  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults``: :mod:`.faults`;
+  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults report|chaos``: :mod:`.faults`;
   ``init``, ``monitoring export``: :mod:`.project`; ``schedule``, ``beat``: :mod:`.schedule`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
 """

@@ -9,7 +9,7 @@ from .batches import Batches
 from .breakers import Breaker, Breakers
 from .budgets import SystemBudgets
 from .cases import Cases
-from .core import Ledger
+from .core import LEDGER_UNREACHABLE, Ledger
 from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
 from .outbox import Outbox
@@ -22,6 +22,7 @@ from .workflows import WorkflowStore
 
 __all__ = [
     "Ledger",
+    "LEDGER_UNREACHABLE",
     # its parts
     "Transactions",
     "Outbox",

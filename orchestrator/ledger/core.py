@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from ..errors import LedgerError
 from . import migrate
@@ -40,6 +40,12 @@ from .retention import Retention
 from .schema import ledger_info
 from .transactions import Transactions
 from .workflows import WorkflowStore
+
+
+LEDGER_UNREACHABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+"""What a ledger call raises while its database cannot answer (PostgreSQL restarting, a connection cut, SQLite
+busy past its timeout): the call did not happen, or its transaction was rolled back, so trying it again
+later is safe. The engine's pool pings each connection before use, so the next call reconnects."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

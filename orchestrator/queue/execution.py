@@ -24,7 +24,7 @@ from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, m
 
 from ..deadlines import maintenance_until
 from ..errors import StaleAttempt
-from ..ledger import HELD, Claim, Outcome
+from ..ledger import HELD, LEDGER_UNREACHABLE, Claim, Outcome
 from .breaker import waiting_message
 from .budgets import BudgetUnavailable, budget_held
 from .faults import fault_point
@@ -40,6 +40,8 @@ CIRCUIT_OPEN = "CircuitOpen"
 """The error class of a case deferred, unclaimed, because its target system's circuit breaker is open."""
 SERVER_BUSY = "TargetServerBusy"
 """The error class of an attempt that met a server error (5xx) while the system answered, and kept its attempt."""
+LEDGER_WAIT_S = 30.0
+"""How long a worker waits in place for an unreachable ledger before it hands its message back to the queue."""
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
@@ -67,7 +69,7 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
         if runtime.maintenance:
             take = _outside_maintenance(runtime, take)
         take = _outside_open_breakers(runtime, take)
-        claims = ledger.transactions.claim_many(take, runtime.owner, settings.lease_s)
+        claims = _claim(runtime, take)
         began = time.monotonic()
         outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
         stale = ledger.transactions.finish_many(outcomes)
@@ -84,6 +86,28 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
         runtime.claim_chunk = chunk
     structlog.contextvars.clear_contextvars()
     return recorded
+
+
+def _claim(runtime: Runtime, ids: list[int]) -> list[Claim]:
+    """Claim ``ids``, waiting in place (up to :data:`LEDGER_WAIT_S`) while the ledger cannot answer: a
+    PostgreSQL restart or a cut connection. Trying again claims nothing twice: a claim whose answer was lost
+    either committed (its lease brings the rows back when it runs out) or did not happen.
+
+    Raises:
+        OperationalError, InterfaceError (:data:`LEDGER_UNREACHABLE`): still unreachable after the wait;
+            the task hands the message back to the queue rather than acknowledging work it never claimed.
+    """
+    deadline = time.monotonic() + LEDGER_WAIT_S
+    wait_s = 0.25
+    while True:
+        try:
+            return runtime.ledger.transactions.claim_many(ids, runtime.owner, runtime.settings.lease_s)
+        except LEDGER_UNREACHABLE as exc:
+            if time.monotonic() + wait_s > deadline:
+                raise
+            log.warning("ledger unreachable; claiming again shortly", error=type(exc).__name__, wait_s=wait_s)
+            time.sleep(wait_s)
+            wait_s = min(wait_s * 2, 4.0)
 
 
 def _outside_maintenance(runtime: Runtime, ids: list[int]) -> list[int]:

@@ -21,7 +21,7 @@ import structlog
 from workflows import CasesFileError, LoadedWorkflow
 
 from ..errors import BrokerError
-from ..ledger import TERMINAL, Ledger
+from ..ledger import LEDGER_UNREACHABLE, TERMINAL, Ledger
 from .intake import CHUNK_ROWS, AcceptedCase, Rejection, read_cases
 from .publisher import Publisher
 from .spreadsheet import SHEET_HINT
@@ -268,18 +268,24 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last_sweep = time.monotonic()
     while True:
-        asked = time.monotonic()
-        counts = ledger.reports.counts(batch_id)
-        # Counting a batch of millions takes a while: ask at most a tenth of the time, so watching the
-        # batch never costs more than a tenth of a core.
-        wait_s = max(poll_s, 9 * (time.monotonic() - asked))
-        if on_progress:
-            on_progress(counts)
-        if not any(counts[s] for s in counts if s not in TERMINAL):
-            ledger.batches.settle(batch_id)  # finishing its last case did, unless two finished at once
-            return counts
-        if counts["paused"] == sum(counts[s] for s in counts if s not in TERMINAL) and ledger.reports.held(batch_id):
-            return counts  # what is left was held for a missing setting: it waits for a person, not for time
+        try:
+            asked = time.monotonic()
+            counts = ledger.reports.counts(batch_id)
+            # Counting a batch of millions takes a while: ask at most a tenth of the time, so watching the
+            # batch never costs more than a tenth of a core.
+            wait_s = max(poll_s, 9 * (time.monotonic() - asked))
+            if on_progress:
+                on_progress(counts)
+            if not any(counts[s] for s in counts if s not in TERMINAL):
+                ledger.batches.settle(batch_id)  # finishing its last case did, unless two finished at once
+                return counts
+            if counts["paused"] == sum(counts[s] for s in counts if s not in TERMINAL) and ledger.reports.held(batch_id):
+                return counts  # what is left was held for a missing setting: it waits for a person, not for time
+        except LEDGER_UNREACHABLE as exc:
+            # The database restarted or cut the connection: the work goes on in the workers, and the
+            # pool reconnects on the next call. Only the deadline ends the wait.
+            log.warning("ledger unreachable; watching the batch again shortly", error=type(exc).__name__)
+            wait_s = 1.0
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id} still has unfinished transactions after {timeout_s:g} s")
         if time.monotonic() - last_sweep > sweep_every_s:
@@ -288,4 +294,6 @@ def wait_for_batch(ledger: Ledger, publisher: Publisher, batch_id: str, *, timeo
                 publisher.sweep(batch_id)
             except BrokerError as exc:  # an outage delays the sweep; what it would publish stays in the outbox
                 log.warning("sweep failed; trying again later", error=str(exc))
+            except LEDGER_UNREACHABLE as exc:  # the ledger keeps what the sweep would publish
+                log.warning("sweep failed; trying again later", error=type(exc).__name__)
         time.sleep(wait_s)

@@ -2,7 +2,9 @@
 
 A message that is not a list of transaction ids of this worker's ledger is rejected without
 requeueing, so RabbitMQ dead-letters it (``autoclerk.dead``) instead of a worker retrying it forever
-or, worse, applying another ledger's ids to its own.
+or, worse, applying another ledger's ids to its own. A message whose ids could not be claimed because the
+ledger stayed unreachable goes back to the queue (acknowledging it would leave its cases queued with
+nobody to publish them again).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import Reject
 
+from ..ledger import LEDGER_UNREACHABLE
 from .execution import execute_many
 from .runtime import current_runtime
 
@@ -38,4 +41,7 @@ def register_tasks(app: Celery) -> None:
         runtime = current_runtime()
         if args or kwargs or ledger_id != runtime.ledger.ledger_id:
             raise Reject("a message for another ledger, or with unexpected arguments", requeue=False)
-        return len(execute_many(runtime, tx_ids))
+        try:
+            return len(execute_many(runtime, tx_ids))
+        except LEDGER_UNREACHABLE:
+            raise Reject("the ledger is unreachable; the message goes back to the queue", requeue=True) from None

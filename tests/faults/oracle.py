@@ -95,13 +95,25 @@ def purge_work_queue(broker: str) -> None:
             pass
 
 
-def check(accepted: set[str], ledger_path: Path, portal_url: str, *,
+def query(ledger: Path | str, sql: str, params: dict[str, object] | None = None) -> list[tuple]:
+    """The rows of one query on a SQLite ledger (a file) or any ledger (a SQLAlchemy URL)."""
+    if isinstance(ledger, Path):
+        with sqlite3.connect(ledger, timeout=30) as db:
+            return list(db.execute(sql, params or {}))
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(ledger, poolclass=NullPool)  # a connection per query: it outlives no server restart
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql), params or {})]
+
+
+def check(accepted: set[str], ledger_path: Path | str, portal_url: str, *,
           dead_letters: list[tuple[list[int], str | None]] | None = None) -> Verdict:
     """The verdict on one run (see the module's docstring)."""
-    with sqlite3.connect(ledger_path, timeout=30) as db:
-        rows = {ref: (tx_id, state, attempts) for tx_id, ref, state, attempts in
-                db.execute("select id, case_ref, state, attempts from transactions")}
-        ledger_id = db.execute("select value from ledger_info where key = 'ledger_id'").fetchone()[0]
+    rows = {ref: (tx_id, state, attempts) for tx_id, ref, state, attempts in
+            query(ledger_path, "select id, case_ref, state, attempts from transactions")}
+    ledger_id = query(ledger_path, "select value from ledger_info where key = 'ledger_id'")[0][0]
     submissions = Counter(entry["case_ref"] for entry in httpx.get(f"{portal_url}/api/export", timeout=30).json())
     details: list[str] = []
     lost = 0

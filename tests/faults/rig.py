@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from demo_portal import PortalProcess
 from orchestrator.errors import EXIT_FAILED
 from tests.conftest import EXAMPLE, wait_for_consumers
 
-from .oracle import Verdict, accepted_refs, check, drain_dead_letters, last_json
+from .oracle import Verdict, accepted_refs, check, drain_dead_letters, last_json, query
 
 SIZE = os.environ.get("AUTOCLERK_FAULTS_SIZE", "quick")
 """``quick`` (CI: a dozen browser transactions per fault) or ``full`` (``autoclerk faults report``: hundreds)."""
@@ -52,12 +51,14 @@ def broker_reachable(broker: str) -> bool:
 
 
 class FaultRig:
-    """One fault test's world."""
+    """One fault test's world: a SQLite ledger in ``tmp``, or the ledger at ``ledger`` (a SQLAlchemy URL)."""
 
-    def __init__(self, tmp: Path, broker: str, portal: PortalProcess) -> None:
+    def __init__(self, tmp: Path, broker: str, portal: PortalProcess, ledger: str | None = None) -> None:
         self.tmp, self.broker, self.portal = tmp, broker, portal
         self.ledger_path = tmp / "ledger.db"
-        self.common = ("--broker", broker, "--ledger", f"sqlite:///{self.ledger_path}", "--system", f"portal={portal.url}")
+        self.ledger: Path | str = ledger or self.ledger_path
+        self.common = ("--broker", broker, "--ledger", ledger or f"sqlite:///{self.ledger_path}",
+                       "--system", f"portal={portal.url}")
         self.env = {**os.environ, **FAST, "AUTOCLERK_ARTIFACTS_DIR": str(tmp / "artifacts")}
         self.workers: list[subprocess.Popen[bytes]] = []
         self.marker = tmp / "fault-marker"
@@ -65,12 +66,13 @@ class FaultRig:
 
     # -- workers ---------------------------------------------------------------------------------------
     def start_worker(self, *extra: str, fault: str | None = None, concurrency: int = 2,
-                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+                     env: dict[str, str] | None = None, marker: Path | None = None) -> subprocess.Popen[bytes]:
         """A worker in a session of its own (a kill of the group takes its Chromium, as a dead host would);
-        ``env`` adds to the rig's environment for this worker only."""
+        ``env`` adds to the rig's environment for this worker only; ``marker`` replaces the rig's one-shot
+        fault marker (a run that arms several fault points gives each its own)."""
         env = {**self.env, **(env or {})}
         if fault:
-            env.update(AUTOCLERK_FAULT_POINT=fault, AUTOCLERK_FAULT_MARKER=str(self.marker))
+            env.update(AUTOCLERK_FAULT_POINT=fault, AUTOCLERK_FAULT_MARKER=str(marker or self.marker))
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "worker", "--concurrency", str(concurrency),
                                  *self.common, *extra], cwd=self.tmp, env=env, stdout=subprocess.DEVNULL, stderr=log,
@@ -132,12 +134,11 @@ class FaultRig:
     # -- watching the ledger ---------------------------------------------------------------------------
     def rows(self) -> list[tuple[str, str, str | None, int]]:
         """``(case_ref, state, lease_owner, attempts)`` of every transaction (empty before the ledger exists)."""
-        if not self.ledger_path.exists():
+        if isinstance(self.ledger, Path) and not self.ledger.exists():
             return []
         try:
-            with sqlite3.connect(self.ledger_path, timeout=30) as db:
-                return list(db.execute("select case_ref, state, lease_owner, attempts from transactions"))
-        except sqlite3.OperationalError:
+            return query(self.ledger, "select case_ref, state, lease_owner, attempts from transactions")
+        except Exception:  # noqa: BLE001 - not created yet, locked, or the database is restarting
             return []
 
     def count(self, state: str) -> int:
@@ -154,7 +155,7 @@ class FaultRig:
 
     # -- the verdict -----------------------------------------------------------------------------------
     def verdict(self, cases: Path) -> Verdict:
-        return check(accepted_refs(cases), self.ledger_path, self.portal.url,
+        return check(accepted_refs(cases), self.ledger, self.portal.url,
                      dead_letters=drain_dead_letters(self.broker))
 
 
