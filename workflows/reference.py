@@ -16,7 +16,7 @@ from pydantic.fields import FieldInfo
 
 from . import locators
 from .inputs import InputField
-from .model import Lookup, Session, System, Workflow
+from .model import Lookup, Session, System, Verify, Workflow
 from .steps import BUILTIN_ARGS, ConditionArgs, ensure_models, flow, page
 from .templating import FILTERS, ExpressionMarker, TemplateMarker
 
@@ -97,6 +97,7 @@ _SECTIONS: dict[type[BaseModel], str] = {
     Workflow: "The workflow file",
     System: "Target systems (`systems.NAME`)",
     Lookup: "The lookup (`lookup`)",
+    Verify: "The verification (`verify`)",
     Session: "The session of a sign-in part (`session`)",
     InputField: "Input fields (`input.NAME`)",
 }

@@ -84,7 +84,7 @@ class Cases:
             changed = conn.execute(update(transactions).where(
                 t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
                 state="queued", payload=json.dumps(payload, separators=(",", ":")), published=0, effect_attempt=None,
-                max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
+                verification=None, verify_due_at=None, max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
             if changed:
                 conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action="resubmitted",
                                                          note=note))
