@@ -37,6 +37,9 @@ class _Reports:
     def deadlines(self, margin_s: float, *, batch_id: str | None = None, now: float | None = None) -> dict:
         return {"change-of-address": {"at_risk": 2, "breached": 1}}
 
+    def verification(self) -> dict:
+        return {"verified": 5, "unverified": 2, "verify_failed": 1}
+
 
 class _Audit:
     def head(self) -> AuditHead:
