@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import jinja2
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from .inputs import InputField
@@ -166,8 +167,19 @@ class Verify(BaseModel):
         names: list[str] = []
         for _, step in walk(self.steps, ("verify", "steps")):
             for text in _texts(step.args.model_dump(exclude_none=True)):
-                names += [name for name in case_fields_in(text) if name not in names]
+                names += [name for name in _case_fields(text) if name not in names]
         return names
+
+
+def _case_fields(text: str) -> list[str]:
+    """The case fields a template, or a bare expression (``expr``, ``if``), names."""
+    found = list(case_fields_in(text))
+    if found or "case" not in text:
+        return found
+    try:
+        return list(case_fields_in("{{ (" + text + ") }}"))
+    except jinja2.TemplateSyntaxError:  # not an expression: text that says "case"
+        return []
 
 
 def _texts(value: Any) -> Iterator[str]:

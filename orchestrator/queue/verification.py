@@ -33,6 +33,7 @@ from workflows import LoadedWorkflow, SecretValues, Verify, check_case, mask_tex
 from ..ledger import Claim, Outcome
 from ..ledger.schema import PENDING, VERIFY_FAILED
 from .budgets import BudgetUnavailable
+from .faults import fault_point
 from .runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -102,6 +103,7 @@ def _verify_now(tools: AttemptTools, claim: Claim, loaded: LoadedWorkflow, verif
         return dataclasses.replace(outcome, result_ref=done.result_ref, output=done.output, verification=PENDING,
                                    evidence=evidence or None)
 
+    fault_point("stall_before_verify")
     try:
         result = tools.run(job, _read_only)
     except BudgetUnavailable as exc:
