@@ -168,3 +168,40 @@ def test_a_verification_that_cannot_run_is_retried_without_submitting_again(rig:
     assert rig.submits() == {"CASE-001500": 1}, "the retry verified only"
     assert [e["case_ref"] for e in rig.export()] == ["CASE-001500"], "exactly one record in the portal"
     assert "submitted earlier; verifying only" in rig.worker_logs()
+
+
+def test_the_operations_page_shows_verified_cases_beside_the_submitted_ones_and_those_not_kept(
+        tmp_path: Path, portal: PortalProcess, chromium: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from bots import launch_options
+    from tests.conftest import ROOT
+    from tests.integration.handoff_rig import handoff_server, sign_in
+
+    cases = tmp_path / "cases.csv"
+    generate_cases(cases, 8, invalid_rate=0.0, seed=25, start=1000)
+    lost = {f"CASE-{n:06d}" for n in range(1000, 1008) if loses(f"CASE-{n:06d}", 0.05)}
+    assert lost == {"CASE-001003", "CASE-001004"}
+    faults(portal, lose_rate=0.05)
+    with handoff_server(tmp_path, portal) as server:
+        with server.api("alice") as api, open(cases, "rb") as fh:
+            receipt = api.post("/api/batches", params={"workflow": "change-of-address"}, files={"file": fh}).json()
+        finished = server.wait_for_batch(receipt["batch_id"])
+        assert finished["counts"]["done"] == 6 and finished["counts"]["business_exception"] == 2, finished
+        with server.api("olga") as api:
+            target = api.get("/api/operations").json()["target"]
+            reconciled = api.get(f"/api/batches/{receipt['batch_id']}/reconciliation").json()
+        assert (target["verified"], target["unverified"], target["verify_failed"]) == (6, 0, 2)
+        assert (reconciled["verified"], reconciled["unverified"], reconciled["verify_failed"]) == (6, 0, 2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, **launch_options())
+            page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+            sign_in(page, server, "olga")
+            page.goto(f"{server.url}/operations")
+            expect(page.locator("#verified")).to_have_text("6")
+            expect(page.locator("#unverified")).to_have_text("0")
+            expect(page.locator("#verify-failed")).to_have_text("2")
+            expect(page.get_by_text("read back missing or wrong, handed to a person")).to_be_visible()
+            if os.environ.get("AUTOCLERK_UPDATE_SCREENSHOTS"):
+                page.screenshot(path=str(ROOT / "docs" / "images" / "handoff" / "operations-verified.png"))
+            browser.close()
