@@ -73,7 +73,9 @@ class Summary:
             processed=processed,
             elapsed_s=round(elapsed_s, 3),
             per_second=round(processed / elapsed_s, 3) if elapsed_s > 0 else 0.0,
-            **(verification or {}),
+            verified=(verification or {}).get("verified", 0),
+            unverified=(verification or {}).get("unverified", 0),
+            verify_failed=(verification or {}).get("verify_failed", 0),
         )
 
     @property

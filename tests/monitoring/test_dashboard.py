@@ -81,10 +81,10 @@ def test_every_metric_the_dashboard_and_rules_use_is_exported() -> None:
     assert used <= names, f"not exported: {sorted(used - names)}"
 
 
-def test_the_dashboard_covers_target_throughput_outcomes_queue_durations_bots_and_deadlines() -> None:
+def test_the_dashboard_covers_target_verification_throughput_outcomes_queue_durations_bots_and_deadlines() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert [p["title"] for p in dashboard["panels"] if p["type"] == "row"] == [
-        "Target", "Throughput and outcomes", "Queue", "Durations", "Bots", "Deadlines"]
+        "Target", "Verification", "Throughput and outcomes", "Queue", "Durations", "Bots", "Deadlines"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"] if p["type"] != "row")
