@@ -68,7 +68,7 @@ class Reports:
         verified = func.sum(case((and_(t.state == "done", t.verification == "verified"), 1), else_=0))
         unverified = func.sum(case((and_(t.state == "done", or_(t.verification.is_(None), t.verification != "verified")),
                                     1), else_=0))
-        failed = func.sum(case((t.verification == "verify_failed", 1), else_=0))
+        failed = func.sum(case((and_(t.state == "business_exception", t.verification == "verify_failed"), 1), else_=0))
         query = select(verified, unverified, failed).where(t.state.in_(("done", "business_exception")))
         if batch_id is not None:
             query = query.where(t.batch_id == batch_id)

@@ -89,3 +89,11 @@ def test_outcomes_map_to_the_verification_metric_result() -> None:
     assert counted_result(Outcome(claim, "retry_scheduled", error_class="BudgetUnavailable", verification="pending")) is None  # type: ignore[arg-type]
     assert counted_result(Outcome(claim, "done", verification="unverified")) is None  # type: ignore[arg-type]
     assert counted_result(Outcome(claim, "done")) is None  # type: ignore[arg-type]
+
+
+def test_running_a_verify_failure_again_forgets_its_verification_so_it_is_counted_anew(ledger: Ledger) -> None:
+    batch, (tx,), _ = add(ledger, ["A"])
+    finish(ledger, tx, "business_exception", error_class="VerifyFailed", verification="verify_failed")
+    ledger.cases.rerun(tx, "olga", "the portal restored its records", attempts=1)
+    finish(ledger, tx, "done", result_ref="CHG-1")  # found by the lookup, by a version without verify
+    assert ledger.reports.verification(batch) == {"verified": 0, "unverified": 1, "verify_failed": 0}
