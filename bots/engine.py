@@ -27,15 +27,16 @@ from playwright.async_api import Error as PlaywrightError
 
 from monitoring import (BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRASHES, STEP_DURATION, TARGET_WAIT,
                         metrics_enabled, redact_text)
-from workflows import EnvValues, LoadedWorkflow, Step, Workflow, secret_values
+from workflows import EnvValues, LoadedWorkflow, Step, Verify, Workflow, secret_values
 
 from .chromium import OWNER_ENV, find_chromium, launch_options
 from .context import StepContext
-from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
+from .errors import ApplicationError, BotError, BrowserGone, BusinessException, PageCrashed, StepTimeout, TargetServerError
 from .evidence import evidence_folder, keep_evidence, prune_artifacts
 from .flow import Finished, run_steps
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .session import SessionKeeper
+from .verification import BEFORE, keep_screenshot, keep_verification
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,14 @@ class BotJob:
     on_step: Callable[[StepContext, str, float, bool], Awaitable[None]] | None = None
     """Told after each step, nested ones included (the context, the step's path, its seconds, whether it
     succeeded): ``autoclerk try`` prints each step and takes a screenshot after it."""
+    output: Mapping[str, Any] | None = None
+    """The outputs the steps start with (a verification sees the submit's, ``output.reference`` among them)."""
+    screenshot_before_verify: bool = False
+    """Keep a screenshot of the page the steps end on (``verify-before.png``): the submit's run of a workflow
+    that verifies."""
+    verification: Verify | None = None
+    """The job is this verification: its evidence (``verify-after.png`` and the compared fields, see
+    ``bots.verification``) is kept whether it passes or fails, in the attempt's ``verify/`` folder."""
 
 
 @dataclass
@@ -321,6 +330,7 @@ class BotEngine:
                 sessions=self.sessions if self.config.reuse_sessions else None,
                 secret_values=set(secret_values(definition.input, job.case)),
                 on_step=job.on_step,
+                output=dict(job.output or {}),
             )
             bound = ctx
 
@@ -366,10 +376,16 @@ class BotEngine:
                     exc.args = (f"{exc.args[0]}; the page's own script failed before it ({ctx.page_errors[-1]})",
                                 *exc.args[1:])
                 raise expired or exc from None
+            if job.screenshot_before_verify:
+                await keep_screenshot(ctx, BEFORE)
+            if job.verification is not None:
+                await keep_verification(ctx, job.verification)
             return BotResult(output=dict(ctx.output), artifacts=list(ctx.artifacts))
         except BotError as exc:  # the one way a job's failure leaves the engine
             if ctx is not None:
                 _mask_message(exc, ctx)
+                if job.verification is not None and isinstance(exc, BusinessException):
+                    await keep_verification(ctx, job.verification)  # what the failed comparison saw
                 await keep_evidence(ctx, exc, trace=self.config.trace)
             raise
         finally:
@@ -383,7 +399,8 @@ class BotEngine:
     def _evidence_dir(self, job: BotJob) -> Path | None:
         if self.config.artifacts_dir is None:
             return None
-        return evidence_folder(self.config.artifacts_dir, job.workflow.definition.name, job.case_ref) / f"attempt-{job.attempt}"
+        folder = evidence_folder(self.config.artifacts_dir, job.workflow.definition.name, job.case_ref) / f"attempt-{job.attempt}"
+        return folder / "verify" if job.verification is not None else folder
 
     @staticmethod
     def _fallback(workflow: str, verb: str, index: int) -> None:

@@ -5,8 +5,9 @@ change-of-address form with server-side validation and a one-time form token, a 
 a generated reference, and an add-a-note form with attachments and a JavaScript confirm dialog.
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
 ``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
-session lifetime, a renamed element id, a full outage); ``GET /api/sessions`` counts sign-ins and live
-sessions, and ``DELETE /api/sessions`` ends every session at once; ``GET /api/requests`` counts page requests.
+session lifetime, a renamed element id, a full outage, a share of changes confirmed but never stored);
+``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends every session at
+once; ``GET /api/requests`` counts page requests.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .notes import CATEGORIES, STAFF, NoteStore, case_status, validate_note
-from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, validate_change
+from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, loses, validate_change
 
 SESSION_COOKIE = "PORTALSESSID"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -49,6 +50,9 @@ class Faults:
     outage: int = 0
     """1: the application is down: every page and ``/healthz`` answer 503, while ``/`` still answers 200 with a
     holding page (as a front web server does), so only the health page tells the outage."""
+    lose_rate: float = 0.0
+    """The share of accepted changes of address the portal confirms but never stores (0.05: about 1 case in
+    20, the same ones every time, chosen by "Your reference": see ``records.loses``)."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -187,7 +191,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
                 errors = validate_change(values)
                 if not errors:
                     state.form_tokens.discard(token)
-                    sub = state.store.add(case.ref, values)
+                    sub = state.store.add(case.ref, values, lose=loses(values["your_ref"], state.faults.lose_rate))
                     return RedirectResponse(f"/confirmation/{sub.confirmation}", status_code=303)
         token = secrets.token_urlsafe(16)
         state.form_tokens.add(token)

@@ -53,6 +53,8 @@ class Submission:
     your_ref: str
     values: dict[str, str]
     submitted_at: str
+    lost: bool = False
+    """Confirmed to the clerk but never stored (the ``lose_rate`` knob): only its confirmation page knows it."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -76,6 +78,15 @@ FORM_FIELDS = (
     "notes",
     "your_ref",
 )
+
+
+def loses(your_ref: str, rate: float) -> bool:
+    """Whether the portal, with the ``lose_rate`` knob at ``rate``, loses the change submitted under this "Your
+    reference": the same answer every time (a share ``rate`` of references, chosen by their SHA-256)."""
+    if rate <= 0:
+        return False
+    point = int.from_bytes(hashlib.sha256(f"lose:{your_ref}".encode()).digest()[:8], "big") / 2**64
+    return point < rate
 
 
 def validate_change(form: dict[str, str], today: dt.date | None = None) -> dict[str, str]:
@@ -121,7 +132,7 @@ class SubmissionStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def add(self, case_ref: str, form: dict[str, str]) -> Submission:
+    def add(self, case_ref: str, form: dict[str, str], *, lose: bool = False) -> Submission:
         with self._lock:
             number = next(self._counter)
             confirmation = f"CHG-{number:08d}"
@@ -133,9 +144,11 @@ class SubmissionStore:
                 form.get("your_ref", ""),
                 values,
                 dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                lost=lose,
             )
-            self._items.append(sub)
-            self._by_case.setdefault(case_ref, []).append(sub)
+            self._items.append(sub)  # a lost one too: its confirmation number is spent, its page shows
+            if not lose:
+                self._by_case.setdefault(case_ref, []).append(sub)
             return sub
 
     def for_case(self, case_ref: str) -> list[Submission]:
@@ -151,4 +164,4 @@ class SubmissionStore:
 
     def export(self) -> list[dict[str, object]]:
         with self._lock:
-            return [s.as_json() for s in self._items]
+            return [s.as_json() for s in self._items if not s.lost]

@@ -2,7 +2,8 @@
 
 from .logs import configure_logging, redact_text, redactor, register_secret
 from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
-                      RETRIES, SESSIONS, STEP_DURATION, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS, disable_metrics,
+                      RETRIES, SESSIONS, STEP_DURATION, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS,
+                      VERIFICATION_RESULTS, VERIFICATIONS, disable_metrics,
                       metrics_enabled, serve_metrics)
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "TRANSACTIONS",
     "ATTEMPTS",
     "OUTCOMES",
+    "VERIFICATIONS",
+    "VERIFICATION_RESULTS",
     "serve_metrics",
     "metrics_enabled",
     "disable_metrics",

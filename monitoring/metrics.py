@@ -34,6 +34,17 @@ TRANSACTIONS = Counter(
     registry=REGISTRY,
 )
 
+VERIFICATION_RESULTS = ("verified", "verify_failed", "error")
+"""``verified``: the record read back holds the case's values; ``verify_failed``: it does not (the case goes to a
+person); ``error``: the verification could not run (the system was down) and is tried again later."""
+
+VERIFICATIONS = Counter(
+    "autoclerk_verifications",
+    "Verifications of submitted transactions as they happen, by result (verified, verify_failed, error).",
+    ["workflow", "result"],
+    registry=REGISTRY,
+)
+
 ATTEMPTS = Counter(
     "autoclerk_transaction_attempts",
     "Attempts at transactions, by how the attempt ended (done, business_exception, retry, failed).",

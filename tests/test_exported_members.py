@@ -17,7 +17,7 @@ PINNED = {
         "load_workflow", "LoadedWorkflow", "Locator", "Needs", "parse_workflow", "Problem", "render", "secret_names_in",
         "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
         "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",
-        "WorkflowFileError", "Lookup", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
+        "WorkflowFileError", "Lookup", "Verify", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
     },
     "workflows.steps": {
         "Assert", "BUILTIN_ARGS", "Call", "Check", "Choose", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog", "Evaluate",
@@ -36,7 +36,7 @@ PINNED = {
         "ATTEMPTS", "BOT_SLOTS", "BOTS_BUSY", "BROWSER_RESTARTS", "configure_logging", "disable_metrics",
         "LOCATOR_FALLBACKS", "metrics_enabled", "OUTCOMES", "PAGE_CRASHES", "redact_text", "redactor",
         "register_secret", "REGISTRY", "RETRIES", "serve_metrics", "SESSIONS", "STEP_DURATION", "TARGET_WAIT",
-        "TRANSACTION_DURATION", "TRANSACTIONS",
+        "TRANSACTION_DURATION", "TRANSACTIONS", "VERIFICATION_RESULTS", "VERIFICATIONS",
     },
     "demo_portal": {
         "COLUMNS", "create_app", "Faults", "generate_cases", "portal_process", "PortalProcess", "serve",

@@ -26,7 +26,7 @@ from .inputs import (
 )
 from .loader import load_stored, load_workflow, parse_workflow
 from .locators import Locator, alternatives, describe
-from .model import LoadedWorkflow, Lookup, Needs, Session, System, Workflow
+from .model import LoadedWorkflow, Lookup, Needs, Session, System, Verify, Workflow
 from .secrets import EnvMissingError, EnvValues, SecretMissingError, SecretValues
 from .steps import STEP_MODELS, CustomStep, Step, StepArgs, StepPluginError, ensure_models, walk
 from .templating import Expression, Template, case_fields_in, evaluate, render, secret_names_in
@@ -42,6 +42,7 @@ __all__ = [
     "System",
     "Session",
     "Lookup",
+    "Verify",
     "Step",
     "STEP_MODELS",
     "ensure_models",

@@ -266,7 +266,7 @@ class _Checks:
                 yield self._problem(path + ("goto",), f"the workflow has {len(systems)} systems; say which with 'system:'")
 
     def effects(self, calls: dict[str, LoadedWorkflow]) -> Iterator[Problem]:
-        """Where a submit may happen: never inside a retry group or a lookup, and never without a lookup."""
+        """Where a submit may happen: never inside a retry group, a lookup or a verification, and never without a lookup."""
         def effect(step: StepBase) -> bool:
             return submits(step) or (isinstance(step.args, Call) and calls[step.args.workflow].submits)
 
@@ -279,6 +279,9 @@ class _Checks:
                                             "a submit is never repeated blindly")
             if path[0] == "lookup" and effect(step):
                 yield self._problem(path + (step.verb,), "a lookup only looks: it may not hold a submitting step")
+            if path[0] == "verify" and effect(step):
+                yield self._problem(path + (step.verb,), "a verification only reads the record back: it may not "
+                                    "hold a submitting step")
         if wf.session is not None:
             for path, step in walk(wf.steps, ("steps",)):
                 if effect(step):

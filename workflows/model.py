@@ -24,10 +24,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import jinja2
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from .inputs import InputField
 from .locators import Locator
+from .templating import case_fields_in
 from .steps import StepBase, submits, uses_steps, walk
 
 if TYPE_CHECKING:
@@ -124,6 +126,79 @@ def _lookup_form(value: Any) -> str:
 
 
 @uses_steps
+class Verify(BaseModel):
+    """The steps that read the target system's record back after a successful submit, and which cases they check.
+
+    They run in a fresh browser context once the submit succeeded, and only read: they find the record (by
+    the reference, say) and ``assert`` that its fields are the case's. A case they check ends ``verified``; an
+    assertion that fails hands the case to a person (``verify_failed``) with the evidence, and nothing is
+    submitted again; a verification that cannot run (the system is down) is tried again later, the submit
+    not repeated. The plain list form (``verify: [steps]``) means ``sample: 1`` and ``delay_s: 0``.
+
+    Example::
+
+        verify:
+          sample: 0.1          # one case in ten, the same ones on every run (chosen by reference)
+          delay_s: 0           # above 0: a sweep runs the verification that many seconds later
+          steps:
+            - goto: /cases/{{ case.case_ref }}
+            - extract: {locator: "#postcode", to: vars.postcode}
+            - assert: {expr: "vars.postcode == case.postcode", message: "The portal does not hold the new postcode"}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: float = Field(default=1.0, gt=0, le=1,
+                          description="The share of cases verified (0 < sample ≤ 1), chosen deterministically by reference.")
+    delay_s: float = Field(default=0, ge=0, le=30 * 86400,
+                           description="Seconds after the submit the verification runs; above 0 a sweep runs it "
+                                       "later, and the case is `unverified` until then.")
+    steps: list["Step"] = Field(min_length=1, description="Read-only steps that read the record back and assert.")
+
+    def samples(self, case_ref: str) -> bool:
+        """Whether the case with this reference is verified: the same answer on every run and every worker."""
+        if self.sample >= 1:
+            return True
+        point = int.from_bytes(hashlib.sha256(case_ref.encode()).digest()[:8], "big") / 2**64
+        return point < self.sample
+
+    def case_fields(self) -> list[str]:
+        """The case fields the verify steps name (what a verification compares), each once, in order."""
+        names: list[str] = []
+        for _, step in walk(self.steps, ("verify", "steps")):
+            for text in _texts(step.args.model_dump(exclude_none=True)):
+                names += [name for name in _case_fields(text) if name not in names]
+        return names
+
+
+def _case_fields(text: str) -> list[str]:
+    """The case fields a template, or a bare expression (``expr``, ``if``), names."""
+    found = list(case_fields_in(text))
+    if found or "case" not in text:
+        return found
+    try:
+        return list(case_fields_in("{{ (" + text + ") }}"))
+    except jinja2.TemplateSyntaxError:  # not an expression: text that says "case"
+        return []
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
+def _verify_form(value: Any) -> str:
+    """Which form a ``verify`` is written in, so that a mistake is reported for that form only."""
+    return "Verify" if isinstance(value, (dict, Verify)) else "Steps"
+
+
+@uses_steps
 class Workflow(BaseModel):
     """One workflow definition, as validated from its YAML file.
 
@@ -176,6 +251,13 @@ class Workflow(BaseModel):
         default=False,
         description="With no lookup: a case whose submit may have happened goes to a person, never retried.",
     )
+    verify: Annotated[Annotated[list["Step"], Tag("Steps")] | Annotated[Verify, Tag("Verify")],
+                      Discriminator(_verify_form)] | None = Field(
+        default=None,
+        description="Read-only steps that read the record back after a successful submit and assert it holds the "
+                    "case's values, as a list (every case, at once) or as `{sample: 0.1, delay_s: 0, steps: […]}` "
+                    "(see `Verify`).",
+    )
 
 
     @field_validator("input")
@@ -201,13 +283,29 @@ class Workflow(BaseModel):
             return None
         return self.lookup.when if isinstance(self.lookup, Lookup) else "retry"
 
+    @property
+    def verification(self) -> Verify | None:
+        """The ``verify`` block in its full form, whichever form the file uses (``None`` when there is none)."""
+        if self.verify is None or isinstance(self.verify, Verify):
+            return self.verify
+        return Verify(steps=list(self.verify))
+
+    @property
+    def verify_label(self) -> str:
+        """How the bot names the verify steps in errors: ``verify`` or ``verify.steps``, as the file writes them."""
+        return "verify.steps" if isinstance(self.verify, Verify) else "verify"
+
     def all_steps(self) -> Iterator[tuple[tuple[str | int, ...], StepBase]]:
-        """Every step of ``steps`` and ``lookup``, nested ones included, with its data path."""
+        """Every step of ``steps``, ``lookup`` and ``verify``, nested ones included, with its data path."""
         yield from walk(self.steps, ("steps",))
         if isinstance(self.lookup, Lookup):
             yield from walk(self.lookup.steps, ("lookup", "steps"))
         else:
             yield from walk(self.lookup or [], ("lookup",))
+        if isinstance(self.verify, Verify):
+            yield from walk(self.verify.steps, ("verify", "steps"))
+        else:
+            yield from walk(self.verify or [], ("verify",))
 
     @property
     def has_submit(self) -> bool:

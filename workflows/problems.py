@@ -179,10 +179,26 @@ def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
         kinds = [k for k in _KINDS if k in node]
         if len(kinds) == 1 and _mentions(annotation, _KINDS[kinds[0]]):
             return _KINDS[kinds[0]]
+        mapping = _mapping_model(annotation)  # a field written as a list or as a mapping (lookup, verify)
+        if mapping is not None:
+            return mapping
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
         found = _model_of(arg, node)
+        if found is not None:
+            return found
+    return None
+
+
+def _mapping_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of the annotation that a mapping is validated with, not looking inside lists."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, dict):
+        return None
+    for arg in get_args(annotation):
+        found = _mapping_model(arg)
         if found is not None:
             return found
     return None

@@ -16,7 +16,7 @@ from pydantic.fields import FieldInfo
 
 from . import locators
 from .inputs import InputField
-from .model import Lookup, Session, System, Workflow
+from .model import Lookup, Session, System, Verify, Workflow
 from .steps import BUILTIN_ARGS, ConditionArgs, ensure_models, flow, page
 from .templating import FILTERS, ExpressionMarker, TemplateMarker
 
@@ -97,6 +97,7 @@ _SECTIONS: dict[type[BaseModel], str] = {
     Workflow: "The workflow file",
     System: "Target systems (`systems.NAME`)",
     Lookup: "The lookup (`lookup`)",
+    Verify: "The verification (`verify`)",
     Session: "The session of a sign-in part (`session`)",
     InputField: "Input fields (`input.NAME`)",
 }
@@ -135,8 +136,8 @@ Generated from the models by `autoclerk reference`; do not edit by hand. The [tu
 builds a workflow step by step; this page lists every field.
 
 A workflow file is YAML: a header (name, version, target systems, secrets, env values, the input
-schema), the `steps` a bot runs for each case, and a `lookup` that finds a case done by an earlier
-attempt. Fields marked *template* are rendered for each case with `{{ … }}` (see
+schema), the `steps` a bot runs for each case, a `lookup` that finds a case done by an earlier
+attempt, and a `verify` block that reads the record back after the submit. Fields marked *template* are rendered for each case with `{{ … }}` (see
 [Templates](#templates)); *expression* fields hold a bare expression such as `case.amount > 100`.
 `autoclerk validate FILE` checks a file; `autoclerk explain FILE --case ROW` shows what one case would do.
 Verbs your team adds in Python are [custom steps](custom-steps.md): they are not listed here, and

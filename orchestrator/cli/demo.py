@@ -90,13 +90,15 @@ def _worker_processes(settings: Any, count: int) -> Iterator[None]:
 @click.option("--latency-ms", type=click.IntRange(0, 600_000), default=0, help="Added to every page request.")
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Fraction of page requests answered 503.")
 @click.option("--hang-rate", type=click.FloatRange(0, 1), default=0.0, help="Fraction of page requests that hang.")
-def portal(host: str, port: int, latency_ms: int, error_rate: float, hang_rate: float) -> None:
+@click.option("--lose-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Fraction of changes of address confirmed but never stored (the same ones every time).")
+def portal(host: str, port: int, latency_ms: int, error_rate: float, hang_rate: float, lose_rate: float) -> None:
     """Serve the demo portal (password from AUTOCLERK_PORTAL_PASSWORD, default demo-password)."""
     from demo_portal import Faults, serve
 
     settings = settings_from_flags()
     serve(host, port, password=settings.portal_password.get_secret_value(),
-          faults=Faults(latency_ms=latency_ms, error_rate=error_rate, hang_rate=hang_rate))
+          faults=Faults(latency_ms=latency_ms, error_rate=error_rate, hang_rate=hang_rate, lose_rate=lose_rate))
 
 
 @click.command("generate")

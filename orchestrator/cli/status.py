@@ -53,6 +53,8 @@ def _render(report: dict[str, Any]) -> None:
     console.print(f"[bold]target[/bold] {report['completed']:,} of {report['target']:,} done "
                   f"({report['fraction']:.2%}) · {report['per_second']:,.2f}/s over the last "
                   f"{report['rate_window_s']:.0f} s · projected completion {projected}")
+    console.print(f"[bold]verified[/bold] {report['verified']:,} · submitted, unverified {report['unverified']:,} · "
+                  f"failed verification (to a person) {report['verify_failed']:,}")
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=report["target"], completed=report["completed"], width=60), f"{report['fraction']:.2%}")
     console.print(bar)

@@ -84,7 +84,7 @@ class Cases:
             changed = conn.execute(update(transactions).where(
                 t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
                 state="queued", payload=json.dumps(payload, separators=(",", ":")), published=0, effect_attempt=None,
-                max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
+                verification=None, verify_due_at=None, max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
             if changed:
                 conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action="resubmitted",
                                                          note=note))
@@ -133,7 +133,8 @@ class Cases:
 
         The workflow's lookup runs first, as after an uncertain submit: a record it finds ends the case done
         without submitting again; without a lookup, a workflow that submits at most once hands the case to a
-        person instead of risking a second submission. Returns its batch.
+        person instead of risking a second submission. Its earlier verification is forgotten (the lookup's find
+        is verified anew). Returns its batch.
 
         Raises:
             LedgerError: there is no such case, it has no outcome yet, or ``reason`` is empty.
@@ -143,7 +144,8 @@ class Cases:
         t = transactions.c
         return self._act(tx_id, by, "rerun", TERMINAL, "only a case with an outcome can be run again", reason.strip(),
                          state="queued", max_attempts=t.attempts + attempts, next_attempt_at=None, resolution=None,
-                         effect_attempt=func.coalesce(t.effect_attempt, t.attempts))
+                         effect_attempt=func.coalesce(t.effect_attempt, t.attempts), verification=None,
+                         verify_due_at=None)
 
     def _act(self, tx_id: int, by: str, action: str, from_states: Sequence[str], refusal: str, note: str | None,
              **values: Any) -> str:

@@ -4,6 +4,7 @@ The broker only carries transaction ids. :class:`Ledger` opens the database (mig
 schema) and holds its parts, one per concept, each on the same engine:
 
 - :attr:`Ledger.transactions` (:mod:`.transactions`): claim, fence, effect started, finish;
+- :attr:`Ledger.verifications` (:mod:`.verifications`): delayed verifications, due, taken, finished;
 - :attr:`Ledger.outbox` (:mod:`.outbox`): what must be published, what the broker confirmed;
 - :attr:`Ledger.batches` (:mod:`.batches`): create, fill, list, pause, resume, cancel, re-queue;
 - :attr:`Ledger.cases` (:mod:`.cases`): find cases, resubmit or resolve an exception;
@@ -39,6 +40,7 @@ from .schedules import Schedules
 from .retention import Retention
 from .schema import ledger_info
 from .transactions import Transactions
+from .verifications import Verifications
 from .workflows import WorkflowStore
 
 
@@ -84,6 +86,8 @@ class Ledger:
         """This ledger's identity; every message names it, and a worker of another ledger refuses it."""
         self.transactions = Transactions(self.engine)
         """Claiming, fencing and finishing attempts (the workers' side)."""
+        self.verifications = Verifications(self.engine)
+        """Delayed verifications: the due ones, taking one, recording how it ended."""
         self.outbox = Outbox(self.engine)
         """What must be published, and what the broker confirmed."""
         self.batches = Batches(self.engine)

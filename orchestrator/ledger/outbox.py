@@ -56,8 +56,8 @@ class Outbox:
 
     def due(self, batch_id: str | None = None, *, limit: int = 10_000) -> list[int]:
         """What must be (re)published now, highest priority and earliest deadline first: rows never
-        confirmed to the broker, retries whose time has come, and rows held by a lease that ran out
-        (their worker is gone)."""
+        confirmed to the broker, retries whose time has come, rows held by a lease that ran out
+        (their worker is gone), and done cases whose delayed verification is due."""
         now = time.time()
         t = transactions.c
         order = (t.priority.desc(), t.deadline.is_(None), t.deadline, t.id)
@@ -66,10 +66,16 @@ class Outbox:
                   .where(t.published == 0, t.state.in_(("queued", "retry_scheduled")),
                          (t.next_attempt_at == None) | (t.next_attempt_at <= now)))  # noqa: E711
         abandoned = select(t.id, t.priority, t.deadline).where(t.state == "in_progress", t.lease_until < now)
+        # Done cases whose delayed verification is due (on its partial index); a worker's claim of one moves its
+        # due time on by a lease, so it is published again only if that worker is gone.
+        verify = select(t.id, t.priority, t.deadline).where(t.verify_due_at.isnot(None), t.verify_due_at <= now,
+                                                            t.state == "done")
         if batch_id is not None:
             outbox, abandoned = outbox.where(t.batch_id == batch_id), abandoned.where(t.batch_id == batch_id)
+            verify = verify.where(t.batch_id == batch_id)
         with self.engine.connect() as conn:
             rows = [*conn.execute(outbox.order_by(*order).limit(limit)),
-                    *conn.execute(abandoned.order_by(*order).limit(limit))]
+                    *conn.execute(abandoned.order_by(*order).limit(limit)),
+                    *conn.execute(verify.limit(limit))]
         rows.sort(key=lambda r: (-r.priority, r.deadline is None, r.deadline or 0, r.id))
         return [r.id for r in rows[:limit]]

@@ -12,12 +12,12 @@ import time
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import (BATCH_STATES, HELD, UNFINISHED_DEADLINE, batch_rejections, batches, events, pruned_rejections,
-                     transactions, workflow_versions)
+from .schema import (BATCH_STATES, HELD, UNFINISHED_DEADLINE, batch_rejections, batches, events, pruned_cases,
+                     pruned_rejections, transactions, workflow_versions)
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
                 transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
@@ -54,6 +54,38 @@ class Reports:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def verification(self, batch_id: str | None = None, *, workflows: Collection[str] | None = None) -> dict[str, int]:
+        """Progress toward the target, of one batch or of the whole ledger (of ``workflows`` only, when given):
+        ``verified`` (done, and the record read back was right), ``unverified`` (done, submitted but not
+        checked: not sampled, not yet due, or a workflow without ``verify``) and ``verify_failed`` (the record
+        read back was wrong: handed to a person).
+
+        The one place these are counted: every view (``status``, the operations page, the reconciliation
+        report, the ``run`` and ``demo`` summaries, the metrics gauges) calls it.
+        """
+        t = transactions.c
+        verified = func.sum(case((and_(t.state == "done", t.verification == "verified"), 1), else_=0))
+        unverified = func.sum(case((and_(t.state == "done", or_(t.verification.is_(None), t.verification != "verified")),
+                                    1), else_=0))
+        failed = func.sum(case((and_(t.state == "business_exception", t.verification == "verify_failed"), 1), else_=0))
+        query = select(verified, unverified, failed).where(t.state.in_(("done", "business_exception")))
+        if batch_id is not None:
+            query = query.where(t.batch_id == batch_id)
+        if workflows is not None:
+            query = query.where(t.workflow.in_(sorted(workflows)))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one()
+            # Pruned cases were counted by state only: their done ones count as unverified.
+            p = pruned_cases.c
+            pruned = select(func.sum(p.count)).where(p.state == "done")
+            if batch_id is not None:
+                pruned = pruned.where(p.batch_id == batch_id)
+            if workflows is not None:
+                pruned = pruned.where(p.workflow.in_(sorted(workflows)))
+            archived = conn.execute(pruned).scalar() or 0
+        return {"verified": int(row[0] or 0), "unverified": int(row[1] or 0) + int(archived),
+                "verify_failed": int(row[2] or 0)}
 
     def counts(self, batch_id: str) -> dict[str, int]:
         """Transactions of a batch by state (every state present, zeros included)."""
@@ -184,7 +216,8 @@ class Reports:
     def reconciliation(self, batch_id: str) -> dict[str, Any] | None:
         """What a batch's reconciliation adds up: the batch as handed off (rows read, accepted, the file's
         SHA-256, who and when), its refused rows by kind, its cases by state (both with what a prune archived), how many of its handed-back
-        cases are still open, and the workflow's version. ``None`` when there is no such batch."""
+        cases are still open, the workflow's version, and its done cases verified, unverified and failing
+        verification (``verification``, see :meth:`verification`). ``None`` when there is no such batch."""
         r = batch_rejections.c
         with self.engine.connect() as conn:
             batch = conn.execute(select(batches, workflow_versions.c.version)
@@ -197,8 +230,10 @@ class Reports:
             for kind, n in [*conn.execute(select(r.kind, func.count()).where(r.batch_id == batch_id).group_by(r.kind)),
                             *conn.execute(select(pr.kind, pr.count).where(pr.batch_id == batch_id))]:
                 refused[kind] = refused.get(kind, 0) + int(n)
-            return {"batch": dict(batch._mapping), "rejected": refused, "counts": batch_counts(conn, batch_id),
-                    "open_exceptions": open_exceptions(conn, batch_id)}
+            found = {"batch": dict(batch._mapping), "rejected": refused, "counts": batch_counts(conn, batch_id),
+                     "open_exceptions": open_exceptions(conn, batch_id)}
+        found["verification"] = self.verification(batch_id)
+        return found
 
     def held(self, batch_id: str | None = None) -> dict[str, int]:
         """Cases held (paused) for a missing secret, env value or system URL, by workflow: of one batch, or

@@ -40,6 +40,15 @@ ACTIVE = ("queued", "in_progress", "retry_scheduled", "paused")
 STATES = ACTIVE + TERMINAL
 BATCH_STATES = ("active", "paused", "finished", "cancelled")
 RESOLUTIONS = ("done_by_hand", "closed")
+VERIFICATIONS = ("verified", "unverified", "verify_failed")
+"""How a submitted case's record was checked: read back and found right (``verified``), not checked (not in
+the workflow's sample, not yet due, or the workflow has no ``verify``: ``unverified``, also when the column is
+empty), read back and found wrong (``verify_failed``: the case is a ``business_exception``). ``pending`` marks a
+case whose submit succeeded and whose verification must still run before it ends: its next attempt verifies
+only, never submitting again."""
+PENDING = "pending"
+VERIFY_FAILED = "VerifyFailed"
+"""The ``error_class`` of a case whose verification found the record wrong."""
 HELD = "ConfigurationMissing"
 """The ``error_class`` of a case a worker held (``paused``) because it lacks a secret, env value or system URL
 the workflow needs: the attempt is given back, and resuming the batch (or handing the file off again)
@@ -113,6 +122,8 @@ transactions = Table(
     Column("deadline", Float),
     Column("resolution", String(16)),
     Column("error_detail", Text),
+    Column("verification", String(16)),
+    Column("verify_due_at", Float),
     UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
     Index("ix_transactions_batch_state", "batch_id", "state"),
     Index("ix_transactions_batch_id", "batch_id", "id"),
@@ -121,6 +132,8 @@ transactions = Table(
           postgresql_where=text("state = 'in_progress'")),
     Index("ix_transactions_deadline", "deadline", sqlite_where=text(UNFINISHED_DEADLINE),
           postgresql_where=text(UNFINISHED_DEADLINE)),
+    Index("ix_transactions_verify_due", "verify_due_at", sqlite_where=text("verify_due_at IS NOT NULL"),
+          postgresql_where=text("verify_due_at IS NOT NULL")),
 )
 
 events = Table(

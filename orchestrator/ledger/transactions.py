@@ -37,6 +37,12 @@ class Claim:
     effect_attempt: int | None
     history: list[dict[str, Any]]
     started_at: float
+    verification: str | None = None
+    """``pending``: the submit of an earlier attempt succeeded and only its verification is left to run."""
+    result_ref: str | None = None
+    output: dict[str, Any] | None = None
+    verify_lease: float | None = None
+    """Set on a claim of a delayed verification (:class:`~.verifications.Verifications`): the lease it holds."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ class Outcome:
     next_attempt_at: float | None = None
     give_back_attempt: bool = False
     """The attempt did not reach the target system (its budget was spent): it does not count."""
+    verification: str | None = None
+    """``verified``, ``unverified``, ``verify_failed``, or ``pending`` (the submit succeeded, the verification could
+    not run: the next attempt verifies only); ``None`` leaves the column as it is."""
+    verify_due_at: float | None = None
+    """When a delayed verification of a case that ends ``unverified`` is due."""
 
 
 class Transactions:
@@ -85,14 +96,15 @@ class Transactions:
                 f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m})) "
                 f"OR (state = 'in_progress' AND lease_until < {m})) "
                 "RETURNING id, workflow, digest, batch_id, case_ref, payload, attempts, max_attempts, fence, "
-                "effect_attempt, history",
+                "effect_attempt, history, verification, result_ref, output",
                 (owner, now + lease_s, now, *ids, now, now)).fetchall()
             if rows:
                 conn.exec_driver_sql(
                     f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
                     f"VALUES ({m}, {m}, 'in_progress', {m}, {m})", [(r[0], now, r[6], owner) for r in rows])
         order = {tx_id: index for index, tx_id in enumerate(ids)}
-        return [Claim(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], json.loads(r[10]), now)
+        return [Claim(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], json.loads(r[10]), now,
+                      r[11], r[12], json.loads(r[13]) if r[13] else None)
                 for r in sorted(rows, key=lambda r: order[r[0]])]
 
     def claim(self, tx_id: int, owner: str, lease_s: float) -> Claim | None:
@@ -183,7 +195,7 @@ class Transactions:
                          o.next_attempt_at,
                          o.result_ref, json.dumps(o.output) if o.output is not None else None,
                          json.dumps(o.evidence) if o.evidence else None, 0 if o.state == "retry_scheduled" else 1,
-                         1 if o.give_back_attempt else 0, o.claim.id, o.claim.fence))
+                         1 if o.give_back_attempt else 0, o.verification, o.verify_due_at, o.claim.id, o.claim.fence))
         with self.engine.begin() as conn:
             m = placeholder(conn)
             stale = self._stale(conn, outcomes) if len(outcomes) > 1 else []
@@ -193,7 +205,8 @@ class Transactions:
                     f"UPDATE transactions SET state = {m}, updated_at = {m}, history = {m}, lease_until = NULL, "
                     f"error_class = {m}, error_message = {m}, error_detail = {m}, next_attempt_at = {m}, "
                     f"result_ref = COALESCE({m}, result_ref), output = COALESCE({m}, output), "
-                    f"evidence = COALESCE({m}, evidence), published = {m}, max_attempts = max_attempts + {m} "
+                    f"evidence = COALESCE({m}, evidence), published = {m}, max_attempts = max_attempts + {m}, "
+                    f"verification = COALESCE({m}, verification), verify_due_at = {m} "
                     f"WHERE id = {m} AND fence = {m} AND state = 'in_progress'", fresh).rowcount
                 if len(outcomes) == 1 and updated != 1:
                     return [outcomes[0].claim]

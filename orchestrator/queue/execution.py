@@ -19,17 +19,20 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from bots import BotJob, BotResult, BusinessException, TargetServerError
-from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, redact_text, register_secret
+from monitoring import (ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, VERIFICATIONS, metrics_enabled, redact_text,
+                        register_secret)
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
 
 from ..deadlines import maintenance_until
 from ..errors import StaleAttempt
 from ..ledger import HELD, LEDGER_UNREACHABLE, Claim, Outcome
 from .breaker import waiting_message
+from ..ledger.schema import PENDING
 from .budgets import BudgetUnavailable, budget_held
 from .faults import fault_point
 from .preflight import missing_configuration
 from .runtime import Runtime
+from . import verification
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +73,8 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
             take = _outside_maintenance(runtime, take)
         take = _outside_open_breakers(runtime, take)
         claims = _claim(runtime, take)
+        if len(claims) < len(take):  # some may be done cases whose delayed verification is due
+            _verify_due(runtime, take, claims)
         began = time.monotonic()
         outcomes = [o for o in (_attempt(runtime, claim) for claim in claims) if o is not None]
         stale = ledger.transactions.finish_many(outcomes)
@@ -108,6 +113,25 @@ def _claim(runtime: Runtime, ids: list[int]) -> list[Claim]:
             log.warning("ledger unreachable; claiming again shortly", error=type(exc).__name__, wait_s=wait_s)
             time.sleep(wait_s)
             wait_s = min(wait_s * 2, 4.0)
+
+
+def _verify_due(runtime: Runtime, ids: list[int], claims: list[Claim]) -> None:
+    """Run the delayed verifications due among the ids no attempt claimed (see ``verification.verify_later``)."""
+    claimed = {claim.id for claim in claims}
+    rest = [tx_id for tx_id in ids if tx_id not in claimed]
+    for claim in runtime.ledger.verifications.claim_many(rest, runtime.owner, runtime.settings.lease_s):
+        verification.verify_later(runtime, _tools(runtime, claim), claim)
+
+
+def _tools(runtime: Runtime, claim: Claim) -> verification.AttemptTools:
+    """What verifying one claim borrows from this module."""
+    settings = runtime.settings
+    return verification.AttemptTools(
+        run=lambda job, before_effect: _run_bot(runtime, job, before_effect=before_effect),
+        failed=lambda exc, loaded: _retry_or_fail(runtime, claim, exc, loaded),
+        deferred=lambda exc: _deferred(runtime, claim, exc),
+        detail=detail_of,
+        backoff_s=lambda n: backoff_s(n, settings.retry_base_s, settings.retry_max_s))
 
 
 def _outside_maintenance(runtime: Runtime, ids: list[int]) -> list[int]:
@@ -202,6 +226,8 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome(claim, "business_exception", error_class="CaseDataError",
                        error_message=exc.message, error_detail=f"CaseDataError: {exc}")
     secrets = SecretValues(settings.secrets_file, on_read=register_secret)
+    if claim.verification == PENDING:  # an earlier attempt submitted; only its verification is left
+        return verification.verify_pending(_tools(runtime, claim), claim, loaded, case, secrets)
 
     lookup = workflow.lookup_steps
     if claim.effect_attempt is not None or (lookup and workflow.lookup_when == "always"):
@@ -223,13 +249,15 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             reference = found.output.get("reference")
             if reference:
                 log.info("earlier submission found", reference=reference)
-                return Outcome(claim, "done", result_ref=str(reference), output=found.output)
+                return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets,
+                                                 Outcome(claim, "done", result_ref=str(reference), output=found.output))
         elif workflow.at_most_once:
             return Outcome(claim, "business_exception", error_class="UncertainSubmit",
                            error_message="an earlier attempt may have submitted this case and the workflow has no "
                                          "lookup; a person must check the target system")
 
-    job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets)
+    job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets,
+                 screenshot_before_verify=workflow.verify is not None)
 
     def before_effect() -> None:
         fault_point("stall_before_submit")
@@ -250,8 +278,9 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
         return _retry_or_fail(runtime, claim, exc, loaded)
     reference = result.output.get("reference")
-    return Outcome(claim, "done", result_ref=str(reference) if reference is not None else None,
-                   output=result.output, evidence=result.artifacts or None)
+    return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
+        claim, "done", result_ref=str(reference) if reference is not None else None,
+        output=result.output, evidence=result.artifacts or None))
 
 
 def _run_bot(runtime: Runtime, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
@@ -355,7 +384,10 @@ def _count(outcomes: Sequence[Outcome]) -> None:
     """Metrics and a log line for recorded outcomes (metrics added up per workflow and outcome)."""
     totals: Counter[tuple[str, str]] = Counter()
     retries: Counter[tuple[str, str]] = Counter()
+    verified: Counter[tuple[str, str]] = Counter()
     for outcome in outcomes:
+        if (result := verification.counted_result(outcome)) is not None:
+            verified[(outcome.claim.workflow, result)] += 1
         if outcome.state == "paused":  # held for the configuration: neither a transaction's end nor a retry
             continue
         totals[(outcome.claim.workflow, outcome.state)] += 1
@@ -373,3 +405,5 @@ def _count(outcomes: Sequence[Outcome]) -> None:
         TRANSACTIONS.labels(workflow, state).inc(count)
     for (workflow, error_class), count in retries.items():
         RETRIES.labels(workflow, error_class).inc(count)
+    for (workflow, result), count in verified.items():
+        VERIFICATIONS.labels(workflow, result).inc(count)

@@ -10,7 +10,9 @@ Points:
   submit; the test resumes it (SIGCONT) after another worker has taken the case over;
 - ``before_submit``: the ledger has recorded that this attempt may submit, the submit has not happened;
 - ``after_submit``: the target system has accepted the submit, the ledger has not recorded the outcome;
-- ``after_commit``: the ledger has recorded the outcome, the broker has not had the acknowledgement.
+- ``after_commit``: the ledger has recorded the outcome, the broker has not had the acknowledgement;
+- ``stall_before_verify``: the process stops itself (SIGSTOP) after a successful submit, just before the
+  verification reads the record back; the test takes the target system down, then resumes it (SIGCONT).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("stall_before_submit", "before_submit", "after_submit", "after_commit")
+POINTS = ("stall_before_submit", "before_submit", "after_submit", "after_commit", "stall_before_verify")
 _armed: tuple[str, str] | None | bool = False  # False: not read yet; None: no fault asked for
 
 

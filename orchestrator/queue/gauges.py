@@ -73,7 +73,8 @@ class LedgerCollector(_CachedCollector):
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
                 "held": self.ledger.reports.held(), "audit_head": self.ledger.audit.head().seq,
                 "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now),
-                "breakers": {system: b.state for system, b in self.ledger.breakers.all().items()}}
+                "breakers": {system: b.state for system, b in self.ledger.breakers.all().items()},
+                "verification": self.ledger.reports.verification()}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -87,6 +88,14 @@ class LedgerCollector(_CachedCollector):
         yield GaugeMetricFamily("autoclerk_target_projected_completion_timestamp_seconds",
                                 "When the target is reached at the recent rate (Unix time; NaN when nothing is moving).",
                                 value=math.nan if f["projected"] is None else f["projected"])
+        verification = GaugeMetricFamily(
+            "autoclerk_target_verification",
+            "Done transactions by verification, from the durable ledger: verified (read back and right: what the "
+            "target counts), unverified (submitted, not checked), verify_failed (read back wrong, to a person).",
+            labels=["result"])
+        for result, count in f["verification"].items():
+            verification.add_metric([result], count)
+        yield verification
         states = GaugeMetricFamily("autoclerk_ledger_transactions",
                                    "Transactions in the ledger by state (waiting: queued, retry_scheduled, paused; "
                                    "waiting for a person: business_exception; dead-lettered: failed).", labels=["state"])

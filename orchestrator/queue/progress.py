@@ -3,7 +3,10 @@ the operations page and its API).
 
 Everything comes from the durable ledger, so the figures survive any process restart. ``completed`` is
 the number of transactions ``done`` (finished by a bot); cases handed back to a person, failed or
-cancelled are shown per batch but do not count toward the target.
+cancelled are shown per batch but do not count toward the target. Of the done ones, ``verified`` counts those
+whose record a verification read back and found right (the figure the target is measured by), beside
+``unverified`` (submitted, not checked) and ``verify_failed`` (read back wrong, handed to a person): all three
+from :meth:`~orchestrator.ledger.Reports.verification`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from .gauges import target_figures
 
 
 def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
-    """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches."""
+    """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches, with the
+    done cases ``verified``, ``unverified`` and the ``verify_failed`` ones."""
     now = dt.datetime.now(dt.timezone.utc)
     progress = ledger.reports.progress(window_s, now.timestamp())
     figures = target_figures(progress, target, now.timestamp())
@@ -35,7 +39,7 @@ def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> di
             "rate_window_s": window_s,
             "projected_completion": None if projected is None else
             dt.datetime.fromtimestamp(projected, dt.timezone.utc).isoformat(timespec="seconds"),
-            "ledger_counts": progress["counts"], "batches": rows}
+            "ledger_counts": progress["counts"], "batches": rows, **ledger.reports.verification()}
 
 
 def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str, float] | None) -> dict[str, Any]:

@@ -209,6 +209,9 @@ class Reconciliation:
     in_progress: int = 0
     moved_to_later_batch: int = 0
     open_exceptions: int = 0
+    verified: int = 0
+    unverified: int = 0
+    verify_failed: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -226,7 +229,8 @@ class Reconciliation:
                 "intake": self.intake, "rows_read": self.rows_read, "accepted": self.accepted,
                 "rejected": self.rejected_total, "rejected_by_kind": self.rejected, "outcomes": self.outcomes,
                 "in_progress": self.in_progress, "moved_to_later_batch": self.moved_to_later_batch,
-                "open_exceptions": self.open_exceptions, "balanced": self.balanced}
+                "open_exceptions": self.open_exceptions, "verified": self.verified, "unverified": self.unverified,
+                "verify_failed": self.verify_failed, "balanced": self.balanced}
 
     def lines(self) -> list[str]:
         """The report as plain-English lines, the two sums spelled out."""
@@ -244,6 +248,8 @@ class Reconciliation:
         lines.append(f"accepted {self.accepted:,} = " + " + ".join(parts))
         if self.open_exceptions:
             lines.append(f"  of those handed back, {self.open_exceptions:,} still wait for a person")
+        lines.append(f"  of those done, {self.verified:,} verified in the target system, {self.unverified:,} submitted "
+                     f"but not verified; {self.verify_failed:,} submitted but not kept (verify_failed, handed back)")
         if self.intake == "receiving":
             lines.append("  the file is still being received: the sums are not final")
         lines.append("both sums hold" if self.balanced else "THE SUMS DO NOT HOLD: the batch's figures disagree")
@@ -265,4 +271,5 @@ def reconcile(ledger: Ledger, batch_id: str) -> Reconciliation | None:
         handed_off_at=batch["created_at"], state=batch["state"], intake=batch["intake"], rows_read=rows_read,
         accepted=accepted, rejected=found["rejected"], outcomes={label: counts[s] for label, s in OUTCOMES},
         in_progress=sum(counts[s] for s in STATES if s not in TERMINAL),
-        moved_to_later_batch=max(0, accepted - total), open_exceptions=found["open_exceptions"])
+        moved_to_later_batch=max(0, accepted - total), open_exceptions=found["open_exceptions"],
+        **found["verification"])

@@ -90,6 +90,7 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
                     on_timeout(str(exc))
                 counts = ledger.reports.counts(receipt.batch_id)
             held = ledger.reports.held(receipt.batch_id) if counts["paused"] else {}
+            verification = ledger.reports.verification(receipt.batch_id)
     finally:
         set_runtime(None)
         runtime.close()
@@ -97,6 +98,6 @@ def run_batch(settings: Settings, workflow_path: Path, cases_path: Path, *, time
         on_warning(f"{sum(held.values())} case(s) held: the bots lacked a setting the workflow needs (see "
                    f"'autoclerk batches show {receipt.batch_id} --state paused'); fix it, then run the same "
                    f"command again or 'autoclerk batches resume {receipt.batch_id}'")
-    summary = Summary.of(receipt, counts, time.monotonic() - started)
+    summary = Summary.of(receipt, counts, time.monotonic() - started, verification)
     summary.extra["ledger"] = settings.ledger_url
     return summary

@@ -12,6 +12,9 @@ from .handoff import Receipt
 
 CATEGORIES = (
     ("done", ""),
+    ("verified", "done, and the record read back from the target system was right"),
+    ("unverified", "done (submitted), not checked: not in the verify sample, not yet due, or no verify"),
+    ("verify_failed", "submitted, but the record read back was wrong: handed back to a person"),
     ("business_exception", "handed back to a person"),
     ("failed", "attempts used up (exit 5)"),
     ("cancelled", ""),
@@ -42,10 +45,16 @@ class Summary:
     processed: int
     elapsed_s: float
     per_second: float
+    verified: int = 0
+    unverified: int = 0
+    verify_failed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, receipt: Receipt, counts: dict[str, int], elapsed_s: float) -> "Summary":
+    def of(cls, receipt: Receipt, counts: dict[str, int], elapsed_s: float,
+           verification: dict[str, int] | None = None) -> "Summary":
+        """The summary of a batch from its counts by state and its verification counts
+        (:meth:`~orchestrator.ledger.Reports.verification`)."""
         before = receipt.already_finished
         processed = sum(counts[s] for s in TERMINAL)
         unfinished = sum(counts[s] for s in ACTIVE)
@@ -64,6 +73,9 @@ class Summary:
             processed=processed,
             elapsed_s=round(elapsed_s, 3),
             per_second=round(processed / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+            verified=(verification or {}).get("verified", 0),
+            unverified=(verification or {}).get("unverified", 0),
+            verify_failed=(verification or {}).get("verify_failed", 0),
         )
 
     @property

@@ -291,6 +291,10 @@ class Reconciliation(BaseModel):
     in_progress: int
     moved_to_later_batch: int = Field(description="Cases that a later hand-off of the same reference took over.")
     open_exceptions: int
+    verified: int = Field(description="Done cases whose record was read back from the target system and found right.")
+    unverified: int = Field(description="Done cases submitted but not read back (outside the sample, not yet due, "
+                                        "or the workflow does not verify).")
+    verify_failed: int = Field(description="Cases whose record was read back missing or wrong (handed back to a person).")
     balanced: bool = Field(description="Whether both sums hold.")
 
 

@@ -37,6 +37,9 @@ class _Reports:
     def deadlines(self, margin_s: float, *, batch_id: str | None = None, now: float | None = None) -> dict:
         return {"change-of-address": {"at_risk": 2, "breached": 1}}
 
+    def verification(self) -> dict:
+        return {"verified": 5, "unverified": 2, "verify_failed": 1}
+
 
 class _Audit:
     def head(self) -> AuditHead:
@@ -84,10 +87,10 @@ def test_every_metric_the_dashboard_and_rules_use_is_exported() -> None:
     assert used <= names, f"not exported: {sorted(used - names)}"
 
 
-def test_the_dashboard_covers_target_throughput_outcomes_queue_durations_bots_and_deadlines() -> None:
+def test_the_dashboard_covers_target_verification_throughput_outcomes_queue_durations_bots_and_deadlines() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert [p["title"] for p in dashboard["panels"] if p["type"] == "row"] == [
-        "Target", "Throughput and outcomes", "Queue", "Durations", "Bots", "Deadlines"]
+        "Target", "Verification", "Throughput and outcomes", "Queue", "Durations", "Bots", "Deadlines"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"] if p["type"] != "row")
