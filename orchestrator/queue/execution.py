@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from bots import BotJob, BotResult, BusinessException, TargetServerError
+from bots import BotJob, BotResult, BusinessException
 from monitoring import ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, metrics_enabled, redact_text, register_secret
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
 
@@ -35,8 +35,6 @@ log = structlog.get_logger(__name__)
 FAST_S = 0.05
 """Transactions quicker than this are claimed and recorded in growing chunks."""
 MAX_CHUNK = 1000
-SERVER_BUSY = "TargetServerBusy"
-"""The error class of an attempt that met a server error (5xx) while the system answered, and kept its attempt."""
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
@@ -273,18 +271,6 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
         return Outcome(claim, "retry_scheduled", error_class="TargetUnavailable", evidence=evidence, error_detail=detail,
                        error_message=f"The target system '{down}' did not answer; the case waits for it without "
                                      "spending an attempt.",
-                       next_attempt_at=time.time() + delay, give_back_attempt=True)
-    graced = sum(1 for past in claim.history if past.get("error_class") == SERVER_BUSY)
-    if isinstance(exc, TargetServerError) and graced < runtime.settings.server_error_grace:
-        # The system answers, but a page of it failed with a server error: a burst. The case waits and keeps
-        # its attempt, a bounded number of times, so a burst fails no case and a page that always fails
-        # for this case still ends it.
-        delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-        log.info("target system answered a server error; transaction waits", reason=str(exc),
-                 graced=graced + 1, retry_in_s=round(delay, 2))
-        return Outcome(claim, "retry_scheduled", error_class=SERVER_BUSY, evidence=evidence, error_detail=detail,
-                       error_message=f"The target system answered with a server error; the case waits without "
-                                     f"spending an attempt ({graced + 1} of {runtime.settings.server_error_grace} such waits).",
                        next_attempt_at=time.time() + delay, give_back_attempt=True)
     if claim.attempt >= claim.max_attempts:
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
