@@ -363,8 +363,11 @@ class BotEngine:
                 bound.fail(PageCrashed("the page crashed", step=bound.step_path))
 
             def requested(request: Any) -> None:  # which step each page load began in (and whether it submits)
-                if request.is_navigation_request() and request.frame == page.main_frame:
-                    signals.began[request] = (signals.step, signals.submitting)
+                try:
+                    if request.is_navigation_request() and request.frame == page.main_frame:
+                        signals.began[request] = (signals.step, signals.submitting)
+                except PlaywrightError:  # a navigation whose frame is not there yet is not the page's own
+                    pass
 
             def answered(response: Any) -> None:  # a 5xx page, wherever a step led (goto, a click, a redirect)
                 if response.status >= 500 and response.frame == page.main_frame and response.request.is_navigation_request():
