@@ -99,12 +99,14 @@ def measure(mode: str, error_rate: float, count: int, concurrency: int, broker: 
         created, = db.execute("select min(created_at) from batches").fetchone()
         ended, = db.execute("select max(updated_at) from transactions").fetchone()
         sent_back, = db.execute("select count(*) from transaction_events where state = 'retry_scheduled'").fetchone()
+        why = Counter(past["error_class"] for (history,) in db.execute("select history from transactions")
+                      for past in json.loads(history) if past["outcome"] == "retry_scheduled")
         done_refs = {ref for (ref,) in db.execute("select case_ref from transactions where state = 'done'")}
     logs = "\n".join(p.read_text(errors="replace") for p in folder.glob("*.log"))
     return {"makespan_s": ended - created, "done": summary["done"], "failed": summary["failed"],
             "unfinished": summary["unfinished"], "lost": len(done_refs - set(made)),
             "duplicated": sum(n - 1 for n in made.values() if n > 1), "retried_in_place": logs.count(RETRIED),
-            "sent_back_to_queue": sent_back}
+            "sent_back_to_queue": sent_back, "sent_back_why": dict(why)}
 
 
 def main() -> None:
@@ -136,13 +138,14 @@ def main() -> None:
                     print(f"{mode} run {run}, error rate {rate:g}: {measured['makespan_s']:.1f} s "
                           f"(done {measured['done']}, failed {measured['failed']}, lost {measured['lost']}, "
                           f"duplicated {measured['duplicated']}, retried in place {measured['retried_in_place']}, "
-                          f"sent back to the queue {measured['sent_back_to_queue']})", flush=True)
+                          f"sent back to the queue {measured['sent_back_to_queue']} {measured['sent_back_why']})", flush=True)
             clean = statistics.median(m["makespan_s"] for m in seen[0.0])
             faulty = statistics.median(m["makespan_s"] for m in seen[args.error_rate])
             result[mode] = {
                 "makespan_s": round(clean, 1), "makespan_with_errors_s": round(faulty, 1), "ratio": round(faulty / clean, 3),
                 **{key: sum(m[key] for m in seen[args.error_rate]) for key in
                    ("failed", "unfinished", "lost", "duplicated", "retried_in_place", "sent_back_to_queue")},
+                "sent_back_why": dict(sum((Counter(m["sent_back_why"]) for m in seen[args.error_rate]), Counter())),
             }
             r = result[mode]
             print(f"{mode}: {r['makespan_s']} s without errors, {r['makespan_with_errors_s']} s with "
