@@ -70,7 +70,8 @@ async def goto(ctx: StepContext, args: Goto) -> None:
     except PlaywrightTimeout:
         raise StepTimeout(f"navigation did not finish within {timeout_ms} ms", step=ctx.step_path) from None
     if response is not None and response.status >= 500:
-        raise TargetServerError(f"the target system answered {response.status}", step=ctx.step_path)
+        raise TargetServerError(f"the target system answered {response.status}", step=ctx.step_path,
+                                url=response.url, method="GET", began_in=ctx.signals.step)
 
 
 async def fill(ctx: StepContext, args: Fill) -> None:

@@ -24,6 +24,47 @@ from workflows.locators import ByCss, ByLabel, ByPlaceholder, ByRole, ByTestId, 
 from .errors import BusinessException, StepTimeout
 
 
+@dataclass
+class PageSignals:
+    """What the page's listeners and the steps of one transaction tell each other; one object shared by the
+    contexts of the called parts too (a part's context is a copy of its caller's, and this is not copied).
+
+    Attributes:
+        failure: resolves with the page's failure (a crash, a disconnect, a 5xx page); replaced by a fresh
+            future when a 5xx page is loaded again in place.
+        step: the path of the step running now.
+        submitting: a submitting step has called ``before_effect`` and no step has started since.
+        effect_started: a submitting step has called ``before_effect`` in this transaction.
+        began: for each navigation request of the main frame, the step it began in and whether that step
+            was submitting.
+        workflow: the transaction's workflow (the label of its metrics, whichever part runs).
+    """
+
+    failure: asyncio.Future[BaseException] | None = None
+    step: str = ""
+    submitting: bool = False
+    effect_started: bool = False
+    began: dict[Any, tuple[str, bool]] = field(default_factory=dict)
+    workflow: str = ""
+
+    def origin(self, request: Any) -> tuple[str | None, str | None, bool]:
+        """Where a navigation request began: the step, the method of the first request of its redirect chain,
+        and whether any request of the chain was sent by a submitting step."""
+        step, method, submitting = None, None, False
+        while request is not None:
+            began = self.began.get(request)
+            if began is not None:
+                step, submitting = began[0], submitting or began[1]
+            method = request.method
+            request = request.redirected_from
+        return step, method, submitting
+
+    def rearm(self) -> None:
+        """A fresh ``failure`` future, after a 5xx page was dealt with in place."""
+        if self.failure is not None and self.failure.done():
+            self.failure = asyncio.get_running_loop().create_future()
+
+
 class StepHooks(Protocol):
     """Cross-cutting behaviour around every step (metrics, logs): told the verb, the time taken and success."""
 
@@ -63,7 +104,12 @@ class StepContext:
     """The page's own script errors and console errors during this attempt (``step: message``), oldest first."""
     evidence_dir: Path | None = None
     files_dir: Path | None = None
-    failure: asyncio.Future[BaseException] | None = None
+    signals: PageSignals = field(default_factory=PageSignals)
+    """Shared with the page's listeners and the contexts of called parts (see :class:`PageSignals`)."""
+    server_error_retries: int = 0
+    """How many times a page that answered 5xx is loaded again in place (``server_errors.py``)."""
+    server_error_wait_s: float = 0.5
+    """The base of the jittered wait before each of those loads."""
     step_path: str = ""
     step_verb: str = ""
     sessions: Any = None
@@ -98,10 +144,16 @@ class StepContext:
     def timeout(self, args: Any) -> int:
         return getattr(args, "timeout_ms", None) or self.step_timeout_ms
 
+    @property
+    def failure(self) -> asyncio.Future[BaseException] | None:
+        """Resolves with the page's failure (see :attr:`PageSignals.failure`)."""
+        return self.signals.failure
+
     def fail(self, exc: BaseException) -> None:
         """Signal a page-level failure to whatever step is waiting (first signal wins)."""
-        if self.failure is not None and not self.failure.done():
-            self.failure.set_result(exc)
+        failure = self.signals.failure
+        if failure is not None and not failure.done():
+            failure.set_result(exc)
 
     @property
     def business_error(self) -> str | None:
@@ -148,8 +200,9 @@ class StepContext:
     async def race(self, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` unless the page fails first; raise the page's failure then."""
         task = asyncio.ensure_future(awaitable)
-        assert self.failure is not None
-        done, _ = await asyncio.wait({task, self.failure}, return_when=asyncio.FIRST_COMPLETED)
+        failure = self.signals.failure
+        assert failure is not None
+        done, _ = await asyncio.wait({task, failure}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             return task.result()
         task.cancel()
@@ -157,7 +210,7 @@ class StepContext:
             await task
         except (asyncio.CancelledError, PlaywrightError):
             pass
-        raise self.failure.result()
+        raise failure.result()
 
     async def element(self, locator: Locator, timeout_ms: int | None = None, state: str = "visible") -> PwLocator:
         """Wait until the element (or the first of its alternatives) is in ``state``; the system's message wins.

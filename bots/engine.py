@@ -30,11 +30,12 @@ from monitoring import (BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRA
 from workflows import EnvValues, LoadedWorkflow, Step, Verify, Workflow, secret_values
 
 from .chromium import OWNER_ENV, find_chromium, launch_options
-from .context import StepContext
+from .context import PageSignals, StepContext
 from .errors import ApplicationError, BotError, BrowserGone, BusinessException, PageCrashed, StepTimeout, TargetServerError
 from .evidence import evidence_folder, keep_evidence, prune_artifacts
 from .flow import Finished, run_steps
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
+from .server_errors import note_retry, wait_s
 from .session import SessionKeeper
 from .verification import BEFORE, keep_screenshot, keep_verification
 
@@ -59,6 +60,9 @@ class BotConfig:
         browser_memory_mb: memory of the browser's processes above which it is replaced.
         trace: keep a Playwright trace of each failed attempt (off by default: traces hold typed values).
         artifacts_retention_days: evidence older than this is deleted (when the engine starts, then hourly).
+        server_error_retries: how many times a 5xx is retried in place, within the attempt (``server_errors.py``):
+            a page that submits nothing is loaded again, or, before any submit, the steps start again.
+        server_error_wait_s: the base of the jittered wait before each of those (it doubles each time).
     """
 
     system_urls: Mapping[str, str] = field(default_factory=dict)
@@ -74,6 +78,8 @@ class BotConfig:
     browser_memory_mb: float = 1500.0
     trace: bool = False
     artifacts_retention_days: float = 30.0
+    server_error_retries: int = 3
+    server_error_wait_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -288,19 +294,45 @@ class BotEngine:
             raise StepTimeout(f"the transaction took longer than its budget of {self.config.transaction_budget_s:g} s") from None
 
     async def _run_in_context(self, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
+        """Run the job in a fresh context. A 5xx that reaches here before any submit, and was not already loaded
+        again in place (a POST, a page a nested step met), starts the steps again in another fresh context after a
+        jittered wait, up to ``server_error_retries`` times."""
         self._prune()
-        slot = await self._acquire()
-        try:
-            return await self._run_in_browser(slot.browser, job, before_effect)
-        finally:
-            await self._release(slot)
+        limit, name = self.config.server_error_retries, job.workflow.definition.name
+        restarts = 0
+        while True:
+            signals = PageSignals(workflow=name)
 
-    async def _run_in_browser(self, browser: Browser, job: BotJob, before_effect: Callable[[], None]) -> BotResult:
+            def restartable(exc: BotError, signals: PageSignals = signals) -> bool:
+                return (isinstance(exc, TargetServerError) and not exc.retried_in_place and not signals.effect_started
+                        and restarts < limit)
+
+            slot = await self._acquire()
+            try:
+                return await self._run_in_browser(slot.browser, job, before_effect, signals, restartable)
+            except TargetServerError as exc:
+                if not restartable(exc):
+                    raise
+                restarts += 1
+                delay = wait_s(restarts, self.config.server_error_wait_s)
+                note_retry(name, "steps started again", exc, restarts, limit, delay)
+            finally:
+                await self._release(slot)
+            await asyncio.sleep(delay)
+
+    async def _run_in_browser(self, browser: Browser, job: BotJob, before_effect: Callable[[], None],
+                              signals: PageSignals, restartable: Callable[[BotError], bool]) -> BotResult:
         try:
             context = await browser.new_context(java_script_enabled=True, service_workers="block")
         except PlaywrightError as exc:
             raise BrowserGone(f"could not open a browser context ({_first_line(exc)})") from None
         loop = asyncio.get_running_loop()
+        signals.failure = loop.create_future()
+
+        async def effect() -> None:  # set first: a submit that may have begun is never retried in place
+            signals.submitting = signals.effect_started = True
+            await asyncio.to_thread(before_effect)
+
         ctx: StepContext | None = None
         on_disconnect: Callable[[Any], None] | None = None
         definition = job.workflow.definition
@@ -321,12 +353,14 @@ class BotEngine:
                 system_urls=dict(self.config.system_urls),
                 step_timeout_ms=self.config.step_timeout_ms,
                 navigation_timeout_ms=self.config.navigation_timeout_ms,
-                before_effect=lambda: asyncio.to_thread(before_effect),
+                before_effect=effect,
                 on_fallback=lambda verb, index: self._fallback(definition.name, verb, index),
                 hooks=_MetricHooks() if metrics_enabled() else None,
                 evidence_dir=self._evidence_dir(job),
                 files_dir=self.config.files_dir,
-                failure=loop.create_future(),
+                signals=signals,
+                server_error_retries=self.config.server_error_retries,
+                server_error_wait_s=self.config.server_error_wait_s,
                 sessions=self.sessions if self.config.reuse_sessions else None,
                 secret_values=set(secret_values(definition.input, job.case)),
                 on_step=job.on_step,
@@ -338,9 +372,19 @@ class BotEngine:
                 PAGE_CRASHES.inc()
                 bound.fail(PageCrashed("the page crashed", step=bound.step_path))
 
+            def requested(request: Any) -> None:  # which step each page load began in (and whether it submits)
+                try:
+                    if request.is_navigation_request() and request.frame == page.main_frame:
+                        signals.began[request] = (signals.step, signals.submitting)
+                except PlaywrightError:  # a navigation whose frame is not there yet is not the page's own
+                    pass
+
             def answered(response: Any) -> None:  # a 5xx page, wherever a step led (goto, a click, a redirect)
                 if response.status >= 500 and response.frame == page.main_frame and response.request.is_navigation_request():
-                    bound.fail(TargetServerError(f"the target system answered {response.status}", step=bound.step_path))
+                    began_in, method, submitting = signals.origin(response.request)
+                    bound.fail(TargetServerError(f"the target system answered {response.status}", step=bound.step_path,
+                                                 url=response.url, method=method, began_in=began_in,
+                                                 submitting=submitting))
 
             def loaded(request: Any) -> None:  # how long the target system took to answer a page load
                 if request.is_navigation_request() and (end := request.timing.get("responseEnd", -1)) >= 0:
@@ -354,6 +398,7 @@ class BotEngine:
                     _note_page_error(bound, f"console error: {' '.join(str(message.text).split())[:300]}")
 
             page.on("crash", crashed)
+            page.on("request", requested)
             page.on("response", answered)
             page.on("pageerror", script_failed)
             page.on("console", console)
@@ -386,7 +431,8 @@ class BotEngine:
                 _mask_message(exc, ctx)
                 if job.verification is not None and isinstance(exc, BusinessException):
                     await keep_verification(ctx, job.verification)  # what the failed comparison saw
-                await keep_evidence(ctx, exc, trace=self.config.trace)
+                if not restartable(exc):  # the steps start again in place: no evidence of a failed attempt yet
+                    await keep_evidence(ctx, exc, trace=self.config.trace)
             raise
         finally:
             if on_disconnect is not None:

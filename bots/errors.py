@@ -46,7 +46,30 @@ class StepTimeout(ApplicationError):
 
 
 class TargetServerError(ApplicationError):
-    """The target system answered with a server error (5xx)."""
+    """The target system answered a page request with a server error (5xx).
+
+    A page load that submits nothing is loaded again in place a few times before this reaches the
+    orchestrator (``server_errors.py``); what it knows of the request decides whether that is safe.
+
+    Args:
+        url: the address that answered 5xx (``None``: unknown).
+        method: the HTTP method of the request that began the navigation (a POST redirected to a GET is a POST).
+        began_in: the path of the step the navigation began in.
+        submitting: the navigation began in a submitting step, after ``before_effect``: it may have changed
+            the target system, so it is never sent again in place.
+
+    Example::
+
+        TargetServerError("the target system answered 503", step="steps[3].click", url="http://cms/cases/CASE-000001",
+                          method="GET", began_in="steps[3].click")
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, url: str | None = None, method: str | None = None,
+                 began_in: str | None = None, submitting: bool = False) -> None:
+        self.url, self.method, self.began_in, self.submitting = url, method, began_in, submitting
+        self.retried_in_place = False
+        """Set once the page was loaded again in place and kept failing: the steps are not started again for it."""
+        super().__init__(message, step=step)
 
 
 class PageCrashed(ApplicationError):

@@ -20,11 +20,12 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from workflows import CaseDataError, EnvValues, alternatives, check_case, secret_values
 from workflows.secrets import EnvMissingError, SecretMissingError
 from workflows.errors import TemplateRenderError
-from workflows.steps import CUSTOM_STEPS, Assert, Call, ConditionArgs, Fail, Finish, ForEach, If, Retry, Set, StepBase, nested
+from workflows.steps import (CUSTOM_STEPS, Assert, Call, ConditionArgs, Fail, Finish, ForEach, If, Retry, Set, StepBase,
+                             nested, submits)
 
-from . import actions
+from . import actions, server_errors
 from .context import StepContext, wait_until
-from .errors import ApplicationError, BotError, BusinessException, BrowserGone, PageCrashed
+from .errors import ApplicationError, BotError, BusinessException, BrowserGone, PageCrashed, TargetServerError
 
 
 async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None:
@@ -37,10 +38,11 @@ async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None
     for index, step in enumerate(steps):
         path = f"{label}[{index}].{step.verb}"
         ctx.step_path, ctx.step_verb = path, step.verb
+        ctx.signals.step, ctx.signals.submitting = path, False
         structlog.contextvars.bind_contextvars(step=path)  # every log line of the step names it
         started, ok = time.monotonic(), False
         try:
-            await _executor(step.verb)(ctx, step.args)
+            await _run_step(ctx, step)
             ok = True
         except Finished:
             ok = True
@@ -57,6 +59,20 @@ async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None
             if ctx.on_step is not None:
                 await ctx.on_step(ctx, path, time.monotonic() - started, ok)
         ctx.step_path, ctx.step_verb = path, step.verb
+
+
+async def _run_step(ctx: StepContext, step: StepBase) -> None:
+    """Run one step; a page that answered 5xx and may be sent again is loaded again in place (a step holding
+    other steps leaves that to them, and a submitting step is never retried in place)."""
+    while True:
+        try:
+            await _executor(step.verb)(ctx, step.args)
+            return
+        except TargetServerError as exc:
+            if nested_step(step) or submits(step) or not server_errors.can_load_again(exc):
+                raise
+            if not await server_errors.load_again(ctx, exc):
+                return
 
 
 def nested_step(step: StepBase) -> bool:

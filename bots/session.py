@@ -27,6 +27,7 @@ from workflows import EnvValues, LoadedWorkflow, Session, alternatives
 
 from .context import StepContext
 from .errors import SessionExpired, StepTimeout, TargetServerError
+from .server_errors import load_again
 
 log = structlog.get_logger(__name__)
 
@@ -86,12 +87,17 @@ class SessionKeeper:
         await ctx.page.context.add_cookies(held.cookies)
         url = urljoin(base.rstrip("/") + "/", session.resume.lstrip("/"))
         try:
-            response = await ctx.race(ctx.page.goto(url, timeout=ctx.navigation_timeout_ms, wait_until="domcontentloaded"))
-        except PlaywrightTimeout:
-            raise StepTimeout(f"the signed-in page {session.resume} did not open within {ctx.navigation_timeout_ms} ms",
-                              step=ctx.step_path) from None
-        if response is not None and response.status >= 500:
-            raise TargetServerError(f"the target system answered {response.status}", step=ctx.step_path)
+            try:
+                response = await ctx.race(ctx.page.goto(url, timeout=ctx.navigation_timeout_ms,
+                                                        wait_until="domcontentloaded"))
+            except PlaywrightTimeout:
+                raise StepTimeout(f"the signed-in page {session.resume} did not open within {ctx.navigation_timeout_ms} ms",
+                                  step=ctx.step_path) from None
+            if response is not None and response.status >= 500:
+                raise TargetServerError(f"the target system answered {response.status}", step=ctx.step_path,
+                                        url=response.url, method="GET", began_in=ctx.signals.step)
+        except TargetServerError as exc:
+            await load_again(ctx, exc)  # the resume page submits nothing: loaded again in place, or this raises
         return not await self._shows_sign_in(ctx, held)
 
     async def _shows_sign_in(self, ctx: StepContext, held: _Held) -> bool:

@@ -4,10 +4,10 @@ Pages: sign-in (session cookie), case search, case details with change history a
 change-of-address form with server-side validation and a one-time form token, a confirmation page with
 a generated reference, and an add-a-note form with attachments and a JavaScript confirm dialog.
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
-``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
-session lifetime, a renamed element id, a full outage, a share of changes confirmed but never stored);
-``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends every session at
-once; ``GET /api/requests`` counts page requests.
+``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a page that always answers 5xx,
+a rate of hanging requests, session lifetime, a renamed element id, a full outage, a share of changes confirmed
+but never stored); ``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends
+every session at once; ``GET /api/requests`` counts page requests.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class Faults:
     hang_rate: float = 0.0
     hang_s: float = 3600.0
     session_ttl_s: float = 3600.0
+    error_path: str = ""
+    """Every page request whose path starts with this answers 503 (a page that always fails; "": none)."""
     id_drift: int = 0
     """1: a new release renamed the case search field's id (its label stays): locators must fall back."""
     outage: int = 0
@@ -100,7 +102,8 @@ class FaultMiddleware:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.hang_rate and random.random() < faults.hang_rate:
             await asyncio.sleep(faults.hang_s)
-        if faults.error_rate and random.random() < faults.error_rate:
+        if (faults.error_rate and random.random() < faults.error_rate) or (
+                faults.error_path and path.startswith(faults.error_path)):
             await PlainTextResponse("Service temporarily unavailable", status_code=503)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -2,7 +2,7 @@
 
 from .logs import configure_logging, redact_text, redactor, register_secret
 from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
-                      RETRIES, SESSIONS, STEP_DURATION, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS,
+                      RETRIES, SESSIONS, STEP_DURATION, STEP_RETRIES, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS,
                       VERIFICATION_RESULTS, VERIFICATIONS, disable_metrics,
                       metrics_enabled, serve_metrics)
 
@@ -23,6 +23,7 @@ __all__ = [
     "BOTS_BUSY",
     "BOT_SLOTS",
     "RETRIES",
+    "STEP_RETRIES",
     "LOCATOR_FALLBACKS",
     "SESSIONS",
     "BROWSER_RESTARTS",

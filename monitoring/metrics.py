@@ -95,6 +95,14 @@ RETRIES = Counter(
     registry=REGISTRY,
 )
 
+STEP_RETRIES = Counter(
+    "autoclerk_step_retries",
+    "Retries within an attempt, by reason (server_error: a page that answered 5xx loaded again, or the "
+    "steps started again before any submit), so the case did not go back to the queue.",
+    ["workflow", "reason"],
+    registry=REGISTRY,
+)
+
 LOCATOR_FALLBACKS = Counter(
     "autoclerk_locator_fallbacks",
     "Steps that found their element only through an alternative locator: the page has drifted.",

@@ -86,9 +86,11 @@ class Settings(BaseSettings):
                                  description="How long a worker waits for a system's budget before rescheduling.")
     ids_per_message: int = Field(default=250, ge=1, le=1000,
                                  description="The most transactions one broker message carries (micro-batching).")
-    server_error_grace: int = Field(default=10, ge=0, le=1000, description=(
-        "Server errors (5xx pages) per case that do not spend an attempt while the target system still answers "
-        "(a burst); each one beyond these spends an attempt as any failure does."))
+    server_error_retries: int = Field(default=3, ge=0, le=20, description=(
+        "Times a server error (a 5xx page) is retried in place, within the attempt, before it spends the attempt: "
+        "a page that submits nothing is loaded again, or the steps start again before any submit (0: never)."))
+    server_error_wait_s: float = Field(default=0.5, gt=0, le=60, description=(
+        "The wait before the first of those retries, with jitter; it doubles each time."))
     delivery_limit: int = Field(default=5, ge=1, le=100,
                                 description="Deliveries of one message before RabbitMQ dead-letters it (quorum queue).")
     consumer_timeout_s: float = Field(default=1800.0, gt=0,
@@ -255,6 +257,9 @@ class Settings(BaseSettings):
             raise ValueError("transaction_budget_s must be shorter than lease_s, or a slow attempt loses its lease")
         if self.message_budget_s >= self.consumer_timeout_s:
             raise ValueError("lease_s must be shorter than consumer_timeout_s (RabbitMQ would cancel the consumer)")
+        if self.server_error_wait_s * (2 ** self.server_error_retries - 1) >= self.transaction_budget_s / 2:
+            raise ValueError("server_error_wait_s doubled over server_error_retries must add up to less than half of "
+                             "transaction_budget_s, or the waits in place use up the attempt")
         return self
 
     @property

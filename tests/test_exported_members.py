@@ -35,7 +35,7 @@ PINNED = {
     "monitoring": {
         "ATTEMPTS", "BOT_SLOTS", "BOTS_BUSY", "BROWSER_RESTARTS", "configure_logging", "disable_metrics",
         "LOCATOR_FALLBACKS", "metrics_enabled", "OUTCOMES", "PAGE_CRASHES", "redact_text", "redactor",
-        "register_secret", "REGISTRY", "RETRIES", "serve_metrics", "SESSIONS", "STEP_DURATION", "TARGET_WAIT",
+        "register_secret", "REGISTRY", "RETRIES", "serve_metrics", "SESSIONS", "STEP_DURATION", "STEP_RETRIES", "TARGET_WAIT",
         "TRANSACTION_DURATION", "TRANSACTIONS", "VERIFICATION_RESULTS", "VERIFICATIONS",
     },
     "demo_portal": {

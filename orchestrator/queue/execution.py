@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from bots import BotJob, BotResult, BusinessException, TargetServerError
+from bots import BotJob, BotResult, BusinessException
 from monitoring import (ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, VERIFICATIONS, metrics_enabled, redact_text,
                         register_secret)
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
@@ -41,8 +41,6 @@ FAST_S = 0.05
 MAX_CHUNK = 1000
 CIRCUIT_OPEN = "CircuitOpen"
 """The error class of a case deferred, unclaimed, because its target system's circuit breaker is open."""
-SERVER_BUSY = "TargetServerBusy"
-"""The error class of an attempt that met a server error (5xx) while the system answered, and kept its attempt."""
 LEDGER_WAIT_S = 30.0
 """How long a worker waits in place for an unreachable ledger before it hands its message back to the queue."""
 
@@ -359,18 +357,6 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        error_message=f"The target system '{down.system}' did not answer; the case waits for it without "
                                      "spending an attempt.",
                        next_attempt_at=at, give_back_attempt=True)
-    graced = sum(1 for past in claim.history if past.get("error_class") == SERVER_BUSY)
-    if isinstance(exc, TargetServerError) and graced < runtime.settings.server_error_grace:
-        # The system answers, but a page of it failed with a server error: a burst. The case waits and keeps
-        # its attempt, a bounded number of times, so a burst fails no case and a page that always fails
-        # for this case still ends it.
-        delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-        log.info("target system answered a server error; transaction waits", reason=str(exc),
-                 graced=graced + 1, retry_in_s=round(delay, 2))
-        return Outcome(claim, "retry_scheduled", error_class=SERVER_BUSY, evidence=evidence, error_detail=detail,
-                       error_message=f"The target system answered with a server error; the case waits without "
-                                     f"spending an attempt ({graced + 1} of {runtime.settings.server_error_grace} such waits).",
-                       next_attempt_at=time.time() + delay, give_back_attempt=True)
     if claim.attempt >= claim.max_attempts:
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
                        evidence=evidence)

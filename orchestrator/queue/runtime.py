@@ -38,6 +38,8 @@ def bot_config(settings: Settings, **changes: Any) -> BotConfig:
         browser_memory_mb=s.browser_memory_mb,
         trace=s.trace,
         artifacts_retention_days=s.artifacts_retention_days,
+        server_error_retries=s.server_error_retries,
+        server_error_wait_s=s.server_error_wait_s,
     )
     return dataclasses.replace(config, **changes)
 

@@ -30,7 +30,6 @@ import httpx
 
 from bots.processes import browser_processes
 from demo_portal import portal_process
-from orchestrator.queue.execution import SERVER_BUSY
 
 from .oracle import drain_dead_letters, last_json, query
 from .rig import FAST, FaultRig, broker_reachable
@@ -38,6 +37,8 @@ from .servers import PrivatePostgres, PrivateRabbitmq, private_servers
 
 POINT_WAIT_S = 180
 """How long an armed worker may take to reach its fault point before the injection counts as unconfirmed."""
+RETRIED = '"event": "server error retried in place"'
+"""A worker's (JSON) log line of a 5xx page retried in place, within the attempt."""
 
 
 def say(message: str) -> None:
@@ -53,6 +54,7 @@ class Chaos:
         self.rig, self.rabbitmq, self.postgres, self.run, self.rng = rig, rabbitmq, postgres, run, rng
         self.workers = workers
         self.armed = 0
+        self._retried_before = 0
         self.faults: dict[str, Callable[[], bool | None]] = {
             "worker kill -9 before submit": lambda: self._kill_at("before_submit"),
             "worker kill -9 after submit": lambda: self._kill_at("after_submit"),
@@ -63,8 +65,9 @@ class Chaos:
             "PostgreSQL connections ended": self.postgres_connections_ended,
             "Chromium browser kill -9": lambda: self._kill_chromium(renderer=False),
             "Chromium renderer kill -9": lambda: self._kill_chromium(renderer=True),
-            "target 5xx burst": lambda: self._portal_errors(0.35, SERVER_BUSY, self.rng.uniform(3, 8)),
-            "target outage": lambda: self._portal_errors(1.0, "TargetUnavailable", self.rng.uniform(5, 12)),
+            "target 5xx burst": lambda: self._portal_errors(0.35, self._retried_in_place, self.rng.uniform(3, 8)),
+            "target outage": lambda: self._portal_errors(
+                1.0, lambda since: self._events_since("TargetUnavailable", since), self.rng.uniform(5, 12)),
             "target ends every session": self.sessions_ended,
             "worker stalled past its lease": self.stalled_worker,
         }
@@ -171,13 +174,20 @@ class Chaos:
         return int(query(self.rig.ledger, "select count(*) from transaction_events where detail = :d and at > :t",
                          {"d": detail, "t": since})[0][0])
 
-    def _portal_errors(self, rate: float, seen: str, lasts_s: float) -> bool | None:
-        """``rate`` of the portal's pages answer 503 for ``lasts_s`` and until the ledger shows a ``seen`` event."""
+    def _retried_in_place(self, since: float) -> int:
+        """The workers' log lines of a 5xx retried in place (a burst no longer reaches the ledger), since ``since``:
+        counted as more lines than there were when the burst began."""
+        return self.rig.worker_logs().count(RETRIED) - self._retried_before
+
+    def _portal_errors(self, rate: float, seen: Callable[[float], int], lasts_s: float) -> bool | None:
+        """``rate`` of the portal's pages answer 503 for ``lasts_s`` and until ``seen(since)`` shows the workers met
+        them (a ledger event, or a 5xx retried in place)."""
         since = time.time()
+        self._retried_before = self.rig.worker_logs().count(RETRIED)
         self._knobs(error_rate=rate)
         try:
             time.sleep(lasts_s)
-            confirmed = self._wait(lambda: self._events_since(seen, since) >= 1, 60)
+            confirmed = self._wait(lambda: seen(since) >= 1, 60)
         finally:
             self._knobs(error_rate=0.0)
         return confirmed or (None if self.over() else False)
