@@ -6,7 +6,9 @@ a generated reference, and an add-a-note form with attachments and a JavaScript 
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
 ``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
 session lifetime, a renamed element id); ``GET /api/sessions`` counts sign-ins and live sessions, and
-``DELETE /api/sessions`` ends every session at once.
+``DELETE /api/sessions`` ends every session at once. ``GET /api/load`` tells the load the portal has seen
+(bot sessions at once, their peak, sessions and page requests started in the busiest minute; see
+:mod:`demo_portal.load`), and ``DELETE /api/load`` starts counting afresh.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .load import LoadMeter, LoadMiddleware
 from .notes import CATEGORIES, STAFF, NoteStore, case_status, validate_note
 from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, validate_change
 
@@ -63,6 +66,7 @@ class PortalState:
     sessions: dict[str, float]
     form_tokens: set[str]
     notes: NoteStore = field(default_factory=NoteStore)
+    load: LoadMeter = field(default_factory=LoadMeter)
     logins: int = 0
 
 
@@ -248,6 +252,11 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             state.sessions.clear()
         return JSONResponse({"logins": state.logins, "sessions": len(state.sessions)})
 
+    async def load_endpoint(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.load.reset()
+        return JSONResponse(state.load.snapshot())
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -266,7 +275,8 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             Route("/api/notes", notes_export),
             Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
             Route("/api/sessions", sessions_endpoint, methods=["GET", "DELETE"]),
+            Route("/api/load", load_endpoint, methods=["GET", "DELETE"]),
             Route("/healthz", healthz),
         ]
     )
-    return FaultMiddleware(app, state)
+    return LoadMiddleware(FaultMiddleware(app, state), state.load)
