@@ -106,9 +106,19 @@ def test_the_portal_counts_sessions_at_once_and_sessions_and_pages_started_in_th
 
 
 def test_the_busiest_minute_and_the_busiest_60_seconds_count_what_they_say() -> None:
-    from demo_portal.load import busiest_minute, busiest_window
+    from demo_portal.load import EventCounter, LoadMeter
 
-    times = [0.0, 10.0, 59.9, 60.0, 100.0, 119.8, 125.0]
-    assert busiest_window(times) == 4  # 59.9, 60, 100 and 119.8 (0 and 60 are a full minute apart)
-    assert busiest_minute(times) == 3  # 00:00-00:59 holds 0, 10, 59.9; 01:00-01:59 holds 60, 100, 119.8
-    assert busiest_window([]) == busiest_minute([]) == 0
+    counter = EventCounter()
+    for at in [0.0, 10.0, 59.9, 60.0, 100.0, 119.8, 125.0]:
+        counter.add(at)
+    assert counter.total == 7
+    assert counter.busiest_60s == 4  # 59.9, 60, 100 and 119.8 (0 and 60 are a full minute apart)
+    assert counter.busiest_minute == 3  # 00:00-00:59 holds 0, 10, 59.9; 01:00-01:59 holds 60, 100, 119.8
+    assert EventCounter().busiest_60s == EventCounter().busiest_minute == 0
+
+    meter = LoadMeter()
+    meter.started(("127.0.0.1", 50000), now=0.0)
+    meter.finished(("127.0.0.1", 50000), now=1.0)
+    meter.started(("127.0.0.1", 50000), now=2.0)  # the same connection: the same session
+    meter.started(("127.0.0.1", 50001), now=3.0)
+    assert (meter.sessions.total, meter.requests.total, meter.peak_in_flight) == (2, 3, 2)
