@@ -17,6 +17,7 @@ import json
 import sqlite3
 
 import httpx
+import pytest
 
 from .rig import SIZE, FaultRig, record
 
@@ -32,7 +33,11 @@ BUDGET_ENV = {
     "AUTOCLERK_TRANSACTION_BUDGET_S": "40", "AUTOCLERK_LEASE_S": "45",
     # A bot gives up waiting for the budget after 10 s and its case waits, with no attempt spent.
     "AUTOCLERK_BUDGET_WAIT_S": "10",
+    # A slow page on a busy machine (CI's two cores run the three workers' browsers) is not a hang.
+    "AUTOCLERK_STEP_TIMEOUT_MS": "15000", "AUTOCLERK_NAVIGATION_TIMEOUT_MS": "20000",
 }
+RUN_S = 1200
+"""The longest the run may take: the fast phase alone takes CASES / per_minute minutes at best."""
 
 
 def _load(rig: FaultRig) -> dict:
@@ -82,6 +87,7 @@ def _deferred(rig: FaultRig) -> int:
         return db.execute("select count(*) from transaction_events where detail = 'BudgetUnavailable'").fetchone()[0]
 
 
+@pytest.mark.timeout(2 * RUN_S)  # about 4 minutes on a quiet 2-core machine; the fast phase alone takes 3
 def test_three_workers_share_a_systems_budget_and_the_portal_never_sees_more_sessions_or_starts(
         rig: FaultRig) -> None:
     cases = rig.cases(CASES, seed=71, start=60_000)
@@ -90,14 +96,14 @@ def test_three_workers_share_a_systems_budget_and_the_portal_never_sees_more_ses
         rig.start_worker(concurrency=2, env=BUDGET_ENV)
     rig.wait_for_consumers(WORKERS)
     httpx.delete(f"{rig.portal.url}/api/load", timeout=10).raise_for_status()
-    with rig.run_in_background(cases) as run:
-        rig.wait(lambda: min(_done_per_worker(rig)) >= 1 and _load(rig)["sessions_peak"] >= LIMITS["sessions"], 300,
+    with rig.run_in_background(cases, timeout_s=RUN_S) as run:
+        rig.wait(lambda: min(_done_per_worker(rig)) >= 1 and _load(rig)["sessions_peak"] >= LIMITS["sessions"], 600,
                  "every worker doing a case while the portal is slow, and the portal seeing the session limit reached")
         slow = _load(rig)
         _knobs(rig, latency_ms=0)
         # The minutes counted from here are the fast phase's: sessions started while pages were slow are not.
         httpx.delete(f"{rig.portal.url}/api/load", timeout=10).raise_for_status()
-        summary = rig.finish(run)
+        summary = rig.finish(run, timeout_s=RUN_S)
     fast = _load(rig)
     done = _done_per_worker(rig)
     verdict = rig.verdict(cases)
