@@ -8,6 +8,9 @@ a generated reference, and an add-a-note form with attachments and a JavaScript 
 a rate of hanging requests, session lifetime, a renamed element id, a full outage, a share of changes confirmed
 but never stored); ``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends
 every session at once; ``GET /api/requests`` counts page requests.
+``GET /api/load`` tells the load the portal has seen (bot sessions at once, their peak, sessions and
+page requests started in the busiest minute; see :mod:`demo_portal.load`), and ``DELETE /api/load``
+starts counting afresh.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .load import LoadMeter, LoadMiddleware
 from .notes import CATEGORIES, STAFF, NoteStore, case_status, validate_note
 from .records import COUNTRIES, CONTACT_METHODS, FORM_FIELDS, SubmissionStore, find_case, loses, validate_change
 
@@ -72,6 +76,7 @@ class PortalState:
     sessions: dict[str, float]
     form_tokens: set[str]
     notes: NoteStore = field(default_factory=NoteStore)
+    load: LoadMeter = field(default_factory=LoadMeter)
     logins: int = 0
     page_requests: int = 0
     """Requests for pages (``/api/*`` and ``/healthz`` aside), whatever they were answered."""
@@ -272,6 +277,11 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
     async def requests_endpoint(request: Request) -> Response:
         return JSONResponse({"pages": state.page_requests})
 
+    async def load_endpoint(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.load.reset()
+        return JSONResponse(state.load.snapshot())
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -291,7 +301,8 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
             Route("/api/sessions", sessions_endpoint, methods=["GET", "DELETE"]),
             Route("/api/requests", requests_endpoint),
+            Route("/api/load", load_endpoint, methods=["GET", "DELETE"]),
             Route("/healthz", healthz),
         ]
     )
-    return FaultMiddleware(app, state)
+    return LoadMiddleware(FaultMiddleware(app, state), state.load)

@@ -1,8 +1,9 @@
 """Budgets per target system, held in the ledger so every worker on every host honours them.
 
 A legacy system takes at most N sessions at once and at most M transactions a minute. The rate is a
-token bucket (one second's worth of burst); sessions are numbered slots with a lease, so a slot held by
-a worker that died frees itself. Each acquisition is one conditional UPDATE: the database, not a
+token bucket with one second's worth of burst, refilled just slowly enough that no 60 seconds ever see
+more than M starts (a full bucket's burst plus a minute's refill at M a minute would be M + burst - 1);
+sessions are numbered slots with a lease, so a slot held by a worker that died frees itself. Each acquisition is one conditional UPDATE: the database, not a
 process, decides who gets it.
 """
 
@@ -23,8 +24,10 @@ class SystemBudgets:
 
     def take_token(self, system: str, per_minute: float) -> float:
         """Take one transaction's worth of rate; return 0, or the seconds until a token will be there."""
-        rate = per_minute / 60.0
-        burst = max(1.0, rate)
+        burst = max(1.0, per_minute / 60.0)
+        # Any 60 s see at most a full bucket plus less than 60 s of refill: fewer than burst + 60 * rate =
+        # per_minute + 1 whole tokens. Refilled at per_minute / 60, a full burst would make it per_minute + burst - 1.
+        rate = (per_minute - (burst - 1.0)) / 60.0
         now = time.time()
         with self.engine.begin() as conn:
             m = placeholder(conn)

@@ -31,6 +31,11 @@ def budget_held(budgets: SystemBudgets, limits: dict[str, SystemLimit], systems:
 
     Systems are taken in name order, so two workers never wait on each other's half-held budgets.
 
+    Args:
+        lease_s: the longest the block runs; a slot's lease is this plus ``wait_s`` (the slot is held from
+            the moment it is taken), after which a slot whose holder died frees itself.
+        wait_s: the longest to wait for every budget.
+
     Raises:
         BudgetUnavailable: not every budget could be had within ``wait_s``.
     """
@@ -42,7 +47,9 @@ def budget_held(budgets: SystemBudgets, limits: dict[str, SystemLimit], systems:
             if limit is None:
                 continue
             if limit.sessions is not None:
-                while (slot := budgets.take_session(system, limit.sessions, holder, lease_s)) is None:
+                # The slot is held while this waits for the rate token too: its lease covers the wait, or
+                # another worker could take the slot of a bot about to start (one session too many).
+                while (slot := budgets.take_session(system, limit.sessions, holder, lease_s + wait_s)) is None:
                     if time.monotonic() + POLL_S > deadline:
                         raise BudgetUnavailable(f"all {limit.sessions} sessions of {system} stayed busy for {wait_s:g} s")
                     time.sleep(POLL_S)

@@ -80,3 +80,45 @@ def test_the_fault_knobs_turn_page_requests_into_503s_but_leave_the_api_alone(po
     assert httpx.get(f"{portal.url}/login").status_code == 503
     assert httpx.get(f"{portal.url}/api/export").status_code == 200
     assert httpx.put(f"{portal.url}/api/faults", json={"bogus": 1}).status_code == 400
+
+
+def test_the_portal_counts_sessions_at_once_and_sessions_and_pages_started_in_the_busiest_minute(
+        portal: PortalProcess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert httpx.put(f"{portal.url}/api/faults", json={"latency_ms": 1500}).status_code == 200
+    httpx.delete(f"{portal.url}/api/load").raise_for_status()
+
+    def visit(_: int) -> int:  # one client (one connection) a visitor, three pages each
+        with httpx.Client(base_url=portal.url, timeout=30) as client:
+            return sum(client.get("/login").status_code == 200 for _ in range(3))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        pages = list(pool.map(visit, range(3)))
+    httpx.get(f"{portal.url}/api/export")  # the API is not a visit
+    load = httpx.get(f"{portal.url}/api/load").json()
+    assert pages == [3, 3, 3]
+    assert load["sessions_peak"] == 3 and load["sessions_now"] == 0, load
+    assert load["sessions_started"] == 3 and load["sessions_started_busiest_minute"] in (2, 3), load
+    assert load["requests"] == 9 and load["requests_busiest_60s"] == 9, load
+    reset = httpx.delete(f"{portal.url}/api/load").json()
+    assert reset["sessions_peak"] == 0 and reset["requests"] == 0
+
+
+def test_the_busiest_minute_and_the_busiest_60_seconds_count_what_they_say() -> None:
+    from demo_portal.load import EventCounter, LoadMeter
+
+    counter = EventCounter()
+    for at in [0.0, 10.0, 59.9, 60.0, 100.0, 119.8, 125.0]:
+        counter.add(at)
+    assert counter.total == 7
+    assert counter.busiest_60s == 4  # 59.9, 60, 100 and 119.8 (0 and 60 are a full minute apart)
+    assert counter.busiest_minute == 3  # 00:00-00:59 holds 0, 10, 59.9; 01:00-01:59 holds 60, 100, 119.8
+    assert EventCounter().busiest_60s == EventCounter().busiest_minute == 0
+
+    meter = LoadMeter()
+    meter.started(("127.0.0.1", 50000), now=0.0)
+    meter.finished(("127.0.0.1", 50000), now=1.0)
+    meter.started(("127.0.0.1", 50000), now=2.0)  # the same connection: the same session
+    meter.started(("127.0.0.1", 50001), now=3.0)
+    assert (meter.sessions.total, meter.requests.total, meter.peak_in_flight) == (2, 3, 2)

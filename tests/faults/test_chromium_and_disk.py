@@ -37,6 +37,14 @@ def _zombies() -> list[int]:
     return found
 
 
+def _dead(pid: int) -> bool:
+    """The process has ended (gone, or defunct until its parent reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def test_a_killed_renderer_and_a_killed_browser_mid_run_lose_nothing_and_leave_no_orphans(rig: FaultRig) -> None:
     cases = rig.cases(seed=91, start=30_000)
     worker = rig.start_worker()
@@ -48,12 +56,14 @@ def test_a_killed_renderer_and_a_killed_browser_mid_run_lose_nothing_and_leave_n
         rig.wait(lambda: any("--type=renderer" in c for c in _ours(worker.pid).values()), 60, "a renderer running")
         renderer = next(pid for pid, c in _ours(worker.pid).items() if "--type=renderer" in c)
         os.kill(renderer, signal.SIGKILL)
+        rig.wait(lambda: _dead(renderer), 10, "the renderer ending")
         kills.append("renderer")
         struck = time.monotonic()
         rig.wait(lambda: rig.count("done") >= 5, 300, "five cases done")
         rig.wait(lambda: any("--type=" not in c and c for c in _ours(worker.pid).values()), 60, "the browser running")
         browser = next(pid for pid, c in _ours(worker.pid).items() if "--type=" not in c and c)
         os.kill(browser, signal.SIGKILL)
+        rig.wait(lambda: _dead(browser), 10, "the browser ending")
         kills.append("browser")
         summary = rig.finish(run)
     verdict = rig.verdict(cases)
@@ -65,7 +75,7 @@ def test_a_killed_renderer_and_a_killed_browser_mid_run_lose_nothing_and_leave_n
     while (new_zombies := [pid for pid in _zombies() if pid not in zombies_before]) and time.monotonic() < deadline:
         time.sleep(0.2)
     logs = rig.worker_logs()
-    record("Chromium renderer kill -9, then browser kill -9, mid-run", verdict,
+    record("Chromium renderer kill -9, then browser kill -9, mid-run", verdict,  # kills: each one seen to end
            confirmed=kills == ["renderer", "browser"] and worker.poll() is None, recover_s=time.monotonic() - struck,
            orphans=len(left), defunct=len(new_zombies), crashes_logged="crash" in logs.lower() or "Target" in logs)
     assert summary["unfinished"] == 0 and left == [] and new_zombies == [], \

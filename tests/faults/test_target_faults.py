@@ -83,6 +83,15 @@ def test_a_burst_of_server_errors_on_some_pages_is_retried_in_place_and_only_a_s
     assert all(attempt in submitted for attempt in spent), "a server error before any submit spent an attempt"
 
 
+def _timed_out_attempts(rig: FaultRig) -> int:
+    """Attempts that ended because a page of the target system did not answer in time: those recorded as
+    ``StepTimeout``, and those whose system the outage probe then found down (``TargetUnavailable``: a probe
+    that met a hanging request too) after a ``StepTimeout`` (their detail names the bot's error class)."""
+    with sqlite3.connect(rig.ledger_path, timeout=30) as db:
+        return sum(1 for (history,) in db.execute("select history from transactions") for past in json.loads(history)
+                   if past["error_class"] == "StepTimeout" or "StepTimeout:" in (past.get("error_detail") or ""))
+
+
 def test_hanging_requests_time_out_and_the_cases_are_done_later(rig: FaultRig) -> None:
     cases = rig.cases(seed=52, start=11_000)
     rig.start_worker()
@@ -90,13 +99,15 @@ def test_hanging_requests_time_out_and_the_cases_are_done_later(rig: FaultRig) -
     rig.wait_for_consumers(2)
     _knobs(rig, hang_rate=0.15, hang_s=600)
     with rig.run_in_background(cases) as run:
-        rig.wait(lambda: _events(rig, "StepTimeout") + _events(rig, "TargetUnavailable") >= 1, 300, "a request hanging")
+        # The hang is seen only once an attempt has ended on it: the ledger's attempt history says StepTimeout.
+        rig.wait(lambda: _timed_out_attempts(rig) >= 1, 300, "an attempt timing out on a hanging request")
         _knobs(rig, hang_rate=0.0)
         restored = time.monotonic()
         summary = rig.finish(run)
     verdict = rig.verdict(cases)
-    record("target system hanging requests", verdict, confirmed=True, recover_s=time.monotonic() - restored,
-           timeouts=_events(rig, "StepTimeout"))
+    timeouts = _timed_out_attempts(rig)
+    record("target system hanging requests", verdict, confirmed=timeouts >= 1, recover_s=time.monotonic() - restored,
+           timeouts=timeouts, step_timeouts=_events(rig, "StepTimeout"), outage_waits=_events(rig, "TargetUnavailable"))
     assert summary["unfinished"] == 0
 
 

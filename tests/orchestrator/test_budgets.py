@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -55,3 +56,37 @@ def test_a_rate_budget_spaces_transactions_and_a_spent_budget_is_reported_in_tim
         for _ in range(20):
             with budget_held(budgets, limits, ["portal"], "w1", lease_s=30, wait_s=0.05):
                 pass
+
+
+@pytest.mark.parametrize("per_minute", [12, 120, 600])
+def test_no_sixty_seconds_see_more_starts_than_the_rate_budget_allows(
+        budgets: SystemBudgets, monkeypatch: pytest.MonkeyPatch, per_minute: int) -> None:
+    import orchestrator.ledger.budgets as ledger_budgets
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(ledger_budgets, "time", SimpleNamespace(time=lambda: clock[0]))
+    starts: list[float] = []
+    while clock[0] < 1_000_000.0 + 130:  # bots that always want a token, for two minutes and more
+        wait = budgets.take_token("portal", per_minute)
+        if wait == 0:
+            starts.append(clock[0])
+        clock[0] += wait
+    busiest = max(sum(1 for t in starts if first <= t < first + 60) for first in starts)
+    assert busiest == per_minute, f"the busiest 60 s saw {busiest} starts; the budget is {per_minute} a minute"
+
+
+def test_a_session_slot_held_while_its_bot_waits_for_a_rate_token_is_not_given_to_another_bot(
+        budgets: SystemBudgets, monkeypatch: pytest.MonkeyPatch) -> None:
+    import orchestrator.queue.budgets as queue_budgets
+
+    limits = {"portal": SystemLimit(sessions=1, per_minute=60)}
+    assert budgets.take_token("portal", 60) == 0  # the bucket is empty: the next token is a second away
+    others: list[int | None] = []
+
+    def wait_then_compete(seconds: float) -> None:
+        time.sleep(seconds)  # the token's wait, longer than the block's own lease: the passage of time is the point
+        others.append(budgets.take_session("portal", 1, "another-worker", lease_s=60))
+
+    monkeypatch.setattr(queue_budgets, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait_then_compete))
+    with budget_held(budgets, limits, ["portal"], "w1", lease_s=0.2, wait_s=5):
+        assert others and others == [None] * len(others), "another bot took the one session while this one held it"
