@@ -8,6 +8,7 @@ from .backup import backup_sqlite
 from .batches import Batches
 from .budgets import SystemBudgets
 from .cases import Cases
+from .counters import Counters, bump, bump_many
 from .core import Ledger
 from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
@@ -27,6 +28,7 @@ __all__ = [
     "Batches",
     "Cases",
     "Reports",
+    "Counters",
     "Retention",
     "WorkflowStore",
     "Heartbeats",
@@ -34,6 +36,9 @@ __all__ = [
     "AuditTrail",
     "Schedules",
     "DroppedFiles",
+    # keeping counts in a caller's database transaction
+    "bump",
+    "bump_many",
     # what they take and give
     "Claim",
     "Outcome",

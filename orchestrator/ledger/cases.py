@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from ..errors import LedgerError
+from . import counters
 from .queries import reopen, settle
 from .reports import CASE_COLUMNS, case_row
 from .retention import ERASED
@@ -81,18 +82,19 @@ class Cases:
         t = transactions.c
         now = time.time()
         with self.engine.begin() as conn:
-            changed = conn.execute(update(transactions).where(
+            found = conn.execute(update(transactions).where(
                 t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
                 state="queued", payload=json.dumps(payload, separators=(",", ":")), published=0, effect_attempt=None,
-                max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
-            if changed:
+                max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)
+                .returning(t.batch_id, t.workflow)).first()
+            if found is not None:
                 conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action="resubmitted",
                                                          note=note))
                 conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="queued", attempt=0,
                                                    detail=f"resubmitted by {by}"))
-                batch_id = conn.execute(select(t.batch_id).where(t.id == tx_id)).scalar_one()
-                reopen(conn, batch_id)
-        return changed
+                reopen(conn, found.batch_id)
+                counters.bump_many(conn, counters.moved([found], "business_exception", "queued"))
+        return found is not None
 
     def resolve(self, tx_id: int, resolution: str, by: str, note: str | None) -> bool:
         """Mark an open exception done by hand or closed, with the person's note; whether it was still open."""
@@ -158,9 +160,10 @@ class Cases:
             if values["state"] == "queued" and conn.execute(select(case_actions.c.id).where(
                     case_actions.c.transaction_id == tx_id, case_actions.c.action == ERASED)).first() is not None:
                 raise LedgerError(f"case {row.case_ref}'s data was erased, so it cannot run again")
-            changed = conn.execute(update(transactions).where(t.id == tx_id, t.state.in_(from_states)).values(
-                published=0, updated_at=now, **values)).rowcount == 1
-            if not changed:
+            # the state read above, not any of ``from_states``: the counts must know which one the case left
+            changed = conn.execute(update(transactions).where(t.id == tx_id, t.state == row.state).values(
+                published=0, updated_at=now, **values).returning(t.batch_id, t.workflow)).first()
+            if changed is None:
                 raise LedgerError(f"case {row.case_ref} changed a moment ago; look at it again")
             conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action=action,
                                                      note=note))
@@ -170,4 +173,5 @@ class Cases:
                 reopen(conn, row.batch_id)
             else:
                 settle(conn, [row.batch_id], now)
+            counters.bump_many(conn, counters.moved([changed], row.state, values["state"]))
         return str(row.batch_id)
