@@ -18,7 +18,6 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import LedgerError
 from . import counters
 from .queries import many_batch_counts, placeholder, settle
-from .reports import open_exceptions
 from .schema import HELD, ACTIVE, WAITING, batch_rejections, batches, events, transactions
 
 _COLUMNS = ("workflow", "version", "digest", "batch_id", "case_ref", "payload", "state", "attempts", "max_attempts",
@@ -93,9 +92,10 @@ class Batches:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
             counts = many_batch_counts(conn, [row["id"] for row in rows])
+            kept = counters.read(conn, [row["id"] for row in rows])
             for row in rows:
                 row["counts"] = counts[row["id"]]
-                row["open_exceptions"] = open_exceptions(conn, row["id"])
+                row["open_exceptions"] = kept[row["id"]].get(counters.OPEN_EXCEPTION, 0)
         return rows
 
     def add_cases(self, batch_id: str, workflow: str, version: int, digest: str, max_attempts: int,

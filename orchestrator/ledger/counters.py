@@ -2,7 +2,8 @@
 ``name`` (a state today), written in the same database transaction as the change, so a page reads a few
 counter rows instead of counting millions of cases.
 
-Every statement that inserts a case, changes its ``state`` or deletes it adds its change here with
+Every statement that inserts a case, changes its ``state`` (or an exception's ``resolution``) or deletes it
+adds its change here with
 :func:`bump` before its transaction commits. A count is spread over *shards* (on PostgreSQL, one per
 process and thread, up to :data:`SHARDS`): two workers finishing cases of the same batch at once write
 different rows, so no counter becomes one hot row that every writer waits for. A read sums the shards.
@@ -30,6 +31,9 @@ SHARDS = 16
 """How many rows a count is spread over on PostgreSQL."""
 WHOLE_LEDGER = ""
 """The ``batch_id`` of the whole ledger's counts."""
+OPEN_EXCEPTION = "open_exception"
+"""The name that counts open exceptions: cases handed back to a person (``business_exception``) and not yet
+dealt with (no ``resolution``); they count in their state too."""
 
 Key = tuple[str, str, str]
 """``(batch_id, workflow, name)``."""
@@ -93,20 +97,23 @@ def read(conn: Connection, batch_ids: Iterable[str]) -> dict[str, dict[str, int]
 
 
 def mismatches(conn: Connection) -> dict[Key, tuple[int, int]]:
-    """Where the counts of states differ from a real count of the cases: ``{(batch, workflow, state):
+    """Where the counts of states (and of open exceptions) differ from a real count of the cases: ``{(batch, workflow, state):
     (counted, real)}``; empty when they agree. It reads the whole table: for tests and checks, never a page."""
     t, c = transactions.c, ledger_counters.c
     real: Counter[Key] = Counter()
-    for batch_id, workflow, state, count in conn.execute(
-            select(t.batch_id, t.workflow, t.state, func.count()).group_by(t.batch_id, t.workflow, t.state)):
-        real[(batch_id, workflow, state)] += int(count)
-        real[(WHOLE_LEDGER, workflow, state)] += int(count)
+    for batch_id, workflow, state, open_, count in conn.execute(
+            select(t.batch_id, t.workflow, t.state, t.resolution.is_(None), func.count())
+            .group_by(t.batch_id, t.workflow, t.state, t.resolution.is_(None))):
+        names = (state, OPEN_EXCEPTION) if state == "business_exception" and open_ else (state,)
+        for name in names:
+            real[(batch_id, workflow, name)] += int(count)
+            real[(WHOLE_LEDGER, workflow, name)] += int(count)
     counted: Counter[Key] = Counter()
     for batch_id, workflow, name, count in conn.execute(
             select(c.batch_id, c.workflow, c.name, func.sum(c.count)).group_by(c.batch_id, c.workflow, c.name)):
         counted[(batch_id, workflow, name)] += int(count)
     return {key: (counted[key], real[key]) for key in sorted(set(real) | set(counted))
-            if key[2] in STATES and counted[key] != real[key]}
+            if key[2] in (*STATES, OPEN_EXCEPTION) and counted[key] != real[key]}
 
 
 class Counters:

@@ -44,10 +44,9 @@ RESULT_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.sta
 
 
 def open_exceptions(conn: Connection, batch_id: str) -> int:
-    """How many of a batch's cases wait for a person (handed back, not yet dealt with)."""
-    t = transactions.c
-    return conn.execute(select(func.count()).where(t.batch_id == batch_id, t.state == "business_exception",
-                                                   t.resolution.is_(None))).scalar_one()
+    """How many of a batch's cases wait for a person (handed back, not yet dealt with), from the counts kept
+    as the ledger changes."""
+    return counters.read(conn, [batch_id])[batch_id].get(counters.OPEN_EXCEPTION, 0)
 
 
 class Reports:

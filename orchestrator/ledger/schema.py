@@ -119,7 +119,7 @@ transactions = Table(
     Column("resolution", String(16)),
     Column("error_detail", Text),
     UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
-    Index("ix_transactions_batch_state", "batch_id", "state"),
+    Index("ix_transactions_batch_state", "batch_id", "state", "id"),
     Index("ix_transactions_batch_id", "batch_id", "id"),
     Index("ix_transactions_outbox", "published", "state", "priority"),
     Index("ix_transactions_lease", "lease_until", sqlite_where=text("state = 'in_progress'"),

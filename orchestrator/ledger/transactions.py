@@ -239,6 +239,8 @@ class Transactions:
                 for o in done:
                     deltas[(o.claim.batch_id, o.claim.workflow, "in_progress")] -= 1
                     deltas[(o.claim.batch_id, o.claim.workflow, o.state)] += 1
+                    if o.state == "business_exception":  # a case in progress has no resolution
+                        deltas[(o.claim.batch_id, o.claim.workflow, counters.OPEN_EXCEPTION)] += 1
                 # A batch whose last case this was is finished. Two workers finishing a batch's last two
                 # cases at once may each still see the other's (PostgreSQL): the sweep settles it then.
                 settle(conn, {o.claim.batch_id for o in done if o.state in TERMINAL}, now)

@@ -30,10 +30,12 @@ def test_every_change_of_the_ledger_keeps_the_counts_equal_to_a_real_count(ledge
 
     claims = ledger.transactions.claim_many(ids[:8], "w1", lease_s=60)
     agree(ledger)
-    states = ["done", "done", "business_exception", "failed", "retry_scheduled", "cancelled", "paused", "done"]
+    states = ["done", "business_exception", "business_exception", "failed", "retry_scheduled", "cancelled", "paused",
+              "business_exception"]
     ledger.transactions.finish_many([Outcome(c, s, next_attempt_at=time.time() - 1 if s == "retry_scheduled" else None)
                                      for c, s in zip(claims, states)])
     agree(ledger)
+    assert ledger.reports.open_exceptions(batch) == 3
     retried = ledger.transactions.claim(ids[4], "w1", lease_s=0.01)  # the retry's time has come
     assert retried is not None
     time.sleep(0.05)  # the lease runs out: the point is the passage of time
@@ -50,7 +52,13 @@ def test_every_change_of_the_ledger_keeps_the_counts_equal_to_a_real_count(ledge
     ledger.cases.cancel(ids[9], "ops")
     ledger.cases.rerun(ids[0], "ops", "checked by hand", attempts=1)
     assert ledger.cases.resubmit(ids[2], {"case_ref": "C2"}, "clerk", attempts=2)
+    assert ledger.cases.resolve(ids[7], "closed", "clerk", None)
     agree(ledger)
+    assert ledger.reports.open_exceptions(batch) == 1
+    ledger.cases.rerun(ids[7], "ops", "closed by mistake", attempts=1)  # a dealt-with exception
+    ledger.cases.rerun(ids[1], "ops", "the portal is fixed", attempts=1)  # an open one
+    agree(ledger)
+    assert ledger.reports.open_exceptions(batch) == 0
     # an operator's actions on the batch
     assert ledger.batches.pause(batch) > 0
     agree(ledger)
@@ -121,8 +129,9 @@ def test_a_name_other_than_a_state_is_counted_beside_the_states_without_changing
 
 
 def test_the_migration_fills_the_counts_from_the_cases_a_ledger_already_holds(ledger: Ledger) -> None:
-    batch, ids, _ = add(ledger, [f"C{i}" for i in range(5)])
+    batch, ids, _ = add(ledger, [f"C{i}" for i in range(6)])
     ledger.transactions.finish_many([Outcome(c, "done") for c in ledger.transactions.claim_many(ids[:3], "w", 60)])
+    ledger.transactions.finish(ledger.transactions.claim_many(ids[5:], "w", 60)[0], "business_exception")
     config = migrate._config()
     with ledger.engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -131,6 +140,7 @@ def test_the_migration_fills_the_counts_from_the_cases_a_ledger_already_holds(le
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     agree(ledger)
-    assert ledger.reports.counts(batch)["done"] == 3 and ledger.counters.whole() == {"done": 3, "queued": 2}
+    assert ledger.reports.counts(batch)["done"] == 3 and ledger.reports.open_exceptions(batch) == 1
+    assert ledger.counters.whole() == {"done": 3, "queued": 2, "business_exception": 1, "open_exception": 1}
     with ledger.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(transactions)).scalar_one() == 5
+        assert conn.execute(select(func.count()).select_from(transactions)).scalar_one() == 6
