@@ -65,8 +65,9 @@ class Reports:
         ``window_s`` seconds (``done_recent`` over ``window_elapsed_s``: the recent rate). The elapsed time is
         the window, or the ledger's age when it is younger, but never under a minute.
 
-        The counts scan the batch/state index once. The recent window is found by a binary search on the
-        event ids (they grow with time), so the cost follows the window's events, not the ledger's size.
+        The counts are read from the counters kept as the ledger changes. The recent window is found by a
+        binary search on the event ids (they grow with time), so the cost follows the window's events, not the
+        ledger's size.
         """
         now = time.time() if now is None else now
         since = now - window_s
