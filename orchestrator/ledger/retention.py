@@ -123,8 +123,9 @@ class Retention:
             tally = Counter((case["workflow"], case["state"]) for case in chunk.cases)
             _add(conn, "pruned_cases", ("batch_id", "workflow", "state"),
                  [(batch_id, workflow, state, n) for (workflow, state), n in sorted(tally.items())])
-            counters.bump_many(conn, {(batch_id, workflow, state): -n for (workflow, state), n in tally.items()})
             keep(chunk)
+            # last: the counter rows stay locked only for the commit, not while the archive is written
+            counters.bump_many(conn, {(batch_id, workflow, state): -n for (workflow, state), n in tally.items()})
         return chunk
 
     def prune_rejections(self, batch_id: str, limit: int, keep: Callable[[PrunedChunk], None]) -> PrunedChunk:
