@@ -50,6 +50,7 @@ PINNED = {
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "LEDGER_UNREACHABLE", "Outbox", "Outcome", "Reports",
         "STATES", "SystemBudgets", "Breakers", "Breaker", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
+        "Counters", "bump", "bump_many",
     },
     "orchestrator.accounts": {
         "Accounts", "ROLES", "SsoRefused", "SignInGuard", "Teams", "User",

@@ -10,6 +10,7 @@ from .breakers import Breaker, Breakers
 from .budgets import SystemBudgets
 from .cases import Cases
 from .core import LEDGER_UNREACHABLE, Ledger
+from .counters import Counters, bump, bump_many
 from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
 from .outbox import Outbox
@@ -29,6 +30,7 @@ __all__ = [
     "Batches",
     "Cases",
     "Reports",
+    "Counters",
     "Retention",
     "WorkflowStore",
     "Heartbeats",
@@ -37,6 +39,9 @@ __all__ = [
     "AuditTrail",
     "Schedules",
     "DroppedFiles",
+    # keeping counts in a caller's database transaction
+    "bump",
+    "bump_many",
     # what they take and give
     "Claim",
     "Outcome",

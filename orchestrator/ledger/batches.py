@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,8 +16,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import LedgerError
-from .queries import batch_counts, placeholder, settle
-from .reports import open_exceptions
+from . import counters
+from .queries import many_batch_counts, placeholder, settle
 from .schema import HELD, ACTIVE, WAITING, batch_rejections, batches, events, transactions
 
 _COLUMNS = ("workflow", "version", "digest", "batch_id", "case_ref", "payload", "state", "attempts", "max_attempts",
@@ -75,8 +76,9 @@ class Batches:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(
                 select(batches).order_by(batches.c.created_at.desc()).limit(limit))]
+            counts = many_batch_counts(conn, [row["id"] for row in rows])
             for row in rows:
-                row["counts"] = batch_counts(conn, row["id"])
+                row["counts"] = counts[row["id"]]
         return rows
 
     def newest(self, created_by: str | None, *, workflows: Collection[str] | None = None,
@@ -89,9 +91,11 @@ class Batches:
             query = query.where(batches.c.workflow.in_(sorted(workflows)))
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
+            counts = many_batch_counts(conn, [row["id"] for row in rows])
+            kept = counters.read(conn, [row["id"] for row in rows])
             for row in rows:
-                row["counts"] = batch_counts(conn, row["id"])
-                row["open_exceptions"] = open_exceptions(conn, row["id"])
+                row["counts"] = counts[row["id"]]
+                row["open_exceptions"] = kept[row["id"]].get(counters.OPEN_EXCEPTION, 0)
         return rows
 
     def add_cases(self, batch_id: str, workflow: str, version: int, digest: str, max_attempts: int,
@@ -125,6 +129,7 @@ class Batches:
             inserted = {r[1]: r[0] for r in conn.exec_driver_sql(
                 f"SELECT id, case_ref, batch_id, created_at FROM transactions WHERE id > {m} ORDER BY id", (before,))
                 if r[2] == batch_id and r[3] == now}
+            counters.bump(conn, batch_id, workflow, "queued", len(inserted))
             known = [ref for ref, _ in cases if ref not in inserted]
             sent = {ref: row[5] for ref, row in zip((ref for ref, _ in cases), rows)}
             existing = {
@@ -141,15 +146,25 @@ class Batches:
         ids = list(ids)
         if not ids:
             return []
+        t = transactions.c
+        deltas: Counter[counters.Key] = Counter()
         with self.engine.begin() as conn:
-            earlier = {r.batch_id for r in conn.execute(select(transactions.c.batch_id).where(
-                transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE)))}
-            conn.execute(update(transactions).where(transactions.c.id.in_(ids), transactions.c.state.in_(ACTIVE))
-                         .values(batch_id=batch_id, published=0, updated_at=time.time()))
+            earlier = {r.batch_id for r in conn.execute(select(t.batch_id).where(t.id.in_(ids), t.state.in_(ACTIVE)))}
+            # One statement per earlier batch, so the counts know where each case came from.
+            for before in sorted(earlier - {batch_id}):
+                for row in conn.execute(update(transactions).where(t.id.in_(ids), t.batch_id == before, t.state.in_(ACTIVE))
+                                        .values(batch_id=batch_id, published=0, updated_at=time.time())
+                                        .returning(t.workflow, t.state)):
+                    deltas[(before, row.workflow, row.state)] -= 1
+                    deltas[(batch_id, row.workflow, row.state)] += 1
+            conn.execute(update(transactions).where(t.id.in_(ids), t.batch_id == batch_id, t.state.in_(ACTIVE))
+                         .values(published=0, updated_at=time.time()))
             # cases a worker held for a missing setting go back to work: handing the file off again releases them
-            conn.execute(update(transactions).where(transactions.c.id.in_(ids), transactions.c.state == "paused",
-                                                    transactions.c.error_class == HELD).values(state="queued"))
+            deltas.update(counters.moved(conn.execute(update(transactions).where(
+                t.id.in_(ids), t.state == "paused", t.error_class == HELD).values(state="queued")
+                .returning(t.batch_id, t.workflow)), "paused", "queued"))
             settle(conn, earlier - {batch_id}, time.time())
+            counters.bump_many(conn, deltas)
             return [r.id for r in conn.execute(select(transactions.c.id).where(
                 transactions.c.id.in_(ids), transactions.c.batch_id == batch_id))]
 
@@ -210,15 +225,21 @@ class Batches:
             reopened: dict[str, Any] = {"finished_at": None} if batch_state == "active" else {}
             conn.execute(update(batches).where(batches.c.id == batch_id).values(state=batch_state, **reopened))
             t = transactions.c
-            ids = [r.id for r in conn.execute(select(t.id).where(t.batch_id == batch_id, t.state.in_(from_states)))]
+            values: dict[str, Any] = {"state": to_state, "published": 0, "updated_at": now}
+            if extra_attempts:
+                values.update(max_attempts=t.attempts + extra_attempts, next_attempt_at=None)
+            ids: list[int] = []
+            deltas: Counter[counters.Key] = Counter()
+            # One statement per state left, so the counts know what each case was.
+            for from_state in from_states:
+                moved = conn.execute(update(transactions).where(t.batch_id == batch_id, t.state == from_state)
+                                     .values(**values).returning(t.id, t.batch_id, t.workflow)).all()
+                ids += [r.id for r in moved]
+                deltas.update(counters.moved(moved, from_state, to_state))
             for start in range(0, len(ids), 1000):
-                chunk = ids[start:start + 1000]
-                values: dict[str, Any] = {"state": to_state, "published": 0, "updated_at": now}
-                if extra_attempts:
-                    values.update(max_attempts=t.attempts + extra_attempts, next_attempt_at=None)
-                conn.execute(update(transactions).where(t.id.in_(chunk), t.state.in_(from_states)).values(**values))
                 conn.execute(insert(events), [{"transaction_id": i, "at": now, "state": to_state, "attempt": 0,
-                                               "detail": f"operator: {batch_state}"} for i in chunk])
+                                               "detail": f"operator: {batch_state}"} for i in ids[start:start + 1000]])
             if batch_state == "active":
                 settle(conn, [batch_id], now)  # nothing went back to work: still finished
+            counters.bump_many(conn, deltas)
         return len(ids)

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from ..errors import LedgerError
+from . import counters
 from .queries import reopen, settle
 from .reports import CASE_COLUMNS, case_row
 from .retention import ERASED
@@ -81,18 +82,21 @@ class Cases:
         t = transactions.c
         now = time.time()
         with self.engine.begin() as conn:
-            changed = conn.execute(update(transactions).where(
+            found = conn.execute(update(transactions).where(
                 t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
                 state="queued", payload=json.dumps(payload, separators=(",", ":")), published=0, effect_attempt=None,
-                verification=None, verify_due_at=None, max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)).rowcount == 1
-            if changed:
+                verification=None, verify_due_at=None, max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)
+                .returning(t.batch_id, t.workflow)).first()
+            if found is not None:
                 conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action="resubmitted",
                                                          note=note))
                 conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="queued", attempt=0,
                                                    detail=f"resubmitted by {by}"))
-                batch_id = conn.execute(select(t.batch_id).where(t.id == tx_id)).scalar_one()
-                reopen(conn, batch_id)
-        return changed
+                reopen(conn, found.batch_id)
+                deltas = counters.moved([found], "business_exception", "queued")
+                deltas.update(counters.moved([found], counters.OPEN_EXCEPTION, None))
+                counters.bump_many(conn, deltas)
+        return found is not None
 
     def resolve(self, tx_id: int, resolution: str, by: str, note: str | None) -> bool:
         """Mark an open exception done by hand or closed, with the person's note; whether it was still open."""
@@ -101,13 +105,14 @@ class Cases:
         t = transactions.c
         now = time.time()
         with self.engine.begin() as conn:
-            changed = conn.execute(update(transactions).where(
+            found = conn.execute(update(transactions).where(
                 t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
-                resolution=resolution, updated_at=now)).rowcount == 1
-            if changed:
+                resolution=resolution, updated_at=now).returning(t.batch_id, t.workflow)).first()
+            if found is not None:
                 conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action=resolution,
                                                          note=note))
-        return changed
+                counters.bump(conn, found.batch_id, found.workflow, counters.OPEN_EXCEPTION, -1)
+        return found is not None
 
     # -- an operator's actions on one case ---------------------------------------------------------------
     def retry(self, tx_id: int, by: str, *, attempts: int, note: str | None = None) -> str:
@@ -152,7 +157,7 @@ class Cases:
         t = transactions.c
         now = time.time()
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.case_ref, t.state, t.batch_id).where(t.id == tx_id)).first()
+            row = conn.execute(select(t.case_ref, t.state, t.batch_id, t.resolution).where(t.id == tx_id)).first()
             if row is None:
                 raise LedgerError(f"there is no case {tx_id}")
             if row.state not in from_states:
@@ -160,9 +165,13 @@ class Cases:
             if values["state"] == "queued" and conn.execute(select(case_actions.c.id).where(
                     case_actions.c.transaction_id == tx_id, case_actions.c.action == ERASED)).first() is not None:
                 raise LedgerError(f"case {row.case_ref}'s data was erased, so it cannot run again")
-            changed = conn.execute(update(transactions).where(t.id == tx_id, t.state.in_(from_states)).values(
-                published=0, updated_at=now, **values)).rowcount == 1
-            if not changed:
+            # the state read above, not any of ``from_states``: the counts must know which one the case left
+            was_open = row.state == "business_exception" and row.resolution is None
+            changed = conn.execute(update(transactions).where(
+                t.id == tx_id, t.state == row.state,
+                t.resolution.is_(None) if row.resolution is None else t.resolution.is_not(None)).values(
+                published=0, updated_at=now, **values).returning(t.batch_id, t.workflow)).first()
+            if changed is None:
                 raise LedgerError(f"case {row.case_ref} changed a moment ago; look at it again")
             conn.execute(insert(case_actions).values(transaction_id=tx_id, at=now, username=by, action=action,
                                                      note=note))
@@ -172,4 +181,8 @@ class Cases:
                 reopen(conn, row.batch_id)
             else:
                 settle(conn, [row.batch_id], now)
+            deltas = counters.moved([changed], row.state, values["state"])
+            if was_open:
+                deltas.update(counters.moved([changed], counters.OPEN_EXCEPTION, None))
+            counters.bump_many(conn, deltas)
         return str(row.batch_id)

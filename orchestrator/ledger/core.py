@@ -9,6 +9,7 @@ schema) and holds its parts, one per concept, each on the same engine:
 - :attr:`Ledger.batches` (:mod:`.batches`): create, fill, list, pause, resume, cancel, re-queue;
 - :attr:`Ledger.cases` (:mod:`.cases`): find cases, resubmit or resolve an exception;
 - :attr:`Ledger.reports` (:mod:`.reports`): counts, progress, throughput, refused rows, exceptions;
+- :attr:`Ledger.counters` (:mod:`.counters`): the counts by state kept as the ledger changes;
 - :attr:`Ledger.workflows` (:mod:`.workflows`): versions, publishing, the one parsed-workflow cache;
 - :attr:`Ledger.retention` (:mod:`.retention`): pruning finished cases, erasing one case's personal data;
 - :attr:`Ledger.heartbeats` (:mod:`.heartbeats`) and :attr:`Ledger.budgets` (:mod:`.budgets`);
@@ -31,6 +32,7 @@ from .audit import AuditTrail
 from .batches import Batches
 from .breakers import Breakers
 from .budgets import SystemBudgets
+from .counters import Counters
 from .cases import Cases
 from .dropped import DroppedFiles
 from .heartbeats import Heartbeats
@@ -96,6 +98,8 @@ class Ledger:
         """Finding cases, and the people's actions on exceptions."""
         self.reports = Reports(self.engine)
         """Counts, progress, throughput, refused rows and open exceptions (read-only)."""
+        self.counters = Counters(self.engine)
+        """The counts by batch and state kept as the ledger changes, and their check against a real count."""
         self.workflows = WorkflowStore(self.engine)
         """Workflow versions by digest, the published ones, and this process's cache of parsed versions."""
         self.retention = Retention(self.engine)

@@ -1,8 +1,8 @@
 """Figures read back from the ledger: counts by state, progress toward the target, the oldest waiting
 transaction, throughput over time, refused rows and the exceptions waiting for a person.
 
-Every query stays on an index however many millions of rows the ledger holds: counts on the batch/state
-index, recent windows by a binary search on event ids (:func:`~.queries.first_event_since`).
+Every query stays on an index however many millions of rows the ledger holds: counts from the counters kept
+as the ledger changes (:mod:`.counters`), recent windows by a binary search on event ids (:func:`~.queries.first_event_since`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from . import counters
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import (BATCH_STATES, HELD, UNFINISHED_DEADLINE, batch_rejections, batches, events, pruned_cases,
-                     pruned_rejections, transactions, workflow_versions)
+from .schema import (BATCH_STATES, HELD, HELD_CASE, OPEN_EXCEPTION, STATES, UNFINISHED_DEADLINE, batch_rejections, batches,
+                     events, pruned_cases, pruned_rejections, transactions, workflow_versions)
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
                 transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
@@ -43,10 +44,9 @@ RESULT_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.sta
 
 
 def open_exceptions(conn: Connection, batch_id: str) -> int:
-    """How many of a batch's cases wait for a person (handed back, not yet dealt with)."""
-    t = transactions.c
-    return conn.execute(select(func.count()).where(t.batch_id == batch_id, t.state == "business_exception",
-                                                   t.resolution.is_(None))).scalar_one()
+    """How many of a batch's cases wait for a person (handed back, not yet dealt with), from the counts kept
+    as the ledger changes."""
+    return counters.read(conn, [batch_id])[batch_id].get(counters.OPEN_EXCEPTION, 0)
 
 
 class Reports:
@@ -97,8 +97,9 @@ class Reports:
         ``window_s`` seconds (``done_recent`` over ``window_elapsed_s``: the recent rate). The elapsed time is
         the window, or the ledger's age when it is younger, but never under a minute.
 
-        The counts scan the batch/state index once. The recent window is found by a binary search on the
-        event ids (they grow with time), so the cost follows the window's events, not the ledger's size.
+        The counts are read from the counters kept as the ledger changes. The recent window is found by a
+        binary search on the event ids (they grow with time), so the cost follows the window's events, not the
+        ledger's size.
         """
         now = time.time() if now is None else now
         since = now - window_s
@@ -172,10 +173,11 @@ class Reports:
     def exceptions(self, created_by: str | None, *, workflows: Collection[str] | None = None,
                    limit: int = 200) -> list[dict[str, Any]]:
         """Open exceptions (handed back, not yet resolved), of one user's batches or of all (of ``workflows``
-        only, when given), oldest first."""
+        only, when given), oldest first, on the partial index of open exceptions."""
         t = transactions.c
         query = (select(*CASE_COLUMNS, batches.c.created_by).join(batches, batches.c.id == t.batch_id)
-                 .where(t.state == "business_exception", t.resolution.is_(None)))
+                 .where(text(OPEN_EXCEPTION.replace("state", "transactions.state")
+                             .replace("resolution", "transactions.resolution"))))  # the partial index's words
         if created_by is not None:
             query = query.where(batches.c.created_by == created_by)
         if workflows is not None:
@@ -205,13 +207,11 @@ class Reports:
             after = rows[-1]["id"]
 
     def count(self, batch_id: str, state: str | None = None) -> int:
-        """How many cases a batch still has in the ledger (of one state, when given), on the batch/state index:
-        the rows an export reads (cases pruned to an archive are not among them)."""
-        query = select(func.count()).where(transactions.c.batch_id == batch_id)
-        if state is not None:
-            query = query.where(transactions.c.state == state)
+        """How many cases a batch still has in the ledger (of one state, when given), from the counts kept as
+        the ledger changes: the rows an export reads (cases pruned to an archive are not among them)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            kept = counters.read(conn, [batch_id])[batch_id]
+        return kept.get(state, 0) if state is not None else sum(kept[s] for s in kept if s in STATES)
 
     def reconciliation(self, batch_id: str) -> dict[str, Any] | None:
         """What a batch's reconciliation adds up: the batch as handed off (rows read, accepted, the file's
@@ -237,16 +237,12 @@ class Reports:
 
     def held(self, batch_id: str | None = None) -> dict[str, int]:
         """Cases held (paused) for a missing secret, env value or system URL, by workflow: of one batch, or
-        of every batch (one lookup per batch on the batch/state index; paused cases are few)."""
-        t = transactions.c
+        of every batch (on the partial index of held cases: the cost follows how many are held)."""
+        query = select(transactions.c.workflow, func.count()).where(text(HELD_CASE))
+        if batch_id is not None:
+            query = query.where(transactions.c.batch_id == batch_id)
         with self.engine.connect() as conn:
-            ids = [batch_id] if batch_id is not None else list(conn.execute(select(batches.c.id)).scalars())
-            found: dict[str, int] = {}
-            for one in ids:
-                for workflow, count in conn.execute(select(t.workflow, func.count()).where(
-                        t.batch_id == one, t.state == "paused", t.error_class == HELD).group_by(t.workflow)):
-                    found[workflow] = found.get(workflow, 0) + int(count)
-        return found
+            return {workflow: int(count) for workflow, count in conn.execute(query.group_by(transactions.c.workflow))}
 
     def deadlines(self, margin_s: float, *, batch_id: str | None = None, now: float | None = None
                   ) -> dict[str, dict[str, int]]:

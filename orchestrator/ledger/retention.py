@@ -25,8 +25,9 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import LedgerError
+from . import counters
 from .queries import placeholder
-from .schema import (ACTIVE, TERMINAL, batch_rejections, batches, case_actions, events, pruned_cases,
+from .schema import (ACTIVE, STATES, TERMINAL, batch_rejections, batches, case_actions, events, pruned_cases,
                      pruned_rejections, transactions)
 
 PRUNABLE_BATCH_STATES = ("finished", "cancelled")
@@ -97,7 +98,7 @@ class Retention:
     def cases_left(self, batch_id: str) -> int:
         """How many cases a batch still has in the ledger."""
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(transactions.c.batch_id == batch_id)).scalar_one())
+            return sum(n for name, n in counters.read(conn, [batch_id])[batch_id].items() if name in STATES)
 
     def prune_cases(self, batch_id: str, cutoff: float, limit: int,
                     keep: Callable[[PrunedChunk], None]) -> PrunedChunk:
@@ -123,6 +124,8 @@ class Retention:
             _add(conn, "pruned_cases", ("batch_id", "workflow", "state"),
                  [(batch_id, workflow, state, n) for (workflow, state), n in sorted(tally.items())])
             keep(chunk)
+            # last: the counter rows stay locked only for the commit, not while the archive is written
+            counters.bump_many(conn, {(batch_id, workflow, state): -n for (workflow, state), n in tally.items()})
         return chunk
 
     def prune_rejections(self, batch_id: str, limit: int, keep: Callable[[PrunedChunk], None]) -> PrunedChunk:

@@ -22,7 +22,7 @@ corrected data, ``done_by_hand`` and ``closed`` end it; every such action is a `
 
 The hand-off service's tables live here too: ``published_workflows`` (the version of each workflow that
 caseworkers hand off to), ``batch_rejections`` (every refused row of a hand-off), ``case_actions`` and
-``workers`` (each worker's heartbeat, for the operations page), ``workflow_publishes`` (every publish,
+``ledger_counters`` (the counts by state, kept as the ledger changes), ``workers`` (each worker's heartbeat, for the operations page), ``workflow_publishes`` (every publish,
 numbered per name) and ``audit_log`` (the hash-chained audit trail). ``pruned_cases`` and ``pruned_rejections``
 keep what ``autoclerk ledger prune`` took out of the ledger as counts (per batch, workflow and state; per
 batch and kind of refusal), which every count by state adds in, so totals stay true after a prune. The account tables (users, API tokens,
@@ -57,6 +57,10 @@ releases it."""
 UNFINISHED_DEADLINE = "deadline IS NOT NULL AND state IN ('queued', 'in_progress', 'retry_scheduled', 'paused')"
 """The predicate of the partial index on unfinished cases' deadlines; a query that reads the index repeats it
 word for word (SQLite uses a partial index only when the query's WHERE has the index's terms)."""
+OPEN_EXCEPTION = "state = 'business_exception' AND resolution IS NULL"
+"""The predicate of the partial index on open exceptions (handed back, not yet dealt with), by last change."""
+HELD_CASE = f"state = 'paused' AND error_class = '{HELD}'"
+"""The predicate of the partial index on cases held for a missing setting, by workflow."""
 
 metadata = MetaData()
 
@@ -89,6 +93,7 @@ batches = Table(
     Column("accepted", Integer),
     Column("input_sha256", String(64)),
     Index("ix_batches_created_by", "created_by", "created_at"),
+    Index("ix_batches_created_at", "created_at"),
 )
 
 transactions = Table(
@@ -125,7 +130,7 @@ transactions = Table(
     Column("verification", String(16)),
     Column("verify_due_at", Float),
     UniqueConstraint("workflow", "case_ref", name="uq_transactions_workflow_case_ref"),
-    Index("ix_transactions_batch_state", "batch_id", "state"),
+    Index("ix_transactions_batch_state", "batch_id", "state", "id"),
     Index("ix_transactions_batch_id", "batch_id", "id"),
     Index("ix_transactions_outbox", "published", "state", "priority"),
     Index("ix_transactions_lease", "lease_until", sqlite_where=text("state = 'in_progress'"),
@@ -134,7 +139,22 @@ transactions = Table(
           postgresql_where=text(UNFINISHED_DEADLINE)),
     Index("ix_transactions_verify_due", "verify_due_at", sqlite_where=text("verify_due_at IS NOT NULL"),
           postgresql_where=text("verify_due_at IS NOT NULL")),
+    Index("ix_transactions_open_exceptions", "updated_at", sqlite_where=text(OPEN_EXCEPTION),
+          postgresql_where=text(OPEN_EXCEPTION)),
+    Index("ix_transactions_held", "workflow", sqlite_where=text(HELD_CASE), postgresql_where=text(HELD_CASE)),
 )
+
+ledger_counters = Table(
+    "ledger_counters",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("workflow", String(64), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+"""How many cases each batch (``""``: the whole ledger) holds under each name (a state), kept in the same
+database transaction as every change and spread over shards summed on read (see :mod:`.counters`)."""
 
 events = Table(
     "transaction_events",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StaleAttempt
+from . import counters
 from .queries import placeholder, settle
 from .schema import STATES, TERMINAL, events, transactions
 
@@ -87,21 +89,37 @@ class Transactions:
         now = time.time()
         with self.engine.begin() as conn:
             m = placeholder(conn)
-            # One statement takes the rows and returns them (SQLite ≥ 3.35 and PostgreSQL): the hot path
-            # of the queue core, written for the driver directly.
-            rows = conn.exec_driver_sql(
-                f"UPDATE transactions SET state = 'in_progress', attempts = attempts + 1, fence = fence + 1, "
-                f"lease_owner = {m}, lease_until = {m}, updated_at = {m} "
-                f"WHERE id IN ({', '.join([m] * len(ids))}) AND (state = 'queued' "
-                f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m})) "
-                f"OR (state = 'in_progress' AND lease_until < {m})) "
-                "RETURNING id, workflow, digest, batch_id, case_ref, payload, attempts, max_attempts, fence, "
-                "effect_attempt, history, verification, result_ref, output",
-                (owner, now + lease_s, now, *ids, now, now)).fetchall()
+            # One statement per state a claim takes a case from takes the rows and returns them (SQLite ≥ 3.35
+            # and PostgreSQL): the hot path of the queue core, written for the driver directly. Most messages
+            # find their cases queued, so the usual claim is the first statement alone; knowing the state each
+            # case left keeps the counts by state exact.
+            rows: list[Any] = []
+            deltas: Counter[counters.Key] = Counter()
+            left = ids
+            for from_state, condition, args in (
+                    ("queued", "state = 'queued'", ()),
+                    ("retry_scheduled", f"state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m})",
+                     (now,)),
+                    ("in_progress", f"state = 'in_progress' AND lease_until < {m}", (now,))):
+                taken = conn.exec_driver_sql(
+                    f"UPDATE transactions SET state = 'in_progress', attempts = attempts + 1, fence = fence + 1, "
+                    f"lease_owner = {m}, lease_until = {m}, updated_at = {m} "
+                    f"WHERE id IN ({', '.join([m] * len(left))}) AND {condition} "
+                    "RETURNING id, workflow, digest, batch_id, case_ref, payload, attempts, max_attempts, fence, "
+                    "effect_attempt, history, verification, result_ref, output",
+                    (owner, now + lease_s, now, *left, *args)).fetchall()
+                rows += taken
+                if from_state != "in_progress":  # a lease that ran out is taken over: still in progress
+                    deltas.update(counters.moved(taken, from_state, "in_progress"))
+                if len(rows) == len(ids):
+                    break
+                claimed = {r[0] for r in taken}
+                left = [tx_id for tx_id in left if tx_id not in claimed]
             if rows:
                 conn.exec_driver_sql(
                     f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
                     f"VALUES ({m}, {m}, 'in_progress', {m}, {m})", [(r[0], now, r[6], owner) for r in rows])
+                counters.bump_many(conn, deltas)
         order = {tx_id: index for index, tx_id in enumerate(ids)}
         return [Claim(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], json.loads(r[10]), now,
                       r[11], r[12], json.loads(r[13]) if r[13] else None)
@@ -134,17 +152,24 @@ class Transactions:
         deferred = []
         with self.engine.begin() as conn:
             m = placeholder(conn)
+            deltas: Counter[counters.Key] = Counter()
             for tx_id, at in until.items():
-                found = conn.exec_driver_sql(
-                    f"UPDATE transactions SET state = 'retry_scheduled', next_attempt_at = {m}, published = 0, "
-                    f"error_class = {m}, error_message = {m}, updated_at = {m} "
-                    f"WHERE id = {m} AND (state = 'queued' "
-                    f"OR (state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m}))) "
-                    "RETURNING attempts", (at, error_class, reason, now, tx_id, now)).fetchone()
-                if found is not None:
-                    deferred.append(tx_id)
-                    conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="retry_scheduled",
-                                                       attempt=found[0], detail=reason))
+                for from_state, condition, args in (
+                        ("queued", "state = 'queued'", ()),
+                        ("retry_scheduled", f"state = 'retry_scheduled' AND (next_attempt_at IS NULL OR next_attempt_at <= {m})",
+                         (now,))):
+                    found = conn.exec_driver_sql(
+                        f"UPDATE transactions SET state = 'retry_scheduled', next_attempt_at = {m}, published = 0, "
+                        f"error_class = {m}, error_message = {m}, updated_at = {m} "
+                        f"WHERE id = {m} AND {condition} RETURNING attempts, batch_id, workflow",
+                        (at, error_class, reason, now, tx_id, *args)).fetchone()
+                    if found is not None:
+                        deferred.append(tx_id)
+                        conn.execute(insert(events).values(transaction_id=tx_id, at=now, state="retry_scheduled",
+                                                           attempt=found[0], detail=reason))
+                        deltas.update(counters.moved([found], from_state, "retry_scheduled"))
+                        break
+            counters.bump_many(conn, deltas)
         return deferred
 
     def mark_effect_started(self, claim: Claim) -> None:
@@ -210,13 +235,30 @@ class Transactions:
                     f"WHERE id = {m} AND fence = {m} AND state = 'in_progress'", fresh).rowcount
                 if len(outcomes) == 1 and updated != 1:
                     return [outcomes[0].claim]
+                done = [o for o in outcomes if o.claim not in stale]
+                if updated != len(fresh):
+                    # A lease ran out and another attempt took a case over between the read and the write
+                    # (fence + 1): its row was left alone. The fences only grow, so a case that carries this
+                    # attempt's fence and its outcome was written by this statement.
+                    now_at = {r[0]: (r[1], r[2]) for r in conn.exec_driver_sql(
+                        f"SELECT id, fence, state FROM transactions WHERE id IN ({', '.join([m] * len(done))})",
+                        tuple(o.claim.id for o in done))}
+                    stale += [o.claim for o in done if now_at.get(o.claim.id) != (o.claim.fence, o.state)]
+                    done = [o for o in done if o.claim not in stale]
                 conn.exec_driver_sql(
                     f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
                     f"VALUES ({m}, {m}, {m}, {m}, {m})",
-                    [(o.claim.id, now, o.state, o.claim.attempt, o.error_class) for o in outcomes if o.claim not in stale])
+                    [(o.claim.id, now, o.state, o.claim.attempt, o.error_class) for o in done])
+                deltas: Counter[counters.Key] = Counter()
+                for o in done:
+                    deltas[(o.claim.batch_id, o.claim.workflow, "in_progress")] -= 1
+                    deltas[(o.claim.batch_id, o.claim.workflow, o.state)] += 1
+                    if o.state == "business_exception":  # a case in progress has no resolution
+                        deltas[(o.claim.batch_id, o.claim.workflow, counters.OPEN_EXCEPTION)] += 1
                 # A batch whose last case this was is finished. Two workers finishing a batch's last two
                 # cases at once may each still see the other's (PostgreSQL): the sweep settles it then.
-                settle(conn, {o.claim.batch_id for o in outcomes if o.state in TERMINAL and o.claim not in stale}, now)
+                settle(conn, {o.claim.batch_id for o in done if o.state in TERMINAL}, now)
+                counters.bump_many(conn, deltas)
         return stale
 
     @staticmethod

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
+from . import counters
 from .queries import placeholder
 from .schema import VERIFY_FAILED, events, transactions
 from .transactions import Claim
@@ -81,6 +82,9 @@ class Verifications:
             if changed and result == "verify_failed":
                 conn.execute(insert(events).values(transaction_id=claim.id, at=now, state="business_exception",
                                                    attempt=claim.attempt, detail=VERIFY_FAILED))
+                deltas = counters.moved([claim], "done", "business_exception")
+                deltas.update(counters.moved([claim], None, counters.OPEN_EXCEPTION))
+                counters.bump_many(conn, deltas)
         return changed == 1
 
     def errors(self, claim: Claim) -> int:
