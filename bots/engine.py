@@ -34,6 +34,7 @@ from .context import StepContext
 from .errors import ApplicationError, BotError, BrowserGone, PageCrashed, StepTimeout, TargetServerError
 from .evidence import evidence_folder, keep_evidence, prune_artifacts
 from .flow import Finished, run_steps
+from .healing import Healer, HealingStore
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .session import SessionKeeper
 
@@ -58,6 +59,8 @@ class BotConfig:
         browser_memory_mb: memory of the browser's processes above which it is replaced.
         trace: keep a Playwright trace of each failed attempt (off by default: traces hold typed values).
         artifacts_retention_days: evidence older than this is deleted (when the engine starts, then hourly).
+        fingerprint_refresh_every: successes of a step between two readings of its element's fingerprint
+            (see ``healing.py``; used only when the engine is given a healing store).
     """
 
     system_urls: Mapping[str, str] = field(default_factory=dict)
@@ -73,6 +76,7 @@ class BotConfig:
     browser_memory_mb: float = 1500.0
     trace: bool = False
     artifacts_retention_days: float = 30.0
+    fingerprint_refresh_every: int = 200
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,13 @@ class BotEngine:
             engine.close()
     """
 
-    def __init__(self, config: BotConfig) -> None:
+    def __init__(self, config: BotConfig, healing: HealingStore | None = None) -> None:
+        """Args:
+            config: how bots run.
+            healing: where step fingerprints and heals are kept; ``None``: none are recorded, nothing heals.
+        """
         self.config = config
+        self.healer = Healer(healing, refresh_every=config.fingerprint_refresh_every) if healing is not None else None
         self.executable = find_chromium(config.chromium_path)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -321,6 +330,9 @@ class BotEngine:
                 sessions=self.sessions if self.config.reuse_sessions else None,
                 secret_values=set(secret_values(definition.input, job.case)),
                 on_step=job.on_step,
+                healer=self.healer,
+                case_ref=job.case_ref,
+                attempt=job.attempt,
             )
             bound = ctx
 

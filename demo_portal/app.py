@@ -35,6 +35,18 @@ SESSION_COOKIE = "PORTALSESSID"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+DRIFTS = {
+    "": "no drift",
+    "renamed_id": "the change-of-address form's 'Town or city' field has a new id (town)",
+    "changed_classes": "the confirmation reference has new classes (ref-value instead of reference)",
+    "moved_field": "the 'Postcode' field moved to the top of the form, with a new id (post-code)",
+    "relabelled_submit": "the submit button reads 'Send change' and has a new id (send-change)",
+    "twin_fields": "the 'Town or city' field became two near-identical ones (city-home, city-work)",
+    "removed_field": "the 'Town or city' field is gone",
+}
+"""The releases the ``drift`` knob can simulate."""
+
+
 @dataclass
 class Faults:
     """The fault knobs. Rates are fractions of page requests (``/api/*`` is never affected)."""
@@ -46,11 +58,15 @@ class Faults:
     session_ttl_s: float = 3600.0
     id_drift: int = 0
     """1: a new release renamed the case search field's id (its label stays): locators must fall back."""
+    drift: str = ""
+    """A new release changed a page (see :data:`DRIFTS`): what self-healing locators are tested against."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault knob '{key}'")
+            if key == "drift" and value not in DRIFTS:
+                raise ValueError(f"unknown drift '{value}' (one of: {', '.join(sorted(DRIFTS))})")
             setattr(self, key, type(getattr(self, key))(value))
 
 
@@ -109,7 +125,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
         return True
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+        return TEMPLATES.TemplateResponse(request, name, {"drift": state.faults.drift, **context}, status_code=status)
 
     def to_login(request: Request) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)

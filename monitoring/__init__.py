@@ -1,7 +1,7 @@
 """Monitoring: Prometheus metrics and structlog logging. Importable by every package; imports none of them."""
 
 from .logs import configure_logging, redact_text, redactor, register_secret
-from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
+from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, HEALS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
                       RETRIES, SESSIONS, STEP_DURATION, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS, disable_metrics,
                       metrics_enabled, serve_metrics)
 
@@ -21,6 +21,7 @@ __all__ = [
     "BOT_SLOTS",
     "RETRIES",
     "LOCATOR_FALLBACKS",
+    "HEALS",
     "SESSIONS",
     "BROWSER_RESTARTS",
     "PAGE_CRASHES",

@@ -10,6 +10,7 @@ from .budgets import SystemBudgets
 from .cases import Cases
 from .core import Ledger
 from .dropped import DroppedFiles
+from .heals import Heals
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
@@ -34,6 +35,7 @@ __all__ = [
     "AuditTrail",
     "Schedules",
     "DroppedFiles",
+    "Heals",
     # what they take and give
     "Claim",
     "Outcome",

@@ -38,6 +38,7 @@ def bot_config(settings: Settings, **changes: Any) -> BotConfig:
         browser_memory_mb=s.browser_memory_mb,
         trace=s.trace,
         artifacts_retention_days=s.artifacts_retention_days,
+        fingerprint_refresh_every=s.fingerprint_refresh_every,
     )
     return dataclasses.replace(config, **changes)
 
@@ -81,7 +82,8 @@ class Runtime:
                 if s.bot == "null":
                     self._engine = NullEngine()
                     return self._engine
-                self._engine = BotEngine(bot_config(s))
+                # The ledger keeps step fingerprints and heals: the bots know it only as a HealingStore.
+                self._engine = BotEngine(bot_config(s), healing=self.ledger.heals if s.healing else None)
             return self._engine
 
     def workflow(self, digest: str) -> LoadedWorkflow:
