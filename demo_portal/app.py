@@ -5,7 +5,8 @@ change-of-address form with server-side validation and a one-time form token, a 
 a generated reference, and an add-a-note form with attachments and a JavaScript confirm dialog.
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
 ``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a rate of hanging requests,
-session lifetime, a renamed element id); ``GET /api/sessions`` counts sign-ins and live sessions, and
+session lifetime, a renamed element id, and ``drift``: a release that renamed, moved, relabelled,
+doubled or removed an element, see :data:`DRIFTS`); ``GET /api/sessions`` counts sign-ins and live sessions, and
 ``DELETE /api/sessions`` ends every session at once.
 """
 

@@ -58,7 +58,9 @@ class Heals:
                 attempt=heal.attempt, outcome=heal.outcome, old_locator=heal.old_locator, new_locator=heal.new_locator,
                 score=heal.score, runner_up=heal.runner_up, fingerprint=json.dumps(heal.fingerprint, sort_keys=True),
                 candidate=json.dumps(heal.candidate, sort_keys=True), screenshot=heal.screenshot, at=time.time()))
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     # -- reading and approving -------------------------------------------------------------------------------
     def list(self, workflow: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
