@@ -77,6 +77,9 @@ class StepContext:
     """The engine's healer (see ``healing.py``), or ``None``: no fingerprints, no healing."""
     case_ref: str = ""
     attempt: int = 0
+    job_workflow: tuple[str, str] = ("", "")
+    """The name and digest of the workflow version the transaction runs (a called part's steps included):
+    what fingerprints and heals are kept under."""
 
     @property
     def systems(self) -> dict[str, System]:

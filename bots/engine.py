@@ -333,6 +333,7 @@ class BotEngine:
                 healer=self.healer,
                 case_ref=job.case_ref,
                 attempt=job.attempt,
+                job_workflow=(definition.name, job.workflow.digest) if self.healer is not None else ("", ""),
             )
             bound = ctx
 

@@ -178,7 +178,7 @@ class Healer:
     # -- fingerprints ------------------------------------------------------------------------------------
     async def found(self, ctx: "StepContext", element: PwLocator) -> None:
         """A step found its element: read and keep its fingerprint when due (first success, then every N)."""
-        key = (ctx.workflow.digest, ctx.step_path)
+        key = (ctx.job_workflow[1], ctx.step_path)
         count = self._successes.get(key, 0)
         self._successes[key] = count + 1
         if count % self.refresh_every:
@@ -192,7 +192,7 @@ class Healer:
         if ctx.secret_values:  # the words around a field may be the case's: its secrets never leave the page
             data.update({name: ctx.mask(str(data.get(name) or "")) for name in ("name", "label", "nearby")})
         self._known[key] = Fingerprint.of(data)
-        write = asyncio.ensure_future(asyncio.to_thread(self.store.record_fingerprint, ctx.workflow.definition.name,
+        write = asyncio.ensure_future(asyncio.to_thread(self.store.record_fingerprint, ctx.job_workflow[0],
                                                         key[0], key[1], data))
         self._writes.add(write)
         write.add_done_callback(self._written)
@@ -204,7 +204,7 @@ class Healer:
 
     async def recorded(self, ctx: "StepContext") -> Fingerprint | None:
         """The step's recorded fingerprint: this process's, else the store's (read once)."""
-        key = (ctx.workflow.digest, ctx.step_path)
+        key = (ctx.job_workflow[1], ctx.step_path)
         if key not in self._known:
             data = await asyncio.to_thread(self.store.fingerprint, *key)
             self._known[key] = Fingerprint.of(data) if data else None
@@ -213,12 +213,12 @@ class Healer:
     # -- healing -----------------------------------------------------------------------------------------
     def healed_before(self, ctx: "StepContext") -> str | None:
         """The selector this process healed the step to on its own before (tried after the step's locators)."""
-        found = self._healed.get((ctx.workflow.digest, ctx.step_path))
+        found = self._healed.get((ctx.job_workflow[1], ctx.step_path))
         return found.new_locator if found is not None else None
 
     async def reused(self, ctx: "StepContext", old_locator: str) -> None:
         """The step found its element only through an earlier heal: recorded again, with this case."""
-        earlier = self._healed[(ctx.workflow.digest, ctx.step_path)]
+        earlier = self._healed[(ctx.job_workflow[1], ctx.step_path)]
         heal = dataclasses.replace(earlier, case_ref=ctx.case_ref, attempt=ctx.attempt, old_locator=old_locator,
                                    screenshot=None)
         heal_id = await asyncio.to_thread(self.store.record_heal, heal)
@@ -240,14 +240,14 @@ class Healer:
             return None, "not healed: no fingerprint of its element was recorded yet"
         candidates = await ctx.page.evaluate(CANDIDATES_JS, recorded.tag)
         verdict = judge(recorded, candidates, self.threshold, self.margin)
-        workflow = ctx.workflow.definition.name
+        workflow = ctx.job_workflow[0]
         if verdict.refused or verdict.selector is None:
             HEALS.labels(workflow, ctx.step_path, "refused").inc()
             log.warning("locator not healed", reason=verdict.refused, best=verdict.best, runner_up=verdict.runner_up)
             return None, f"not healed: {verdict.refused}"
         element = ctx.page.locator(verdict.selector).first
         alone = may_heal_alone(ctx)
-        heal = Heal(workflow=workflow, digest=ctx.workflow.digest, step=ctx.step_path, verb=ctx.step_verb,
+        heal = Heal(workflow=workflow, digest=ctx.job_workflow[1], step=ctx.step_path, verb=ctx.step_verb,
                     case_ref=ctx.case_ref, attempt=ctx.attempt, outcome="healed" if alone else "proposed",
                     old_locator=old_locator, new_locator=verdict.selector, score=verdict.best,
                     runner_up=verdict.runner_up, fingerprint=recorded.as_dict(), candidate=verdict.candidate,
