@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bots import Heal
-from orchestrator import Ledger
+from orchestrator import Ledger, Runtime, load_settings
 from orchestrator.errors import LedgerError
 from orchestrator.queue import approve_heal
 from tests.conftest import EXAMPLE, ROOT
@@ -139,3 +139,19 @@ def test_heals_list_and_approve_on_the_command_line_write_the_authors_file(tmp_p
         assert reopened.heals.get(heal_id)["reason"] == "renamed in 4.3"
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize("healing", [True, False])
+def test_a_workers_engine_keeps_fingerprints_and_heals_in_its_ledger_unless_healing_is_off(
+        tmp_path: Path, chromium: str, healing: bool) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    runtime = Runtime(load_settings(ledger_url=ledger.url, chromium_path=chromium, healing=healing,
+                                    fingerprint_refresh_every=50), ledger)
+    try:
+        engine = runtime.engine
+        assert engine.config.fingerprint_refresh_every == 50  # type: ignore[union-attr]
+        healer = engine.healer  # type: ignore[union-attr]
+        assert (healer.store is ledger.heals) if healing else healer is None
+    finally:
+        runtime.close()
+        ledger.close()
