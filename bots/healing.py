@@ -219,7 +219,7 @@ class Healer:
     async def reused(self, ctx: "StepContext", old_locator: str) -> None:
         """The step found its element only through an earlier heal: recorded again, with this case."""
         earlier = self._healed[(ctx.job_workflow[1], ctx.step_path)]
-        heal = dataclasses.replace(earlier, case_ref=ctx.case_ref, attempt=ctx.attempt, old_locator=old_locator,
+        heal = dataclasses.replace(earlier, case_ref=ctx.case_ref, attempt=ctx.attempt, old_locator=ctx.mask(old_locator),
                                    screenshot=None)
         heal_id = await asyncio.to_thread(self.store.record_heal, heal)
         HEALS.labels(heal.workflow, heal.step, "healed").inc()
@@ -235,6 +235,7 @@ class Healer:
             BusinessException: a unique candidate was found for a step that may not heal alone (code
                 ``heal_needs_approval``): the case goes to a person with the proposal.
         """
+        old_locator = ctx.mask(old_locator)  # rendered for the case: a secret case value never reaches the ledger
         recorded = await self.recorded(ctx)
         if recorded is None:
             return None, "not healed: no fingerprint of its element was recorded yet"
