@@ -17,7 +17,10 @@ processes, sampled every 0.2 s. ``--soak N`` also runs N transactions through on
 every 100, and reports the growth between the first and the last tenth.
 
     python benchmarks/bots.py [--cases 60] [--runs 3] [--concurrency 4] [--soak 0]
-                              [--baseline-browser system] [--json]
+                              [--baseline-browser system] [--healing] [--json]
+
+``--healing`` also runs ours, right after each run of ours, with step fingerprints kept in a SQLite ledger
+(as a worker keeps them), and reports ``healing_per_s`` and ``healing_cost`` (1 - with / without).
 """
 
 from __future__ import annotations
@@ -113,13 +116,13 @@ async def baseline(url: str, rows: list[dict[str, str]], executable: str) -> tup
 
 # -- ours ------------------------------------------------------------------------------------------------------
 def ours(url: str, rows: list[dict[str, str]], concurrency: int, engine: BotEngine | None = None,
-         executable: str | None = None) -> tuple[float, float]:
+         executable: str | None = None, healing: Any = None) -> tuple[float, float]:
     """Run the cases through the engine, ``concurrency`` in flight; returns (transactions per second, peak MB)."""
     loaded = load_workflow(WORKFLOW)
     wf = loaded.definition
     secrets = SecretValues()
     own = engine is None
-    engine = engine or BotEngine(BotConfig(system_urls={"portal": url}, chromium_path=executable))
+    engine = engine or BotEngine(BotConfig(system_urls={"portal": url}, chromium_path=executable), healing=healing)
 
     def one(row: dict[str, str]) -> None:
         job = BotJob(loaded, wf.steps, check_case(wf.input, row, 1), row["case_ref"], 1, secrets)
@@ -184,6 +187,8 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=0, help="also run this many through one engine, sampling memory")
     parser.add_argument("--baseline-browser", default="system",
                         help="the baseline's Chromium: a path, 'system' (default) or 'headless-shell'")
+    parser.add_argument("--healing", action="store_true",
+                        help="also run ours with fingerprints kept in a ledger (SQLite) right after each run of ours")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("AUTOCLERK_SECRET_PORTAL_PASSWORD", PASSWORD)
@@ -192,8 +197,14 @@ def main() -> None:
     same_browser = mine_exe != executable
     ours_rates, base_rates, ours_mb, base_mb, wrong, invalid_submitted = [], [], [], [], 0, 0
     same_rates: list[float] = []
+    healing_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, portal_process(password=PASSWORD) as portal:
         folder = Path(tmp)
+        store = None
+        if args.healing:
+            from orchestrator.ledger import Ledger
+
+            store = Ledger(f"sqlite:///{folder / 'ledger.db'}").heals
         # Warm-up outside the measurement (first browser launch, page caches).
         ours(portal.url, cases_file(folder, 4, 900_000), args.concurrency, executable=mine_exe)
         asyncio.run(baseline(portal.url, cases_file(folder, 2, 910_000), executable))
@@ -203,6 +214,12 @@ def main() -> None:
             rate, mb = ours(portal.url, mine, args.concurrency, executable=mine_exe)
             ours_rates.append(rate)
             ours_mb.append(mb)
+            if store is not None:  # the same engine set-up, with fingerprints recorded: first success, then every N
+                healed_rows = cases_file(folder, args.cases, 300_000 + run * 10_000)
+                healing_rates.append(ours(portal.url, healed_rows, args.concurrency, executable=mine_exe,
+                                          healing=store)[0])
+                w, s = check_portal(portal.url, healed_rows, invalid_refs(portal.url, healed_rows))
+                wrong, invalid_submitted = wrong + w, invalid_submitted + s
             rate, mb = asyncio.run(baseline(portal.url, theirs, executable))
             base_rates.append(rate)
             base_mb.append(mb)
@@ -215,7 +232,8 @@ def main() -> None:
                 w, s = check_portal(portal.url, rows, invalid_refs(portal.url, rows))
                 wrong, invalid_submitted = wrong + w, invalid_submitted + s
             print(f"run {run + 1}: ours {ours_rates[-1]:.2f} tx/s ({ours_mb[-1]:.0f} MB), "
-                  f"baseline {base_rates[-1]:.2f} tx/s ({base_mb[-1]:.0f} MB)"
+                  + (f"ours with fingerprints {healing_rates[-1]:.2f} tx/s, " if store is not None else "")
+                  + f"baseline {base_rates[-1]:.2f} tx/s ({base_mb[-1]:.0f} MB)"
                   + (f", baseline on ours' browser {same_rates[-1]:.2f} tx/s" if same_browser else ""), file=sys.stderr)
         soaked = soak(portal.url, folder, args.soak, args.concurrency, mine_exe) if args.soak else {}
     per_s, base = statistics.median(ours_rates), statistics.median(base_rates)
@@ -228,6 +246,9 @@ def main() -> None:
         "portal_one_submission_per_valid_case": wrong == 0 and invalid_submitted == 0,
         "valid_cases_not_submitted_once": wrong, "invalid_cases_submitted": invalid_submitted, **soaked,
     }
+    if healing_rates:  # what recording fingerprints costs: 1 - (with / without), each the median of its runs
+        result["healing_per_s"] = round(statistics.median(healing_rates), 3)
+        result["healing_cost"] = round(1 - statistics.median(healing_rates) / per_s, 3)
     if same_browser:
         same = statistics.median(same_rates)
         result |= {"baseline_same_browser_per_s": round(same, 3), "ratio_same_browser": round(per_s / same, 2)}

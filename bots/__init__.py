@@ -7,6 +7,8 @@ from .chromium import ChromiumChoice, LaunchOptions, choose_chromium, find_chrom
 from .context import StepContext, StepHooks
 from .engine import BotConfig, BotEngine, BotJob, BotResult
 from .evidence import evidence_folder
+from .fingerprint import Fingerprint
+from .healing import Heal, HealingStore, MemoryHealingStore
 from .null import NullEngine
 from .session import SessionKeeper
 from .flow import EXECUTORS, run_steps
@@ -38,6 +40,11 @@ __all__ = [
     "LaunchOptions",
     # evidence
     "evidence_folder",
+    # self-healing locators
+    "Heal",
+    "HealingStore",
+    "MemoryHealingStore",
+    "Fingerprint",
     # steps (custom steps receive a StepContext)
     "StepContext",
     "StepHooks",

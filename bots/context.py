@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator as PwLocator
@@ -22,6 +22,9 @@ from workflows import (LoadedWorkflow, Locator, System, alternatives, case_field
 from workflows.locators import ByCss, ByLabel, ByPlaceholder, ByRole, ByTestId, ByText
 
 from .errors import BusinessException, StepTimeout
+
+if TYPE_CHECKING:
+    from .healing import Healer
 
 
 @dataclass
@@ -114,6 +117,15 @@ class StepContext:
     step_verb: str = ""
     sessions: Any = None
     """The worker's kept sign-in sessions (a ``SessionKeeper``), or ``None`` to sign in every time."""
+    step_args: Any = None
+    """The arguments of the step being run (the healing policy reads them)."""
+    healer: "Healer | None" = None
+    """The engine's healer (see ``healing.py``), or ``None``: no fingerprints, no healing."""
+    case_ref: str = ""
+    attempt: int = 0
+    job_workflow: tuple[str, str] = ("", "")
+    """The name and digest of the workflow version the transaction runs (a called part's steps included):
+    what fingerprints and heals are kept under."""
 
     @property
     def systems(self) -> dict[str, System]:
@@ -222,6 +234,9 @@ class StepContext:
         timeout_ms = timeout_ms or self.step_timeout_ms
         specs = alternatives(locator)
         candidates = [self.locate(spec) for spec in specs]
+        healed = self.healer.healed_before(self) if self.healer is not None else None
+        if healed is not None:  # this process healed the step before: its candidate is one more alternative
+            candidates.append(self.page.locator(healed))
         target = candidates[0]
         for alternative in candidates[1:]:
             target = target.or_(alternative)
@@ -230,18 +245,38 @@ class StepContext:
         try:
             await self.race(wait_until(combined, state, timeout_ms))
         except PlaywrightTimeout:
-            raise StepTimeout(f"no element matching {self.described(specs)} within {timeout_ms} ms",
-                              step=self.step_path) from None
+            message = f"no element matching {self.described(specs)} within {timeout_ms} ms"
+            if self.healer is not None and state in ("visible", "attached"):
+                element, why = await self.healer.heal(self, self.described(specs))
+                if element is not None:
+                    return element
+                message = f"{message}; {why}"
+            raise StepTimeout(message, step=self.step_path) from None
         if error_selector:
             await self.raise_business_error()
-        if len(candidates) == 1 or state != "visible":
-            return candidates[0].first
-        for index, candidate in enumerate(candidates):  # the first alternative that is showing
-            if await candidate.first.is_visible():
-                if index:
-                    self.on_fallback(self.step_verb, index)
-                return candidate.first
-        return target.first
+        found, used = candidates[0].first, 0
+        if len(candidates) > 1 and state == "visible":
+            for index, candidate in enumerate(candidates):  # the first alternative that is showing
+                if await candidate.first.is_visible():
+                    if 0 < index < len(specs):
+                        self.on_fallback(self.step_verb, index)
+                    found, used = candidate.first, index
+                    break
+            else:
+                found = target.first
+        elif healed is not None and state == "attached" and not await candidates[0].count():
+            used = len(specs)
+            for index, candidate in enumerate(candidates[1:len(specs)], start=1):
+                if await candidate.count():
+                    used = index
+                    break
+            found = candidates[used].first
+        if self.healer is not None and state in ("visible", "attached"):
+            if used == len(specs):  # the healed alternative
+                await self.healer.reused(self, self.described(specs))
+            else:
+                await self.healer.found(self, found)
+        return found
 
     async def race_business_error(self, awaitable: Awaitable[Any], timeout_ms: int) -> Any:
         """Await ``awaitable`` (a wait for an address, a text, the network) while watching for the target

@@ -34,6 +34,7 @@ from .context import PageSignals, StepContext
 from .errors import ApplicationError, BotError, BrowserGone, BusinessException, PageCrashed, StepTimeout, TargetServerError
 from .evidence import evidence_folder, keep_evidence, prune_artifacts
 from .flow import Finished, run_steps
+from .healing import Healer, HealingStore
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .server_errors import note_retry, wait_s
 from .session import SessionKeeper
@@ -63,6 +64,8 @@ class BotConfig:
         server_error_retries: how many times a 5xx is retried in place, within the attempt (``server_errors.py``):
             a page that submits nothing is loaded again, or, before any submit, the steps start again.
         server_error_wait_s: the base of the jittered wait before each of those (it doubles each time).
+        fingerprint_refresh_every: successes of a step between two readings of its element's fingerprint
+            (see ``healing.py``; used only when the engine is given a healing store).
     """
 
     system_urls: Mapping[str, str] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class BotConfig:
     artifacts_retention_days: float = 30.0
     server_error_retries: int = 3
     server_error_wait_s: float = 0.5
+    fingerprint_refresh_every: int = 200
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,13 @@ class BotEngine:
             engine.close()
     """
 
-    def __init__(self, config: BotConfig) -> None:
+    def __init__(self, config: BotConfig, healing: HealingStore | None = None) -> None:
+        """Args:
+            config: how bots run.
+            healing: where step fingerprints and heals are kept; ``None``: none are recorded, nothing heals.
+        """
         self.config = config
+        self.healer = Healer(healing, refresh_every=config.fingerprint_refresh_every) if healing is not None else None
         self.executable = find_chromium(config.chromium_path)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -365,6 +374,10 @@ class BotEngine:
                 secret_values=set(secret_values(definition.input, job.case)),
                 on_step=job.on_step,
                 output=dict(job.output or {}),
+                healer=self.healer,
+                case_ref=job.case_ref,
+                attempt=job.attempt,
+                job_workflow=(definition.name, job.workflow.digest) if self.healer is not None else ("", ""),
             )
             bound = ctx
 

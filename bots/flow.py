@@ -37,7 +37,7 @@ async def run_steps(ctx: StepContext, steps: list[StepBase], label: str) -> None
     """
     for index, step in enumerate(steps):
         path = f"{label}[{index}].{step.verb}"
-        ctx.step_path, ctx.step_verb = path, step.verb
+        ctx.step_path, ctx.step_verb, ctx.step_args = path, step.verb, step.args
         ctx.signals.step, ctx.signals.submitting = path, False
         structlog.contextvars.bind_contextvars(step=path)  # every log line of the step names it
         started, ok = time.monotonic(), False

@@ -6,7 +6,8 @@ a generated reference, and an add-a-note form with attachments and a JavaScript 
 ``GET /api/export`` lists every accepted change of address and ``GET /api/notes`` every saved note;
 ``PUT /api/faults`` sets the fault knobs (latency, a rate of 5xx answers, a page that always answers 5xx,
 a rate of hanging requests, session lifetime, a renamed element id, a full outage, a share of changes confirmed
-but never stored); ``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends
+but never stored, and ``drift``: a release that renamed, moved, relabelled, doubled or removed an element,
+see :data:`DRIFTS`); ``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends
 every session at once; ``GET /api/requests`` counts page requests.
 ``GET /api/load`` tells the load the portal has seen (bot sessions at once, their peak, sessions and
 page requests started in the busiest minute; see :mod:`demo_portal.load`), and ``DELETE /api/load``
@@ -40,6 +41,18 @@ SESSION_COOKIE = "PORTALSESSID"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+DRIFTS = {
+    "": "no drift",
+    "renamed_id": "the change-of-address form's 'Town or city' field has a new id (town)",
+    "changed_classes": "the confirmation reference has new classes (ref-value instead of reference)",
+    "moved_field": "the 'Postcode' field moved to the top of the form, with a new id (post-code)",
+    "relabelled_submit": "the submit button reads 'Send change' and has a new id (send-change)",
+    "twin_fields": "the 'Town or city' field became two near-identical ones (city-home, city-work)",
+    "removed_field": "the 'Town or city' field is gone",
+}
+"""The releases the ``drift`` knob can simulate."""
+
+
 @dataclass
 class Faults:
     """The fault knobs. Rates are fractions of page requests (``/api/*`` is never affected)."""
@@ -59,11 +72,15 @@ class Faults:
     lose_rate: float = 0.0
     """The share of accepted changes of address the portal confirms but never stores (0.05: about 1 case in
     20, the same ones every time, chosen by "Your reference": see ``records.loses``)."""
+    drift: str = ""
+    """A new release changed a page (see :data:`DRIFTS`): what self-healing locators are tested against."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault knob '{key}'")
+            if key == "drift" and value not in DRIFTS:
+                raise ValueError(f"unknown drift '{value}' (one of: {', '.join(sorted(DRIFTS))})")
             setattr(self, key, type(getattr(self, key))(value))
 
 
@@ -135,7 +152,7 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
         return True
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+        return TEMPLATES.TemplateResponse(request, name, {"drift": state.faults.drift, **context}, status_code=status)
 
     def to_login(request: Request) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)

@@ -1,7 +1,7 @@
 """Monitoring: Prometheus metrics and structlog logging. Importable by every package; imports none of them."""
 
 from .logs import configure_logging, redact_text, redactor, register_secret
-from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
+from .metrics import (ATTEMPTS, BOT_SLOTS, BOTS_BUSY, BROWSER_RESTARTS, HEALS, LOCATOR_FALLBACKS, OUTCOMES, PAGE_CRASHES, REGISTRY,
                       RETRIES, SESSIONS, STEP_DURATION, STEP_RETRIES, TARGET_WAIT, TRANSACTION_DURATION, TRANSACTIONS,
                       VERIFICATION_RESULTS, VERIFICATIONS, disable_metrics,
                       metrics_enabled, serve_metrics)
@@ -25,6 +25,7 @@ __all__ = [
     "RETRIES",
     "STEP_RETRIES",
     "LOCATOR_FALLBACKS",
+    "HEALS",
     "SESSIONS",
     "BROWSER_RESTARTS",
     "PAGE_CRASHES",

@@ -103,6 +103,15 @@ STEP_RETRIES = Counter(
     registry=REGISTRY,
 )
 
+HEALS = Counter(
+    "autoclerk_locator_heals",
+    "Steps whose locators all failed and whose element was found by its fingerprint: healed on its own "
+    "(outcome healed), proposed to a person (proposed), or not healed because no single element was like it "
+    "(refused).",
+    ["workflow", "step", "outcome"],
+    registry=REGISTRY,
+)
+
 LOCATOR_FALLBACKS = Counter(
     "autoclerk_locator_fallbacks",
     "Steps that found their element only through an alternative locator: the page has drifted.",

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     reuse_sessions: bool = Field(default=True, description="Sign in once per system and worker and reuse the session.")
     recycle_after: int = Field(default=1000, ge=1, description="Transactions a browser runs before it is replaced.")
     browser_memory_mb: float = Field(default=1500.0, gt=0, description="Browser memory above which it is replaced.")
+    healing: bool = Field(default=True, description=(
+        "Record each step's element fingerprint and heal drifted locators by it (see docs/bots.md)."))
+    fingerprint_refresh_every: int = Field(default=200, ge=1, description=(
+        "Successes of a step, per worker, between two readings of its element's fingerprint."))
     files_dir: Path | None = Field(default=None, description="The folder upload steps may take files from (unset: no uploads).")
     metrics: bool = Field(default=True, description="Record metrics (false only to measure what recording costs).")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")

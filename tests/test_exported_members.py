@@ -17,7 +17,7 @@ PINNED = {
         "load_workflow", "LoadedWorkflow", "Locator", "Needs", "parse_workflow", "Problem", "render", "secret_names_in",
         "SecretMissingError", "SecretValues", "Session", "Step", "STEP_MODELS", "StepArgs", "StepPluginError",
         "System", "Template", "TemplateRenderError", "to_json_value", "walk", "Workflow", "WorkflowError",
-        "WorkflowFileError", "Lookup", "Verify", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
+        "WorkflowFileError", "Lookup", "Verify", "add_fallback", "FIELD_MASK", "secret_fields", "mask_case", "secret_values", "mask_text", "case_fields_in",
     },
     "workflows.steps": {
         "Assert", "BUILTIN_ARGS", "Call", "Check", "Choose", "Click", "ConditionArgs", "CUSTOM_STEPS", "CustomStep", "Dialog", "Evaluate",
@@ -30,13 +30,13 @@ PINNED = {
         "BrowserNotFoundError", "BusinessException", "choose_chromium", "ChromiumChoice", "EXECUTORS", "evidence_folder",
         "find_chromium", "launch_args", "launch_options", "LaunchOptions", "NullEngine",
         "PageCrashed", "run_steps", "SessionExpired", "SessionKeeper", "StepContext", "StepHooks", "StepTimeout",
-        "TargetServerError",
+        "TargetServerError", "Heal", "HealingStore", "MemoryHealingStore", "Fingerprint",
     },
     "monitoring": {
         "ATTEMPTS", "BOT_SLOTS", "BOTS_BUSY", "BROWSER_RESTARTS", "configure_logging", "disable_metrics",
         "LOCATOR_FALLBACKS", "metrics_enabled", "OUTCOMES", "PAGE_CRASHES", "redact_text", "redactor",
         "register_secret", "REGISTRY", "RETRIES", "serve_metrics", "SESSIONS", "STEP_DURATION", "STEP_RETRIES", "TARGET_WAIT",
-        "TRANSACTION_DURATION", "TRANSACTIONS", "VERIFICATION_RESULTS", "VERIFICATIONS",
+        "TRANSACTION_DURATION", "TRANSACTIONS", "VERIFICATION_RESULTS", "VERIFICATIONS", "HEALS",
     },
     "demo_portal": {
         "COLUMNS", "create_app", "Faults", "generate_cases", "portal_process", "PortalProcess", "serve",
@@ -49,7 +49,7 @@ PINNED = {
     },
     "orchestrator.ledger": {
         "ACTIVE", "BATCH_STATES", "Batches", "Cases", "Claim", "Heartbeats", "Ledger", "LEDGER_UNREACHABLE", "Outbox", "Outcome", "Reports",
-        "STATES", "SystemBudgets", "Breakers", "Breaker", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite",
+        "STATES", "SystemBudgets", "Breakers", "Breaker", "TERMINAL", "Transactions", "WAITING", "HELD", "WorkflowStore", "AuditTrail", "AuditHead", "Schedules", "DroppedFiles", "Retention", "PrunedChunk", "ERASED", "backup_sqlite", "Heals",
         "Counters", "bump", "bump_many",
     },
     "orchestrator.accounts": {
@@ -59,7 +59,7 @@ PINNED = {
         "case_results", "mask_json", "prune_ledger", "PruneSummary", "erase_case", "cutoff_time", "export_results", "csv_chunks", "rejections_csv_chunks", "jsonl_chunks", "RESULT_KEYS", "FORMATS",
         "XLSX_MAX_CASES", "reconcile", "Reconciliation", "bot_config", "REJECTION_KINDS", "check_workers", "missing_from",
         "resolvable_names", "DEADLINE_COLUMN",
-        "AcceptedCase", "act_on_case", "publish_workflow", "rollback_workflow", "version_diff", "audit_hand_off",
+        "AcceptedCase", "act_on_case", "publish_workflow", "rollback_workflow", "approve_heal", "Approval", "version_diff", "audit_hand_off",
         "audit_csv_chunks", "AUDIT_KEYS", "ACTIONS", "BatchOperation", "BrokerCollector", "budget_held",
         "BudgetUnavailable", "CASE_ACTION_DONE", "CASE_ACTIONS", "CaseAction", "check_configuration", "check_row",
         "current_runtime", "DEAD_LETTER_QUEUE", "declare_queues", "DONE", "embedded_worker", "execute_many",

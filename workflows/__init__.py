@@ -24,6 +24,7 @@ from .inputs import (
     secret_values,
     to_json_value,
 )
+from .edit import add_fallback
 from .loader import load_stored, load_workflow, parse_workflow
 from .locators import Locator, alternatives, describe
 from .model import LoadedWorkflow, Lookup, Needs, Session, System, Verify, Workflow
@@ -47,6 +48,7 @@ __all__ = [
     "STEP_MODELS",
     "ensure_models",
     "walk",
+    "add_fallback",
     # extending
     "CustomStep",
     "StepArgs",

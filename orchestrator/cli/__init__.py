@@ -9,7 +9,7 @@ broker that is down) ends as one line on standard error and a non-zero exit, nev
   import the demo system); ``cases retry|cancel|rerun|erase``: :mod:`.cases`; ``ledger prune|backup|restored``: :mod:`.ledger`; ``worker``: :mod:`.worker`; ``batches``: :mod:`.batches`; ``results export``: :mod:`.results`; ``status``:
   :mod:`.status`; ``serve``, ``users``, ``teams``, ``workflows`` (``publish``, ``list``, ``versions``, ``diff``, ``rollback``): :mod:`.service`;
   ``audit``, ``audit verify``: :mod:`.audit`; ``validate``, ``schema``,
-  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults report|chaos``: :mod:`.faults`;
+  ``reference``, ``explain``: :mod:`.authoring`; ``try``: :mod:`.trying`; ``browsers``: :mod:`.browsers`; ``faults report|chaos``: :mod:`.faults`; ``heals list|approve``: :mod:`.heals`;
   ``init``, ``monitoring export``: :mod:`.project`; ``schedule``, ``beat``: :mod:`.schedule`.
 - Settings are resolved in one place, :func:`.options.settings_from_flags`.
 """
@@ -32,6 +32,7 @@ from .browsers import browsers
 from .cases import cases
 from .demo import cases_generate, demo, portal
 from .faults import faults
+from .heals import heals
 from .ledger import ledger
 from .options import echo_error as _err
 from .project import init, monitoring
@@ -53,7 +54,8 @@ def cli() -> None:
 
 
 for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, teams, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat, ledger):
+                 serve, users, teams, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat, ledger,
+                 heals):
     cli.add_command(_command)
 cases.add_command(cases_generate)
 

@@ -12,6 +12,7 @@ from .cases import Cases
 from .core import LEDGER_UNREACHABLE, Ledger
 from .counters import Counters, bump, bump_many
 from .dropped import DroppedFiles
+from .heals import Heals
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
@@ -42,6 +43,7 @@ __all__ = [
     # keeping counts in a caller's database transaction
     "bump",
     "bump_many",
+    "Heals",
     # what they take and give
     "Claim",
     "Outcome",

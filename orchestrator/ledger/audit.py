@@ -203,6 +203,7 @@ ACTION_TEXT = {
     "case.rerun": "ran case {id} again",
     "workflow.publish": "published workflow {id}",
     "workflow.rollback": "rolled workflow {id} back",
+    "heal.approve": "approved a healed locator of workflow {id}, added as a fallback of its step",
     "user.add": "added user {id}",
     "user.token": "issued an API token to {id}",
     "user.revoke_tokens": "revoked the API tokens of {id}",

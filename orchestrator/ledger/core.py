@@ -35,6 +35,7 @@ from .budgets import SystemBudgets
 from .counters import Counters
 from .cases import Cases
 from .dropped import DroppedFiles
+from .heals import Heals
 from .heartbeats import Heartbeats
 from .outbox import Outbox
 from .reports import Reports
@@ -116,6 +117,8 @@ class Ledger:
         """What Celery beat fires and when, and the lease of the one beat that runs."""
         self.dropped_files = DroppedFiles(self.engine)
         """The files watched folders took (by SHA-256), and their batches' results."""
+        self.heals = Heals(self.engine)
+        """Step fingerprints and every heal of a drifted locator (the bots' healing store)."""
 
     def close(self) -> None:
         """Close the ledger's connections."""

@@ -339,3 +339,44 @@ pruned_rejections = Table(
     Column("kind", String(24), primary_key=True),
     Column("count", Integer, nullable=False),
 )
+
+step_fingerprints = Table(
+    "step_fingerprints",
+    metadata,
+    Column("digest", String(32), primary_key=True),
+    Column("step", String(300), primary_key=True),
+    Column("workflow", String(64), nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
+"""The fingerprint of the element each step of each workflow version last found (a JSON mapping, see
+``bots.fingerprint``): what a lost element is recognised by. Refreshed every N successes per worker."""
+
+heals = Table(
+    "heals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", String(64), nullable=False),
+    Column("digest", String(32), nullable=False),
+    Column("step", String(300), nullable=False),
+    Column("verb", String(32), nullable=False),
+    Column("case_ref", String(128), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("old_locator", Text, nullable=False),
+    Column("new_locator", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("runner_up", Float, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("candidate", Text, nullable=False),
+    Column("screenshot", Text),
+    Column("at", Float, nullable=False),
+    Column("approved_by", String(64)),
+    Column("approved_at", Float),
+    Column("reason", Text),
+    Column("publish_number", Integer),
+    Index("ix_heals_workflow_at", "workflow", "at"),
+)
+"""Every heal, with its case and attempt: ``healed`` (a reading step or a non-secret field, healed on its
+own) or ``proposed`` (a step that waits for a person), and once approved, who approved it, why, and the
+publish that made the healed locator a fallback of the step."""

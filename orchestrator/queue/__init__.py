@@ -35,6 +35,7 @@ from .spreadsheet import XLSX_SUFFIXES, is_workbook
 from .runtime import Runtime, bot_config, current_runtime, set_runtime
 from .summary import Summary
 from .tasks import TASK_NAME
+from .heals import Approval, approve_heal
 from .versions import publish_workflow, rollback_workflow, version_diff
 from .worker import run_worker
 
@@ -95,6 +96,8 @@ __all__ = [
     "act_on_case",
     "publish_workflow",
     "rollback_workflow",
+    "approve_heal",
+    "Approval",
     "version_diff",
     "CaseAction",
     "CASE_ACTIONS",

@@ -74,7 +74,8 @@ class LedgerCollector(_CachedCollector):
                 "held": self.ledger.reports.held(), "audit_head": self.ledger.audit.head().seq,
                 "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now),
                 "breakers": {system: b.state for system, b in self.ledger.breakers.all().items()},
-                "verification": self.ledger.reports.verification()}
+                "verification": self.ledger.reports.verification(),
+                "heals_waiting": self.ledger.heals.waiting()}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
@@ -135,6 +136,12 @@ class LedgerCollector(_CachedCollector):
         yield GaugeMetricFamily("autoclerk_audit_head_sequence",
                                 "Sequence number of the newest audit record; it never goes down unless records "
                                 "were removed (alert AutoclerkAuditHeadWentBack).", value=f["audit_head"])
+        waiting = GaugeMetricFamily("autoclerk_heals_waiting",
+                                    "Healed locators proposed for steps that do not heal on their own (a click, a submit), "
+                                    "waiting for a person's approval ('autoclerk heals approve').", labels=["workflow"])
+        for workflow, count in sorted(f["heals_waiting"].items()):
+            waiting.add_metric([workflow], count)
+        yield waiting
         yield GaugeMetricFamily("autoclerk_queue_oldest_waiting_age_seconds",
                                 "Age of the oldest transaction waiting for a bot (0 when none waits).",
                                 value=f["oldest_age"])

@@ -40,6 +40,7 @@ def bot_config(settings: Settings, **changes: Any) -> BotConfig:
         artifacts_retention_days=s.artifacts_retention_days,
         server_error_retries=s.server_error_retries,
         server_error_wait_s=s.server_error_wait_s,
+        fingerprint_refresh_every=s.fingerprint_refresh_every,
     )
     return dataclasses.replace(config, **changes)
 
@@ -83,7 +84,8 @@ class Runtime:
                 if s.bot == "null":
                     self._engine = NullEngine()
                     return self._engine
-                self._engine = BotEngine(bot_config(s))
+                # The ledger keeps step fingerprints and heals: the bots know it only as a HealingStore.
+                self._engine = BotEngine(bot_config(s), healing=self.ledger.heals if s.healing else None)
             return self._engine
 
     def workflow(self, digest: str) -> LoadedWorkflow:

@@ -51,10 +51,16 @@ class _Breakers:
         return {"portal": Breaker("portal", "open", 3, 1.0, 31.0, None, "answered 503")}
 
 
+class _Heals:
+    def waiting(self) -> dict:
+        return {"change-of-address": 1}
+
+
 class _Ledger:
     reports = _Reports()
     audit = _Audit()
     breakers = _Breakers()
+    heals = _Heals()
 
 
 def exported() -> set[str]:
