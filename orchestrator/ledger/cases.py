@@ -82,8 +82,12 @@ class Cases:
         t = transactions.c
         now = time.time()
         with self.engine.begin() as conn:
+            # The verification it leaves (a verify failure's count goes down); the update repeats it, so the
+            # count cannot miss a change made in between.
+            was = conn.execute(select(t.verification).where(t.id == tx_id)).scalar()
             found = conn.execute(update(transactions).where(
-                t.id == tx_id, t.state == "business_exception", t.resolution.is_(None)).values(
+                t.id == tx_id, t.state == "business_exception", t.resolution.is_(None),
+                t.verification.is_not_distinct_from(was)).values(
                 state="queued", payload=json.dumps(payload, separators=(",", ":")), published=0, effect_attempt=None,
                 verification=None, verify_due_at=None, max_attempts=t.attempts + attempts, next_attempt_at=None, updated_at=now)
                 .returning(t.batch_id, t.workflow)).first()
@@ -95,6 +99,7 @@ class Cases:
                 reopen(conn, found.batch_id)
                 deltas = counters.moved([found], "business_exception", "queued")
                 deltas.update(counters.moved([found], counters.OPEN_EXCEPTION, None))
+                deltas.update(counters.reverified([found], ("business_exception", was), ("queued", None)))
                 counters.bump_many(conn, deltas)
         return found is not None
 
@@ -157,7 +162,8 @@ class Cases:
         t = transactions.c
         now = time.time()
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.case_ref, t.state, t.batch_id, t.resolution).where(t.id == tx_id)).first()
+            row = conn.execute(select(t.case_ref, t.state, t.batch_id, t.resolution, t.verification)
+                               .where(t.id == tx_id)).first()
             if row is None:
                 raise LedgerError(f"there is no case {tx_id}")
             if row.state not in from_states:
@@ -168,7 +174,7 @@ class Cases:
             # the state read above, not any of ``from_states``: the counts must know which one the case left
             was_open = row.state == "business_exception" and row.resolution is None
             changed = conn.execute(update(transactions).where(
-                t.id == tx_id, t.state == row.state,
+                t.id == tx_id, t.state == row.state, t.verification.is_not_distinct_from(row.verification),
                 t.resolution.is_(None) if row.resolution is None else t.resolution.is_not(None)).values(
                 published=0, updated_at=now, **values).returning(t.batch_id, t.workflow)).first()
             if changed is None:
@@ -184,5 +190,7 @@ class Cases:
             deltas = counters.moved([changed], row.state, values["state"])
             if was_open:
                 deltas.update(counters.moved([changed], counters.OPEN_EXCEPTION, None))
+            deltas.update(counters.reverified([changed], (row.state, row.verification),
+                                              (values["state"], values.get("verification", row.verification))))
             counters.bump_many(conn, deltas)
         return str(row.batch_id)

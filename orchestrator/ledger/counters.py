@@ -1,10 +1,10 @@
 """Counts kept as the ledger changes: how many cases each batch (and the whole ledger) holds under each
-``name`` (a state today), written in the same database transaction as the change, so a page reads a few
-counter rows instead of counting millions of cases.
+``name``, written in the same database transaction as the change, so a page reads a few counter rows instead
+of counting millions of cases. The names are the states, :data:`OPEN_EXCEPTION`, and the two counts toward the
+target: :data:`VERIFIED` and :data:`FAILED_VERIFICATION` (see :func:`verification_name`).
 
-Every statement that inserts a case, changes its ``state`` (or an exception's ``resolution``) or deletes it
-adds its change here with
-:func:`bump` before its transaction commits. A count is spread over *shards* (on PostgreSQL, one per
+Every statement that inserts a case, changes its ``state``, its ``verification`` (or an exception's
+``resolution``) or deletes it adds its change here with :func:`bump` before its transaction commits. A count is spread over *shards* (on PostgreSQL, one per
 process and thread, up to :data:`SHARDS`): two workers finishing cases of the same batch at once write
 different rows, so no counter becomes one hot row that every writer waits for. A read sums the shards.
 SQLite has one writer at a time, so it keeps one shard.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -34,6 +34,12 @@ WHOLE_LEDGER = ""
 OPEN_EXCEPTION = "open_exception"
 """The name that counts open exceptions: cases handed back to a person (``business_exception``) and not yet
 dealt with (no ``resolution``); they count in their state too."""
+VERIFIED = "verified"
+"""The name that counts done cases whose record was read back and found right (``verification`` ``verified``):
+what the target counts. A done case counted under no such name is ``unverified``."""
+FAILED_VERIFICATION = "verify_failed"
+"""The name that counts cases handed to a person because their record read back was wrong (``business_exception``
+with ``verification`` ``verify_failed``), dealt with or not."""
 
 Key = tuple[str, str, str]
 """``(batch_id, workflow, name)``."""
@@ -82,29 +88,53 @@ def moved(rows: Iterable[Any], from_name: str | None, to_name: str | None) -> Co
     return deltas
 
 
-def read(conn: Connection, batch_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-    """The counts of several batches (``WHOLE_LEDGER`` for the whole ledger): ``{batch: {name: count}}``,
-    shards summed; a name never counted is absent."""
+def verification_name(state: str, verification: str | None) -> str | None:
+    """The count toward the target a case in ``state`` with ``verification`` is in: :data:`VERIFIED`,
+    :data:`FAILED_VERIFICATION`, or ``None`` (a case not done, or done and unverified)."""
+    if state == "done" and verification == "verified":
+        return VERIFIED
+    if state == "business_exception" and verification == "verify_failed":
+        return FAILED_VERIFICATION
+    return None
+
+
+def reverified(rows: Iterable[Any], before: tuple[str, str | None] | None,
+               after: tuple[str, str | None] | None) -> Counter[Key]:
+    """The changes to the counts toward the target for cases (rows with ``batch_id`` and ``workflow``) going
+    from ``(state, verification)`` ``before`` to ``after`` (``None``: created, or deleted)."""
+    from_name = verification_name(*before) if before is not None else None
+    to_name = verification_name(*after) if after is not None else None
+    return moved(rows, from_name, to_name) if from_name != to_name else Counter()
+
+
+def read(conn: Connection, batch_ids: Iterable[str], *,
+         workflows: Collection[str] | None = None) -> dict[str, dict[str, int]]:
+    """The counts of several batches (``WHOLE_LEDGER`` for the whole ledger), of ``workflows`` only when
+    given: ``{batch: {name: count}}``, shards summed; a name never counted is absent."""
     wanted = sorted(set(batch_ids))
     found: dict[str, dict[str, int]] = {batch_id: {} for batch_id in wanted}
     if not wanted:
         return found
     c = ledger_counters.c
-    for batch_id, name, count in conn.execute(select(c.batch_id, c.name, func.sum(c.count)).where(
-            c.batch_id.in_(wanted)).group_by(c.batch_id, c.name)):
+    query = select(c.batch_id, c.name, func.sum(c.count)).where(c.batch_id.in_(wanted))
+    if workflows is not None:  # the rows are keyed by workflow: still a read of a few rows on the primary key
+        query = query.where(c.workflow.in_(sorted(workflows)))
+    for batch_id, name, count in conn.execute(query.group_by(c.batch_id, c.name)):
         found[batch_id][name] = int(count)
     return found
 
 
 def mismatches(conn: Connection) -> dict[Key, tuple[int, int]]:
-    """Where the counts of states (and of open exceptions) differ from a real count of the cases: ``{(batch, workflow, state):
-    (counted, real)}``; empty when they agree. It reads the whole table: for tests and checks, never a page."""
+    """Where the counts of states (and of open exceptions, verified cases and failed verifications) differ
+    from a real count of the cases: ``{(batch, workflow, name): (counted, real)}``; empty when they agree. It
+    reads the whole table: for tests and checks, never a page."""
     t, c = transactions.c, ledger_counters.c
     real: Counter[Key] = Counter()
-    for batch_id, workflow, state, open_, count in conn.execute(
-            select(t.batch_id, t.workflow, t.state, t.resolution.is_(None), func.count())
-            .group_by(t.batch_id, t.workflow, t.state, t.resolution.is_(None))):
-        names = (state, OPEN_EXCEPTION) if state == "business_exception" and open_ else (state,)
+    for batch_id, workflow, state, open_, verification, count in conn.execute(
+            select(t.batch_id, t.workflow, t.state, t.resolution.is_(None), t.verification, func.count())
+            .group_by(t.batch_id, t.workflow, t.state, t.resolution.is_(None), t.verification)):
+        names = [state, *([OPEN_EXCEPTION] if state == "business_exception" and open_ else []),
+                 *filter(None, [verification_name(state, verification)])]
         for name in names:
             real[(batch_id, workflow, name)] += int(count)
             real[(WHOLE_LEDGER, workflow, name)] += int(count)
@@ -113,7 +143,7 @@ def mismatches(conn: Connection) -> dict[Key, tuple[int, int]]:
             select(c.batch_id, c.workflow, c.name, func.sum(c.count)).group_by(c.batch_id, c.workflow, c.name)):
         counted[(batch_id, workflow, name)] += int(count)
     return {key: (counted[key], real[key]) for key in sorted(set(real) | set(counted))
-            if key[2] in (*STATES, OPEN_EXCEPTION) and counted[key] != real[key]}
+            if key[2] in (*STATES, OPEN_EXCEPTION, VERIFIED, FAILED_VERIFICATION) and counted[key] != real[key]}
 
 
 class Counters:

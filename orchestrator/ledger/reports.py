@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import counters
@@ -62,20 +62,13 @@ class Reports:
         read back was wrong: handed to a person).
 
         The one place these are counted: every view (``status``, the operations page, the reconciliation
-        report, the ``run`` and ``demo`` summaries, the metrics gauges) calls it.
+        report, the ``run`` and ``demo`` summaries, the metrics gauges) calls it. It reads the counts kept as
+        the ledger changes (:data:`~.counters.VERIFIED`, :data:`~.counters.FAILED_VERIFICATION` and ``done``;
+        per workflow when ``workflows`` is given), never the cases.
         """
-        t = transactions.c
-        verified = func.sum(case((and_(t.state == "done", t.verification == "verified"), 1), else_=0))
-        unverified = func.sum(case((and_(t.state == "done", or_(t.verification.is_(None), t.verification != "verified")),
-                                    1), else_=0))
-        failed = func.sum(case((and_(t.state == "business_exception", t.verification == "verify_failed"), 1), else_=0))
-        query = select(verified, unverified, failed).where(t.state.in_(("done", "business_exception")))
-        if batch_id is not None:
-            query = query.where(t.batch_id == batch_id)
-        if workflows is not None:
-            query = query.where(t.workflow.in_(sorted(workflows)))
+        key = counters.WHOLE_LEDGER if batch_id is None else batch_id
         with self.engine.connect() as conn:
-            row = conn.execute(query).one()
+            kept = counters.read(conn, [key], workflows=workflows)[key]
             # Pruned cases were counted by state only: their done ones count as unverified.
             p = pruned_cases.c
             pruned = select(func.sum(p.count)).where(p.state == "done")
@@ -84,8 +77,9 @@ class Reports:
             if workflows is not None:
                 pruned = pruned.where(p.workflow.in_(sorted(workflows)))
             archived = conn.execute(pruned).scalar() or 0
-        return {"verified": int(row[0] or 0), "unverified": int(row[1] or 0) + int(archived),
-                "verify_failed": int(row[2] or 0)}
+        verified = kept.get(counters.VERIFIED, 0)
+        return {"verified": verified, "unverified": kept.get("done", 0) - verified + int(archived),
+                "verify_failed": kept.get(counters.FAILED_VERIFICATION, 0)}
 
     def counts(self, batch_id: str) -> dict[str, int]:
         """Transactions of a batch by state (every state present, zeros included)."""

@@ -125,7 +125,12 @@ class Retention:
                  [(batch_id, workflow, state, n) for (workflow, state), n in sorted(tally.items())])
             keep(chunk)
             # last: the counter rows stay locked only for the commit, not while the archive is written
-            counters.bump_many(conn, {(batch_id, workflow, state): -n for (workflow, state), n in tally.items()})
+            deltas: Counter[counters.Key] = Counter({(batch_id, workflow, state): -n
+                                                     for (workflow, state), n in tally.items()})
+            for case in chunk.cases:  # pruned cases leave the counts toward the target too (done ones count as unverified)
+                if (name := counters.verification_name(case["state"], case["verification"])) is not None:
+                    deltas[(batch_id, case["workflow"], name)] -= 1
+            counters.bump_many(conn, deltas)
         return chunk
 
     def prune_rejections(self, batch_id: str, limit: int, keep: Callable[[PrunedChunk], None]) -> PrunedChunk:

@@ -153,8 +153,9 @@ ledger_counters = Table(
     Column("shard", Integer, primary_key=True),
     Column("count", Integer, nullable=False),
 )
-"""How many cases each batch (``""``: the whole ledger) holds under each name (a state), kept in the same
-database transaction as every change and spread over shards summed on read (see :mod:`.counters`)."""
+"""How many cases each batch (``""``: the whole ledger) holds under each name (a state, open exceptions,
+verified cases, failed verifications), kept in the same database transaction as every change and spread over
+shards summed on read (see :mod:`.counters`)."""
 
 events = Table(
     "transaction_events",

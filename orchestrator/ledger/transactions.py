@@ -255,6 +255,10 @@ class Transactions:
                     deltas[(o.claim.batch_id, o.claim.workflow, o.state)] += 1
                     if o.state == "business_exception":  # a case in progress has no resolution
                         deltas[(o.claim.batch_id, o.claim.workflow, counters.OPEN_EXCEPTION)] += 1
+                    # A case in progress counts toward no target; the verification it ends with is the
+                    # outcome's, else the one it had when claimed (under the fence nothing else changes it).
+                    ended = o.verification if o.verification is not None else o.claim.verification
+                    deltas.update(counters.reverified([o.claim], None, (o.state, ended)))
                 # A batch whose last case this was is finished. Two workers finishing a batch's last two
                 # cases at once may each still see the other's (PostgreSQL): the sweep settles it then.
                 settle(conn, {o.claim.batch_id for o in done if o.state in TERMINAL}, now)

@@ -84,7 +84,12 @@ class Verifications:
                                                    attempt=claim.attempt, detail=VERIFY_FAILED))
                 deltas = counters.moved([claim], "done", "business_exception")
                 deltas.update(counters.moved([claim], None, counters.OPEN_EXCEPTION))
+                deltas.update(counters.reverified([claim], ("done", claim.verification),
+                                                  ("business_exception", "verify_failed")))
                 counters.bump_many(conn, deltas)
+            elif changed and result == "verified":
+                # the claim's verification is the row's: under the lease nothing else changes it
+                counters.bump_many(conn, counters.reverified([claim], ("done", claim.verification), ("done", "verified")))
         return changed == 1
 
     def errors(self, claim: Claim) -> int:

@@ -17,6 +17,7 @@ import pytest
 
 from demo_portal import PortalProcess, generate_cases
 from demo_portal.records import loses
+from orchestrator import Ledger
 from tests.conftest import EXAMPLE, autoclerk, wait_for_consumers
 from tests.faults.oracle import last_json
 from tests.faults.rig import FAST, FaultRig
@@ -48,6 +49,16 @@ class Rig(FaultRig):
 
     def export(self) -> list[dict]:
         return httpx.get(f"{self.portal.url}/api/export").json()
+
+    def counts_agree(self) -> None:
+        """The counts the workers kept as they went (by state, and toward the target) equal a real count."""
+        ledger = Ledger(f"sqlite:///{self.ledger_path}")
+        try:
+            assert ledger.counters.mismatches() == {}
+            assert ledger.counters.whole().get("verified", 0) == sum(
+                row["state"] == "done" and row["verification"] == "verified" for row in self.cases_by_ref().values())
+        finally:
+            ledger.close()
 
 
 @pytest.fixture
@@ -116,6 +127,7 @@ def test_every_record_the_portal_loses_is_caught_and_handed_back_and_every_other
     assert reconciled.returncode == 0, reconciled.stderr
     assert {k: last_json(reconciled.stdout)[k] for k in ("verified", "unverified", "verify_failed")} == \
         {"verified": 18, "unverified": 0, "verify_failed": 2}
+    rig.counts_agree()
 
 
 def test_a_sampled_and_delayed_verification_leaves_cases_unverified_until_the_sweep_verifies_the_sample(
@@ -144,6 +156,7 @@ def test_a_sampled_and_delayed_verification_leaves_cases_unverified_until_the_sw
     assert rig.submits() == {ref: 1 for ref in refs}
     shown = last_json(autoclerk("status", "--ledger", f"sqlite:///{rig.ledger_path}", "--json").stdout)
     assert (shown["verified"], shown["unverified"], shown["verify_failed"]) == (len(sampled), 6 - len(sampled), 0)
+    rig.counts_agree()
 
 
 def test_a_verification_that_cannot_run_is_retried_without_submitting_again(rig: Rig) -> None:
@@ -168,6 +181,7 @@ def test_a_verification_that_cannot_run_is_retried_without_submitting_again(rig:
     assert rig.submits() == {"CASE-001500": 1}, "the retry verified only"
     assert [e["case_ref"] for e in rig.export()] == ["CASE-001500"], "exactly one record in the portal"
     assert "submitted earlier; verifying only" in rig.worker_logs()
+    rig.counts_agree()
 
 
 def test_the_operations_page_shows_verified_cases_beside_the_submitted_ones_and_those_not_kept(

@@ -1,8 +1,8 @@
 """Screens fast at any size: counts by state kept as the ledger changes, and the indexes the pages' lists read.
 
-- ``ledger_counters``: how many cases each batch (``""``: the whole ledger) holds in each state, and how many
-  open exceptions, per workflow, spread over shards summed on read; filled here from the cases already in
-  the ledger.
+- ``ledger_counters``: how many cases each batch (``""``: the whole ledger) holds in each state, how many
+  open exceptions, verified done cases (``verified``) and failed verifications (``verify_failed``), per
+  workflow, spread over shards summed on read; filled here from the cases already in the ledger.
 - ``ix_transactions_batch_state`` gains the id: a batch's cases of one state, a page at a time in hand-off
   order, on PostgreSQL too (SQLite's index already ended with the row id).
 - ``ix_batches_created_at``: the newest batches, read a page at a time.
@@ -41,6 +41,11 @@ def upgrade() -> None:
     op.execute("INSERT INTO ledger_counters (batch_id, workflow, name, shard, count) "
                "SELECT batch_id, workflow, 'open_exception', 0, COUNT(*) FROM transactions "
                f"WHERE {OPEN_EXCEPTION} GROUP BY batch_id, workflow")
+    # the counts toward the target (0016 added the column): verified done cases, and failed verifications
+    for name, state in (("verified", "done"), ("verify_failed", "business_exception")):
+        op.execute("INSERT INTO ledger_counters (batch_id, workflow, name, shard, count) "
+                   f"SELECT batch_id, workflow, '{name}', 0, COUNT(*) FROM transactions "
+                   f"WHERE state = '{state}' AND verification = '{name}' GROUP BY batch_id, workflow")
     op.execute("INSERT INTO ledger_counters (batch_id, workflow, name, shard, count) "
                "SELECT '', workflow, name, 0, SUM(count) FROM ledger_counters GROUP BY workflow, name")
     op.drop_index("ix_transactions_batch_state", table_name="transactions")
