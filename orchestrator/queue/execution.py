@@ -67,9 +67,6 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
             log.info("message budget spent; rest handed back", handed_back=len(pending))
             break
         take, pending = pending[:chunk], pending[chunk:]
-        if runtime.maintenance:
-            take = _outside_maintenance(runtime, take)
-        take = _outside_open_breakers(runtime, take)
         claims = _claim(runtime, take)
         if len(claims) < len(take):  # some may be done cases whose delayed verification is due
             _verify_due(runtime, take, claims)
@@ -92,8 +89,8 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
 
 
 def _claim(runtime: Runtime, ids: list[int]) -> list[Claim]:
-    """Claim ``ids``, waiting in place (up to :data:`LEDGER_WAIT_S`) while the ledger cannot answer: a
-    PostgreSQL restart or a cut connection. Trying again claims nothing twice: a claim whose answer was lost
+    """Claim ``ids`` (those outside maintenance windows and open circuit breakers), waiting in place (up to
+    :data:`LEDGER_WAIT_S`) while the ledger cannot answer: a PostgreSQL restart or a cut connection. Trying again claims nothing twice: a claim whose answer was lost
     either committed (its lease brings the rows back when it runs out) or did not happen.
 
     Raises:
@@ -103,8 +100,10 @@ def _claim(runtime: Runtime, ids: list[int]) -> list[Claim]:
     deadline = time.monotonic() + LEDGER_WAIT_S
     wait_s = 0.25
     while True:
-        try:
-            return runtime.ledger.transactions.claim_many(ids, runtime.owner, runtime.settings.lease_s)
+        try:  # the gates read the ledger too: they wait with the claim (each is safe to run again)
+            take = _outside_maintenance(runtime, ids) if runtime.maintenance else ids
+            take = _outside_open_breakers(runtime, take)
+            return runtime.ledger.transactions.claim_many(take, runtime.owner, runtime.settings.lease_s)
         except LEDGER_UNREACHABLE as exc:
             if time.monotonic() + wait_s > deadline:
                 raise
