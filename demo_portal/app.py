@@ -8,8 +8,7 @@ a generated reference, and an add-a-note form with attachments and a JavaScript 
 a rate of hanging requests, session lifetime, a renamed element id, a full outage, a share of changes confirmed
 but never stored, and ``drift``: a release that renamed, moved, relabelled, doubled or removed an element,
 see :data:`DRIFTS`); ``GET /api/sessions`` counts sign-ins and live sessions, and ``DELETE /api/sessions`` ends
-every session at once; ``GET /api/requests`` counts page requests.
-``GET /api/load`` tells the load the portal has seen (bot sessions at once, their peak, sessions and
+every session at once. ``GET /api/load`` tells the load the portal has seen (bot sessions at once, their peak, sessions and
 page requests started in the busiest minute; see :mod:`demo_portal.load`), and ``DELETE /api/load``
 starts counting afresh.
 """
@@ -95,8 +94,6 @@ class PortalState:
     notes: NoteStore = field(default_factory=NoteStore)
     load: LoadMeter = field(default_factory=LoadMeter)
     logins: int = 0
-    page_requests: int = 0
-    """Requests for pages (``/api/*`` and ``/healthz`` aside), whatever they were answered."""
 
 
 class FaultMiddleware:
@@ -109,8 +106,6 @@ class FaultMiddleware:
         path = scope.get("path", "")
         faults = self.state.faults
         if scope["type"] == "http" and faults.outage and not path.startswith("/api/"):
-            if path != "/healthz":
-                self.state.page_requests += 1
             if path == "/":
                 await PlainTextResponse("Case portal: the service is unavailable at the moment.")(scope, receive, send)
             else:
@@ -119,7 +114,6 @@ class FaultMiddleware:
         if scope["type"] != "http" or path.startswith("/api/") or path == "/healthz":
             await self.app(scope, receive, send)
             return
-        self.state.page_requests += 1
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.hang_rate and random.random() < faults.hang_rate:
@@ -291,9 +285,6 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             state.sessions.clear()
         return JSONResponse({"logins": state.logins, "sessions": len(state.sessions)})
 
-    async def requests_endpoint(request: Request) -> Response:
-        return JSONResponse({"pages": state.page_requests})
-
     async def load_endpoint(request: Request) -> Response:
         if request.method == "DELETE":
             state.load.reset()
@@ -317,7 +308,6 @@ def create_app(username: str = "clerk", password: str = "demo-password", faults:
             Route("/api/notes", notes_export),
             Route("/api/faults", faults_endpoint, methods=["GET", "PUT"]),
             Route("/api/sessions", sessions_endpoint, methods=["GET", "DELETE"]),
-            Route("/api/requests", requests_endpoint),
             Route("/api/load", load_endpoint, methods=["GET", "DELETE"]),
             Route("/healthz", healthz),
         ]

@@ -35,7 +35,7 @@ def _breaker(rig: FaultRig) -> tuple:
 
 
 def _pages(rig: FaultRig) -> int:
-    return int(httpx.get(f"{rig.portal.url}/api/requests", timeout=10).json()["pages"])
+    return int(httpx.get(f"{rig.portal.url}/api/load", timeout=10).json()["requests"])
 
 
 def _outage(rig: FaultRig, on: bool) -> None:
