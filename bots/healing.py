@@ -189,8 +189,6 @@ class Healer:
             return  # the element went away meanwhile: the next success reads it
         if ctx.secret_values:  # the words around a field may be the case's: its secrets never leave the page
             data.update({name: ctx.mask(str(data.get(name) or "")) for name in ("name", "label", "nearby")})
-        if ctx.secret_values:  # the words around a field may be the case's: its secrets never leave the page
-            data.update({name: ctx.mask(str(data.get(name) or "")) for name in ("name", "label", "nearby")})
         self._known[key] = Fingerprint.of(data)
         write = asyncio.ensure_future(asyncio.to_thread(self.store.record_fingerprint, ctx.job_workflow[0],
                                                         key[0], key[1], data))

@@ -51,13 +51,59 @@ def portal() -> Iterator[PortalProcess]:
         yield running
 
 
+def always_looking(folder: Path) -> Path:
+    """The example workflow with its lookup run before every attempt (``when: always``), beside its part, in
+    ``folder``."""
+    import shutil
+
+    shutil.copy(EXAMPLE.parent / "sign_in.yaml", folder / "sign_in.yaml")
+    source = EXAMPLE.read_text(encoding="utf-8")
+    head, rest = source.split("\nlookup:\n", 1)
+    lookup, verify = rest.split("\nverify:\n", 1)  # the example verifies its submissions after the lookup
+    steps = "".join(f"  {line}\n" if line else "\n" for line in lookup.splitlines())
+    path = folder / "change_of_address.yaml"
+    path.write_text(f"{head}\nlookup:\n  when: always\n  steps:\n{steps}\nverify:\n{verify}", encoding="utf-8")
+    return path
+
+
+def rabbitmqctl(*args: str, timeout: float = 120) -> str:
+    """``rabbitmqctl`` on the shared node (``scripts/start-rabbitmq``)."""
+    # The CLI starts epmd when none runs; this keeps that one on loopback too, as scripts/start-rabbitmq does.
+    env = {**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"}
+    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}"
+    return result.stdout
+
+
+def with_vhost(url: str, vhost: str) -> str:
+    """The same server as ``url``, another virtual host."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/{vhost}"
+
+
 @pytest.fixture(scope="session")
-def rabbitmq() -> str:
+def rabbitmq() -> Iterator[str]:
+    """The shared RabbitMQ. Each test process of a parallel run (``pytest -n``) has a virtual host of its own, so
+    one process's workers never take another's messages; a plain run uses the URL as it is."""
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
     except OSError:
         need(False, "RabbitMQ is not listening on 127.0.0.1:5672")
-    return RABBITMQ_URL
+    process = os.environ.get("PYTEST_XDIST_WORKER")
+    if process is None:
+        yield RABBITMQ_URL
+        return
+    from sqlalchemy.engine import make_url
+
+    vhost = f"autoclerk-tests-{process}"
+    if vhost in rabbitmqctl("list_vhosts", "name").split():  # left by a run that was killed
+        rabbitmqctl("delete_vhost", vhost)
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, str(make_url(RABBITMQ_URL).username or "guest"), ".*", ".*", ".*")
+    try:
+        yield with_vhost(RABBITMQ_URL, vhost)
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
 
 
 POSTGRES_URL = os.environ.get("AUTOCLERK_TEST_POSTGRES", "postgresql+psycopg://autoclerk:autoclerk@127.0.0.1:5432/autoclerk")

@@ -55,7 +55,8 @@ def run_suite(quick: bool, select: str | None) -> tuple[list[dict[str, Any]], in
             args += ["-o", "timeout=1800"]
         if select:
             args += ["-k", select]
-        env = {**os.environ, "AUTOCLERK_FAULTS_SIZE": "quick" if quick else "full", "AUTOCLERK_FAULTS_OUT": str(out)}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")},  # its own session
+               "AUTOCLERK_FAULTS_SIZE": "quick" if quick else "full", "AUTOCLERK_FAULTS_OUT": str(out)}
         code = subprocess.run(args, cwd=SUITE.parent.parent, env=env, stdout=sys.stderr).returncode
         rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     return rows, code

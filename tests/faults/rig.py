@@ -22,6 +22,7 @@ from orchestrator.errors import EXIT_FAILED
 from tests.conftest import EXAMPLE, wait_for_consumers
 
 from .oracle import Verdict, accepted_refs, check, drain_dead_letters, last_json, query
+from .servers import PrivateRabbitmq
 
 SIZE = os.environ.get("AUTOCLERK_FAULTS_SIZE", "quick")
 """``quick`` (CI: a dozen browser transactions per fault) or ``full`` (``autoclerk faults report``: hundreds)."""
@@ -32,12 +33,15 @@ FAST = {"AUTOCLERK_TRANSACTION_BUDGET_S": "15", "AUTOCLERK_LEASE_S": "16", "AUTO
 """Short leases, so a killed or stalled worker's transactions come back within seconds, not minutes."""
 
 
+BROKER: PrivateRabbitmq | None = None
+"""The fault suite's own RabbitMQ node while its session runs (``conftest.fault_broker``): the faults stop,
+kill and reconfigure it, never the shared node other tests (and other test processes) use."""
+
+
 def rabbitmqctl(*args: str, timeout: float = 120) -> str:
-    # The CLI starts epmd when none runs; this keeps that one on loopback too, as scripts/start-rabbitmq does.
-    env = {**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"}
-    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}"
-    return result.stdout
+    """``rabbitmqctl`` on the fault suite's own node."""
+    assert BROKER is not None, "the fault suite's RabbitMQ node is running (the fault_broker fixture)"
+    return BROKER.ctl(*args, timeout=timeout)
 
 
 def broker_reachable(broker: str) -> bool:

@@ -30,7 +30,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return True
@@ -47,12 +47,13 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 class PrivateRabbitmq:
-    """A RabbitMQ node of its own (``autoclerk-chaos-<port>@localhost``), guest/guest on 127.0.0.1:<port>."""
+    """A RabbitMQ node of its own (``<name>-<port>@localhost``, ``autoclerk-chaos`` unless named), guest/guest on
+    127.0.0.1:<port>."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, name: str = "autoclerk-chaos") -> None:
         self.folder = folder
         self.port, dist = free_port(), free_port()
-        self.node = f"autoclerk-chaos-{self.port}@localhost"
+        self.node = f"{name}-{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self.env = {**os.environ, "HOME": str(folder), "RABBITMQ_NODENAME": self.node,
                     "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(dist),
@@ -75,8 +76,18 @@ class PrivateRabbitmq:
         (self.folder / "enabled_plugins").write_text("[].\n")  # no management listener on the shared node's port
         subprocess.run([str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"], env=self.env, check=True,
                        capture_output=True, timeout=60)
-        _wait(lambda: _listening(self.port), START_TIMEOUT_S, f"RabbitMQ node {self.node} listening")
+        _wait(lambda: listening(self.port), START_TIMEOUT_S, f"RabbitMQ node {self.node} listening")
         self.ctl("await_startup")
+
+    def url_for(self, vhost: str) -> str:
+        """The URL of one of this node's virtual hosts."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    def add_vhost(self, vhost: str) -> str:
+        """Make a virtual host that guest may use fully; returns its URL."""
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return self.url_for(vhost)
 
     def pid(self) -> int:
         return int((self.folder / "rabbit.pid").read_text().split()[0])
@@ -85,7 +96,7 @@ class PrivateRabbitmq:
         """kill -9 the node's Erlang VM; returns its pid once the port no longer answers."""
         pid = self.pid()
         os.kill(pid, signal.SIGKILL)
-        _wait(lambda: not _listening(self.port), 30, "the killed RabbitMQ node closing its port")
+        _wait(lambda: not listening(self.port), 30, "the killed RabbitMQ node closing its port")
         return pid
 
     def stop(self) -> None:
@@ -138,7 +149,7 @@ class PrivatePostgres:
 
     def postmaster_pid_or_none(self) -> int | None:
         """The server's pid, or ``None`` when it is down (no pid file, or nothing listens on its port)."""
-        if not (self.data / "postmaster.pid").exists() or not _listening(self.port):
+        if not (self.data / "postmaster.pid").exists() or not listening(self.port):
             return None
         return self.postmaster_pid()
 
@@ -172,12 +183,13 @@ class PrivatePostgres:
 
 
 @contextmanager
-def private_servers(rabbitmq: bool = True, postgres: bool = True) -> Iterator[tuple[PrivateRabbitmq | None,
-                                                                                   PrivatePostgres | None]]:
-    """Start a private RabbitMQ node and PostgreSQL cluster; stop them and delete their folder at the end."""
+def private_servers(rabbitmq: bool = True, postgres: bool = True, *, name: str = "autoclerk-chaos",
+                    ) -> Iterator[tuple[PrivateRabbitmq | None, PrivatePostgres | None]]:
+    """Start a private RabbitMQ node (named ``name``-<port>) and PostgreSQL cluster; stop them and delete their
+    folder at the end."""
     folder = Path(tempfile.mkdtemp(prefix="autoclerk-servers-"))
     os.chmod(folder, 0o755)
-    broker = PrivateRabbitmq(folder / "rabbitmq") if rabbitmq else None
+    broker = PrivateRabbitmq(folder / "rabbitmq", name) if rabbitmq else None
     database = PrivatePostgres(folder / "postgres") if postgres else None
     try:
         for server in (broker, database):

@@ -4,17 +4,13 @@ nothing lost, nothing submitted twice."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 import zlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tests.conftest import ROOT
-
 from .rig import FaultRig, broker_reachable, rabbitmqctl, record
+from .servers import PrivateRabbitmq
 
 
 def _mid_run(rig: FaultRig, name: str, inject, *, workers: int = 2, **extra: object) -> None:  # type: ignore[no-untyped-def]
@@ -43,17 +39,11 @@ def test_rabbitmq_stopped_and_started_mid_run(rig: FaultRig) -> None:
     _mid_run(rig, "RabbitMQ stop_app / start_app mid-run", inject)
 
 
-def test_rabbitmqs_erlang_vm_killed_and_restarted_mid_run(rig: FaultRig) -> None:
+def test_rabbitmqs_erlang_vm_killed_and_restarted_mid_run(rig: FaultRig, fault_broker: PrivateRabbitmq) -> None:
     def inject() -> bool:
-        pids = [int(p) for p in subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True,
-                                               text=True).stdout.split()]
-        assert pids, "the RabbitMQ node's Erlang VM is running"
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while not (gone := not broker_reachable(rig.broker)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        subprocess.run([str(ROOT / "scripts" / "start-rabbitmq")], check=True, timeout=180, capture_output=True)
+        fault_broker.kill()  # kill -9, and it returns once the port no longer answers
+        gone = not broker_reachable(rig.broker)
+        fault_broker.start()
         return gone  # the broker was seen to go away after its VM was killed
 
     _mid_run(rig, "RabbitMQ Erlang VM kill -9, restarted", inject)
@@ -61,15 +51,18 @@ def test_rabbitmqs_erlang_vm_killed_and_restarted_mid_run(rig: FaultRig) -> None
 
 def _connections(broker: str) -> set[str]:
     """The broker's connections to the rig's virtual host (the broker may serve others too)."""
-    vhost = unquote(urlsplit(broker).path[1:]) or "/"
     rows = (line.split("\t") for line in rabbitmqctl("list_connections", "vhost", "pid").splitlines())
-    return {row[1] for row in rows if len(row) == 2 and row[0] == vhost}
+    return {row[1] for row in rows if len(row) == 2 and row[0] == _vhost(broker)}
+
+
+def _vhost(broker: str) -> str:
+    return unquote(urlsplit(broker).path[1:]) or "/"
 
 
 def test_every_broker_connection_closed_mid_run(rig: FaultRig) -> None:
     def inject() -> bool:
         before = _connections(rig.broker)
-        rabbitmqctl("close_all_connections", "fault injection")
+        rabbitmqctl("close_all_connections", "-p", _vhost(rig.broker), "fault injection")  # one vhost unless --global
         deadline = time.monotonic() + 30
         while (left := before & _connections(rig.broker)) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -86,8 +79,7 @@ def test_the_disk_alarm_blocks_publishers_and_the_hand_off_waits_for_it(rig: Fau
     raised = time.monotonic()
     try:
         deadline = time.monotonic() + 30
-        while "disk" not in (alarms := subprocess.run(["rabbitmq-diagnostics", "-q", "alarms"], capture_output=True,
-                                                      text=True).stdout.lower()):
+        while "disk" not in (alarms := rabbitmqctl("eval", "rabbit_alarm:get_alarms().").lower()):
             assert time.monotonic() < deadline, f"the disk alarm was not raised: {alarms}"
             time.sleep(0.5)
         with rig.run_in_background(cases) as run:

@@ -28,23 +28,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from demo_portal import PortalProcess
-from tests.conftest import EXAMPLE, autoclerk, need
+from tests.conftest import always_looking, autoclerk, need, rabbitmqctl, with_vhost
 from tests.faults.oracle import accepted_refs, purge_work_queue
-from tests.faults.rig import FaultRig, rabbitmqctl
+from tests.faults.rig import FaultRig
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TERMINAL = {"done", "business_exception", "failed", "cancelled"}
-
-
-def always_looking(folder: Path) -> Path:
-    """The example workflow with its lookup run before every attempt (``when: always``), beside its part."""
-    shutil.copy(EXAMPLE.parent / "sign_in.yaml", folder / "sign_in.yaml")
-    source = EXAMPLE.read_text(encoding="utf-8")
-    head, lookup = source.split("\nlookup:\n", 1)
-    steps = "".join(f"  {line}\n" if line else "\n" for line in lookup.splitlines())
-    path = folder / "change_of_address.yaml"
-    path.write_text(f"{head}\nlookup:\n  when: always\n  steps:\n{steps}", encoding="utf-8")
-    return path
 
 
 class Restore:
@@ -106,8 +95,7 @@ def vhost(rabbitmq: str) -> Iterator[str]:
     rabbitmqctl("add_vhost", name)
     try:
         rabbitmqctl("set_permissions", "-p", name, str(make_url(rabbitmq).username or "guest"), ".*", ".*", ".*")
-        scheme, _, rest = rabbitmq.partition("://")
-        yield f"{scheme}://{rest.split('/', 1)[0]}/{name}"  # the same server, whichever vhost the suite's URL names
+        yield with_vhost(rabbitmq, name)  # the same server, whichever vhost the suite's URL names
     finally:
         rabbitmqctl("delete_vhost", name)
 
@@ -131,7 +119,11 @@ def test_a_backup_taken_mid_run_is_restored_and_the_sweep_finishes_the_batch_wit
                             *rig.common, "--json", "--timeout", "600"], cwd=tmp_path, env=rig.env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        rig.wait(lambda: sum(s == "done" for s in restore.states().values()) >= 3, 300, "three cases done")
+        def three_done() -> bool:
+            assert run.poll() is None, f"autoclerk run ended early: {run.communicate()[1][-2000:]}"
+            return sum(s == "done" for s in restore.states().values()) >= 3
+
+        rig.wait(three_done, 300, "three cases done")
         restore.backup()
         summary = rig.finish(run)  # type: ignore[arg-type]
     finally:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from demo_portal import PortalProcess, generate_cases
-from tests.conftest import EXAMPLE, autoclerk, wait_for_consumers
+from tests.conftest import EXAMPLE, always_looking, autoclerk, wait_for_consumers
 
 
 def last_json(stdout: str) -> dict:
@@ -252,12 +252,7 @@ def test_a_lookup_that_runs_always_finds_records_made_outside_this_ledger_and_su
     # The same file on a new ledger: with the plain lookup (retry), all three would be submitted again.
     always = tmp_path / "always"
     always.mkdir()
-    (always / "sign_in.yaml").write_text((EXAMPLE.parent / "sign_in.yaml").read_text())
-    text = EXAMPLE.read_text()
-    head, lookup = text.split("\nlookup:\n")
-    (always / "change_of_address.yaml").write_text(
-        head + "\nlookup:\n  when: always\n  steps:\n" + "".join(f"  {line}\n" for line in lookup.splitlines() if line))
-    workflow = always / "change_of_address.yaml"
+    workflow = always_looking(always)
     explained = autoclerk("explain", str(workflow), "--cases", str(cases), "--case", "1", cwd=tmp_path)
     assert explained.returncode == 0 and "before every attempt, the lookup runs" in explained.stdout, explained.stderr
     second = autoclerk("run", str(workflow), "--cases", str(cases), "--ledger", f"sqlite:///{tmp_path / 'second.db'}",

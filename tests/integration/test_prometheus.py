@@ -135,7 +135,7 @@ def test_prometheus_counts_exactly_what_the_ledger_holds_and_the_target_survives
                         30, "the broker's work queue reported empty")
         labels = {k for r in prometheus.query('{job="autoclerk", __name__=~"autoclerk_.*"}') for k in r["metric"]}
         assert labels <= {"__name__", "job", "instance", "workflow", "outcome", "state", "step_type", "le", "event",
-                          "reason", "queue", "error_class"}, labels  # bounded labels: never a case reference or URL
+                          "reason", "queue", "error_class", "result", "system", "step"}, labels  # bounded labels: never a case reference or URL
         # Every expression of the shipped dashboard is valid PromQL and finds data in this server, with the job and
         # instance variables set as Grafana sets "All": every value the variable's query lists, as one regex.
         dashboard = json.loads((ROOT / "monitoring" / "grafana" / "autoclerk.json").read_text())
