@@ -11,7 +11,8 @@ SQLite has one writer at a time, so it keeps one shard.
 
 The batch ``""`` holds the whole ledger's counts (so the overall figure is a read of a few rows too).
 Cases pruned to an archive leave the counts (they are no longer in the ledger); ``pruned_cases`` keeps
-them, and the counts by state add both (:func:`~.queries.batch_counts`).
+them, and the counts by state add both (:func:`~.queries.batch_counts`). Their counts toward the target move to
+the names of :data:`PRUNED`, so verified and failed verifications stay counted after a prune.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ what the target counts. A done case counted under no such name is ``unverified``
 FAILED_VERIFICATION = "verify_failed"
 """The name that counts cases handed to a person because their record read back was wrong (``business_exception``
 with ``verification`` ``verify_failed``), dealt with or not."""
+
+PRUNED = {VERIFIED: "pruned_verified", FAILED_VERIFICATION: "pruned_verify_failed"}
+"""The names that keep the counts toward the target of cases pruned to an archive: a prune moves a case's
+:data:`VERIFIED` or :data:`FAILED_VERIFICATION` count here, so the figures stay (``pruned_cases`` keeps their
+states)."""
 
 Key = tuple[str, str, str]
 """``(batch_id, workflow, name)``."""

@@ -69,7 +69,7 @@ class Reports:
         key = counters.WHOLE_LEDGER if batch_id is None else batch_id
         with self.engine.connect() as conn:
             kept = counters.read(conn, [key], workflows=workflows)[key]
-            # Pruned cases were counted by state only: their done ones count as unverified.
+            # Pruned cases are counted by state in pruned_cases, and toward the target under counters.PRUNED.
             p = pruned_cases.c
             pruned = select(func.sum(p.count)).where(p.state == "done")
             if batch_id is not None:
@@ -77,9 +77,10 @@ class Reports:
             if workflows is not None:
                 pruned = pruned.where(p.workflow.in_(sorted(workflows)))
             archived = conn.execute(pruned).scalar() or 0
-        verified = kept.get(counters.VERIFIED, 0)
-        return {"verified": verified, "unverified": kept.get("done", 0) - verified + int(archived),
-                "verify_failed": kept.get(counters.FAILED_VERIFICATION, 0)}
+        verified, failed = ((kept.get(name, 0) + kept.get(counters.PRUNED[name], 0))
+                            for name in (counters.VERIFIED, counters.FAILED_VERIFICATION))
+        return {"verified": verified, "unverified": kept.get("done", 0) + int(archived) - verified,
+                "verify_failed": failed}
 
     def counts(self, batch_id: str) -> dict[str, int]:
         """Transactions of a batch by state (every state present, zeros included)."""

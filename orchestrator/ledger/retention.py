@@ -127,9 +127,10 @@ class Retention:
             # last: the counter rows stay locked only for the commit, not while the archive is written
             deltas: Counter[counters.Key] = Counter({(batch_id, workflow, state): -n
                                                      for (workflow, state), n in tally.items()})
-            for case in chunk.cases:  # pruned cases leave the counts toward the target too (done ones count as unverified)
+            for case in chunk.cases:  # their counts toward the target move to the pruned ones: the figures stay
                 if (name := counters.verification_name(case["state"], case["verification"])) is not None:
                     deltas[(batch_id, case["workflow"], name)] -= 1
+                    deltas[(batch_id, case["workflow"], counters.PRUNED[name])] += 1
             counters.bump_many(conn, deltas)
         return chunk
 

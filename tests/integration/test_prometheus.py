@@ -29,8 +29,10 @@ from tests.integration.test_queue_reliability import Rig, last_json
 
 RULES = ROOT / "monitoring" / "prometheus" / "alerts.yml"
 EMPTY_WHEN_QUIET = {"Retries by error class", "Browser restarts and page crashes", "Locator fallbacks (page drift)",
-                    "Step duration p95, by step type", "Unfinished cases at risk and past their deadline, by workflow"}
-"""Panels with no series in a run without retries, restarts, crashes, drift or cases with a deadline."""
+                    "Step duration p95, by step type", "Unfinished cases at risk and past their deadline, by workflow",
+                    "Target systems with an open circuit breaker"}
+"""Panels with no series in a run without retries, restarts, crashes, drift, cases with a deadline or a target
+system that went down (a breaker has a series once it has tripped)."""
 
 
 def free_port() -> int:

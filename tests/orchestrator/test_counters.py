@@ -7,13 +7,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from sqlalchemy import func, select
 
 from orchestrator import Ledger, Outcome
 from orchestrator.ledger import bump, migrate
-from orchestrator.ledger.schema import ledger_counters, pruned_cases, transactions
+from orchestrator.ledger.schema import ledger_counters, transactions
 
 from .test_ledger import add
 
@@ -155,34 +156,37 @@ def test_the_migration_fills_the_counts_from_the_cases_a_ledger_already_holds(le
         assert conn.execute(select(func.count()).select_from(transactions)).scalar_one() == 6
 
 
-def real_verification(ledger: Ledger, batch_id: str | None, workflows: list[str] | None) -> dict[str, int]:
-    """The counts toward the target by a real count of the cases (and of the pruned done ones, as unverified)."""
-    t, p = transactions.c, pruned_cases.c
+def real_verification(ledger: Ledger, batch_id: str | None, workflows: list[str] | None,
+                      archived: list[dict[str, Any]]) -> dict[str, int]:
+    """The counts toward the target by a real count of the cases in the ledger and of those pruned to the
+    archive (``archived``: the cases of the pruned chunks)."""
+    t = transactions.c
     found = {"verified": 0, "unverified": 0, "verify_failed": 0}
     query = select(t.state, t.verification, func.count()).group_by(t.state, t.verification)
-    pruned = select(func.coalesce(func.sum(p.count), 0)).where(p.state == "done")
     if batch_id is not None:
-        query, pruned = query.where(t.batch_id == batch_id), pruned.where(p.batch_id == batch_id)
+        query = query.where(t.batch_id == batch_id)
     if workflows is not None:
-        query, pruned = query.where(t.workflow.in_(workflows)), pruned.where(p.workflow.in_(workflows))
+        query = query.where(t.workflow.in_(workflows))
     with ledger.engine.connect() as conn:
-        for state, verification, count in conn.execute(query):
-            if state == "done":
-                found["verified" if verification == "verified" else "unverified"] += count
-            elif state == "business_exception" and verification == "verify_failed":
-                found["verify_failed"] += count
-        found["unverified"] += int(conn.execute(pruned).scalar_one())
+        rows = [*conn.execute(query)]
+    rows += [(case["state"], case["verification"], 1) for case in archived
+             if batch_id in (None, case["batch_id"]) and (workflows is None or case["workflow"] in workflows)]
+    for state, verification, count in rows:
+        if state == "done":
+            found["verified" if verification == "verified" else "unverified"] += count
+        elif state == "business_exception" and verification == "verify_failed":
+            found["verify_failed"] += count
     return found
 
 
-def counted_right(ledger: Ledger, *batch_ids: str) -> None:
+def counted_right(ledger: Ledger, *batch_ids: str, archived: list[dict[str, Any]] | None = None) -> None:
     """Every count (by state, and toward the target) equals a real count, for each batch and the whole ledger,
     with and without a filter by workflow."""
     agree(ledger)
     for batch_id in (None, *batch_ids):
         for workflows in (None, ["wf"], ["other"], ["wf", "other"], []):
             assert ledger.reports.verification(batch_id, workflows=workflows) == \
-                real_verification(ledger, batch_id, workflows), (batch_id, workflows)
+                real_verification(ledger, batch_id, workflows, archived or []), (batch_id, workflows)
 
 
 def test_a_run_with_verifications_keeps_the_counts_toward_the_target_equal_to_a_real_count(ledger: Ledger) -> None:
@@ -263,19 +267,25 @@ def test_a_run_with_verifications_keeps_the_counts_toward_the_target_equal_to_a_
     assert ledger.reports.verification() == {"verified": 4, "unverified": 4, "verify_failed": 2}
     assert ledger.reports.verification(workflows=["other"]) == {"verified": 1, "unverified": 1, "verify_failed": 1}
 
-    # both batches end and are pruned: their cases leave every count, their done ones count as unverified
+    # both batches end and are pruned: their cases leave the counts by state, and every count toward the target stays
     for finished in (batch, other):
         ledger.batches.finish_intake(finished, rejected=0, stopped=False)
         assert ledger.batches.get(finished)["state"] == "finished"  # type: ignore[index]
-    assert len(ledger.retention.prune_cases(batch, time.time() + 1, 4, lambda _chunk: None).cases) == 4
-    counted_right(ledger, batch, other)
-    ledger.retention.prune_cases(batch, time.time() + 1, 100, lambda _chunk: None)
-    ledger.retention.prune_cases(other, time.time() + 1, 100, lambda _chunk: None)
-    counted_right(ledger, batch, other)
+    archived: list[dict[str, Any]] = []
+
+    def keep(chunk: Any) -> None:
+        archived.extend(chunk.cases)
+
+    assert len(ledger.retention.prune_cases(batch, time.time() + 1, 4, keep).cases) == 4
+    counted_right(ledger, batch, other, archived=archived)
+    ledger.retention.prune_cases(batch, time.time() + 1, 100, keep)
+    ledger.retention.prune_cases(other, time.time() + 1, 100, keep)
+    counted_right(ledger, batch, other, archived=archived)
     assert ledger.retention.cases_left(batch) == ledger.retention.cases_left(other) == 0
-    assert ledger.reports.verification() == {"verified": 0, "unverified": 8, "verify_failed": 0}
-    assert ledger.reports.verification(other) == {"verified": 0, "unverified": 2, "verify_failed": 0}
-    assert {name: n for name, n in ledger.counters.whole().items() if n} == {}
+    assert ledger.reports.verification() == {"verified": 4, "unverified": 4, "verify_failed": 2}
+    assert ledger.reports.verification(other) == {"verified": 1, "unverified": 1, "verify_failed": 1}
+    assert {name: n for name, n in ledger.counters.whole().items() if n} == \
+        {"pruned_verified": 4, "pruned_verify_failed": 2}
 
 
 def test_the_migration_fills_the_counts_toward_the_target_from_the_verifications_a_ledger_holds(ledger: Ledger) -> None:
