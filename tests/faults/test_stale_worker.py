@@ -5,18 +5,37 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
+
+import httpx
+import pytest
+
+from demo_portal import Faults, PortalProcess
 
 from .rig import FaultRig, record
 
 
-def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(rig: FaultRig) -> None:
+@pytest.fixture
+def pg_rig(tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str, postgres_url: str) -> Iterator[FaultRig]:
+    httpx.put(f"{portal.url}/api/faults", json=asdict(Faults()), timeout=10).raise_for_status()
+    made = FaultRig(tmp_path, rabbitmq, portal, ledger=postgres_url)
+    yield made
+    made.close()
+
+
+def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(pg_rig: FaultRig) -> None:
+    rig = pg_rig
     cases = rig.cases(seed=41, start=9500)
-    # The stalled worker does not sweep before it stalls (its first sweep is minutes away). SIGSTOP stops every
-    # thread, and a sweep stopped inside its write would hold the SQLite ledger's write lock: no other worker
-    # could claim anything until SIGCONT (it happened once in CI). The other worker sweeps, and republishes the
-    # stalled case when its lease runs out.
-    stalled = rig.start_worker(fault="stall_before_submit", concurrency=1, env={"AUTOCLERK_SWEEP_INTERVAL_S": "300"})
+    # On PostgreSQL: SIGSTOP stops every thread, and on a SQLite ledger a thread stopped inside any write (a
+    # sweep, a heartbeat, a step's fingerprint being kept) holds the one write lock, so no other worker could
+    # claim anything until SIGCONT (it happened in CI, twice). On PostgreSQL a stopped writer holds only its own
+    # rows. The stalled worker does not sweep before it stalls (its first sweep is minutes away); the other
+    # worker sweeps, and republishes the stalled case when its lease runs out.
+    # Nor does it keep fingerprints: it would be stopped inside that write, just before its submit.
+    stalled = rig.start_worker(fault="stall_before_submit", concurrency=1,
+                               env={"AUTOCLERK_SWEEP_INTERVAL_S": "300", "AUTOCLERK_HEALING": "false"})
     rig.wait_for_consumers(1)
     with rig.run_in_background(cases) as run:
         rig.wait(lambda: rig.marker.exists(), 300, "the worker stalling before its submit")

@@ -110,8 +110,10 @@ def test_three_workers_share_a_systems_budget_and_the_portal_never_sees_more_ses
     peak = max(slow["sessions_peak"], fast["sessions_peak"])
     busiest = fast["sessions_started_busiest_minute"]
     at_once = _workers_at_once(rig)
-    # Confirmed only if the three workers really worked at the same time and the portal really saw each limit reached.
-    confirmed = (min(done) >= 1 and at_once == WORKERS and slow["sessions_peak"] >= LIMITS["sessions"]
+    # Confirmed only if every worker did cases, at least two worker processes worked at the same time (the
+    # budget was shared across processes: with two sessions allowed, a third at once is not guaranteed on a
+    # busy machine, where CI once saw two), and the portal really saw each limit reached.
+    confirmed = (min(done) >= 1 and at_once >= 2 and slow["sessions_peak"] >= LIMITS["sessions"]
                  and busiest >= LIMITS["per_minute"])
     record(f"system budget across {WORKERS} workers (at most {LIMITS['sessions']} sessions, "
            f"{LIMITS['per_minute']} a minute)", verdict, confirmed=confirmed, recover_s=None,
