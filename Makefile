@@ -11,8 +11,8 @@ APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 demo: setup chromium
 	$(VENV)/bin/autoclerk demo $(ARGS)
 
-# Two test processes (pytest-xdist): the fault suite runs in one of them on a RabbitMQ node of its own, while
-# the rest share out the other tests, each process on a virtual host of its own (tests/conftest.py).
+# Two test processes (pytest-xdist) share out the tests: each uses a virtual host of its own on the shared
+# RabbitMQ (tests/conftest.py), and runs its fault tests on a RabbitMQ node of its own (tests/faults/conftest.py).
 test: setup chromium rabbitmq postgres prometheus oidc-provider typecheck
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup tests $(ARGS)
 

@@ -18,6 +18,7 @@ import asyncio
 import random
 
 import structlog
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from monitoring import STEP_RETRIES, metrics_enabled
@@ -80,6 +81,10 @@ async def load_again(ctx: StepContext, exc: TargetServerError) -> bool:
         except PlaywrightTimeout:
             raise StepTimeout(f"a page that answered a server error did not load again within "
                               f"{ctx.navigation_timeout_ms} ms", step=ctx.step_path) from None
+        except PlaywrightError as failed:  # the failed page was still arriving when it was asked for again
+            if "interrupted by another navigation" not in str(failed):
+                raise
+            continue
         if response is not None and response.status >= 500:
             exc = TargetServerError(f"the target system answered {response.status}", step=ctx.step_path,
                                     url=response.url, method="GET", began_in=signals.step)

@@ -3,8 +3,8 @@
 The suite's RabbitMQ is a node of its own (``servers.py``), started once per test session, with a virtual host
 per test: the faults stop it, kill its Erlang VM and close its connections without touching the shared node
 that the other tests use at the same time in a parallel run, and a test never receives messages that an
-earlier test's broker fault held back. Every fault test runs in one test process, one after another
-(``xdist_group``): they share that node.
+earlier test's broker fault held back. In a parallel run (``pytest -n``) each test process starts its own
+node for the fault tests it is given.
 """
 
 from __future__ import annotations
@@ -22,13 +22,6 @@ from demo_portal import Faults, PortalProcess
 from . import rig as rigs
 from .rig import FaultRig
 from .servers import PrivateRabbitmq, listening, private_servers
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = str(Path(__file__).parent)
-    for item in items:
-        if str(item.path).startswith(here):
-            item.add_marker(pytest.mark.xdist_group("faults"))
 
 
 @pytest.fixture(scope="session")
