@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-import httpx
 import pytest
 
-from demo_portal import Faults, PortalProcess
+from demo_portal import PortalProcess
 
 from . import rig as rigs
-from .rig import FaultRig
+from .rig import FaultRig, fault_rig
 from .servers import PrivateRabbitmq, listening, private_servers
 
 
@@ -54,8 +52,5 @@ def rabbitmq(fault_broker: PrivateRabbitmq) -> Iterator[str]:
 
 @pytest.fixture
 def rig(tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str) -> Iterator[FaultRig]:
-    # The portal may be shared: a test that failed mid-fault leaves its knobs set.
-    httpx.put(f"{portal.url}/api/faults", json=asdict(Faults()), timeout=10).raise_for_status()
-    made = FaultRig(tmp_path, rabbitmq, portal)
-    yield made
-    made.close()
+    with fault_rig(tmp_path, rabbitmq, portal) as made:
+        yield made

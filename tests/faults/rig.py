@@ -15,9 +15,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
-from demo_portal import PortalProcess
+import httpx
+
+from demo_portal import Faults, PortalProcess
 from orchestrator.errors import EXIT_FAILED
 from tests.conftest import EXAMPLE, wait_for_consumers
 
@@ -42,6 +45,18 @@ def rabbitmqctl(*args: str, timeout: float = 120) -> str:
     """``rabbitmqctl`` on the fault suite's own node."""
     assert BROKER is not None, "the fault suite's RabbitMQ node is running (the fault_broker fixture)"
     return BROKER.ctl(*args, timeout=timeout)
+
+
+@contextmanager
+def fault_rig(tmp: Path, broker: str, portal: PortalProcess, ledger: str | None = None) -> Iterator[FaultRig]:
+    """A :class:`FaultRig`, closed at the end, on a portal with every fault knob off (a test that failed
+    mid-fault leaves its knobs set)."""
+    httpx.put(f"{portal.url}/api/faults", json=asdict(Faults()), timeout=10).raise_for_status()
+    made = FaultRig(tmp, broker, portal, ledger)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def broker_reachable(broker: str) -> bool:

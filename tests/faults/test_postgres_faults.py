@@ -7,31 +7,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-import httpx
 import pytest
 
-from demo_portal import Faults, PortalProcess
+from demo_portal import PortalProcess
 
-from .oracle import drain_dead_letters, purge_work_queue, query
-from .rig import FaultRig, record
+from .oracle import query
+from .rig import FaultRig, fault_rig, record
 from .servers import PrivatePostgres, private_servers
 
 
 @pytest.fixture
 def pg_rig(tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str) -> Iterator[tuple[FaultRig, PrivatePostgres]]:
-    httpx.put(f"{portal.url}/api/faults", json=asdict(Faults()), timeout=10).raise_for_status()
-    purge_work_queue(rabbitmq)
-    drain_dead_letters(rabbitmq)
     with private_servers(rabbitmq=False) as (_, postgres):
         assert postgres is not None
-        made = FaultRig(tmp_path, rabbitmq, portal, ledger=postgres.create_database("ledger"))
-        try:
+        with fault_rig(tmp_path, rabbitmq, portal, postgres.create_database("ledger")) as made:
             yield made, postgres
-        finally:
-            made.close()
 
 
 def _mid_run(rig: FaultRig, name: str, inject: Callable[[], bool], *, start: int, **extra: object) -> None:

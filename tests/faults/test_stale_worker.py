@@ -6,23 +6,19 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-import httpx
 import pytest
 
-from demo_portal import Faults, PortalProcess
+from demo_portal import PortalProcess
 
-from .rig import FaultRig, record
+from .rig import FaultRig, fault_rig, record
 
 
 @pytest.fixture
 def pg_rig(tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str, postgres_url: str) -> Iterator[FaultRig]:
-    httpx.put(f"{portal.url}/api/faults", json=asdict(Faults()), timeout=10).raise_for_status()
-    made = FaultRig(tmp_path, rabbitmq, portal, ledger=postgres_url)
-    yield made
-    made.close()
+    with fault_rig(tmp_path, rabbitmq, portal, postgres_url) as made:
+        yield made
 
 
 def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(pg_rig: FaultRig) -> None:
@@ -30,10 +26,10 @@ def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(pg_rig: Fau
     cases = rig.cases(seed=41, start=9500)
     # On PostgreSQL: SIGSTOP stops every thread, and on a SQLite ledger a thread stopped inside any write (a
     # sweep, a heartbeat, a step's fingerprint being kept) holds the one write lock, so no other worker could
-    # claim anything until SIGCONT (it happened in CI, twice). On PostgreSQL a stopped writer holds only its own
-    # rows. The stalled worker does not sweep before it stalls (its first sweep is minutes away); the other
-    # worker sweeps, and republishes the stalled case when its lease runs out.
-    # Nor does it keep fingerprints: it would be stopped inside that write, just before its submit.
+    # claim anything until SIGCONT (it happened in CI, twice); on PostgreSQL a stopped writer holds only its own
+    # rows. The stalled worker neither sweeps before it stalls (its first sweep is minutes away) nor keeps
+    # fingerprints (it would be stopped inside that write, just before its submit); the other worker sweeps,
+    # and republishes the stalled case when its lease runs out.
     stalled = rig.start_worker(fault="stall_before_submit", concurrency=1,
                                env={"AUTOCLERK_SWEEP_INTERVAL_S": "300", "AUTOCLERK_HEALING": "false"})
     rig.wait_for_consumers(1)
