@@ -64,12 +64,13 @@ def check_configuration(loaded: LoadedWorkflow, settings: Settings) -> None:
                                  f"{'; '.join(problems)}. Nothing was queued")
 
 
-def resolvable_names(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+def resolvable_names(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The secret, env and system names this process can resolve (names only, never a value), for its
     heartbeat, spelled as a workflow asks for them (secret and env names are lower case): secrets from
     ``AUTOCLERK_SECRET_<NAME>`` and the secrets file's keys (exactly as :class:`workflows.SecretValues`
     looks them up), env values from ``AUTOCLERK_ENV_<NAME>``, systems from the settings. A secrets file that
-    cannot be read gives no secret."""
+    cannot be read gives no secret. A worker whose bots run no steps (``AUTOCLERK_BOT=null``) also says so
+    (``"bot": "null"``): it needs none of these names."""
     environ = os.environ if environ is None else environ
     secrets = {name[len(ENV_PREFIX):].lower() for name in environ if name.startswith(ENV_PREFIX)}
     if settings.secrets_file is not None:
@@ -80,12 +81,18 @@ def resolvable_names(settings: Settings, environ: Mapping[str, str] | None = Non
         except (OSError, ValueError):
             pass
     env = {name[len(ENV_VALUE_PREFIX):].lower() for name in environ if name.startswith(ENV_VALUE_PREFIX)}
-    return {"secrets": sorted(secrets), "env": sorted(env), "systems": sorted(settings.systems)}
+    names: dict[str, Any] = {"secrets": sorted(secrets), "env": sorted(env), "systems": sorted(settings.systems)}
+    if settings.bot != "chromium":
+        names["bot"] = settings.bot
+    return names
 
 
-def missing_from(needs: Needs, names: Mapping[str, Sequence[str]]) -> list[str]:
+def missing_from(needs: Needs, names: Mapping[str, Any]) -> list[str]:
     """What a workflow needs that a worker reporting ``names`` cannot give it: the sentences
-    :func:`missing_configuration` writes, in the same order."""
+    :func:`missing_configuration` writes, in the same order. A worker whose bots run no steps lacks
+    nothing (as an embedded run with those bots checks nothing)."""
+    if names.get("bot", "chromium") != "chromium":
+        return []
     secrets, env = set(names.get("secrets", ())), set(names.get("env", ()))
     problems = [f"secret '{name}' is not set: set {ENV_PREFIX}{name.upper()} or add it to the secrets file"
                 for name in sorted(needs.secrets) if name not in secrets]

@@ -91,6 +91,8 @@ def test_a_worker_reports_the_names_it_can_resolve_and_never_a_value(tmp_path: P
     assert "value" not in json.dumps(names)
     secrets.write_text("not json")  # an unreadable secrets file gives no secret, and no error
     assert resolvable_names(settings, environ={})["secrets"] == []
+    null = resolvable_names(load_settings(bot="null"), environ={})  # its bots run no steps: it needs no names
+    assert null == {"secrets": [], "env": [], "systems": [], "bot": "null"}
 
 
 def test_a_hand_off_is_checked_against_the_live_workers_names(workflow) -> None:  # type: ignore[no-untyped-def]
@@ -105,6 +107,7 @@ def test_a_hand_off_is_checked_against_the_live_workers_names(workflow) -> None:
     embedded = [{"kind": "embedded", "resolves": None}]  # the service's own worker does not serve a broker
     assert "no worker is running" in (check_workers(workflow, embedded) or "")
     assert check_workers(workflow, [{"kind": "worker", "resolves": lacking}, {"kind": "worker", "resolves": everything}]) is None
+    assert check_workers(workflow, [{"kind": "worker", "resolves": {"systems": [], "bot": "null"}}]) is None
     with pytest.raises(ConfigurationError) as refused:
         check_workers(workflow, [{"kind": "worker", "resolves": lacking}, {"kind": "worker", "resolves": {}}])
     assert str(refused.value) == (
