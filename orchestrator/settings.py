@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve /metrics on this port.")
     metrics_host: str = "127.0.0.1"
     target_transactions: int = Field(default=10_000_000, ge=1,
-                                     description="The organisation's target: transactions done by bots.")
+                                     description="The organisation's target: transactions done by bots and verified.")
     rate_window_s: float = Field(default=600.0, gt=0, le=86_400,
                                  description="The recent window the rate and projected completion are measured over.")
     serve_host: str = Field(default="127.0.0.1", description="Where 'autoclerk serve' listens (loopback unless told otherwise).")

@@ -49,11 +49,11 @@ def _render(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(width=max(Console().width, 120))  # no wrapping in a log or a pipe
-    projected = report["projected_completion"] or "no projection (nothing done in the window)"
-    console.print(f"[bold]target[/bold] {report['completed']:,} of {report['target']:,} done "
+    projected = report["projected_completion"] or "no projection (nothing verified in the window)"
+    console.print(f"[bold]target[/bold] {report['completed']:,} of {report['target']:,} verified "
                   f"({report['fraction']:.2%}) · {report['per_second']:,.2f}/s over the last "
                   f"{report['rate_window_s']:.0f} s · projected completion {projected}")
-    console.print(f"[bold]verified[/bold] {report['verified']:,} · submitted, unverified {report['unverified']:,} · "
+    console.print(f"[bold]beside them[/bold] submitted, not verified {report['unverified']:,} (not counted) · "
                   f"failed verification (to a person) {report['verify_failed']:,}")
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=report["target"], completed=report["completed"], width=60), f"{report['fraction']:.2%}")

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import counters
 from .queries import batch_counts, first_event_since, ledger_counts
-from .schema import (BATCH_STATES, HELD, HELD_CASE, OPEN_EXCEPTION, STATES, UNFINISHED_DEADLINE, batch_rejections, batches,
-                     events, pruned_cases, pruned_rejections, transactions, workflow_versions)
+from .schema import (BATCH_STATES, HELD, HELD_CASE, OPEN_EXCEPTION, STATES, UNFINISHED_DEADLINE, VERIFIED_EVENT,
+                     batch_rejections, batches, events, pruned_cases, pruned_rejections, transactions, workflow_versions)
 
 CASE_COLUMNS = (transactions.c.id, transactions.c.case_ref, transactions.c.state, transactions.c.attempts,
                 transactions.c.result_ref, transactions.c.output, transactions.c.error_class,
@@ -88,27 +88,32 @@ class Reports:
             return batch_counts(conn, batch_id)
 
     def progress(self, window_s: float = 600.0, now: float | None = None) -> dict[str, Any]:
-        """The whole ledger's counts by state, and how many transactions reached ``done`` in the last
-        ``window_s`` seconds (``done_recent`` over ``window_elapsed_s``: the recent rate). The elapsed time is
-        the window, or the ledger's age when it is younger, but never under a minute.
+        """The whole ledger's counts by state, and how many transactions reached ``done`` and how many were
+        verified in the last ``window_s`` seconds (``done_recent`` and ``verified_recent`` over
+        ``window_elapsed_s``: the recent rates). The elapsed time is the window, or the ledger's age when it is
+        younger, but never under a minute.
 
         The counts are read from the counters kept as the ledger changes. The recent window is found by a
         binary search on the event ids (they grow with time), so the cost follows the window's events, not the
-        ledger's size.
+        ledger's size. A verification that passed is an event whose detail is ``verified``
+        (:data:`~.schema.VERIFIED_EVENT`).
         """
         now = time.time() if now is None else now
         since = now - window_s
         with self.engine.connect() as conn:
             counts = ledger_counts(conn)
             first = conn.execute(select(func.min(events.c.id))).scalar()
-            done_recent, elapsed = 0, 0.0
+            done_recent, verified_recent, elapsed = 0, 0, 0.0
             if first is not None:
                 low = first_event_since(conn, since)
-                done_recent = conn.execute(select(func.count()).where(events.c.id >= low, events.c.state == "done")).scalar_one()
+                done_recent, verified_recent = conn.execute(select(  # one pass over the window's events
+                    func.count().filter(events.c.state == "done"),
+                    func.count().filter(events.c.detail == VERIFIED_EVENT)).where(events.c.id >= low)).one()
                 ledger_start = conn.execute(select(events.c.at).where(events.c.id == first)).scalar_one()
                 # at least a minute: a young ledger's first seconds would project a wild rate
                 elapsed = max(now - max(since, ledger_start), min(window_s, 60.0))
-        return {"counts": counts, "done_recent": done_recent, "window_elapsed_s": elapsed}
+        return {"counts": counts, "done_recent": done_recent, "verified_recent": verified_recent,
+                "window_elapsed_s": elapsed}
 
     def batch_states(self) -> dict[str, int]:
         """How many batches are in each state (every state present, zeros included)."""

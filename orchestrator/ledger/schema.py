@@ -49,6 +49,10 @@ only, never submitting again."""
 PENDING = "pending"
 VERIFY_FAILED = "VerifyFailed"
 """The ``error_class`` of a case whose verification found the record wrong."""
+VERIFIED_EVENT = "verified"
+"""The ``detail`` of the event that marks a verification passing: the ``done`` event of a case verified as it
+ended, or, for a delayed verification, an event of its own (state ``verified``: the case stays ``done``). The
+target's recent rate counts these events."""
 HELD = "ConfigurationMissing"
 """The ``error_class`` of a case a worker held (``paused``) because it lacks a secret, env value or system URL
 the workflow needs: the attempt is given back, and resuming the batch (or handing the file off again)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import StaleAttempt
 from . import counters
 from .queries import placeholder, settle
-from .schema import STATES, TERMINAL, events, transactions
+from .schema import STATES, TERMINAL, VERIFIED_EVENT, events, transactions
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,14 @@ class Outcome:
     not run: the next attempt verifies only); ``None`` leaves the column as it is."""
     verify_due_at: float | None = None
     """When a delayed verification of a case that ends ``unverified`` is due."""
+
+
+def _event_detail(o: Outcome) -> str | None:
+    """An outcome's event detail: its error class, or :data:`~.schema.VERIFIED_EVENT` for a case that ends done
+    and verified."""
+    if o.state == "done" and o.verification == "verified":
+        return VERIFIED_EVENT
+    return o.error_class
 
 
 class Transactions:
@@ -245,10 +253,11 @@ class Transactions:
                         tuple(o.claim.id for o in done))}
                     stale += [o.claim for o in done if now_at.get(o.claim.id) != (o.claim.fence, o.state)]
                     done = [o for o in done if o.claim not in stale]
+                # A case that ends done and verified says so on its event (VERIFIED_EVENT): the target's recent rate
                 conn.exec_driver_sql(
                     f"INSERT INTO transaction_events (transaction_id, at, state, attempt, detail) "
                     f"VALUES ({m}, {m}, {m}, {m}, {m})",
-                    [(o.claim.id, now, o.state, o.claim.attempt, o.error_class) for o in done])
+                    [(o.claim.id, now, o.state, o.claim.attempt, _event_detail(o)) for o in done])
                 deltas: Counter[counters.Key] = Counter()
                 for o in done:
                     deltas[(o.claim.batch_id, o.claim.workflow, "in_progress")] -= 1
@@ -282,7 +291,7 @@ class Transactions:
 
     def state_changes(self, tx_id: int) -> list[tuple[str, float, int]]:
         """Every state change of a transaction: ``(state, time, attempt)`` in order, from ``queued`` (the
-        row's creation time) on."""
+        row's creation time) on; a delayed verification that passed shows as ``verified``."""
         with self.engine.connect() as conn:
             created = conn.execute(select(transactions.c.created_at).where(transactions.c.id == tx_id)).scalar()
             if created is None:

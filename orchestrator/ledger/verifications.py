@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from . import counters
 from .queries import placeholder
-from .schema import VERIFY_FAILED, events, transactions
+from .schema import VERIFIED_EVENT, VERIFY_FAILED, events, transactions
 from .transactions import Claim
 
 DUE = "verify_due_at IS NOT NULL"
@@ -87,7 +87,9 @@ class Verifications:
                 deltas.update(counters.reverified([claim], ("done", claim.verification),
                                                   ("business_exception", "verify_failed")))
                 counters.bump_many(conn, deltas)
-            elif changed and result == "verified":
+            elif changed and result == "verified":  # the case stays done: this event only marks when it was verified
+                conn.execute(insert(events).values(transaction_id=claim.id, at=now, state=VERIFIED_EVENT,
+                                                   attempt=claim.attempt, detail=VERIFIED_EVENT))
                 # the claim's verification is the row's: under the lease nothing else changes it
                 counters.bump_many(conn, counters.reverified([claim], ("done", claim.verification), ("done", "verified")))
         return changed == 1

@@ -1,7 +1,8 @@
 """Metrics read from the durable ledger at scrape time: the target, the recent rate and the queue's state.
 
 Counters in a process reset when it restarts; these figures come from the ledger, so
-``autoclerk_target_completed`` never drops when workers restart. Each scrape's figures are cached for
+``autoclerk_target_completed`` (the verified transactions: what the target counts) never drops when workers
+restart. Each scrape's figures are cached for
 ``cache_s`` seconds, so many scrapers (or a short scrape interval) cost the ledger one read per period.
 """
 
@@ -22,12 +23,14 @@ from ..settings import Settings
 T = TypeVar("T")
 
 
-def target_figures(progress: dict[str, Any], target: int, now: float) -> dict[str, Any]:
-    """From ``Ledger.reports.progress``: completed, remaining, the recent rate per second, and the projected
-    completion time (Unix time; ``now`` once reached, ``None`` when nothing finished in the window)."""
+def target_figures(progress: dict[str, Any], verification: dict[str, int], target: int, now: float) -> dict[str, Any]:
+    """From ``Ledger.reports.progress`` and ``Ledger.reports.verification``: completed (the verified
+    transactions: a confirmation page is not proof, so the target counts only the records read back and found
+    right), remaining, the recent rate of verifications per second, and the projected completion time (Unix
+    time; ``now`` once reached, ``None`` when nothing was verified in the window)."""
     elapsed = progress["window_elapsed_s"]
-    rate = progress["done_recent"] / elapsed if elapsed > 0 else 0.0
-    completed = progress["counts"]["done"]
+    rate = progress["verified_recent"] / elapsed if elapsed > 0 else 0.0
+    completed = verification["verified"]
     remaining = max(target - completed, 0)
     projected = now if remaining == 0 else (now + remaining / rate if rate > 0 else None)
     return {"completed": completed, "remaining": remaining, "per_second": rate, "projected": projected}
@@ -68,24 +71,27 @@ class LedgerCollector(_CachedCollector):
     def _read(self) -> dict[str, Any]:
         now = time.time()
         progress = self.ledger.reports.progress(self.window_s, now)
+        verification = self.ledger.reports.verification()
         oldest = self.ledger.reports.oldest_waiting()
-        return {"counts": progress["counts"], **target_figures(progress, self.target, now),
+        return {"counts": progress["counts"], **target_figures(progress, verification, self.target, now),
+                "verification": verification,
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
                 "held": self.ledger.reports.held(), "audit_head": self.ledger.audit.head().seq,
                 "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now),
                 "breakers": {system: b.state for system, b in self.ledger.breakers.all().items()},
-                "verification": self.ledger.reports.verification(),
                 "heals_waiting": self.ledger.heals.waiting()}
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
-        yield GaugeMetricFamily("autoclerk_target_transactions", "The target: transactions to be done by bots.",
+        yield GaugeMetricFamily("autoclerk_target_transactions", "The target: transactions to be done by bots and verified.",
                                 value=self.target)
         yield GaugeMetricFamily("autoclerk_target_completed",
-                                "Transactions done by bots, from the durable ledger (never drops on a restart).",
+                                "Transactions toward the target: done by bots and verified (read back from the target "
+                                "system and found right), from the durable ledger (never drops on a restart).",
                                 value=f["completed"])
         yield GaugeMetricFamily("autoclerk_target_rate_per_second",
-                                f"Transactions done per second over the last {self.window_s:.0f} s.", value=f["per_second"])
+                                f"Transactions verified per second over the last {self.window_s:.0f} s.",
+                                value=f["per_second"])
         yield GaugeMetricFamily("autoclerk_target_projected_completion_timestamp_seconds",
                                 "When the target is reached at the recent rate (Unix time; NaN when nothing is moving).",
                                 value=math.nan if f["projected"] is None else f["projected"])

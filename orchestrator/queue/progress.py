@@ -1,12 +1,13 @@
 """How far the ledger is toward the target, how fast it moves, and every batch's counts (``autoclerk status``,
 the operations page and its API).
 
-Everything comes from the durable ledger, so the figures survive any process restart. ``completed`` is
-the number of transactions ``done`` (finished by a bot); cases handed back to a person, failed or
-cancelled are shown per batch but do not count toward the target. Of the done ones, ``verified`` counts those
-whose record a verification read back and found right (the figure the target is measured by), beside
-``unverified`` (submitted, not checked) and ``verify_failed`` (read back wrong, handed to a person): all three
-from :meth:`~orchestrator.ledger.Reports.verification`.
+Everything comes from the durable ledger, so the figures survive any process restart. A confirmation page is
+not proof: ``completed`` is the number of transactions ``verified`` (done by a bot, and the record read back
+from the target system found right), and the rate and projection count verifications. Beside it,
+``unverified`` counts the done ones submitted but not checked (outside the verify sample, not yet due, or
+the workflow has no ``verify``) and ``verify_failed`` those read back wrong (handed to a person): all three
+from :meth:`~orchestrator.ledger.Reports.verification`. Cases handed back to a person, failed or cancelled are
+shown per batch but do not count toward the target.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from .gauges import target_figures
 
 
 def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
-    """The figures ``status`` prints: target, completed, the recent rate, the projection and the batches, with the
-    done cases ``verified``, ``unverified`` and the ``verify_failed`` ones."""
+    """The figures ``status`` prints: target, completed (verified), the recent rate of verifications, the
+    projection and the batches, with the done cases ``verified``, ``unverified`` and the ``verify_failed`` ones."""
     now = dt.datetime.now(dt.timezone.utc)
     progress = ledger.reports.progress(window_s, now.timestamp())
-    figures = target_figures(progress, target, now.timestamp())
+    verification = ledger.reports.verification()
+    figures = target_figures(progress, verification, target, now.timestamp())
     projected = figures["projected"]
     rows = []
     for batch in ledger.batches.recent(limit):
@@ -39,7 +41,7 @@ def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> di
             "rate_window_s": window_s,
             "projected_completion": None if projected is None else
             dt.datetime.fromtimestamp(projected, dt.timezone.utc).isoformat(timespec="seconds"),
-            "ledger_counts": progress["counts"], "batches": rows, **ledger.reports.verification()}
+            "ledger_counts": progress["counts"], "batches": rows, **verification}
 
 
 def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str, float] | None) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def shot(page: Page, name: str, tmp_path: Path) -> None:
 
 def operations_figures(page: Page) -> tuple[str, str]:
     """The operations page's target line and its batches table, as shown."""
-    done = page.locator(".govuk-summary-list__row", has_text="Transactions done by bots").locator("dd").inner_text()
+    done = page.locator(".govuk-summary-list__row", has_text="Done and checked").locator("dd").inner_text()
     return done.strip(), page.locator("#batches tbody").inner_text()
 
 

@@ -156,6 +156,14 @@ def test_a_sampled_and_delayed_verification_leaves_cases_unverified_until_the_sw
     assert rig.submits() == {ref: 1 for ref in refs}
     shown = last_json(autoclerk("status", "--ledger", f"sqlite:///{rig.ledger_path}", "--json").stdout)
     assert (shown["verified"], shown["unverified"], shown["verify_failed"]) == (len(sampled), 6 - len(sampled), 0)
+    # the target counts the verified ones only, and its rate counts the sweep's verifications as they passed
+    assert shown["completed"] == len(sampled) and shown["per_second"] > 0, shown
+    ledger = Ledger(f"sqlite:///{rig.ledger_path}")
+    try:
+        changes = [state for state, _, _ in ledger.transactions.state_changes(rows[min(sampled)]["id"])]
+    finally:
+        ledger.close()
+    assert changes[-2:] == ["done", "verified"], changes
     rig.counts_agree()
 
 
@@ -206,6 +214,7 @@ def test_the_operations_page_shows_verified_cases_beside_the_submitted_ones_and_
             target = api.get("/api/operations").json()["target"]
             reconciled = api.get(f"/api/batches/{receipt['batch_id']}/reconciliation").json()
         assert (target["verified"], target["unverified"], target["verify_failed"]) == (6, 0, 2)
+        assert target["completed"] == 6, "the target counts the verified cases, never the lost records"
         assert (reconciled["verified"], reconciled["unverified"], reconciled["verify_failed"]) == (6, 0, 2)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, **launch_options())
@@ -213,6 +222,7 @@ def test_the_operations_page_shows_verified_cases_beside_the_submitted_ones_and_
             sign_in(page, server, "olga")
             page.goto(f"{server.url}/operations")
             expect(page.locator("#verified")).to_have_text("6")
+            expect(page.get_by_text("A confirmation page alone does not count.")).to_be_visible()
             expect(page.locator("#unverified")).to_have_text("0")
             expect(page.locator("#verify-failed")).to_have_text("2")
             expect(page.get_by_text("read back missing or wrong, handed to a person")).to_be_visible()

@@ -23,7 +23,7 @@ NAME = re.compile(r"\b(autoclerk_[a-z_]+)")
 
 class _Reports:
     def progress(self, window_s: float, now: float) -> dict:
-        return {"counts": {s: 0 for s in STATES}, "done_recent": 0, "window_elapsed_s": 60.0}
+        return {"counts": {s: 0 for s in STATES}, "done_recent": 0, "verified_recent": 0, "window_elapsed_s": 60.0}
 
     def oldest_waiting(self) -> None:
         return None

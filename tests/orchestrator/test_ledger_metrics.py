@@ -47,13 +47,18 @@ def test_the_gauges_equal_the_ledger_and_survive_a_restart(url: str) -> None:
     handed_off = time.time()
     ids, _ = ledger.batches.add_cases(batch, "wf", 1, "d1", 3, [(f"R{i}", {}) for i in range(12)])
     claims = ledger.transactions.claim_many(ids[:9], "w1", lease_s=60)
-    ledger.transactions.finish_many([Outcome(c, "done") for c in claims[:7]] + [Outcome(c, "business_exception") for c in claims[7:]])
+    # seven done: five verified (read back and right), two submitted but not checked
+    ledger.transactions.finish_many([Outcome(c, "done", verification="verified") for c in claims[:5]]
+                                    + [Outcome(c, "done", verification="unverified") for c in claims[5:7]]
+                                    + [Outcome(c, "business_exception") for c in claims[7:]])
 
     with serve(ledger, target=100) as metrics_url:
         metrics = scrape(metrics_url)
     ledger.close()  # the process "restarts": a new ledger connection, a new collector, a new server
     assert metrics[("autoclerk_target_transactions", ())] == 100
-    assert metrics[("autoclerk_target_completed", ())] == 7
+    assert metrics[("autoclerk_target_completed", ())] == 5, "the target counts the verified ones only"
+    assert metrics[("autoclerk_target_verification", (("result", "verified"),))] == 5
+    assert metrics[("autoclerk_target_verification", (("result", "unverified"),))] == 2
     assert metrics[("autoclerk_ledger_transactions", (("state", "done"),))] == 7
     assert metrics[("autoclerk_ledger_transactions", (("state", "business_exception"),))] == 2
     assert metrics[("autoclerk_ledger_transactions", (("state", "queued"),))] == 3
@@ -65,7 +70,7 @@ def test_the_gauges_equal_the_ledger_and_survive_a_restart(url: str) -> None:
 
     reopened = Ledger(url)
     with serve(reopened, target=100) as metrics_url:
-        assert scrape(metrics_url)[("autoclerk_target_completed", ())] == 7
+        assert scrape(metrics_url)[("autoclerk_target_completed", ())] == 5
     reopened.close()
 
 

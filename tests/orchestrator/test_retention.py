@@ -61,7 +61,8 @@ def work(ledger: Ledger, ref: str, state: str, evidence: list[str] | None = None
         claim, state, result_ref="R-1" if state == "done" else None, output={"seen": nino},
         error_class="business_rule" if state != "done" else None,
         error_message=f"No claimant has the number {nino}" if state != "done" else None,
-        error_detail="step steps[1]" if state != "done" else None, evidence=evidence)])
+        error_detail="step steps[1]" if state != "done" else None, evidence=evidence,
+        verification="verified" if state == "done" else None)])
     return tx
 
 
@@ -118,6 +119,7 @@ def test_a_prune_archives_finished_cases_with_their_history_and_evidence_and_eve
         ledger: Ledger, old_and_new: dict[str, Any], tmp_path: Path) -> None:
     ids = [old_and_new[k] for k in ("old", "working", "new")]
     before = figures(ledger, ids)
+    assert before["completed"] == 3  # C-001, C-010 and C-020, verified: the target counts them
     cutoff = time.time() - 400 * DAY
     preview = prune_ledger(ledger, finished_before=cutoff, archive_dir=None, artifacts_dir=old_and_new["artifacts"],
                            dry_run=True)

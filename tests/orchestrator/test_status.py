@@ -14,33 +14,36 @@ from orchestrator import Ledger, Outcome
 from orchestrator.queue import progress_report
 
 
-def finish(ledger: Ledger, refs: list[str], state: str) -> str:
+def finish(ledger: Ledger, refs: list[str], state: str, verification: str | None = None) -> str:
     batch = ledger.batches.create("wf", "d1", "cases.csv")
     ids, _ = ledger.batches.add_cases(batch, "wf", 1, "d1", 3, [(r, {"case_ref": r}) for r in refs])
     claims = ledger.transactions.claim_many(ids, "w1", lease_s=60)
-    assert ledger.transactions.finish_many([Outcome(c, state) for c in claims]) == []
+    assert ledger.transactions.finish_many([Outcome(c, state, verification=verification) for c in claims]) == []
     return batch
 
 
 def test_progress_counts_the_whole_ledger_and_the_done_ones_in_the_recent_window(ledger: Ledger) -> None:
     started = time.time()
-    done_batch = finish(ledger, [f"D{i}" for i in range(30)], "done")
+    done_batch = finish(ledger, [f"D{i}" for i in range(30)], "done", "verified")
+    finish(ledger, [f"U{i}" for i in range(4)], "done", "unverified")  # submitted, not checked: not counted
     finish(ledger, ["X1", "X2"], "business_exception")
     queued = ledger.batches.create("wf", "d1", "more.csv")
     ledger.batches.add_cases(queued, "wf", 1, "d1", 3, [("Q1", {}), ("Q2", {})])
 
     progress = ledger.reports.progress(600)
-    assert progress["counts"]["done"] == 30 and progress["counts"]["business_exception"] == 2
+    assert progress["counts"]["done"] == 34 and progress["counts"]["business_exception"] == 2
     assert progress["counts"]["queued"] == 2
-    assert progress["done_recent"] == 30
+    assert (progress["done_recent"], progress["verified_recent"]) == (34, 30)
     assert progress["window_elapsed_s"] == 60  # a young ledger: its own age, not 600 s, but at least a minute
     assert time.time() - started < 60
 
     later = ledger.reports.progress(600, now=time.time() + 3600)  # an hour on, nothing recent
-    assert later["done_recent"] == 0 and later["counts"]["done"] == 30
+    assert later["done_recent"] == later["verified_recent"] == 0 and later["counts"]["done"] == 34
 
     report = progress_report(ledger, target=1000, window_s=600, limit=10)
     assert report["completed"] == 30 and report["remaining"] == 970 and report["per_second"] > 0
+    assert (report["verified"], report["unverified"]) == (30, 4)
+    assert report["per_second"] == pytest.approx(30 / progress["window_elapsed_s"], rel=0.05)
     assert report["projected_completion"] is not None
     assert [b["id"] for b in report["batches"]][-1] == done_batch
     assert report["batches"][0]["counts"]["queued"] == 2 and report["batches"][0]["finished"] == 0
@@ -66,16 +69,18 @@ def test_status_prints_the_target_bar_and_ends_with_one_json_object(tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger(url)
     try:
-        batch = finish(ledger, [f"D{i}" for i in range(8)], "done")
+        batch = finish(ledger, [f"D{i}" for i in range(8)], "done", "verified")
+        finish(ledger, ["U1"], "done")  # a workflow without verify: submitted, not verified, not counted
     finally:
         ledger.close()
     shown = autoclerk("status", "--ledger", url, "--target", "20")
     assert shown.returncode == 0, shown.stderr
-    assert "8 of 20 done (40.00%)" in shown.stdout and batch in shown.stdout
+    assert "8 of 20 verified (40.00%)" in shown.stdout and batch in shown.stdout
+    assert "submitted, not verified 1 (not counted)" in shown.stdout
     as_json = autoclerk("status", "--ledger", url, "--json")
     report = json.loads(as_json.stdout.strip().splitlines()[-1])
     assert {"target", "completed", "per_second", "projected_completion", "batches"} <= report.keys()
     assert report["target"] == 10_000_000 and report["completed"] == 8
-    assert report["batches"][0]["counts"]["done"] == 8
+    assert report["batches"][-1]["counts"]["done"] == 8
     wrong = autoclerk("status", "--ledger", url, "--target", "0")
     assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1 and "--target" in wrong.stderr

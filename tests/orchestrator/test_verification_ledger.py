@@ -97,3 +97,18 @@ def test_running_a_verify_failure_again_forgets_its_verification_so_it_is_counte
     ledger.cases.rerun(tx, "olga", "the portal restored its records", attempts=1)
     finish(ledger, tx, "done", result_ref="CHG-1")  # found by the lookup, by a version without verify
     assert ledger.reports.verification(batch) == {"verified": 0, "unverified": 1, "verify_failed": 0}
+
+
+def test_the_targets_recent_rate_counts_each_verification_once_when_it_passes(ledger: Ledger) -> None:
+    batch, (now_checked, later_checked, never_checked), _ = add(ledger, ["A", "B", "C"])
+    finish(ledger, now_checked, "done", verification="verified")  # verified as it ended: its done event says so
+    finish(ledger, later_checked, "done", verification="unverified", verify_due_at=time.time() - 1)
+    finish(ledger, never_checked, "done")  # a workflow without verify
+    progress = ledger.reports.progress(600)
+    assert (progress["done_recent"], progress["verified_recent"]) == (3, 1)
+    (taken,) = ledger.verifications.claim_many([later_checked], "w1", lease_s=60)
+    assert ledger.verifications.finish(taken, "verified")
+    progress = ledger.reports.progress(600)
+    assert (progress["done_recent"], progress["verified_recent"]) == (3, 2), "a delayed pass counts, not as done again"
+    assert [s for s, _, _ in ledger.transactions.state_changes(later_checked)][-2:] == ["done", "verified"]
+    assert ledger.reports.verification(batch) == {"verified": 2, "unverified": 1, "verify_failed": 0}
