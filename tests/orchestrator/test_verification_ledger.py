@@ -5,6 +5,7 @@ one worker under a lease and recorded once, and the one function every view coun
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from orchestrator import Ledger, Outcome
 from tests.orchestrator.test_ledger import add
@@ -112,3 +113,21 @@ def test_the_targets_recent_rate_counts_each_verification_once_when_it_passes(le
     assert (progress["done_recent"], progress["verified_recent"]) == (3, 2), "a delayed pass counts, not as done again"
     assert [s for s, _, _ in ledger.transactions.state_changes(later_checked)][-2:] == ["done", "verified"]
     assert ledger.reports.verification(batch) == {"verified": 2, "unverified": 1, "verify_failed": 0}
+
+
+def test_one_persons_open_exceptions_are_read_on_the_open_exceptions_index_on_sqlite(tmp_path: Path) -> None:
+    # Starting from the person's batches would read every exception they ever had, dealt with or not, and sort
+    # them (300 ms at 10 million cases, benchmarks/service_at_scale.py); the open ones are few and in order.
+    from orchestrator.ledger.reports import exceptions_query
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        for created_by, workflows in ((None, None), ("olga", None), ("olga", ["change-of-address"])):
+            query = exceptions_query("sqlite", created_by, workflows).limit(200)
+            sql = str(query.compile(ledger.engine, compile_kwargs={"literal_binds": True}))
+            with ledger.engine.connect() as conn:
+                plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+            assert plan[0] == "SCAN transactions USING INDEX ix_transactions_open_exceptions", plan
+            assert not any("TEMP B-TREE" in step for step in plan), plan
+    finally:
+        ledger.close()
