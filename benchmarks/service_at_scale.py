@@ -7,7 +7,8 @@ their counts by state, refused rows, an audit trail. SQLite gets ``executemany``
 PostgreSQL ``COPY`` through psycopg. Then ``autoclerk serve`` runs on it, an operator signs in (the sign-in
 form, for the pages; an API token, for the API), and every route is requested ``--requests`` times: pages
 and API answers to the last byte, downloads to the first byte (they stream). ``autoclerk status --json``
-runs ``--status-runs`` times as a subprocess (Python's start included).
+runs ``--status-runs`` times as a subprocess (Python's start included), and as many times from
+``--status-before`` (another checkout, the baseline) in turn with it.
 
 It prints p50 and p95 per route at each size and the ratio of the p95s (the goal: at most 2×, and p95
 under 200 ms at the largest size), the status command's median time, and, with
@@ -15,6 +16,7 @@ under 200 ms at the largest size), the status command's median time, and, with
 checkout ("after") and of ``--before`` (a checkout without the counters, e.g. main), interleaved run by run.
 
     python benchmarks/service_at_scale.py [--ledger sqlite|postgresql] [--rows 10000,10000000] [--requests 20]
+        [--status-runs 5 --status-before CHECKOUT]
         [--queue-core-transactions 100000 --before /work/main --broker URL] [--json]
 """
 
@@ -269,18 +271,21 @@ def measure_service(url: str, built: dict[str, Any], requests: int, folder: Path
         proc.wait(timeout=120)
 
 
-def measure_status(url: str, runs: int) -> float:
-    """Median seconds of ``autoclerk status --json`` as a subprocess (Python's start included)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOCLERK_LOG_LEVEL": "WARNING"}
-    times = []
+def measure_status(url: str, runs: int, checkouts: list[Path]) -> list[float]:
+    """Median seconds of ``autoclerk status --json`` as a subprocess (Python's start included), of each checkout's
+    code, run by run in turn so that a busy moment hits each of them."""
+    times: list[list[float]] = [[] for _ in checkouts]
     for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "orchestrator", "status", "--ledger", url, "--json"],
-                              env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - started)
-        if done.returncode != 0:
-            raise SystemExit(f"service_at_scale: status exited with {done.returncode}: {done.stderr.strip()[-300:]}")
-    return round(statistics.median(times), 3)
+        for checkout, taken in zip(checkouts, times):
+            env = {**os.environ, "PYTHONPATH": str(checkout), "AUTOCLERK_LOG_LEVEL": "WARNING"}
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "status", "--ledger", url, "--json"],
+                                  env=env, capture_output=True, text=True, cwd=checkout)
+            taken.append(time.perf_counter() - started)
+            if done.returncode != 0:
+                raise SystemExit(f"service_at_scale: status of {checkout} exited with {done.returncode}: "
+                                 f"{done.stderr.strip()[-300:]}")
+    return [round(statistics.median(taken), 3) for taken in times]
 
 
 def measure_status_work(url: str, runs: int) -> float:
@@ -304,7 +309,8 @@ def queue_core(checkout: Path, transactions: int, broker: str) -> dict[str, Any]
     """One run of ``benchmarks/queue_core.py`` of a checkout (its own code in its workers)."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     done = subprocess.run([sys.executable, str(checkout / "benchmarks" / "queue_core.py"), "--transactions",
-                           str(transactions), "--runs", "1", "--broker", broker, "--json"],
+                           str(transactions), "--runs", "1", "--broker", broker, "--json",
+                           "--baseline-transactions", str(min(transactions, 5000))],  # its baseline is not compared here
                           env=env, capture_output=True, text=True, cwd=checkout)
     if done.returncode != 0:
         raise SystemExit(f"service_at_scale: queue_core.py of {checkout} exited with {done.returncode}: "
@@ -319,6 +325,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=20, help="requests per route and size")
     parser.add_argument("--status-runs", type=int, default=5)
+    parser.add_argument("--status-before", type=Path, help="also time autoclerk status of this checkout (the baseline)")
     parser.add_argument("--queue-core-transactions", type=int, default=0, help="0: skip the throughput comparison")
     parser.add_argument("--queue-core-runs", type=int, default=3)
     parser.add_argument("--before", type=Path, default=Path("/work/main"), help="the checkout to compare with")
@@ -341,12 +348,17 @@ def main() -> None:
                 print(f"{args.ledger}: {size:,} cases built in {build_s:.0f} s (bulk insert {built['bulk_s']:.0f} s)",
                       flush=True)
                 figures = measure_service(url, built, args.requests, folder)
-                status_s = measure_status(url, args.status_runs)
+                status_s, *baseline = measure_status(url, args.status_runs,
+                                                     [ROOT, *([args.status_before] if args.status_before else [])])
                 status_ms = measure_status_work(url, args.requests)
                 report["sizes"][str(size)] = {"build_s": round(build_s, 1), "routes": figures, "status_s": status_s,
                                               "status_work_ms": status_ms}
                 print(f"  autoclerk status: {status_s:.2f} s as a command (median of {args.status_runs}, Python's "
                       f"start and imports included), {status_ms:.1f} ms of it reading the ledger", flush=True)
+                if baseline:
+                    report["sizes"][str(size)]["status_before_s"] = baseline[0]
+                    print(f"  autoclerk status of {args.status_before}: {baseline[0]:.2f} s; this checkout takes "
+                          f"{status_s / baseline[0]:.2f}× its time", flush=True)
             finally:
                 drop()
     small, large = (report["sizes"][str(s)] for s in sizes)
@@ -362,9 +374,15 @@ def main() -> None:
     report["worst_p95_ms_large"] = max(r["p95_ms"] for r in large["routes"].values())
     report["status_s"] = {str(s): report["sizes"][str(s)]["status_s"] for s in sizes}
     report["status_work_ms"] = {str(s): report["sizes"][str(s)]["status_work_ms"] for s in sizes}
+    if args.status_before:
+        report["status_before_s"] = {str(s): report["sizes"][str(s)]["status_before_s"] for s in sizes}
+        report["status_ratio"] = {s: round(report["status_s"][s] / report["status_before_s"][s], 3)
+                                  for s in report["status_s"]}
     print(f"worst p95 ratio {report['worst_p95_ratio']}× (goal ≤ 2×); worst p95 at {sizes[1]:,}: "
           f"{report['worst_p95_ms_large']} ms (goal < 200 ms); autoclerk status {report['status_s']} s as a command "
-          f"(goal < 1 s), {report['status_work_ms']} ms reading the ledger")
+          f"(goal < 1 s), {report['status_work_ms']} ms reading the ledger"
+          + (f"; the baseline's status {report['status_before_s']} s, ratio {report['status_ratio']}"
+             if args.status_before else ""))
     if args.queue_core_transactions:
         before, after = [], []
         for run in range(1, args.queue_core_runs + 1):  # interleaved, so a busy moment hits both sides

@@ -13,45 +13,8 @@ The only package that imports Celery, pika or the database. Its rooms, and what 
 maintenance windows) are shared by all of them. ``docs/architecture.md`` draws the whole.
 """
 
-from .errors import AuditChainBroken, BrokerError, ConfigurationError, LedgerError, OrchestratorError, StaleAttempt, UsageError
-from .ledger import ACTIVE, STATES, TERMINAL, WAITING, Claim, Ledger, Outcome
-from .queue import (AcceptedCase, Publisher, Receipt, Rejection, Runtime, Summary, Sweeper, execute_many, hand_off,
-                    read_cases, wait_for_batch)
-from .settings import EMBEDDED_BROKER, Settings, SystemLimit, load_settings
+import lazy_loader as lazy
 
-__all__ = [
-    # settings
-    "Settings",
-    "load_settings",
-    "EMBEDDED_BROKER",
-    "SystemLimit",
-    # ledger
-    "Ledger",
-    "Claim",
-    "Outcome",
-    "WAITING",
-    "STATES",
-    "ACTIVE",
-    "TERMINAL",
-    # hand-off
-    "hand_off",
-    "wait_for_batch",
-    "Publisher",
-    "Sweeper",
-    "Receipt",
-    "read_cases",
-    "AcceptedCase",
-    "Rejection",
-    "Summary",
-    # execution
-    "Runtime",
-    "execute_many",
-    # errors
-    "OrchestratorError",
-    "LedgerError",
-    "AuditChainBroken",
-    "StaleAttempt",
-    "BrokerError",
-    "UsageError",
-    "ConfigurationError",
-]
+# The names are listed in __init__.pyi and each is imported on first use, so a command loads only what it uses
+# (``autoclerk status`` never loads Playwright or Celery).
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

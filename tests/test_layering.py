@@ -7,7 +7,9 @@
 - Only the demo commands import the demo system.
 - No import cycle, however long.
 
-Every import counts: at the top of a module or inside a function, absolute or relative. An import under
+Every import counts: at the top of a module or inside a function, absolute or relative, and those a package's
+``__init__.pyi`` lists for its lazily loaded names, or a command group's ``lazy_commands`` names (they run on first
+use). An import under
 ``if TYPE_CHECKING:`` does not (it never runs). An edge goes to the module imported, or, for a name taken
 from a package, to that package's ``__init__`` (which re-exports it from a sibling): a submodule that takes
 a name from its own package's ``__init__`` therefore makes a cycle, and must import from the sibling.
@@ -92,12 +94,29 @@ def _import_nodes(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         yield from _import_nodes(child)
 
 
+def _lazy_commands(tree: ast.Module) -> Iterator[ast.ImportFrom]:
+    """The ``".module:attribute"`` values of each ``lazy_commands=`` mapping (a dict, or a module-level one by name),
+    as the relative imports the command group makes when a command runs."""
+    named = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+             for target in node.targets if isinstance(target, ast.Name)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "lazy_commands":
+            mapping = named.get(node.value.id) if isinstance(node.value, ast.Name) else node.value
+            assert isinstance(mapping, ast.Dict), f"line {node.lineno}: lazy_commands is not a mapping written out"
+            for value in mapping.values:
+                assert isinstance(value, ast.Constant) and isinstance(value.value, str)
+                module, _, attribute = value.value.partition(":")
+                yield ast.ImportFrom(module=module.lstrip("."), names=[ast.alias(attribute)],
+                                     level=len(module) - len(module.lstrip(".")), lineno=value.lineno)
+
+
 def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
     """Each module ``path`` imports: ``(name, line, absolute)``, relative imports resolved, names taken
     from a package resolved to the submodule when one has that name."""
     module = module_of(path)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+    package = module if path.stem == "__init__" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), str(path))
+    for node in [*_import_nodes(tree), *_lazy_commands(tree)]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno, True
@@ -113,7 +132,8 @@ def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
 
 
 def source_files() -> list[Path]:
-    return sorted(f for package in PACKAGES for f in (ROOT / package).rglob("*.py"))
+    return sorted(f for package in PACKAGES for pattern in ("*.py", "__init__.pyi")
+                  for f in (ROOT / package).rglob(pattern))
 
 
 def graph() -> list[Edge]:
@@ -218,7 +238,9 @@ def test_the_graph_resolves_relative_imports_and_names_taken_from_a_package() ->
     edges = {(e.source, e.target) for e in graph()}
     assert ("orchestrator.queue.publisher", "orchestrator.queue.celery_app") in edges  # from .celery_app import …
     assert ("orchestrator.web.api", "orchestrator.queue") in edges  # from ..queue import … (the package)
-    assert ("orchestrator.cli", "orchestrator.cli.run") in edges  # from .run import run
+    assert ("orchestrator.cli", "orchestrator.cli.run") in edges  # lazy_commands: "run": ".run:run"
+    assert ("orchestrator.cli.cases", "orchestrator.cli.demo") in edges  # lazy_commands={"generate": ".demo:…"}
+    assert ("orchestrator.queue", "orchestrator.queue.handoff") in edges  # __init__.pyi: from .handoff import …
 
 
 def test_the_cycle_finder_names_a_cycle_through_a_package_init() -> None:

@@ -25,39 +25,27 @@ from bots import BrowserNotFoundError
 from workflows import CasesFileError, WorkflowError, WorkflowFileError
 
 from ..errors import EXIT_INTERNAL, EXIT_SERVICE, EXIT_USAGE, BrokerError, LedgerError, UsageError
-from .audit import audit
-from .authoring import explain, reference, schema, validate
-from .batches import batches
-from .browsers import browsers
-from .cases import cases
-from .demo import cases_generate, demo, portal
-from .faults import faults
-from .heals import heals
-from .ledger import ledger
+from .options import LazyGroup
 from .options import echo_error as _err
-from .project import init, monitoring
-from .results import results
-from .run import run
-from .schedule import beat, schedule
-from .service import serve, teams, users, workflows
-from .status import status
-from .trying import try_case
-from .worker import worker
 
 __all__ = ["cli", "main"]
 
+COMMANDS = {
+    "audit": ".audit:audit", "batches": ".batches:batches", "beat": ".schedule:beat", "browsers": ".browsers:browsers",
+    "cases": ".cases:cases", "demo": ".demo:demo", "explain": ".authoring:explain", "faults": ".faults:faults",
+    "heals": ".heals:heals", "init": ".project:init", "ledger": ".ledger:ledger", "monitoring": ".project:monitoring",
+    "portal": ".demo:portal", "reference": ".authoring:reference", "results": ".results:results", "run": ".run:run",
+    "schedule": ".schedule:schedule", "schema": ".authoring:schema", "serve": ".service:serve",
+    "status": ".status:status", "teams": ".service:teams", "try": ".trying:try_case", "users": ".service:users",
+    "validate": ".authoring:validate", "worker": ".worker:worker", "workflows": ".service:workflows",
+}
+"""Each command and where it lives; a command's module is imported only when that command runs (or help lists it)."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="autoclerk")
 def cli() -> None:
     """Autoclerk: robotic process automation for mass-repetitive back-office work."""
-
-
-for _command in (run, demo, worker, portal, cases, validate, schema, reference, explain, batches, browsers, status,
-                 serve, users, teams, workflows, faults, results, try_case, audit, init, monitoring, schedule, beat, ledger,
-                 heals):
-    cli.add_command(_command)
-cases.add_command(cases_generate)
 
 
 # -- entry point --------------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from typing import Any
 import click
 
 from ..errors import LedgerError, UsageError
-from .options import cli_user, ledger_option, settings_from_flags
+from .options import LazyGroup, cli_user, ledger_option, settings_from_flags
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_commands={"generate": ".demo:cases_generate"})  # the demo's, imported only when run
 def cases() -> None:
     """Act on one case (retry, cancel, run again, erase its data), or write demo case files."""
 

@@ -1,9 +1,11 @@
 """What every command shares: settings resolved from flags and the environment in one place, the options
-several commands take, and the one way a command reports a failure."""
+several commands take, the one way a command reports a failure, and the group that imports a command only
+when it runs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -12,6 +14,32 @@ from ..errors import UsageError
 from ..settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LazyGroup(click.Group):
+    """A command group whose commands are imported when they are run or listed, not when ``autoclerk`` starts.
+
+    Click's recipe for lazily loaded subcommands: ``lazy_commands`` maps a command's name to ``"module:attribute"``
+    (a module relative to this package). ``autoclerk status`` then imports the ledger and nothing of the
+    browser, the broker or the web service.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.lazy_commands:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = self.lazy_commands[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module, __package__), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
 
 
 def settings_from_flags(**flags: Any) -> Settings:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import distinct, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from bots import Heal
-
 from ..errors import LedgerError
 from .schema import heals, step_fingerprints
+
+if TYPE_CHECKING:
+    from bots import Heal  # only named here; importing bots would load Playwright into every ledger reader
 
 OUTCOMES = ("healed", "proposed")
 

@@ -39,8 +39,11 @@ def upgrade(engine: Engine) -> None:
     """Migrate the database to the newest revision (idempotent; safe when several processes race).
 
     A ledger created before migrations existed (it has the tables but no version) is first stamped
-    with the foundation revision it matches.
+    with the foundation revision it matches. A database already at the newest revision (every open but the
+    first) is only read: no lock is taken and Alembic's environment is not run.
     """
+    if current(engine) == head():
+        return
     try:
         _upgrade(engine)
     except (OperationalError, ProgrammingError):

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from workflows import LoadedWorkflow, Problem, WorkflowFileError, load_stored
+from workflows import Problem, WorkflowFileError
 
 from ..errors import LedgerError
 from .schema import published_workflows, workflow_publishes, workflow_versions
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from workflows import LoadedWorkflow
 
 
 MIN_DIGEST_PREFIX = 4
@@ -66,6 +66,8 @@ class WorkflowStore:
         with self._lock:
             found = self._parsed.get(digest)
         if found is None:
+            from workflows import load_stored  # the language's parser, only for a reader that runs workflows
+
             found = load_stored(self.source(digest), f"<ledger:{digest}>")
             with self._lock:
                 self._parsed[digest] = found
@@ -102,7 +104,10 @@ class WorkflowStore:
                         conn.execute(insert(published_workflows).values(name=definition.name, **values))
             except IntegrityError:
                 continue
-            log.info("workflow published", workflow=definition.name, version=definition.version, number=number, by=by)
+            import structlog  # here, not at the top: a reader of the ledger (``autoclerk status``) never logs
+
+            structlog.get_logger(__name__).info("workflow published", workflow=definition.name,
+                                                version=definition.version, number=number, by=by)
             return number
         raise LedgerError(f"workflow {definition.name} could not be given a publish number; publish it again")
 

@@ -84,3 +84,25 @@ def test_status_prints_the_target_bar_and_ends_with_one_json_object(tmp_path: Pa
     assert report["batches"][-1]["counts"]["done"] == 8
     wrong = autoclerk("status", "--ledger", url, "--target", "0")
     assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1 and "--target" in wrong.stderr
+
+
+HEAVY = ("playwright", "celery", "kombu", "fastapi", "uvicorn", "bots.engine", "workflows.loader", "orchestrator.web")
+"""What ``autoclerk status`` has no use for: the browser, the broker, the web service, the workflow parser."""
+
+
+def test_status_loads_neither_the_browser_nor_the_broker_nor_the_web_service(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    try:
+        finish(ledger, ["D1", "D2"], "done", "verified")
+    finally:
+        ledger.close()
+    probe = ("import sys\nfrom orchestrator.cli import main\ntry:\n"
+             "    main(['status', '--ledger', sys.argv[1], '--json'])\n"
+             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    shown = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    *report, loaded = shown.stdout.strip().splitlines()
+    assert json.loads(report[-1])["completed"] == 2  # it did its work...
+    assert loaded == "[]"  # ...without importing any of them (each command's module is imported when it runs)
