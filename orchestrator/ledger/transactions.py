@@ -71,10 +71,16 @@ class Outcome:
     """When a delayed verification of a case that ends ``unverified`` is due."""
 
 
+def _ended_verification(o: Outcome) -> str | None:
+    """The verification a case ends its attempt with: the outcome's, else the one it had when claimed (under the
+    fence nothing else changes it)."""
+    return o.verification if o.verification is not None else o.claim.verification
+
+
 def _event_detail(o: Outcome) -> str | None:
     """An outcome's event detail: its error class, or :data:`~.schema.VERIFIED_EVENT` for a case that ends done
     and verified."""
-    if o.state == "done" and o.verification == "verified":
+    if o.state == "done" and _ended_verification(o) == "verified":
         return VERIFIED_EVENT
     return o.error_class
 
@@ -264,10 +270,8 @@ class Transactions:
                     deltas[(o.claim.batch_id, o.claim.workflow, o.state)] += 1
                     if o.state == "business_exception":  # a case in progress has no resolution
                         deltas[(o.claim.batch_id, o.claim.workflow, counters.OPEN_EXCEPTION)] += 1
-                    # A case in progress counts toward no target; the verification it ends with is the
-                    # outcome's, else the one it had when claimed (under the fence nothing else changes it).
-                    ended = o.verification if o.verification is not None else o.claim.verification
-                    deltas.update(counters.reverified([o.claim], None, (o.state, ended)))
+                    # A case in progress counts toward no target (the same rule as its event's detail).
+                    deltas.update(counters.reverified([o.claim], None, (o.state, _ended_verification(o))))
                 # A batch whose last case this was is finished. Two workers finishing a batch's last two
                 # cases at once may each still see the other's (PostgreSQL): the sweep settles it then.
                 settle(conn, {o.claim.batch_id for o in done if o.state in TERMINAL}, now)

@@ -2,8 +2,8 @@
 
 Counters in a process reset when it restarts; these figures come from the ledger, so
 ``autoclerk_target_completed`` (the verified transactions: what the target counts) never drops when workers
-restart. Each scrape's figures are cached for
-``cache_s`` seconds, so many scrapers (or a short scrape interval) cost the ledger one read per period.
+restart. Each scrape's figures are cached for ``cache_s`` seconds, so many scrapers (or a short scrape interval)
+cost the ledger one read per period.
 """
 
 from __future__ import annotations
@@ -34,6 +34,16 @@ def target_figures(progress: dict[str, Any], verification: dict[str, int], targe
     remaining = max(target - completed, 0)
     projected = now if remaining == 0 else (now + remaining / rate if rate > 0 else None)
     return {"completed": completed, "remaining": remaining, "per_second": rate, "projected": projected}
+
+
+def read_target(ledger: Any, target: int, window_s: float, now: float) -> dict[str, Any]:
+    """The target's figures read from the ledger, the one read behind ``status``, the operations page and the
+    gauges: ``counts`` (the ledger by state), ``verification`` (done cases by verification) and
+    :func:`target_figures`' completed, remaining, per_second and projected."""
+    progress = ledger.reports.progress(window_s, now)
+    verification = ledger.reports.verification()
+    return {"counts": progress["counts"], "verification": verification,
+            **target_figures(progress, verification, target, now)}
 
 
 class _CachedCollector(Collector):
@@ -70,11 +80,8 @@ class LedgerCollector(_CachedCollector):
 
     def _read(self) -> dict[str, Any]:
         now = time.time()
-        progress = self.ledger.reports.progress(self.window_s, now)
-        verification = self.ledger.reports.verification()
         oldest = self.ledger.reports.oldest_waiting()
-        return {"counts": progress["counts"], **target_figures(progress, verification, self.target, now),
-                "verification": verification,
+        return {**read_target(self.ledger, self.target, self.window_s, now),
                 "oldest_age": max(now - oldest, 0.0) if oldest else 0.0, "batches": self.ledger.reports.batch_states(),
                 "held": self.ledger.reports.held(), "audit_head": self.ledger.audit.head().seq,
                 "deadlines": self.ledger.reports.deadlines(self.deadline_margin_s, now=now),

@@ -18,16 +18,14 @@ from typing import Any
 
 from ..ledger import TERMINAL
 from ..settings import Settings
-from .gauges import target_figures
+from .gauges import read_target
 
 
 def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> dict[str, Any]:
     """The figures ``status`` prints: target, completed (verified), the recent rate of verifications, the
     projection and the batches, with the done cases ``verified``, ``unverified`` and the ``verify_failed`` ones."""
     now = dt.datetime.now(dt.timezone.utc)
-    progress = ledger.reports.progress(window_s, now.timestamp())
-    verification = ledger.reports.verification()
-    figures = target_figures(progress, verification, target, now.timestamp())
+    figures = read_target(ledger, target, window_s, now.timestamp())
     projected = figures["projected"]
     rows = []
     for batch in ledger.batches.recent(limit):
@@ -41,7 +39,7 @@ def progress_report(ledger: Any, target: int, window_s: float, limit: int) -> di
             "rate_window_s": window_s,
             "projected_completion": None if projected is None else
             dt.datetime.fromtimestamp(projected, dt.timezone.utc).isoformat(timespec="seconds"),
-            "ledger_counts": progress["counts"], "batches": rows, **verification}
+            "ledger_counts": figures["counts"], "batches": rows, **figures["verification"]}
 
 
 def operations_figures(ledger: Any, settings: Settings, broker_depths: dict[str, float] | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -47,12 +48,16 @@ def rabbitmqctl(*args: str, timeout: float = 120) -> str:
     return BROKER.ctl(*args, timeout=timeout)
 
 
+R = TypeVar("R", bound="FaultRig")
+
+
 @contextmanager
-def fault_rig(tmp: Path, broker: str, portal: PortalProcess, ledger: str | None = None) -> Iterator[FaultRig]:
-    """A :class:`FaultRig`, closed at the end, on a portal with every fault knob off (a test that failed
-    mid-fault leaves its knobs set)."""
+def fault_rig(tmp: Path, broker: str, portal: PortalProcess, ledger: str | None = None, *,
+              kind: type[R] | None = None) -> Iterator[R]:
+    """A :class:`FaultRig` (or the subclass ``kind``), closed at the end, on a portal with every fault knob off
+    (a test that failed mid-fault leaves its knobs set)."""
     httpx.put(f"{portal.url}/api/faults", json=asdict(Faults()), timeout=10).raise_for_status()
-    made = FaultRig(tmp, broker, portal, ledger)
+    made = (kind or FaultRig)(tmp, broker, portal, ledger)
     try:
         yield made
     finally:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from demo_portal import PortalProcess
 from tests.conftest import always_looking, autoclerk, need, rabbitmqctl, with_vhost
 from tests.faults.oracle import accepted_refs, purge_work_queue
-from tests.faults.rig import FaultRig
+from tests.faults.rig import FaultRig, fault_rig
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TERMINAL = {"done", "business_exception", "failed", "cancelled"}
@@ -102,10 +102,8 @@ def vhost(rabbitmq: str) -> Iterator[str]:
 
 @pytest.fixture
 def rig(tmp_path: Path, vhost: str, portal: PortalProcess, chromium: str, restore: Restore) -> Iterator[FaultRig]:
-    made = FaultRig(tmp_path, vhost, portal)
-    made.common = ("--broker", vhost, "--ledger", restore.url, "--system", f"portal={portal.url}")
-    yield made
-    made.close()
+    with fault_rig(tmp_path, vhost, portal, restore.url) as made:
+        yield made
 
 
 def test_a_backup_taken_mid_run_is_restored_and_the_sweep_finishes_the_batch_with_nothing_lost_or_twice(

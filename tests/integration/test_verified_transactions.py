@@ -20,7 +20,7 @@ from demo_portal.records import loses
 from orchestrator import Ledger
 from tests.conftest import EXAMPLE, autoclerk, wait_for_consumers
 from tests.faults.oracle import last_json
-from tests.faults.rig import FAST, FaultRig
+from tests.faults.rig import FAST, FaultRig, fault_rig
 from workflows import load_workflow
 
 PASSWORD = "demo-password"
@@ -63,9 +63,8 @@ class Rig(FaultRig):
 
 @pytest.fixture
 def rig(tmp_path: Path, rabbitmq: str, portal: PortalProcess, chromium: str) -> Iterator[Rig]:
-    made = Rig(tmp_path, rabbitmq, portal)
-    yield made
-    made.close()
+    with fault_rig(tmp_path, rabbitmq, portal, kind=Rig) as made:
+        yield made
 
 
 def faults(portal: PortalProcess, **knobs: object) -> None:
