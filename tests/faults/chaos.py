@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -207,6 +208,22 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def attempts_of(ledger: Path | str, details: list[str]) -> list[str]:
+    """For each case the oracle flagged (lost or unexpected), one line per attempt from its ledger history: how
+    it ended and why, so a run that found something says what happened before its servers are deleted."""
+    flagged = {m.group(1) for line in details if (m := re.match(r"(?:lost|unexpected): (\S+) ", line))}
+    lines = []
+    for ref, state, attempts, history in query(ledger, "select case_ref, state, attempts, history from transactions"):
+        if ref not in flagged:
+            continue
+        lines.append(f"{ref}: {state} after {attempts} attempt(s)")
+        for entry in json.loads(history or "[]"):
+            why = f" {entry.get('error_class')}: {(entry.get('error') or '')[:160]}" if entry.get("error_class") else ""
+            lines.append(f"  attempt {entry.get('attempt')}: {entry.get('outcome')} after "
+                         f"{(entry.get('ended_at') or 0) - (entry.get('started_at') or 0):.1f} s{why}")
+    return lines
+
+
 def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, object]:
     rng = random.Random(seed)
     os.environ.setdefault("AUTOCLERK_SECRET_PORTAL_PASSWORD", "demo-password")  # the demo portal's sign-in
@@ -258,6 +275,7 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
                     summary = {"done": 0, "business_exception": 0, "failed": 0}
             verdict = rig.verdict(path)
             dead = len(drain_dead_letters(rabbitmq.url))
+            histories = attempts_of(rig.ledger, verdict.details)
         finally:
             rig.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -265,7 +283,7 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
             "faults": dict(sorted(tally.items())), "lost": verdict.lost, "duplicated": verdict.duplicated,
             "unexpected": verdict.unexpected, "recovered": verdict.recovered, "done": summary["done"],
             "exceptions": summary["business_exception"] + summary["failed"], "dead_letters": verdict.dead_letters + dead,
-            "makespan_s": round(makespan_s, 1), "details": verdict.details[:20]}
+            "makespan_s": round(makespan_s, 1), "details": verdict.details[:20] + histories[:200]}
 
 
 def ok(result: dict) -> bool:

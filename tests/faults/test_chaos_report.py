@@ -1,0 +1,32 @@
+"""What the chaos run reports of a case the oracle flagged: its attempts from the ledger, before the run's private
+servers (and the ledger with them) are deleted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator import Ledger, Outcome
+from tests.faults.chaos import attempts_of
+
+
+def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        batch = ledger.batches.create("wf", "d1", "cases.csv")
+        ids, _ = ledger.batches.add_cases(batch, "wf", 1, "d1", 2, [("CASE-1", {}), ("CASE-2", {})])
+        claims = ledger.transactions.claim_many(ids, "w1", lease_s=60)
+        ledger.transactions.finish_many([
+            Outcome(claims[0], "retry_scheduled", error_class="BrowserGone", error_message="the browser was killed",
+                    next_attempt_at=0),
+            Outcome(claims[1], "done")])
+        again = ledger.transactions.claim_many([ids[0]], "w2", lease_s=60)
+        ledger.transactions.finish_many([Outcome(again[0], "failed", error_class="TargetServerError",
+                                                 error_message="503 on the lookup")])
+    finally:
+        ledger.close()
+    lines = attempts_of(tmp_path / "ledger.db", ["unexpected: CASE-1 was submitted but the ledger says failed"])
+    assert lines[0] == "CASE-1: failed after 2 attempt(s)"
+    assert lines[1].startswith("  attempt 1: retry_scheduled after ") and lines[1].endswith(
+        "s BrowserGone: the browser was killed")
+    assert lines[2].endswith("s TargetServerError: 503 on the lookup") and "attempt 2: failed" in lines[2]
+    assert len(lines) == 3  # CASE-2 was not flagged
