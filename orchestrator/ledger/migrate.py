@@ -6,19 +6,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 FOUNDATION = "0001"
 
 
 def _config() -> Config:
+    from alembic.config import Config  # Alembic is imported only when a ledger is migrated or asked its revision
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -26,13 +29,32 @@ def _config() -> Config:
 
 def head() -> str:
     """The newest revision the code knows."""
+    from alembic.script import ScriptDirectory
+
     return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def newest_file() -> str:
+    """The newest revision by its file's name (``00NN_what.py`` holds revision ``00NN``): :func:`head` without
+    importing Alembic, for the check made on every open. The chain is linear and a test holds the two equal."""
+    return max(path.name.partition("_")[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def current(engine: Engine) -> str | None:
     """The revision the database is at (``None``: not under migration control)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _at_newest(engine: Engine) -> bool:
+    """Whether the database is already at :func:`newest_file` (its ``alembic_version`` read with one query)."""
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == newest_file())
+    except (OperationalError, ProgrammingError):  # a new database: no version table yet
+        return False
 
 
 def upgrade(engine: Engine) -> None:
@@ -42,7 +64,7 @@ def upgrade(engine: Engine) -> None:
     with the foundation revision it matches. A database already at the newest revision (every open but the
     first) is only read: no lock is taken and Alembic's environment is not run.
     """
-    if current(engine) == head():
+    if _at_newest(engine):
         return
     try:
         _upgrade(engine)
@@ -66,6 +88,9 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 
 def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     config = _config()
     with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":

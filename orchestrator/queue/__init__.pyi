@@ -8,11 +8,11 @@ from .cases import CASE_ACTION_DONE, CASE_ACTIONS, CaseAction, act_on_case
 from .celery_app import DEAD_LETTER_QUEUE, QUEUE, declare_queues, make_celery
 from .embedded import embedded_worker
 from .execution import execute_many
-from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics, target_figures
+from .gauges import BrokerCollector, LedgerCollector, serve_process_metrics
 from .handoff import Receipt, audit_hand_off, hand_off, hand_off_rows, wait_for_batch
 from .intake import DEADLINE_COLUMN, JSON_LINES_SUFFIXES, REJECTION_KINDS, AcceptedCase, Rejection, check_row, read_case_stream, read_cases
 from .preflight import check_configuration, check_workers, missing_configuration, missing_from, resolvable_names
-from .progress import operations_figures, progress_report
+from .progress import operations_figures, progress_report, target_figures
 from .publisher import Publisher, Sweeper
 from .retention import PruneSummary, cutoff_time, erase_case, prune_ledger
 from .results import AUDIT_KEYS, audit_csv_chunks, FORMATS, RESULT_KEYS, XLSX_MAX_CASES, Reconciliation, case_results, csv_chunks, export_results, jsonl_chunks, mask_json, reconcile, rejections_csv_chunks

@@ -19,31 +19,9 @@ from prometheus_client.registry import Collector
 
 from ..ledger import STATES
 from ..settings import Settings
+from .progress import read_target
 
 T = TypeVar("T")
-
-
-def target_figures(progress: dict[str, Any], verification: dict[str, int], target: int, now: float) -> dict[str, Any]:
-    """From ``Ledger.reports.progress`` and ``Ledger.reports.verification``: completed (the verified
-    transactions: a confirmation page is not proof, so the target counts only the records read back and found
-    right), remaining, the recent rate of verifications per second, and the projected completion time (Unix
-    time; ``now`` once reached, ``None`` when nothing was verified in the window)."""
-    elapsed = progress["window_elapsed_s"]
-    rate = progress["verified_recent"] / elapsed if elapsed > 0 else 0.0
-    completed = verification["verified"]
-    remaining = max(target - completed, 0)
-    projected = now if remaining == 0 else (now + remaining / rate if rate > 0 else None)
-    return {"completed": completed, "remaining": remaining, "per_second": rate, "projected": projected}
-
-
-def read_target(ledger: Any, target: int, window_s: float, now: float) -> dict[str, Any]:
-    """The target's figures read from the ledger, the one read behind ``status``, the operations page and the
-    gauges: ``counts`` (the ledger by state), ``verification`` (done cases by verification) and
-    :func:`target_figures`' completed, remaining, per_second and projected."""
-    progress = ledger.reports.progress(window_s, now)
-    verification = ledger.reports.verification()
-    return {"counts": progress["counts"], "verification": verification,
-            **target_figures(progress, verification, target, now)}
 
 
 class _CachedCollector(Collector):

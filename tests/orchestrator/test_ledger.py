@@ -138,6 +138,7 @@ def test_an_operator_pauses_resumes_cancels_and_requeues_a_batch(ledger: Ledger)
 
 def test_opening_migrates_to_the_newest_revision_and_the_tables_match_the_models(ledger: Ledger) -> None:
     assert migrate.current(ledger.engine) == migrate.head()
+    assert migrate.newest_file() == migrate.head()  # the check on every open reads the newest revision from file names
     found = inspect(ledger.engine)
     assert {"users", "api_tokens", "web_sessions", "transactions"} <= {table.name for table in metadata.sorted_tables}
     for table in metadata.sorted_tables:
