@@ -3,8 +3,9 @@
 A legacy system takes at most N sessions at once and at most M transactions a minute. The rate is a
 token bucket with one second's worth of burst, refilled just slowly enough that no 60 seconds ever see
 more than M starts (a full bucket's burst plus a minute's refill at M a minute would be M + burst - 1);
-sessions are numbered slots with a lease, so a slot held by a worker that died frees itself. Each acquisition is one conditional UPDATE: the database, not a
-process, decides who gets it.
+sessions are numbered slots with a lease, so a slot held by a worker that died frees itself, and bots already
+waiting for a slot come before a bot asking for the first time (the bot that has just freed one among them).
+Each acquisition is one conditional UPDATE: the database, not a process, decides who gets it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import time
 from sqlalchemy.engine import Engine
 
 from .queries import placeholder
+
+WAITER_FRESH_S = 0.6
+"""How long a waiting bot's mark holds back bots asking for the first time: longer than a waiting bot's
+longest pause between two asks (:data:`orchestrator.queue.budgets.POLL_S` with its jitter)."""
 
 
 class SystemBudgets:
@@ -47,11 +52,22 @@ class SystemBudgets:
             available = min(burst, row[0] + (now - row[1]) * rate)
             return max(0.001, (1 - available) / rate)
 
-    def take_session(self, system: str, sessions: int, holder: str, lease_s: float) -> int | None:
-        """Take a free session slot (or one whose holder's lease ran out); ``None`` when all are busy."""
+    def take_session(self, system: str, sessions: int, holder: str, lease_s: float, *,
+                     waiting: bool = False) -> int | None:
+        """Take a free session slot (or one whose holder's lease ran out); ``None`` when all are busy.
+
+        First come, first served between bots: a bot asking for the first time (``waiting`` false) takes
+        no slot while another bot has been waiting for one within :data:`WAITER_FRESH_S`, so the bot that
+        has just freed a slot cannot take it straight back ahead of them. A waiting bot that finds every
+        slot busy says so on the system's slots.
+        """
         now = time.time()
         with self.engine.begin() as conn:
             m = placeholder(conn)
+            if not waiting and conn.exec_driver_sql(
+                    f"SELECT 1 FROM system_sessions WHERE system = {m} AND waited_at > {m}",
+                    (system, now - WAITER_FRESH_S)).first() is not None:
+                return None
             for slot in range(sessions):
                 taken = conn.exec_driver_sql(
                     f"UPDATE system_sessions SET holder = {m}, until = {m} "
@@ -65,6 +81,8 @@ class SystemBudgets:
                         f"INSERT INTO system_sessions (system, slot, holder, until) VALUES ({m}, {m}, {m}, {m}) "
                         "ON CONFLICT (system, slot) DO NOTHING", (system, slot, holder, now + lease_s)).rowcount:
                     return slot
+            if waiting:
+                conn.exec_driver_sql(f"UPDATE system_sessions SET waited_at = {m} WHERE system = {m}", (now, system))
         return None
 
     def release_session(self, system: str, slot: int, holder: str) -> None:

@@ -209,7 +209,10 @@ system_sessions = Table(
     Column("slot", Integer, primary_key=True),
     Column("holder", String(160)),
     Column("until", Float),
+    Column("waited_at", Float),
 )
+"""A session slot per target system and number (:mod:`.budgets`): its holder and lease, and when a bot last
+waited for a slot of the system (``waited_at``, on every slot of the system)."""
 
 published_workflows = Table(
     "published_workflows",

@@ -8,6 +8,7 @@ it. A transaction that cannot get its budget in time is scheduled again without 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ from ..ledger import SystemBudgets
 from ..settings import SystemLimit
 
 POLL_S = 0.2
-"""How often a waiting worker asks again for a session slot (the slot is shared: no event can tell)."""
+"""How often, on average, a waiting bot asks again for a session slot (the slot is shared: no event can
+tell). The ledger's ``WAITER_FRESH_S`` must stay above its longest pause, ``1.5 * POLL_S``."""
 
 
 class BudgetUnavailable(OrchestratorError):
@@ -49,10 +51,13 @@ def budget_held(budgets: SystemBudgets, limits: dict[str, SystemLimit], systems:
             if limit.sessions is not None:
                 # The slot is held while this waits for the rate token too: its lease covers the wait, or
                 # another worker could take the slot of a bot about to start (one session too many).
-                while (slot := budgets.take_session(system, limit.sessions, holder, lease_s + wait_s)) is None:
+                waiting = False
+                while (slot := budgets.take_session(system, limit.sessions, holder, lease_s + wait_s,
+                                                    waiting=waiting)) is None:
                     if time.monotonic() + POLL_S > deadline:
                         raise BudgetUnavailable(f"all {limit.sessions} sessions of {system} stayed busy for {wait_s:g} s")
-                    time.sleep(POLL_S)
+                    waiting = True  # from now on this bot comes before bots asking for the first time
+                    time.sleep(random.uniform(0.5, 1.5) * POLL_S)  # jittered, so that waiters do not ask in step
                 held.append((system, slot))
             if limit.per_minute is not None:
                 while (wait := budgets.take_token(system, limit.per_minute)) > 0:

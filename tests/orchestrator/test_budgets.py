@@ -13,6 +13,7 @@ from orchestrator import Ledger
 from orchestrator import SystemLimit
 from orchestrator.queue import BudgetUnavailable, budget_held
 from orchestrator.ledger import SystemBudgets
+from orchestrator.ledger.budgets import WAITER_FRESH_S
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -90,3 +91,30 @@ def test_a_session_slot_held_while_its_bot_waits_for_a_rate_token_is_not_given_t
     monkeypatch.setattr(queue_budgets, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait_then_compete))
     with budget_held(budgets, limits, ["portal"], "w1", lease_s=0.2, wait_s=5):
         assert others and others == [None] * len(others), "another bot took the one session while this one held it"
+
+
+def test_a_bot_that_has_just_freed_the_slot_does_not_take_it_back_ahead_of_a_bot_already_waiting(
+        budgets: SystemBudgets) -> None:
+    limits = {"portal": SystemLimit(sessions=1)}
+    assert budgets.take_session("portal", 1, "busy-worker", lease_s=60) == 0
+    got: list[str] = []
+
+    def waiting_bot() -> None:
+        with budget_held(budgets, limits, ["portal"], "waiting-worker", lease_s=30, wait_s=20):
+            got.append("waiting-worker")
+
+    waiter = threading.Thread(target=waiting_bot)
+    waiter.start()
+    with budgets.engine.connect() as conn:  # the waiting bot has found the slot busy and said so
+        deadline = time.monotonic() + 10
+        while conn.exec_driver_sql("SELECT waited_at FROM system_sessions").scalar() is None:
+            assert time.monotonic() < deadline, "the waiting bot never marked its wait"
+            time.sleep(0.01)
+    budgets.release_session("portal", 0, "busy-worker")
+    assert budgets.take_session("portal", 1, "busy-worker", lease_s=60) is None, \
+        "the bot that freed the slot took it back ahead of the bot waiting for it"
+    waiter.join(timeout=20)
+    assert got == ["waiting-worker"]
+    # once no bot has waited for a while, a bot asking for the first time takes a free slot at once
+    time.sleep(WAITER_FRESH_S + 0.1)  # the waiting bot's mark ages: the passage of time is what is under test
+    assert budgets.take_session("portal", 1, "busy-worker", lease_s=60) == 0
