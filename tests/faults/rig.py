@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -129,8 +130,9 @@ class FaultRig:
 
     # -- the hand-off ----------------------------------------------------------------------------------
     @contextmanager
-    def run_in_background(self, cases: Path, timeout_s: int = 600) -> Iterator[subprocess.Popen[str]]:
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(EXAMPLE), "--cases", str(cases),
+    def run_in_background(self, cases: Path, timeout_s: int = 600,
+                          workflow: Path = EXAMPLE) -> Iterator[subprocess.Popen[str]]:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(workflow), "--cases", str(cases),
                                  *self.common, "--json", "--timeout", str(timeout_s)], cwd=self.tmp, env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -147,6 +149,15 @@ class FaultRig:
         summary = last_json(out)
         assert (run.returncode == EXIT_FAILED) == (summary["failed"] > 0), "exit 5 exactly when a case failed"
         return summary
+
+    def example(self, max_attempts: int) -> Path:
+        """The example workflow with its own ``max_attempts``, written beside the part it calls."""
+        path = self.tmp / EXAMPLE.name
+        text = EXAMPLE.read_text()
+        assert "\nmax_attempts: 3\n" in text
+        path.write_text(text.replace("\nmax_attempts: 3\n", f"\nmax_attempts: {max_attempts}\n"))
+        shutil.copy(EXAMPLE.parent / "sign_in.yaml", self.tmp)
+        return path
 
     def cases(self, count: int = BROWSER_CASES, *, start: int = 1, seed: int = 1) -> Path:
         from demo_portal import generate_cases
