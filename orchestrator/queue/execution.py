@@ -15,6 +15,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -212,11 +213,13 @@ def _masked(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
 
 def _decide(runtime: Runtime, claim: Claim) -> Outcome:
     settings = runtime.settings
-    if claim.attempt > claim.max_attempts:
-        return Outcome(claim, "failed", error_class="AttemptsExhausted",
-                       error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
     loaded = runtime.workflow(claim.digest)
     workflow = loaded.definition
+    lookup = workflow.lookup_steps
+    if claim.attempt > claim.max_attempts and not (
+            claim.verification == PENDING  # submitted: the attempt only verifies, and ends the case done
+            or (claim.effect_attempt is not None and lookup and claim.attempt <= claim.max_attempts + SETTLING_LOOKUPS)):
+        return _exhausted(claim)
     try:
         case = check_case(workflow.input, claim.payload, 0)
     except CaseDataError as exc:
@@ -226,7 +229,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
     if claim.verification == PENDING:  # an earlier attempt submitted; only its verification is left
         return verification.verify_pending(_tools(runtime, claim), claim, loaded, case, secrets)
 
-    lookup = workflow.lookup_steps
+    uncertain = claim.effect_attempt is not None  # an earlier attempt may have submitted; the lookup settles it
     if claim.effect_attempt is not None or (lookup and workflow.lookup_when == "always"):
         # An earlier attempt may have submitted (or the workflow asks to look every time): find out before
         # doing anything that could submit again.
@@ -242,12 +245,15 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                                error_detail=detail_of(exc, loaded),
                                error_message=f"the search for the case's record was refused: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
-                return _retry_or_fail(runtime, claim, exc, loaded)
+                return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
             reference = found.output.get("reference")
             if reference:
                 log.info("earlier submission found", reference=reference)
                 return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets,
                                                  Outcome(claim, "done", result_ref=str(reference), output=found.output))
+            uncertain = False
+            if claim.attempt > claim.max_attempts:  # a look after the last attempt: it found nothing submitted
+                return _not_submitted(claim)
         elif workflow.at_most_once:
             return Outcome(claim, "business_exception", error_class="UncertainSubmit",
                            error_message="an earlier attempt may have submitted this case and the workflow has no "
@@ -257,8 +263,10 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                  screenshot_before_verify=workflow.verify is not None)
 
     def before_effect() -> None:
+        nonlocal uncertain
         fault_point("stall_before_submit")
         runtime.ledger.transactions.mark_effect_started(claim)
+        uncertain = True
         fault_point("before_submit")
 
     try:
@@ -273,7 +281,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
                        error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
     except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
-        return _retry_or_fail(runtime, claim, exc, loaded)
+        return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
     reference = result.output.get("reference")
     return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
         claim, "done", result_ref=str(reference) if reference is not None else None,
@@ -318,6 +326,12 @@ PLAIN_MESSAGES = {
 """What a caseworker reads for an application failure, by error class: what happened, in plain English.
 The author's detail (the step, the locator, the exception's own words) goes in ``error_detail``."""
 UNKNOWN_FAILURE = "The bot could not finish the case because of a technical problem."
+MAY_HAVE_SUBMITTED = ("It may have been submitted before that: check the target system for it before doing it "
+                      "again.")
+"""What a caseworker reads when a failed case's submit may have reached the target system."""
+UNCERTAIN_SUBMIT = "UncertainSubmit"
+SETTLING_LOOKUPS = 2
+"""Attempts after the last one that only look for the record of a case that may have been submitted."""
 
 
 def detail_of(exc: BaseException, loaded: LoadedWorkflow | None = None) -> str:
@@ -331,7 +345,40 @@ def detail_of(exc: BaseException, loaded: LoadedWorkflow | None = None) -> str:
     return f"step {step}" + (f" ({where})" if where else "") + f": {text}"
 
 
-def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: LoadedWorkflow) -> Outcome:
+def _exhausted(claim: Claim) -> Outcome:
+    """A case claimed after its last attempt (that attempt's worker died or stalled past its lease), with no
+    look at the target system left to make."""
+    if claim.effect_attempt is None:
+        return Outcome(claim, "failed", error_class="AttemptsExhausted",
+                       error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
+    return Outcome(claim, "failed", error_class=UNCERTAIN_SUBMIT,
+                   error_message=f"The bot could not finish the case. {MAY_HAVE_SUBMITTED}",
+                   error_detail=f"attempt {claim.effect_attempt} began submitting; the case was attempted "
+                                f"{claim.attempt - 1} times, and no lookup could settle whether the submit happened")
+
+
+def _not_submitted(claim: Claim) -> Outcome:
+    """A case whose last attempt may have submitted, after a look at the target system found no record of it:
+    it ends as its last attempt failed."""
+    last: dict[str, Any] = next((past for past in reversed(claim.history) if past.get("attempt", 0) <= claim.max_attempts), {})
+    note = "after the last attempt the lookup found no record of the case in the target system: nothing was submitted"
+    return Outcome(claim, "failed", error_class=last.get("error_class") or "AttemptsExhausted",
+                   error_message=last.get("error") or UNKNOWN_FAILURE,
+                   error_detail=f"{last['error_detail']}; {note}" if last.get("error_detail") else note,
+                   evidence=last.get("evidence") or None)
+
+
+def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: LoadedWorkflow, *,
+                   uncertain: bool = False) -> Outcome:
+    """What an APPLICATION failure makes of a case: held for its configuration, waiting for a system that is
+    down, retried later, or failed once its attempts are used up.
+
+    ``uncertain``: the case may have been submitted (this attempt or an earlier one began a submit, and no
+    lookup settled it since). Such a case is not failed at its last attempt when the workflow has a lookup:
+    up to :data:`SETTLING_LOOKUPS` more attempts only look for its record (and record it done when found,
+    failed when not), so a case the target system holds never reaches a person as failed. Without a lookup,
+    or when the looks fail too, it fails saying that it may have been submitted.
+    """
     error_class = type(exc).__name__
     message, detail = PLAIN_MESSAGES.get(error_class, UNKNOWN_FAILURE), detail_of(exc, loaded)
     evidence = getattr(exc, "evidence", None)
@@ -356,11 +403,19 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        error_message=f"The target system '{down.system}' did not answer; the case waits for it without "
                                      "spending an attempt.",
                        next_attempt_at=at, give_back_attempt=True)
-    if claim.attempt >= claim.max_attempts:
+    settle = uncertain and loaded.definition.lookup_steps and claim.attempt < claim.max_attempts + SETTLING_LOOKUPS
+    if claim.attempt >= claim.max_attempts and not settle:
+        if uncertain:
+            message, error_class = f"{message} {MAY_HAVE_SUBMITTED}", UNCERTAIN_SUBMIT
+            detail = f"{detail}; attempt {claim.effect_attempt or claim.attempt} began submitting, and no lookup settled it"
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
                        evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-    log.info("attempt failed; retry scheduled", error_class=error_class, retry_in_s=round(delay, 2))
+    if claim.attempt >= claim.max_attempts:
+        log.info("last attempt failed after a submit began; the case's record is looked for", error_class=error_class,
+                 retry_in_s=round(delay, 2))
+    else:
+        log.info("attempt failed; retry scheduled", error_class=error_class, retry_in_s=round(delay, 2))
     return Outcome(claim, "retry_scheduled", error_class=error_class, error_message=message, error_detail=detail,
                    evidence=evidence, next_attempt_at=time.time() + delay)
 

@@ -118,6 +118,13 @@ def _verify_now(tools: AttemptTools, claim: Claim, loaded: LoadedWorkflow, verif
     except Exception as exc:  # noqa: BLE001 - could not run: an APPLICATION failure, retried verifying only
         failed = tools.failed(exc, loaded)
         evidence = kept + list(failed.evidence or [])
+        if failed.state == "failed":
+            # The attempts are used up, but the case was submitted: it ends done, not failed (a person would do
+            # it again), and its check is left to the delayed verifications, as a sampled-later case's is.
+            log.warning("verification could not run on the last attempt; the case ends submitted and is checked later",
+                        error_class=failed.error_class)
+            return dataclasses.replace(done, verification="unverified", evidence=evidence or None,
+                                       verify_due_at=time.time() + tools.backoff_s(1))
         return dataclasses.replace(submitted(failed, evidence),
                                    error_message=f"{CANNOT_RUN} {failed.error_message or ''}".strip())
     log.info("verified")

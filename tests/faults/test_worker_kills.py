@@ -61,3 +61,23 @@ def test_every_worker_killed_mid_run_and_restarted_loses_nothing_and_submits_not
     record("every worker kill -9 mid-run, restarted", verdict, confirmed=held >= 1, recover_s=recover_s,
            held_when_killed=held)
     assert summary["failed"] == 0 and verdict.recovered >= 1
+
+
+def test_a_worker_killed_after_the_submit_of_a_cases_last_attempt_leaves_the_case_done_not_failed(
+        rig: FaultRig) -> None:
+    # One attempt a case: the attempt the kill cuts short is the last. The case must not reach a person as
+    # failed, who would do it again by hand: a look at the target system finds the submission and records it.
+    workflow = rig.example(max_attempts=1)
+    cases = rig.cases(1, seed=23, start=5000)  # one: a case cut short before its submit would fail, rightly
+    doomed = rig.start_worker(fault="after_submit")
+    rig.wait_for_consumers(1)
+    with rig.run_in_background(cases, workflow=workflow) as run:
+        rig.wait(lambda: doomed.poll() is not None, 300, "the worker reaching after_submit")
+        confirmed = doomed.returncode == -9 and rig.marker.read_text().startswith("after_submit")
+        rig.start_worker()
+        summary = rig.finish(run)
+    verdict = rig.verdict(cases)
+    assert confirmed, "the worker died after the submit of a case's only attempt"
+    assert verdict.ok and verdict.recovered == 1, verdict.details
+    assert summary["failed"] == 0 and summary["done"] == 1
+    assert "earlier submission found" in rig.worker_logs()
