@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
@@ -34,9 +34,11 @@ def head() -> str:
     return str(ScriptDirectory.from_config(_config()).get_current_head())
 
 
+@functools.cache
 def newest_file() -> str:
     """The newest revision by its file's name (``00NN_what.py`` holds revision ``00NN``): :func:`head` without
-    importing Alembic, for the check made on every open. The chain is linear and a test holds the two equal."""
+    importing Alembic, for the check made on every open. The chain is linear and a test holds the two equal.
+    The files do not change while a process runs: they are listed once."""
     return max(path.name.partition("_")[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 

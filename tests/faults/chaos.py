@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -208,13 +207,14 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def attempts_of(ledger: Path | str, details: list[str]) -> list[str]:
-    """For each case the oracle flagged (lost or unexpected), one line per attempt from its ledger history: how
-    it ended and why, so a run that found something says what happened before its servers are deleted."""
-    flagged = {m.group(1) for line in details if (m := re.match(r"(?:lost|unexpected): (\S+) ", line))}
+def attempts_of(ledger: Path | str, flagged: list[str]) -> list[str]:
+    """For each case the oracle flagged (:attr:`Verdict.flagged`: lost or unexpected), one line per attempt from
+    its ledger history: how it ended and why, so a run that found something says what happened before its
+    servers are deleted."""
+    wanted = set(flagged)
     lines = []
     for ref, state, attempts, history in query(ledger, "select case_ref, state, attempts, history from transactions"):
-        if ref not in flagged:
+        if ref not in wanted:
             continue
         lines.append(f"{ref}: {state} after {attempts} attempt(s)")
         for entry in json.loads(history or "[]"):
@@ -275,7 +275,7 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
                     summary = {"done": 0, "business_exception": 0, "failed": 0}
             verdict = rig.verdict(path)
             dead = len(drain_dead_letters(rabbitmq.url))
-            histories = attempts_of(rig.ledger, verdict.details)
+            histories = attempts_of(rig.ledger, verdict.flagged)
         finally:
             rig.close()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -40,6 +40,8 @@ class Verdict:
     dead_letters: int = 0
     states: dict[str, int] = field(default_factory=dict)
     details: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    """The case references of the lost and unexpected cases, in the order the details name them."""
 
     @property
     def ok(self) -> bool:
@@ -48,6 +50,7 @@ class Verdict:
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("details")
+        data.pop("flagged")
         return data
 
     def __str__(self) -> str:
@@ -116,14 +119,17 @@ def check(accepted: set[str], ledger_path: Path | str, portal_url: str, *,
     ledger_id = query(ledger_path, "select value from ledger_info where key = 'ledger_id'")[0][0]
     submissions = Counter(entry["case_ref"] for entry in httpx.get(f"{portal_url}/api/export", timeout=30).json())
     details: list[str] = []
+    flagged: list[str] = []
     lost = 0
     for ref in sorted(accepted):
         if ref not in rows:
             lost += 1
             details.append(f"lost: {ref} is not in the ledger")
+            flagged.append(ref)
         elif rows[ref][1] not in TERMINAL:
             lost += 1
             details.append(f"lost: {ref} is still {rows[ref][1]}")
+            flagged.append(ref)
     duplicated = sum(count - 1 for count in submissions.values() if count > 1)
     details += [f"duplicated: {ref} submitted {count} times" for ref, count in submissions.items() if count > 1]
     unexpected = 0
@@ -131,13 +137,16 @@ def check(accepted: set[str], ledger_path: Path | str, portal_url: str, *,
         if ref not in accepted:
             unexpected += 1
             details.append(f"unexpected: {ref} was submitted but never accepted")
+            flagged.append(ref)
         elif rows.get(ref, (0, "", 0))[1] != "done":
             unexpected += 1
             details.append(f"unexpected: {ref} was submitted but the ledger says {rows.get(ref, (0, 'nothing'))[1]}")
+            flagged.append(ref)
     for ref in accepted:
         if rows.get(ref, (0, "", 0))[1] == "done" and not submissions.get(ref):
             unexpected += 1
             details.append(f"unexpected: {ref} is done in the ledger but the target system has no submission")
+            flagged.append(ref)
     by_id = {tx_id: state for tx_id, state, _ in rows.values()}
     for ids, owner in dead_letters or []:
         for tx_id in ids if owner == ledger_id else ():  # another ledger's ids are not ours to account for
@@ -146,7 +155,8 @@ def check(accepted: set[str], ledger_path: Path | str, portal_url: str, *,
                 details.append(f"unexpected: dead letter names transaction {tx_id}, which is {by_id.get(tx_id)}")
     recovered = sum(1 for ref in accepted if ref in rows and rows[ref][1] in TERMINAL and rows[ref][2] > 1)
     states = dict(Counter(state for ref, (_, state, _) in rows.items() if ref in accepted))
-    return Verdict(len(accepted), lost, duplicated, recovered, unexpected, len(dead_letters or []), states, details)
+    return Verdict(len(accepted), lost, duplicated, recovered, unexpected, len(dead_letters or []), states, details,
+                   flagged)
 
 
 def accepted_refs(cases: Path) -> set[str]:
