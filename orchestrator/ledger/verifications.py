@@ -50,6 +50,24 @@ class Verifications:
         return [Claim(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], json.loads(r[10]), now,
                       r[11], r[12], json.loads(r[13]) if r[13] else None, verify_lease=lease) for r in rows]
 
+    def postpone(self, until: dict[int, float]) -> list[int]:
+        """Move the due verifications among ``until``'s transactions to their time, untaken (their target system
+        is in a maintenance window or its circuit breaker is open); return those moved. The sweep publishes
+        them again when their time comes, not on every sweep meanwhile."""
+        if not until:
+            return []
+        now = time.time()
+        moved = []
+        with self.engine.begin() as conn:
+            m = placeholder(conn)
+            for tx_id, at in until.items():
+                if conn.exec_driver_sql(
+                        f"UPDATE transactions SET verify_due_at = {m} "
+                        f"WHERE id = {m} AND {DUE} AND verify_due_at <= {m} AND state = 'done'",
+                        (at, tx_id, now)).rowcount:
+                    moved.append(tx_id)
+        return moved
+
     def finish(self, claim: Claim, result: str, *, evidence: list[str] | None = None, error_message: str | None = None,
                error_detail: str | None = None, due_again_at: float | None = None) -> bool:
         """Record how a delayed verification ended; whether this worker still held it.

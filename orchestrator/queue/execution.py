@@ -90,7 +90,8 @@ def execute_many(runtime: Runtime, ids: Sequence[int]) -> list[Outcome]:
 
 
 def _claim(runtime: Runtime, ids: list[int]) -> list[Claim]:
-    """Claim ``ids`` (those outside maintenance windows and open circuit breakers), waiting in place (up to
+    """Claim ``ids`` (those outside maintenance windows and open circuit breakers: the others' attempts and
+    delayed verifications wait for their systems), waiting in place (up to
     :data:`LEDGER_WAIT_S`) while the ledger cannot answer: a PostgreSQL restart or a cut connection. Trying again claims nothing twice: a claim whose answer was lost
     either committed (its lease brings the rows back when it runs out) or did not happen.
 
@@ -153,8 +154,9 @@ def _outside_maintenance(runtime: Runtime, ids: list[int]) -> list[int]:
     waiting: set[int] = set()
     for (until, reason), group in later.items():
         runtime.ledger.transactions.defer(group, reason)  # those another worker took meanwhile are left alone
+        checks = runtime.ledger.verifications.postpone(group)  # done cases' delayed checks wait for the window too
         waiting.update(group)
-        log.info("maintenance window: cases deferred", cases=len(group), until=until)
+        log.info("maintenance window: cases deferred", cases=len(group), checks=len(checks), until=until)
     return [tx_id for tx_id in ids if tx_id not in waiting]
 
 
@@ -178,8 +180,9 @@ def _outside_open_breakers(runtime: Runtime, ids: list[int]) -> list[int]:
     waiting: set[int] = set()
     for (until, reason), group in later.items():
         runtime.ledger.transactions.defer(group, reason, error_class=CIRCUIT_OPEN)
+        checks = runtime.ledger.verifications.postpone(group)  # no delayed check opens a browser on it either
         waiting.update(group)
-        log.info("circuit breaker open: cases deferred", cases=len(group), until=until)
+        log.info("circuit breaker open: cases deferred", cases=len(group), checks=len(checks), until=until)
     return [tx_id for tx_id in ids if tx_id not in waiting]
 
 
@@ -360,7 +363,8 @@ def _exhausted(claim: Claim) -> Outcome:
 def _not_submitted(claim: Claim) -> Outcome:
     """A case whose last attempt may have submitted, after a look at the target system found no record of it:
     it ends as its last attempt failed."""
-    last: dict[str, Any] = next((past for past in reversed(claim.history) if past.get("attempt", 0) <= claim.max_attempts), {})
+    last: dict[str, Any] = next(
+        (past for past in reversed(claim.history) if past.get("attempt", 0) <= claim.max_attempts), {})
     note = "after the last attempt the lookup found no record of the case in the target system: nothing was submitted"
     return Outcome(claim, "failed", error_class=last.get("error_class") or "AttemptsExhausted",
                    error_message=last.get("error") or UNKNOWN_FAILURE,

@@ -183,6 +183,40 @@ def test_cases_of_a_system_in_maintenance_are_not_claimed_and_spend_no_attempt(l
     assert {(c["state"], c["attempts"]) for c in ledger.cases.list(batch)} == {("done", 1)}
 
 
+def test_a_done_cases_delayed_check_waits_for_a_maintenance_window_or_an_open_breaker_without_running(
+        ledger: Ledger) -> None:
+    ledger.workflows.save(WORKFLOW)
+    batch = ledger.batches.create("wf", WORKFLOW.digest, "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "wf", 1, WORKFLOW.digest, 3, [("V1", {"case_ref": "V1"})])
+    due = time.time() - 1
+    with ledger.engine.begin() as conn:  # done earlier, its check due now
+        conn.exec_driver_sql(f"UPDATE transactions SET state = 'done', verification = 'unverified', "
+                             f"verify_due_at = {due}, published = 1")
+
+    def check() -> tuple[float, list]:
+        case = ledger.cases.get(ids[0])
+        assert case is not None
+        return case["verify_due_at"], case["history"]
+
+    in_window = Runtime(load_settings(ledger_url=ledger.url, bot="null", timezone="UTC",
+                                      system_maintenance={"portal": ["00:00-00:00"]}), ledger)
+    assert execute_many(in_window, ids) == []
+    tomorrow = dt.datetime.combine(dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1), dt.time(),
+                                   dt.timezone.utc).timestamp()
+    due_at, history = check()
+    assert due_at >= tomorrow and history == [], "the check waits for the window's end, untaken"
+    assert ledger.outbox.due() == [], "and the sweep does not publish it again meanwhile"
+
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE transactions SET verify_due_at = {due}")
+    for now in (100.0, 101.0, 102.0):
+        ledger.breakers.failed("portal", threshold=3, open_s=600, reason="did not answer", now=time.time() + now - 102)
+    open_breaker = Runtime(load_settings(ledger_url=ledger.url, bot="null"), ledger)
+    assert execute_many(open_breaker, ids) == []
+    due_at, history = check()
+    assert due_at > time.time() + 500 and history == [], "the check waits for the breaker's probe"
+
+
 def test_input_fields_may_not_start_with_an_underscore() -> None:
     from workflows import WorkflowFileError
 
