@@ -219,10 +219,15 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
     loaded = runtime.workflow(claim.digest)
     workflow = loaded.definition
     lookup = workflow.lookup_steps
-    if claim.attempt > claim.max_attempts and not (
-            claim.verification == PENDING  # submitted: the attempt only verifies, and ends the case done
-            or (claim.effect_attempt is not None and lookup and claim.attempt <= claim.max_attempts + SETTLING_LOOKUPS)):
-        return _exhausted(claim)
+    if claim.attempt > claim.max_attempts:
+        looks_left = claim.attempt <= claim.max_attempts + SETTLING_LOOKUPS
+        if claim.verification == PENDING and not looks_left:
+            # Submitted, and its check has now been cut short again and again (a check that kills its worker):
+            # the case ends done, left unverified, rather than claimed for ever.
+            log.warning("submitted; its check never finished; the case ends unverified")
+            return Outcome(claim, "done", result_ref=claim.result_ref, output=claim.output, verification="unverified")
+        if claim.verification != PENDING and not (claim.effect_attempt is not None and lookup and looks_left):
+            return _exhausted(claim, loaded)
     try:
         case = check_case(workflow.input, claim.payload, 0)
     except CaseDataError as exc:
@@ -258,9 +263,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             if claim.attempt > claim.max_attempts:  # a look after the last attempt: it found nothing submitted
                 return _not_submitted(claim)
         elif workflow.at_most_once:
-            return Outcome(claim, "business_exception", error_class="UncertainSubmit",
-                           error_message="an earlier attempt may have submitted this case and the workflow has no "
-                                         "lookup; a person must check the target system")
+            return _for_a_person(claim)
 
     job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets,
                  screenshot_before_verify=workflow.verify is not None)
@@ -329,9 +332,10 @@ PLAIN_MESSAGES = {
 """What a caseworker reads for an application failure, by error class: what happened, in plain English.
 The author's detail (the step, the locator, the exception's own words) goes in ``error_detail``."""
 UNKNOWN_FAILURE = "The bot could not finish the case because of a technical problem."
-MAY_HAVE_SUBMITTED = ("It may have been submitted before that: check the target system for it before doing it "
-                      "again.")
+MAY_HAVE_SUBMITTED = "It may already have been submitted: check the target system for it before doing it again."
 """What a caseworker reads when a failed case's submit may have reached the target system."""
+NOT_SUBMITTED = "The bot then found no record of it in the target system, so it was not submitted."
+"""What a caseworker reads when a look after the last attempt settled that the case was not submitted."""
 UNCERTAIN_SUBMIT = "UncertainSubmit"
 SETTLING_LOOKUPS = 2
 """Attempts after the last one that only look for the record of a case that may have been submitted."""
@@ -348,26 +352,44 @@ def detail_of(exc: BaseException, loaded: LoadedWorkflow | None = None) -> str:
     return f"step {step}" + (f" ({where})" if where else "") + f": {text}"
 
 
-def _exhausted(claim: Claim) -> Outcome:
+def _for_a_person(claim: Claim) -> Outcome:
+    """An ``at_most_once`` workflow without a lookup, whose case may have been submitted: a person checks, from
+    the Exceptions inbox, whatever attempt it is."""
+    return Outcome(claim, "business_exception", error_class=UNCERTAIN_SUBMIT,
+                   error_message="an earlier attempt may have submitted this case and the workflow has no "
+                                 "lookup; a person must check the target system")
+
+
+def _exhausted(claim: Claim, loaded: LoadedWorkflow) -> Outcome:
     """A case claimed after its last attempt (that attempt's worker died or stalled past its lease), with no
     look at the target system left to make."""
     if claim.effect_attempt is None:
         return Outcome(claim, "failed", error_class="AttemptsExhausted",
                        error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
+    if loaded.definition.at_most_once and not loaded.definition.lookup_steps:
+        return _for_a_person(claim)
     return Outcome(claim, "failed", error_class=UNCERTAIN_SUBMIT,
-                   error_message=f"The bot could not finish the case. {MAY_HAVE_SUBMITTED}",
+                   error_message=f"The bot could not finish the case, and {MAY_HAVE_SUBMITTED[0].lower()}"
+                                 f"{MAY_HAVE_SUBMITTED[1:]}",
                    error_detail=f"attempt {claim.effect_attempt} began submitting; the case was attempted "
                                 f"{claim.attempt - 1} times, and no lookup could settle whether the submit happened")
 
 
+AFTER_THE_LAST = "after the last attempt: "
+"""How the detail of a failed look after the last attempt begins."""
+GIVEN_BACK = frozenset({"BudgetUnavailable", "TargetUnavailable", HELD})
+"""Error classes of attempts that did not count (a spent budget, a system down, a missing setting)."""
+
+
 def _not_submitted(claim: Claim) -> Outcome:
     """A case whose last attempt may have submitted, after a look at the target system found no record of it:
-    it ends as its last attempt failed."""
+    it ends as its last counted attempt failed (the looks after it, and attempts given back, are passed over)."""
     last: dict[str, Any] = next(
-        (past for past in reversed(claim.history) if past.get("attempt", 0) <= claim.max_attempts), {})
+        (past for past in reversed(claim.history) if past.get("error_class") not in GIVEN_BACK
+         and not (past.get("error_detail") or "").startswith(AFTER_THE_LAST)), {})
     note = "after the last attempt the lookup found no record of the case in the target system: nothing was submitted"
     return Outcome(claim, "failed", error_class=last.get("error_class") or "AttemptsExhausted",
-                   error_message=last.get("error") or UNKNOWN_FAILURE,
+                   error_message=f"{last.get('error') or UNKNOWN_FAILURE} {NOT_SUBMITTED}",
                    error_detail=f"{last['error_detail']}; {note}" if last.get("error_detail") else note,
                    evidence=last.get("evidence") or None)
 
@@ -385,6 +407,8 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
     """
     error_class = type(exc).__name__
     message, detail = PLAIN_MESSAGES.get(error_class, UNKNOWN_FAILURE), detail_of(exc, loaded)
+    if claim.attempt > claim.max_attempts:  # a look after the last attempt: marked, so it is never taken for one
+        detail = f"{AFTER_THE_LAST}{detail}"
     evidence = getattr(exc, "evidence", None)
     problems = missing_configuration(loaded, runtime.settings)  # asked only once an attempt failed: no cost when all is well
     if problems:
@@ -409,9 +433,11 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        next_attempt_at=at, give_back_attempt=True)
     settle = uncertain and loaded.definition.lookup_steps and claim.attempt < claim.max_attempts + SETTLING_LOOKUPS
     if claim.attempt >= claim.max_attempts and not settle:
+        if uncertain and loaded.definition.at_most_once and not loaded.definition.lookup_steps:
+            return dataclasses.replace(_for_a_person(claim), error_detail=detail, evidence=evidence)
         if uncertain:
             message, error_class = f"{message} {MAY_HAVE_SUBMITTED}", UNCERTAIN_SUBMIT
-            detail = f"{detail}; attempt {claim.effect_attempt or claim.attempt} began submitting, and no lookup settled it"
+            detail = f"{detail}; a submit had begun, and no lookup settled whether it reached the target system"
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
                        evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)

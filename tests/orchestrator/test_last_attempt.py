@@ -10,13 +10,16 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from bots import BrowserGone, PageCrashed
-from orchestrator import Settings
+import pytest
+
+from bots import BotResult, BrowserGone, PageCrashed
+from orchestrator import Ledger, Runtime, Settings, execute_many, load_settings
 from orchestrator.ledger import Claim, Outcome
+from orchestrator.ledger.schema import transactions
 from orchestrator.queue import verification
-from orchestrator.queue.execution import (MAY_HAVE_SUBMITTED, SETTLING_LOOKUPS, _exhausted, _not_submitted,
-                                          _retry_or_fail)
-from workflows import Needs
+from orchestrator.queue.execution import (MAY_HAVE_SUBMITTED, NOT_SUBMITTED, SETTLING_LOOKUPS, _exhausted,
+                                          _not_submitted, _retry_or_fail)
+from workflows import Needs, parse_workflow
 
 
 def _claim(attempt: int = 1, max_attempts: int = 3) -> Claim:
@@ -28,9 +31,11 @@ def _runtime() -> Any:
     return SimpleNamespace(settings=Settings(), breakers=SimpleNamespace(after_failure=lambda _: None))
 
 
-LOOKED_UP: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}, lookup_steps=[object()]), calls={},
+LOOKED_UP: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}, lookup_steps=[object()],
+                                                           at_most_once=False), calls={},
                                  needs=lambda: Needs(frozenset(), {}, frozenset()))
-NO_LOOKUP: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}, lookup_steps=None), calls={},
+NO_LOOKUP: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}, lookup_steps=None,
+                                                           at_most_once=False), calls={},
                                  needs=lambda: Needs(frozenset(), {}, frozenset()))
 
 
@@ -40,32 +45,46 @@ def test_a_last_attempt_that_may_have_submitted_is_followed_by_looks_for_the_rec
     assert (looked.state, looked.give_back_attempt) == ("retry_scheduled", False), "the next attempt only looks"
     again = _retry_or_fail(_runtime(), _claim(attempt=3 + SETTLING_LOOKUPS - 1), crash, LOOKED_UP, uncertain=True)
     assert again.state == "retry_scheduled"
+    assert again.error_detail and again.error_detail.startswith("after the last attempt: "), "a look is marked"
     last = _retry_or_fail(_runtime(), _claim(attempt=3 + SETTLING_LOOKUPS), crash, LOOKED_UP, uncertain=True)
     assert (last.state, last.error_class) == ("failed", "UncertainSubmit"), "the looks are bounded"
-    assert last.error_message == f"The browser page crashed while the bot worked on the case. {MAY_HAVE_SUBMITTED}"
+    assert last.error_message == ("The browser page crashed while the bot worked on the case. It may already have "
+                                  "been submitted: check the target system for it before doing it again.")
     certain = _retry_or_fail(_runtime(), _claim(attempt=3), crash, LOOKED_UP)
     assert (certain.state, certain.error_class) == ("failed", "PageCrashed"), "nothing began submitting: it fails"
 
 
-def test_without_a_lookup_a_case_that_may_have_submitted_fails_saying_so() -> None:
+def test_without_a_lookup_a_case_that_may_have_submitted_fails_saying_so_or_goes_to_a_person_if_at_most_once() -> None:
     outcome = _retry_or_fail(_runtime(), _claim(attempt=3), BrowserGone("gone"), NO_LOOKUP, uncertain=True)
     assert (outcome.state, outcome.error_class) == ("failed", "UncertainSubmit")
-    assert "check the target system for it before doing it again" in (outcome.error_message or "")
+    assert outcome.error_message and outcome.error_message.endswith(MAY_HAVE_SUBMITTED)
+    once: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}, lookup_steps=None, at_most_once=True),
+                                calls={}, needs=lambda: Needs(frozenset(), {}, frozenset()))
+    person = _retry_or_fail(_runtime(), _claim(attempt=3), BrowserGone("gone"), once, uncertain=True)
+    assert (person.state, person.error_class) == ("business_exception", "UncertainSubmit"), \
+        "the same inbox as on an earlier attempt: a person checks"
 
 
 def test_a_look_after_the_last_attempt_that_finds_nothing_ends_the_case_as_its_last_attempt_failed() -> None:
     history = [{"attempt": 3, "error_class": "BrowserGone", "error": "The browser closed while the bot worked on "
                 "the case.", "error_detail": "step 7: BrowserGone: gone", "evidence": ["a.png"]},
-               {"attempt": 4, "error_class": "StepTimeout", "error": "A page did not show.", "error_detail": "lookup",
-                "evidence": []}]
-    claim = dataclasses.replace(_claim(attempt=5), effect_attempt=3, history=history)
+               {"attempt": 4, "error_class": "StepTimeout", "error": "A page did not show.",
+                "error_detail": "after the last attempt: lookup step 2: StepTimeout", "evidence": []},
+               {"attempt": 5, "error_class": "BudgetUnavailable", "error": "all 1 sessions of portal stayed busy",
+                "error_detail": None, "evidence": []}]  # a look whose budget was spent: given back (max 3 -> 4)
+    claim = dataclasses.replace(_claim(attempt=6, max_attempts=4), effect_attempt=3, history=history)
     outcome = _not_submitted(claim)
-    assert (outcome.state, outcome.error_class, outcome.evidence) == ("failed", "BrowserGone", ["a.png"])
+    assert (outcome.state, outcome.error_class, outcome.evidence) == ("failed", "BrowserGone", ["a.png"]), \
+        "the last counted attempt's error, not a look's nor a given-back attempt's"
+    assert outcome.error_message == ("The browser closed while the bot worked on the case. The bot then found no "
+                                     "record of it in the target system, so it was not submitted.")
     assert outcome.error_detail == ("step 7: BrowserGone: gone; after the last attempt the lookup found no record of "
                                     "the case in the target system: nothing was submitted")
-    exhausted = _exhausted(dataclasses.replace(_claim(attempt=6), effect_attempt=3))
+    exhausted = _exhausted(dataclasses.replace(_claim(attempt=6), effect_attempt=3), LOOKED_UP)
     assert (exhausted.state, exhausted.error_class) == ("failed", "UncertainSubmit")
-    assert _exhausted(_claim(attempt=4)).error_class == "AttemptsExhausted", "nothing began submitting"
+    assert exhausted.error_message == ("The bot could not finish the case, and it may already have been submitted: "
+                                       "check the target system for it before doing it again.")
+    assert _exhausted(_claim(attempt=4), LOOKED_UP).error_class == "AttemptsExhausted", "nothing began submitting"
 
 
 def test_a_submitted_case_whose_check_cannot_run_on_its_last_attempt_ends_done_and_is_checked_later() -> None:
@@ -86,3 +105,73 @@ def test_a_submitted_case_whose_check_cannot_run_on_its_last_attempt_ends_done_a
     outcome = verification.verify_pending(tools, claim, loaded, {}, None)  # type: ignore[arg-type]
     assert (outcome.state, outcome.verification, outcome.result_ref) == ("done", "unverified", "REF-1")
     assert outcome.verify_due_at is not None and outcome.verify_due_at >= before + 5.0
+
+
+SETTLED = parse_workflow("""
+name: settled
+version: 1
+systems: {portal: {}}
+input:
+  case_ref: {type: string}
+steps:
+  - goto: /
+  - click: {locator: "#send", submit: true}
+lookup:
+  - goto: /
+""")
+
+
+class Recorder:
+    """A bot engine that runs nothing and notes what it was asked to run: the lookup finds ``found``."""
+
+    def __init__(self, found: str | None) -> None:
+        self.found, self.ran = found, []  # type: ignore[var-annotated]
+
+    def run(self, job: Any, before_effect: Any) -> BotResult:
+        self.ran.append(job.label)
+        if job.label == "lookup":
+            return BotResult(output={"reference": self.found} if self.found else {})
+        before_effect()
+        return BotResult(output={"reference": "SUBMITTED-AGAIN"})
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _cut_short_after_its_submit(ledger: Ledger, **row: Any) -> tuple[int, Runtime]:
+    """A case of one attempt whose worker began the submit, then died: its lease has run out."""
+    ledger.workflows.save(SETTLED)
+    batch = ledger.batches.create("settled", SETTLED.digest, "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "settled", 1, SETTLED.digest, 1, [("S1", {"case_ref": "S1"})])
+    claim = ledger.transactions.claim_many(ids, "dead-worker", lease_s=60)[0]
+    ledger.transactions.mark_effect_started(claim)
+    with ledger.engine.begin() as conn:
+        conn.execute(transactions.update().values(lease_until=time.time() - 1, **row))
+    return ids[0], Runtime(load_settings(ledger_url=ledger.url, bot="null"), ledger)
+
+
+@pytest.mark.parametrize("found", ["REF-9", None])
+def test_a_look_after_the_last_attempt_never_submits_and_settles_the_case(ledger: Ledger, found: str | None) -> None:
+    tx_id, runtime = _cut_short_after_its_submit(ledger)
+    runtime._engine = engine = Recorder(found)  # type: ignore[assignment]
+    assert len(execute_many(runtime, [tx_id])) == 1
+    assert engine.ran == ["lookup"], "only the lookup ran: the steps that submit did not"
+    case = ledger.cases.get(tx_id)
+    assert case is not None and case["attempts"] == 2
+    if found:
+        assert (case["state"], case["result_ref"]) == ("done", "REF-9")
+    else:
+        assert (case["state"], case["error_class"]) == ("failed", "AttemptsExhausted")
+        assert case["error_message"].endswith(NOT_SUBMITTED)
+
+
+def test_a_submitted_case_whose_check_is_cut_short_again_and_again_ends_done_and_unverified(ledger: Ledger) -> None:
+    # The check of a submitted case kills its worker each time: after the looks allowed, the case ends.
+    tx_id, runtime = _cut_short_after_its_submit(ledger, verification="pending", result_ref="REF-1",
+                                                 attempts=1 + SETTLING_LOOKUPS)
+    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    execute_many(runtime, [tx_id])
+    assert engine.ran == [], "nothing runs again"
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["verification"], case["result_ref"]) == ("done", "unverified", "REF-1")
