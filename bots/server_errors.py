@@ -8,8 +8,9 @@ What is safe to send again decides how:
   that met the error runs again on the page;
 - any other 5xx before the transaction's first submit (a sign-in form's POST, a page of a part) starts the
   transaction's steps again in a fresh browser context (the engine does it);
-- a 5xx on or after a submitting step is never retried in place: the effect may have happened, so the
-  attempt ends and the next one runs the workflow's lookup first.
+- a 5xx on or after a submitting step is never sent again: the effect may have happened. The orchestrator
+  looks the change up with the workflow's lookup (once within the attempt, after a retry's wait) and submits
+  again only when the target system holds no record of it.
 """
 
 from __future__ import annotations

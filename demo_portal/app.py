@@ -63,6 +63,10 @@ class Faults:
     session_ttl_s: float = 3600.0
     error_path: str = ""
     """Every page request whose path starts with this answers 503 (a page that always fails; "": none)."""
+    error_method: str = ""
+    """Only ``error_path``'s requests of this method answer 503 ("POST": a submit; "": any method)."""
+    error_path_times: int = -1
+    """How many more of ``error_path``'s requests answer 503, counting down (1: a blip; -1: all of them)."""
     id_drift: int = 0
     """1: a new release renamed the case search field's id (its label stays): locators must fall back."""
     outage: int = 0
@@ -118,11 +122,21 @@ class FaultMiddleware:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.hang_rate and random.random() < faults.hang_rate:
             await asyncio.sleep(faults.hang_s)
-        if (faults.error_rate and random.random() < faults.error_rate) or (
-                faults.error_path and path.startswith(faults.error_path)):
+        if (faults.error_rate and random.random() < faults.error_rate) or self._on_error_path(path, scope["method"]):
             await PlainTextResponse("Service temporarily unavailable", status_code=503)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _on_error_path(self, path: str, method: str) -> bool:
+        """Whether this request is one of ``error_path``'s that answer 503 (and, when they are counted, count it)."""
+        faults = self.state.faults
+        if not faults.error_path or not path.startswith(faults.error_path) or faults.error_path_times == 0:
+            return False
+        if faults.error_method and method != faults.error_method.upper():
+            return False
+        if faults.error_path_times > 0:
+            faults.error_path_times -= 1
+        return True
 
 
 def create_app(username: str = "clerk", password: str = "demo-password", faults: Faults | None = None) -> ASGIApp:

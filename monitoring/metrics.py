@@ -98,7 +98,8 @@ RETRIES = Counter(
 STEP_RETRIES = Counter(
     "autoclerk_step_retries",
     "Retries within an attempt, by reason (server_error: a page that answered 5xx loaded again, or the "
-    "steps started again before any submit), so the case did not go back to the queue.",
+    "steps started again before any submit; submit_looked_up: a 5xx on or after a submit, whose change was "
+    "looked up within the attempt), so the case did not go back to the queue.",
     ["workflow", "reason"],
     registry=REGISTRY,
 )

@@ -204,6 +204,22 @@ class Transactions:
             conn.execute(insert(events).values(transaction_id=claim.id, at=now, state="effect_started",
                                                attempt=claim.attempt))
 
+    def renew(self, claim: Claim, lease_s: float) -> None:
+        """Hold the case for ``lease_s`` more seconds from now (fenced): an attempt that works on in place.
+
+        Raises:
+            StaleAttempt: the lease ran out or another attempt holds the case: stop working on it.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(transactions)
+                .where(transactions.c.id == claim.id, transactions.c.fence == claim.fence,
+                       transactions.c.state == "in_progress", transactions.c.lease_until > now)
+                .values(lease_until=now + lease_s))
+            if result.rowcount != 1:
+                raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}) is no longer held by attempt {claim.attempt}")
+
     def finish(self, claim: Claim, state: str, **fields: Any) -> None:
         """Record how one attempt ended (fenced).
 

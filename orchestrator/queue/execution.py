@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
-from bots import BotJob, BotResult, BusinessException
-from monitoring import (ATTEMPTS, RETRIES, TRANSACTION_DURATION, TRANSACTIONS, VERIFICATIONS, metrics_enabled, redact_text,
+from bots import BotJob, BotResult, BusinessException, TargetServerError
+from monitoring import (ATTEMPTS, RETRIES, STEP_RETRIES, TRANSACTION_DURATION, TRANSACTIONS, VERIFICATIONS, metrics_enabled, redact_text,
                         register_secret)
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
 
@@ -40,6 +40,8 @@ log = structlog.get_logger(__name__)
 FAST_S = 0.05
 """Transactions quicker than this are claimed and recorded in growing chunks."""
 MAX_CHUNK = 1000
+LOOKED_UP_IN_PLACE = "server error on a submit; the change is looked up in place"
+"""The log event of an attempt whose submit met a 5xx, and which looks the change up before it ends."""
 CIRCUIT_OPEN = "CircuitOpen"
 """The error class of a case deferred, unclaimed, because its target system's circuit breaker is open."""
 LEDGER_WAIT_S = 30.0
@@ -242,27 +244,13 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         # An earlier attempt may have submitted (or the workflow asks to look every time): find out before
         # doing anything that could submit again.
         if lookup:
-            try:
-                label = "lookup" if isinstance(workflow.lookup, list) else "lookup.steps"
-                found = _run_bot(runtime, BotJob(loaded, lookup, case, claim.case_ref, claim.attempt, secrets,
-                                                 label=label), before_effect=lambda: None)
-            except BudgetUnavailable as exc:
-                return _deferred(runtime, claim, exc)
-            except BusinessException as exc:
-                return Outcome(claim, "business_exception", error_class="LookupRefused",
-                               error_detail=detail_of(exc, loaded),
-                               error_message=f"the search for the case's record was refused: {exc}")
-            except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
-                return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
-            reference = found.output.get("reference")
-            if reference:
-                log.info("earlier submission found", reference=reference)
-                return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets,
-                                                 Outcome(claim, "done", result_ref=str(reference), output=found.output))
+            settled = _look(runtime, claim, loaded, case, secrets, uncertain=uncertain)
+            if settled is not None:
+                return settled
             uncertain = False
             if claim.attempt > claim.max_attempts:  # a look after the last attempt: it found nothing submitted
                 return _not_submitted(claim)
-        elif workflow.at_most_once:
+        elif _a_person_settles(loaded):
             return _for_a_person(claim)
 
     job = BotJob(loaded, workflow.steps, case, claim.case_ref, claim.attempt, secrets,
@@ -275,19 +263,32 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         uncertain = True
         fault_point("before_submit")
 
-    try:
-        result = _run_bot(runtime, job, before_effect=before_effect)
-        if workflow.has_submit:
-            fault_point("after_submit")
-    except StaleAttempt:
-        raise
-    except BudgetUnavailable as exc:
-        return _deferred(runtime, claim, exc)
-    except BusinessException as exc:
-        return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
-                       error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
-    except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
-        return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
+    looked_in_place = False
+    while True:
+        try:
+            result = _run_bot(runtime, job, before_effect=before_effect)
+            if workflow.has_submit:
+                fault_point("after_submit")
+            break
+        except StaleAttempt:
+            raise
+        except BudgetUnavailable as exc:
+            return _deferred(runtime, claim, exc)
+        except BusinessException as exc:
+            return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
+                           error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
+        except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
+            if not (uncertain and lookup and not looked_in_place and isinstance(exc, TargetServerError)):
+                return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
+            # The target system answered 5xx on or after the submit: the next attempt would look the change up
+            # after a backoff. This attempt does it in place, once, so the case does not wait behind the queue.
+            looked_in_place = True
+            settled = _look_in_place(runtime, claim, loaded, case, secrets, exc)
+            if settled is not None:
+                return settled
+            uncertain = False
+            runtime.ledger.transactions.renew(claim, runtime.settings.lease_s)
+            log.info("nothing was submitted; submitting again in place")
     reference = result.output.get("reference")
     return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
         claim, "done", result_ref=str(reference) if reference is not None else None,
@@ -302,6 +303,51 @@ def _run_bot(runtime: Runtime, job: BotJob, before_effect: Callable[[], None]) -
     with budget_held(runtime.budgets, settings.system_limits, _systems(job.workflow), runtime.owner,
                      lease_s=settings.lease_s, wait_s=settings.budget_wait_s):
         return runtime.engine.run(job, before_effect=before_effect)
+
+
+def _look(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str, Any], secrets: SecretValues, *,
+          uncertain: bool) -> Outcome | None:
+    """Run the workflow's lookup for a case that may have been submitted: the case's outcome when the lookup
+    settles it (its record found, and verified as a submit is), or ends the attempt (a spent budget, a refusal,
+    a failure); ``None`` when the target system holds no record of it, so nothing was submitted."""
+    workflow, steps = loaded.definition, loaded.definition.lookup_steps
+    assert steps, "only a workflow with a lookup looks"
+    label = "lookup" if isinstance(workflow.lookup, list) else "lookup.steps"
+    try:
+        found = _run_bot(runtime, BotJob(loaded, steps, case, claim.case_ref, claim.attempt, secrets,
+                                         label=label), before_effect=lambda: None)
+    except BudgetUnavailable as exc:
+        return _deferred(runtime, claim, exc)
+    except BusinessException as exc:
+        return Outcome(claim, "business_exception", error_class="LookupRefused", error_detail=detail_of(exc, loaded),
+                       error_message=f"the search for the case's record was refused: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
+        return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
+    reference = found.output.get("reference")
+    if not reference:
+        return None
+    log.info("earlier submission found", reference=reference)
+    return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets,
+                                     Outcome(claim, "done", result_ref=str(reference), output=found.output))
+
+
+def _look_in_place(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str, Any],
+                   secrets: SecretValues, exc: TargetServerError) -> Outcome | None:
+    """After a 5xx on or after the submit: wait as a retry would, hold the case longer, and look the change up
+    within this attempt (see :func:`_look`). The wait is the backoff the retry would have been scheduled with,
+    so a target system still making the change has at least that long to finish it before the look.
+
+    Raises:
+        StaleAttempt: the case's lease ran out meanwhile (another attempt may hold it): nothing more is done.
+    """
+    settings = runtime.settings
+    delay = backoff_s(claim.attempt, settings.retry_base_s, settings.retry_max_s)
+    log.info(LOOKED_UP_IN_PLACE, error=str(exc), wait_s=round(delay, 2))
+    if metrics_enabled():
+        STEP_RETRIES.labels(claim.workflow, "submit_looked_up").inc()
+    time.sleep(delay)
+    runtime.ledger.transactions.renew(claim, settings.lease_s)
+    return _look(runtime, claim, loaded, case, secrets, uncertain=True)
 
 
 def _systems(loaded: LoadedWorkflow) -> set[str]:
@@ -334,6 +380,9 @@ The author's detail (the step, the locator, the exception's own words) goes in `
 UNKNOWN_FAILURE = "The bot could not finish the case because of a technical problem."
 MAY_HAVE_SUBMITTED = "It may already have been submitted: check the target system for it before doing it again."
 """What a caseworker reads when a failed case's submit may have reached the target system."""
+COULD_NOT_FINISH_MAY_HAVE_SUBMITTED = ("The bot could not finish the case, and it may already have been submitted: "
+                                       "check the target system for it before doing it again.")
+"""The same, for a case whose last attempt ended with no outcome (its worker died or stalled past its lease)."""
 NOT_SUBMITTED = "The bot then found no record of it in the target system, so it was not submitted."
 """What a caseworker reads when a look after the last attempt settled that the case was not submitted."""
 UNCERTAIN_SUBMIT = "UncertainSubmit"
@@ -352,6 +401,12 @@ def detail_of(exc: BaseException, loaded: LoadedWorkflow | None = None) -> str:
     return f"step {step}" + (f" ({where})" if where else "") + f": {text}"
 
 
+def _a_person_settles(loaded: LoadedWorkflow) -> bool:
+    """Whether a case that may have been submitted goes to a person's Exceptions inbox, whatever its attempt: an
+    ``at_most_once`` workflow without a lookup (no bot can settle it, and none may submit it again)."""
+    return loaded.definition.at_most_once and not loaded.definition.lookup_steps
+
+
 def _for_a_person(claim: Claim) -> Outcome:
     """An ``at_most_once`` workflow without a lookup, whose case may have been submitted: a person checks, from
     the Exceptions inbox, whatever attempt it is."""
@@ -366,11 +421,9 @@ def _exhausted(claim: Claim, loaded: LoadedWorkflow) -> Outcome:
     if claim.effect_attempt is None:
         return Outcome(claim, "failed", error_class="AttemptsExhausted",
                        error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
-    if loaded.definition.at_most_once and not loaded.definition.lookup_steps:
+    if _a_person_settles(loaded):
         return _for_a_person(claim)
-    return Outcome(claim, "failed", error_class=UNCERTAIN_SUBMIT,
-                   error_message=f"The bot could not finish the case, and {MAY_HAVE_SUBMITTED[0].lower()}"
-                                 f"{MAY_HAVE_SUBMITTED[1:]}",
+    return Outcome(claim, "failed", error_class=UNCERTAIN_SUBMIT, error_message=COULD_NOT_FINISH_MAY_HAVE_SUBMITTED,
                    error_detail=f"attempt {claim.effect_attempt} began submitting; the case was attempted "
                                 f"{claim.attempt - 1} times, and no lookup could settle whether the submit happened")
 
@@ -433,7 +486,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        next_attempt_at=at, give_back_attempt=True)
     settle = uncertain and loaded.definition.lookup_steps and claim.attempt < claim.max_attempts + SETTLING_LOOKUPS
     if claim.attempt >= claim.max_attempts and not settle:
-        if uncertain and loaded.definition.at_most_once and not loaded.definition.lookup_steps:
+        if uncertain and _a_person_settles(loaded):
             return dataclasses.replace(_for_a_person(claim), error_detail=detail, evidence=evidence)
         if uncertain:
             message, error_class = f"{message} {MAY_HAVE_SUBMITTED}", UNCERTAIN_SUBMIT

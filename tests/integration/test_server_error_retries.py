@@ -1,7 +1,7 @@
 """Server errors retried in place, end to end: ``autoclerk run`` in real Chromium against the demo portal with
 its 5xx knobs on. A 5xx on a page that submits nothing is retried within the attempt (the case does not go
 back to the queue); a page that always fails still ends its case; a 5xx on the submitting request takes the
-lookup path and the portal holds exactly one change per case."""
+lookup path, within the same attempt, and the portal holds exactly one change per case."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from demo_portal import PortalProcess, generate_cases
 from tests.conftest import EXAMPLE, autoclerk
 
 RETRIED = "server error retried in place"
+LOOKED_UP = "server error on a submit; the change is looked up in place"
 
 
 def last_json(stdout: str) -> dict:
@@ -118,20 +119,47 @@ def test_a_page_that_always_answers_5xx_ends_its_case_after_the_bounded_retries_
     assert len(httpx.get(f"{portal.url}/api/export", timeout=10).json()) == 2
 
 
-def test_a_5xx_after_the_submit_is_not_retried_in_place_and_the_lookup_finds_the_change_once(
+def test_a_5xx_after_the_submit_is_never_sent_again_and_the_lookup_in_place_finds_the_change_once(
         chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
     # The portal records each change, then its confirmation page answers 503: the bot cannot know the change
-    # was made, so the next attempt looks it up instead of submitting it again.
+    # was made, so the same attempt looks it up instead of submitting it again, and the case is done.
     _knobs(portal, error_path="/confirmation/")
     summary, logs = _run(portal, tmp_path, _workflow(tmp_path), 3, retries=3, start=3301)
     _knobs(portal, error_path="")
     assert (summary["done"], summary["failed"], summary["unfinished"]) == (3, 0, 0), summary
     assert not [line for line in logs if line["event"] == RETRIED], "a submitting step is never retried in place"
+    assert len([line for line in logs if line["event"] == LOOKED_UP]) == 3
     events = Counter((state, attempt) for _, state, attempt in _events(tmp_path))
-    assert events[("effect_started", 1)] == events[("retry_scheduled", 1)] == 3
-    assert events[("effect_started", 2)] == 0, "the second attempt found the change and did not submit"
+    assert events[("effect_started", 1)] == 3, "each case began its submit once"
+    assert events[("retry_scheduled", 1)] == 0 and events[("effect_started", 2)] == 0, \
+        "no case went back to the queue: its own attempt found the change"
     assert len([line for line in logs if line["event"] == "earlier submission found"]) == 3
     export = _one_change_per_case(portal, 3)
     with sqlite3.connect(tmp_path / "ledger.db") as db:
         refs = dict(db.execute("select case_ref, result_ref from transactions").fetchall())
     assert {entry["your_ref"]: entry["confirmation"] for entry in export} == refs
+
+
+def test_a_submit_that_answers_5xx_without_recording_is_looked_up_and_submitted_again_in_the_same_attempt(
+        chromium: str, portal: PortalProcess, tmp_path: Path) -> None:
+    # The first POST of one case's change answers 503 and the portal records nothing; the lookup in place
+    # finds no change, so the attempt submits again, once, and the case is done on its first attempt.
+    _knobs(portal, error_path="/cases/CASE-003402/address", error_method="POST", error_path_times=1)
+    summary, logs = _run(portal, tmp_path, _workflow(tmp_path), 3, retries=3, start=3401)
+    left = httpx.get(f"{portal.url}/api/faults", timeout=10).json()["error_path_times"]
+    _knobs(portal, error_path="", error_method="", error_path_times=-1)
+    assert left == 0, "the portal answered the one planned 503"
+    assert (summary["done"], summary["failed"], summary["unfinished"]) == (3, 0, 0), summary
+    looked = [line for line in logs if line["event"] == LOOKED_UP]
+    assert [line["case_ref"] for line in looked] == ["CASE-003402"]
+    assert [line["case_ref"] for line in logs if line["event"] == "nothing was submitted; submitting again in place"] \
+        == ["CASE-003402"]
+    events = Counter((case, state, attempt) for case, state, attempt in _events(tmp_path))
+    assert events[("CASE-003402", "effect_started", 1)] == 2, "the submit began again within the first attempt"
+    assert not [key for key in events if key[1] == "retry_scheduled"], "no case went back to the queue"
+    export = _one_change_per_case(portal, 3)
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        refs = dict(db.execute("select case_ref, result_ref from transactions").fetchall())
+        attempts = dict(db.execute("select case_ref, attempts from transactions").fetchall())
+    assert {entry["your_ref"]: entry["confirmation"] for entry in export} == refs
+    assert attempts["CASE-003402"] == 1

@@ -1,0 +1,174 @@
+"""A 5xx on or after a submit, within the attempt: the change is looked up in place (once), and submitted again
+only when the target system holds no record of it, so the case does not go behind the queue. Run through
+``execute_many`` against a real ledger (SQLite and PostgreSQL) with a scripted bot engine."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+import structlog.testing
+
+from bots import BotResult, TargetServerError
+from orchestrator import Ledger, Runtime, execute_many, load_settings
+from orchestrator.ledger.schema import events, transactions
+from orchestrator.queue.execution import LOOKED_UP_IN_PLACE
+from workflows import parse_workflow
+
+WORKFLOW = parse_workflow("""
+name: looked
+version: 1
+systems: {portal: {}}
+input:
+  case_ref: {type: string}
+steps:
+  - goto: /
+  - click: {locator: "#send", submit: true}
+lookup:
+  - goto: /
+""")
+
+
+class Scripted:
+    """A bot engine that runs nothing: each run of the steps begins the submit, then meets the next of
+    ``submits`` (an exception is raised, ``None`` submits); the lookup finds ``found``."""
+
+    def __init__(self, submits: list[BaseException | None], found: str | None = None,
+                 on_fail: Any = None) -> None:
+        self.submits, self.found, self.on_fail, self.ran = submits, found, on_fail, []  # type: ignore[var-annotated]
+
+    def run(self, job: Any, before_effect: Any) -> BotResult:
+        self.ran.append(job.label)
+        if job.label == "lookup":
+            return BotResult(output={"reference": self.found} if self.found else {})
+        before_effect()
+        failure = self.submits.pop(0)
+        if failure is not None:
+            if self.on_fail is not None:
+                self.on_fail()
+            raise failure
+        return BotResult(output={"reference": "SUBMITTED"})
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _answered_503() -> TargetServerError:
+    return TargetServerError("the target system answered 503", method="POST", submitting=True)
+
+
+@pytest.fixture(scope="module")
+def portal_url() -> Iterator[str]:
+    """A target system that answers (so a 503 is not taken for an outage when the breaker probes it)."""
+    class Answers(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the handler's name is http.server's
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"portal")
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def runtime_for(ledger: Ledger, portal_url: str) -> Any:
+    return lambda engine: _one_case(ledger, engine, portal_url)
+
+
+def _one_case(ledger: Ledger, engine: Scripted, portal_url: str) -> tuple[int, Runtime]:
+    ledger.workflows.save(WORKFLOW)
+    batch = ledger.batches.create("looked", WORKFLOW.digest, "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "looked", 1, WORKFLOW.digest, 3, [("L1", {"case_ref": "L1"})])
+    runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01,
+                                    systems={"portal": portal_url}), ledger)
+    runtime._engine = engine  # type: ignore[assignment]
+    return ids[0], runtime
+
+
+def _submits_begun(ledger: Ledger, tx_id: int) -> int:
+    with ledger.engine.connect() as conn:
+        return len(conn.execute(events.select().where(events.c.transaction_id == tx_id,
+                                                      events.c.state == "effect_started")).all())
+
+
+def test_a_5xx_after_the_submit_is_settled_by_a_look_in_place_that_finds_the_change(
+        ledger: Ledger, runtime_for: Any) -> None:
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503()], found="REF-7"))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup"], "found: nothing is submitted again"
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["result_ref"], case["attempts"]) == ("done", "REF-7", 1)
+
+
+def test_a_look_in_place_that_finds_nothing_submits_again_in_the_same_attempt(
+        ledger: Ledger, runtime_for: Any) -> None:
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), None]))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup", "steps"]
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["result_ref"], case["attempts"]) == ("done", "SUBMITTED", 1)
+    assert _submits_begun(ledger, tx_id) == 2
+
+
+def test_only_one_look_in_place_per_attempt_then_the_next_attempt_looks_first(
+        ledger: Ledger, runtime_for: Any) -> None:
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), _answered_503()]))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup", "steps"], "the second 5xx ends the attempt"
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["error_class"], case["attempts"]) == ("retry_scheduled", "TargetServerError", 1)
+    with ledger.engine.connect() as conn:
+        effect_attempt = conn.execute(transactions.select().where(transactions.c.id == tx_id)).one().effect_attempt
+    assert effect_attempt == 1, "the next attempt looks the change up before anything else"
+
+
+def test_a_5xx_before_any_submit_is_not_looked_up(
+        ledger: Ledger, runtime_for: Any) -> None:
+    class Early(Scripted):
+        def run(self, job: Any, before_effect: Any) -> BotResult:
+            self.ran.append(job.label)
+            raise TargetServerError("the target system answered 503", url="http://portal/", method="GET")
+
+    tx_id, runtime = runtime_for(engine := Early([]))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps"]
+    case = ledger.cases.get(tx_id)
+    assert case is not None and case["state"] == "retry_scheduled"
+
+
+def test_an_attempt_whose_lease_ran_out_stops_before_its_look_and_submits_nothing_more(
+        ledger: Ledger, runtime_for: Any) -> None:
+    def lease_lost() -> None:  # another worker may hold the case now
+        with ledger.engine.begin() as conn:
+            conn.execute(transactions.update().values(lease_until=time.time() - 1))
+
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), None], on_fail=lease_lost))
+    assert execute_many(runtime, [tx_id]) == [], "the stale attempt records nothing"
+    assert engine.ran == ["steps"], "no look and no second submit"
+    assert _submits_begun(ledger, tx_id) == 1
+
+
+@pytest.mark.parametrize("found", ["REF-8", None])
+def test_the_look_in_place_is_logged(ledger: Ledger, runtime_for: Any, found: str | None) -> None:
+    tx_id, runtime = runtime_for(Scripted([_answered_503(), None], found=found))
+    with structlog.testing.capture_logs() as logged:
+        execute_many(runtime, [tx_id])
+    said = [entry["event"] for entry in logged]
+    assert LOOKED_UP_IN_PLACE in said
+    assert ("nothing was submitted; submitting again in place" in said) == (found is None)
