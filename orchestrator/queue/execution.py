@@ -193,6 +193,7 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
     structlog.contextvars.bind_contextvars(batch=claim.batch_id, workflow=claim.workflow, case_ref=claim.case_ref,
                                            attempt=claim.attempt)
     started = time.monotonic()
+    claim = _forgiving(claim)
     try:
         return _masked(runtime, claim, _decide(runtime, claim))
     except StaleAttempt as exc:
@@ -201,6 +202,21 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
     finally:
         if metrics_enabled():
             TRANSACTION_DURATION.labels(claim.workflow).observe(time.monotonic() - started)
+
+
+def _own_faults(claim: Claim) -> int:
+    """How many of the case's earlier attempts our own machinery cut short: those that recorded no outcome (their
+    worker died, or stalled past its lease) and those whose browser or page crashed (:data:`OWN_FAULTS`)."""
+    recorded = {past.get("attempt") for past in claim.history}
+    silent = sum(1 for attempt in range(1, claim.attempt) if attempt not in recorded)
+    return silent + sum(1 for past in claim.history if past.get("error_class") in OWN_FAULTS)
+
+
+def _forgiving(claim: Claim) -> Claim:
+    """The claim with the attempts our own faults cut short given back (up to :data:`FORGIVEN_FAULTS`): every
+    decision of this attempt (a look after the last, a failure on the last) counts from its ``max_attempts``."""
+    forgiven = min(FORGIVEN_FAULTS, _own_faults(claim))
+    return dataclasses.replace(claim, max_attempts=claim.max_attempts + forgiven) if forgiven else claim
 
 
 def _masked(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
@@ -263,7 +279,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         uncertain = True
         fault_point("before_submit")
 
-    looked_in_place = False
+    submit_failed: TargetServerError | None = None  # the 5xx that a look in place found nothing behind
     while True:
         try:
             result = _run_bot(runtime, job, before_effect=before_effect)
@@ -273,16 +289,18 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
         except StaleAttempt:
             raise
         except BudgetUnavailable as exc:
+            if submit_failed is not None:  # this attempt submitted once already: it counts, as its 5xx did
+                return _retry_or_fail(runtime, claim, submit_failed, loaded)
             return _deferred(runtime, claim, exc)
         except BusinessException as exc:
             return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
                            error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
         except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
-            if not (uncertain and lookup and not looked_in_place and isinstance(exc, TargetServerError)):
+            if not (uncertain and lookup and submit_failed is None and isinstance(exc, TargetServerError)):
                 return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
             # The target system answered 5xx on or after the submit: the next attempt would look the change up
             # after a backoff. This attempt does it in place, once, so the case does not wait behind the queue.
-            looked_in_place = True
+            submit_failed = exc
             settled = _look_in_place(runtime, claim, loaded, case, secrets, exc)
             if settled is not None:
                 return settled
@@ -333,21 +351,28 @@ def _look(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str
 
 def _look_in_place(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str, Any],
                    secrets: SecretValues, exc: TargetServerError) -> Outcome | None:
-    """After a 5xx on or after the submit: wait as a retry would, hold the case longer, and look the change up
-    within this attempt (see :func:`_look`). The wait is the backoff the retry would have been scheduled with,
-    so a target system still making the change has at least that long to finish it before the look.
+    """After a 5xx on or after the submit: wait, hold the case longer, and look the change up within this attempt
+    (see :func:`_look`). The wait is the backoff the retry would have been scheduled with plus one sweep
+    interval: a target system still making the change has as long to finish it as it would have had before
+    the next attempt's lookup, had the sweep published that attempt at once (the queue's wait aside).
+
+    A look whose target system's budget is spent ends the attempt as the 5xx would have (it counts: a submit
+    was made), not deferred with its attempt given back, so a case whose submits keep failing still ends.
 
     Raises:
         StaleAttempt: the case's lease ran out meanwhile (another attempt may hold it): nothing more is done.
     """
     settings = runtime.settings
-    delay = backoff_s(claim.attempt, settings.retry_base_s, settings.retry_max_s)
+    delay = backoff_s(claim.attempt, settings.retry_base_s, settings.retry_max_s) + settings.sweep_interval_s
     log.info(LOOKED_UP_IN_PLACE, error=str(exc), wait_s=round(delay, 2))
     if metrics_enabled():
         STEP_RETRIES.labels(claim.workflow, "submit_looked_up").inc()
     time.sleep(delay)
     runtime.ledger.transactions.renew(claim, settings.lease_s)
-    return _look(runtime, claim, loaded, case, secrets, uncertain=True)
+    settled = _look(runtime, claim, loaded, case, secrets, uncertain=True)
+    if settled is not None and settled.error_class == "BudgetUnavailable" and settled.verification is None:
+        return _retry_or_fail(runtime, claim, exc, loaded, uncertain=True)
+    return settled
 
 
 def _systems(loaded: LoadedWorkflow) -> set[str]:
@@ -432,6 +457,13 @@ AFTER_THE_LAST = "after the last attempt: "
 """How the detail of a failed look after the last attempt begins."""
 GIVEN_BACK = frozenset({"BudgetUnavailable", "TargetUnavailable", HELD})
 """Error classes of attempts that did not count (a spent budget, a system down, a missing setting)."""
+OWN_FAULTS = frozenset({"BrowserGone", "PageCrashed"})
+"""Error classes of attempts cut short by the bots' own machinery (the browser or its page crashed), not by the
+case nor by the target system."""
+FORGIVEN_FAULTS = 2
+"""How many of a case's attempts cut short by our own faults do not count: attempts whose browser or page
+crashed, and attempts that recorded no outcome (their worker died, or stalled past its lease). Beyond these
+they count as any failure does, so a case that crashes its browser or kills its worker every time still ends."""
 
 
 def _not_submitted(claim: Claim) -> Outcome:
@@ -484,8 +516,12 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        error_message=f"The target system '{down.system}' did not answer; the case waits for it without "
                                      "spending an attempt.",
                        next_attempt_at=at, give_back_attempt=True)
-    settle = uncertain and loaded.definition.lookup_steps and claim.attempt < claim.max_attempts + SETTLING_LOOKUPS
-    if claim.attempt >= claim.max_attempts and not settle:
+    limit = claim.max_attempts
+    if error_class in OWN_FAULTS and _own_faults(claim) < FORGIVEN_FAULTS:
+        limit += 1  # the browser or its page crashed: not the case's doing, so this attempt does not count
+        log.info("attempt cut short by the bots' own fault; it does not count", error_class=error_class)
+    settle = uncertain and loaded.definition.lookup_steps and claim.attempt < limit + SETTLING_LOOKUPS
+    if claim.attempt >= limit and not settle:
         if uncertain and _a_person_settles(loaded):
             return dataclasses.replace(_for_a_person(claim), error_detail=detail, evidence=evidence)
         if uncertain:
@@ -494,7 +530,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
                        evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
-    if claim.attempt >= claim.max_attempts:
+    if claim.attempt >= limit:
         log.info("last attempt failed after a submit began; the case's record is looked for", error_class=error_class,
                  retry_in_s=round(delay, 2))
     else:

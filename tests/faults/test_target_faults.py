@@ -82,8 +82,8 @@ def test_a_burst_of_server_errors_on_some_pages_is_retried_in_place_and_only_a_s
         submitted = set(db.execute("select transaction_id, attempt from transaction_events where state = 'effect_started'"))
         spent = [(tx, past["attempt"]) for tx, history in db.execute("select id, history from transactions")
                  for past in json.loads(history) if past["error_class"] == "TargetServerError"]
-    # The page loads that submit nothing were retried in place; a 503 on a submit (or on the page after it)
-    # ends the attempt, whose successor looks the change up first: the oracle above found none lost or doubled.
+    # The page loads that submit nothing were retried in place; a 503 on a submit (or on the page after it) is
+    # looked up before anything is submitted again: the oracle above found none lost or doubled.
     assert all(attempt in submitted for attempt in spent), "a server error before any submit spent an attempt"
 
 

@@ -6,19 +6,20 @@ done, its check left to the delayed verifications."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bots import BotResult, BrowserGone, PageCrashed
+from bots import BotResult, BrowserGone, StepTimeout
 from orchestrator import Ledger, Runtime, Settings, execute_many, load_settings
 from orchestrator.ledger import Claim, Outcome
 from orchestrator.ledger.schema import transactions
 from orchestrator.queue import verification
-from orchestrator.queue.execution import (MAY_HAVE_SUBMITTED, NOT_SUBMITTED, SETTLING_LOOKUPS, _exhausted,
-                                          _not_submitted, _retry_or_fail)
+from orchestrator.queue.execution import (FORGIVEN_FAULTS, MAY_HAVE_SUBMITTED, NOT_SUBMITTED, SETTLING_LOOKUPS,
+                                          _exhausted, _not_submitted, _retry_or_fail)
 from workflows import Needs, parse_workflow
 
 
@@ -40,7 +41,7 @@ NO_LOOKUP: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": N
 
 
 def test_a_last_attempt_that_may_have_submitted_is_followed_by_looks_for_the_record_not_failed() -> None:
-    crash = PageCrashed("the page crashed")
+    crash = StepTimeout("the confirmation page did not show")
     looked = _retry_or_fail(_runtime(), _claim(attempt=3), crash, LOOKED_UP, uncertain=True)
     assert (looked.state, looked.give_back_attempt) == ("retry_scheduled", False), "the next attempt only looks"
     again = _retry_or_fail(_runtime(), _claim(attempt=3 + SETTLING_LOOKUPS - 1), crash, LOOKED_UP, uncertain=True)
@@ -48,19 +49,20 @@ def test_a_last_attempt_that_may_have_submitted_is_followed_by_looks_for_the_rec
     assert again.error_detail and again.error_detail.startswith("after the last attempt: "), "a look is marked"
     last = _retry_or_fail(_runtime(), _claim(attempt=3 + SETTLING_LOOKUPS), crash, LOOKED_UP, uncertain=True)
     assert (last.state, last.error_class) == ("failed", "UncertainSubmit"), "the looks are bounded"
-    assert last.error_message == ("The browser page crashed while the bot worked on the case. It may already have "
-                                  "been submitted: check the target system for it before doing it again.")
+    assert last.error_message == ("A page of the target system did not show what the bot expected in time. It may "
+                                  "already have been submitted: check the target system for it before doing it again.")
     certain = _retry_or_fail(_runtime(), _claim(attempt=3), crash, LOOKED_UP)
-    assert (certain.state, certain.error_class) == ("failed", "PageCrashed"), "nothing began submitting: it fails"
+    assert (certain.state, certain.error_class) == ("failed", "StepTimeout"), "nothing began submitting: it fails"
 
 
 def test_without_a_lookup_a_case_that_may_have_submitted_fails_saying_so_or_goes_to_a_person_if_at_most_once() -> None:
-    outcome = _retry_or_fail(_runtime(), _claim(attempt=3), BrowserGone("gone"), NO_LOOKUP, uncertain=True)
+    timeout = StepTimeout("no answer")
+    outcome = _retry_or_fail(_runtime(), _claim(attempt=3), timeout, NO_LOOKUP, uncertain=True)
     assert (outcome.state, outcome.error_class) == ("failed", "UncertainSubmit")
     assert outcome.error_message and outcome.error_message.endswith(MAY_HAVE_SUBMITTED)
     once: Any = SimpleNamespace(definition=SimpleNamespace(systems={"portal": None}, lookup_steps=None, at_most_once=True),
                                 calls={}, needs=lambda: Needs(frozenset(), {}, frozenset()))
-    person = _retry_or_fail(_runtime(), _claim(attempt=3), BrowserGone("gone"), once, uncertain=True)
+    person = _retry_or_fail(_runtime(), _claim(attempt=3), timeout, once, uncertain=True)
     assert (person.state, person.error_class) == ("business_exception", "UncertainSubmit"), \
         "the same inbox as on an earlier attempt: a person checks"
 
@@ -91,7 +93,7 @@ def test_a_submitted_case_whose_check_cannot_run_on_its_last_attempt_ends_done_a
     claim = dataclasses.replace(_claim(attempt=3), verification="pending", result_ref="REF-1", output={"reference": "REF-1"})
 
     def run(job: Any, before_effect: Any) -> Any:
-        raise BrowserGone("the browser closed")
+        raise StepTimeout("the case page did not show")
 
     tools = verification.AttemptTools(
         run=run, failed=lambda exc, loaded: _retry_or_fail(_runtime(), claim, exc, loaded),
@@ -138,40 +140,82 @@ class Recorder:
         """Nothing to close."""
 
 
-def _cut_short_after_its_submit(ledger: Ledger, **row: Any) -> tuple[int, Runtime]:
-    """A case of one attempt whose worker began the submit, then died: its lease has run out."""
+CRASHES = [{"attempt": attempt, "outcome": "retry_scheduled", "error_class": "BrowserGone", "error": "The browser "
+            "closed while the bot worked on the case.", "error_detail": "BrowserGone: gone", "evidence": []}
+           for attempt in range(1, FORGIVEN_FAULTS + 1)]
+"""Attempts whose browser crashed, as many as are given back: the case's next fault of our own counts."""
+
+
+def _cut_short_after_its_submit(ledger: Ledger, *, submitted: bool = True, **row: Any) -> tuple[int, Runtime]:
+    """A case of one attempt whose worker began the submit (or not), then died: its lease has run out. ``row``
+    sets columns (``attempts``, ``history``: the attempts before it)."""
     ledger.workflows.save(SETTLED)
     batch = ledger.batches.create("settled", SETTLED.digest, "cases.csv")
     ids, _ = ledger.batches.add_cases(batch, "settled", 1, SETTLED.digest, 1, [("S1", {"case_ref": "S1"})])
     claim = ledger.transactions.claim_many(ids, "dead-worker", lease_s=60)[0]
-    ledger.transactions.mark_effect_started(claim)
+    if submitted:
+        ledger.transactions.mark_effect_started(claim)
     with ledger.engine.begin() as conn:
+        if "attempts" in row and submitted:
+            conn.execute(transactions.update().values(effect_attempt=row["attempts"]))
         conn.execute(transactions.update().values(lease_until=time.time() - 1, **row))
-    return ids[0], Runtime(load_settings(ledger_url=ledger.url, bot="null"), ledger)
+    return ids[0], Runtime(load_settings(ledger_url=ledger.url, bot="null", systems={"portal": "http://127.0.0.1:9"}),
+                           ledger)
 
 
 @pytest.mark.parametrize("found", ["REF-9", None])
 def test_a_look_after_the_last_attempt_never_submits_and_settles_the_case(ledger: Ledger, found: str | None) -> None:
-    tx_id, runtime = _cut_short_after_its_submit(ledger)
+    # Its browser crashed on the attempts given back, and then its worker died after the submit: the last attempt.
+    tx_id, runtime = _cut_short_after_its_submit(ledger, attempts=FORGIVEN_FAULTS + 1, history=json.dumps(CRASHES))
     runtime._engine = engine = Recorder(found)  # type: ignore[assignment]
     assert len(execute_many(runtime, [tx_id])) == 1
     assert engine.ran == ["lookup"], "only the lookup ran: the steps that submit did not"
     case = ledger.cases.get(tx_id)
-    assert case is not None and case["attempts"] == 2
+    assert case is not None and case["attempts"] == FORGIVEN_FAULTS + 2
     if found:
         assert (case["state"], case["result_ref"]) == ("done", "REF-9")
     else:
-        assert (case["state"], case["error_class"]) == ("failed", "AttemptsExhausted")
+        assert (case["state"], case["error_class"]) == ("failed", "BrowserGone"), "the last counted attempt's error"
         assert case["error_message"].endswith(NOT_SUBMITTED)
 
 
 def test_a_submitted_case_whose_check_is_cut_short_again_and_again_ends_done_and_unverified(ledger: Ledger) -> None:
     # The check of a submitted case kills its worker each time: after the looks allowed, the case ends.
     tx_id, runtime = _cut_short_after_its_submit(ledger, verification="pending", result_ref="REF-1",
-                                                 attempts=1 + SETTLING_LOOKUPS)
+                                                 attempts=1 + FORGIVEN_FAULTS + SETTLING_LOOKUPS)
     runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
     execute_many(runtime, [tx_id])
     assert engine.ran == [], "nothing runs again"
     case = ledger.cases.get(tx_id)
     assert case is not None
     assert (case["state"], case["verification"], case["result_ref"]) == ("done", "unverified", "REF-1")
+
+
+def test_a_browser_crash_does_not_count_until_the_case_has_had_its_share_of_our_own_faults() -> None:
+    crash = BrowserGone("the browser closed")
+    timeouts = [{"attempt": attempt, "outcome": "retry_scheduled", "error_class": "StepTimeout"} for attempt in (1, 2)]
+    forgiven = _retry_or_fail(_runtime(), dataclasses.replace(_claim(attempt=3), history=timeouts), crash, LOOKED_UP)
+    assert (forgiven.state, forgiven.error_class) == ("retry_scheduled", "BrowserGone"), "not the case's doing"
+    spent = dataclasses.replace(_claim(attempt=3), history=CRASHES)
+    assert _retry_or_fail(_runtime(), spent, crash, LOOKED_UP).state == "failed", "the faults given back are bounded"
+
+
+@pytest.mark.parametrize("submitted", [False, True])
+def test_an_attempt_whose_worker_died_does_not_count(ledger: Ledger, submitted: bool) -> None:
+    # The case's only attempt: its worker died before the submit, or after it (the lookup finds nothing).
+    tx_id, runtime = _cut_short_after_its_submit(ledger, submitted=submitted)
+    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    execute_many(runtime, [tx_id])
+    assert engine.ran == (["lookup", "steps"] if submitted else ["steps"]), "a real attempt, not a look after the last"
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["result_ref"], case["attempts"]) == ("done", "SUBMITTED-AGAIN", 2)
+
+
+def test_a_case_that_kills_its_worker_every_time_still_ends(ledger: Ledger) -> None:
+    tx_id, runtime = _cut_short_after_its_submit(ledger, submitted=False, attempts=1 + FORGIVEN_FAULTS)
+    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    execute_many(runtime, [tx_id])
+    assert engine.ran == []
+    case = ledger.cases.get(tx_id)
+    assert case is not None and (case["state"], case["error_class"]) == ("failed", "AttemptsExhausted")

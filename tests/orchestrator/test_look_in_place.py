@@ -17,6 +17,7 @@ import structlog.testing
 from bots import BotResult, TargetServerError
 from orchestrator import Ledger, Runtime, execute_many, load_settings
 from orchestrator.ledger.schema import events, transactions
+from orchestrator.queue.budgets import BudgetUnavailable
 from orchestrator.queue.execution import LOOKED_UP_IN_PLACE
 from workflows import parse_workflow
 
@@ -92,7 +93,7 @@ def _one_case(ledger: Ledger, engine: Scripted, portal_url: str) -> tuple[int, R
     ledger.workflows.save(WORKFLOW)
     batch = ledger.batches.create("looked", WORKFLOW.digest, "cases.csv")
     ids, _ = ledger.batches.add_cases(batch, "looked", 1, WORKFLOW.digest, 3, [("L1", {"case_ref": "L1"})])
-    runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01,
+    runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01, sweep_interval_s=0.05,
                                     systems={"portal": portal_url}), ledger)
     runtime._engine = engine  # type: ignore[assignment]
     return ids[0], runtime
@@ -127,15 +128,37 @@ def test_a_look_in_place_that_finds_nothing_submits_again_in_the_same_attempt(
 
 def test_only_one_look_in_place_per_attempt_then_the_next_attempt_looks_first(
         ledger: Ledger, runtime_for: Any) -> None:
-    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), _answered_503()]))
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), _answered_503(), None]))
     execute_many(runtime, [tx_id])
     assert engine.ran == ["steps", "lookup", "steps"], "the second 5xx ends the attempt"
     case = ledger.cases.get(tx_id)
     assert case is not None
     assert (case["state"], case["error_class"], case["attempts"]) == ("retry_scheduled", "TargetServerError", 1)
-    with ledger.engine.connect() as conn:
-        effect_attempt = conn.execute(transactions.select().where(transactions.c.id == tx_id)).one().effect_attempt
-    assert effect_attempt == 1, "the next attempt looks the change up before anything else"
+    with ledger.engine.begin() as conn:  # its retry is due now
+        conn.execute(transactions.update().where(transactions.c.id == tx_id).values(next_attempt_at=time.time()))
+    execute_many(runtime, [tx_id])
+    assert engine.ran[3:] == ["lookup", "steps"], "the next attempt looked the change up before it submitted"
+    case = ledger.cases.get(tx_id)
+    assert case is not None and (case["state"], case["attempts"]) == ("done", 2)
+
+
+def test_a_look_in_place_whose_budget_is_spent_ends_the_attempt_as_its_5xx_would(
+        ledger: Ledger, runtime_for: Any) -> None:
+    # Not deferred with its attempt given back: a submit was made, so the attempt counts.
+    class Busy(Scripted):
+        def run(self, job: Any, before_effect: Any) -> BotResult:
+            if job.label == "lookup":
+                self.ran.append(job.label)
+                raise BudgetUnavailable("all 1 sessions of portal stayed busy")
+            return super().run(job, before_effect)
+
+    tx_id, runtime = runtime_for(engine := Busy([_answered_503()]))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup"]
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["error_class"], case["attempts"], case["max_attempts"]) == \
+        ("retry_scheduled", "TargetServerError", 1, 3), "the attempt counted"
 
 
 def test_a_5xx_before_any_submit_is_not_looked_up(

@@ -1,6 +1,6 @@
-"""A server error (5xx) that reaches the orchestrator: the bot already retried it in place (or it followed a
-submit, which is never retried in place), so it spends the attempt as any failure does, unless the system
-is down. The in-place retries' settings are validated and reach the bots."""
+"""A server error (5xx) that reaches the orchestrator's outcome: the bot already retried it in place (or it
+followed a submit, and a look in place did not settle it), so it spends the attempt as any failure does,
+unless the system is down. The in-place retries' settings are validated and reach the bots."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_a_server_error_the_bot_could_not_retry_in_place_spends_the_attempt_and_
     assert (last.state, last.error_class) == ("failed", "TargetServerError")
 
 
-def test_a_server_error_after_a_submit_is_an_ordinary_failure_whose_next_attempt_looks_up_first() -> None:
+def test_a_server_error_after_a_submit_that_no_look_in_place_settled_is_an_ordinary_failure() -> None:
     error = TargetServerError("the target system answered 503", method="POST", submitting=True)
     outcome = _retry_or_fail(_runtime(), _claim(attempt=1), error, LOADED)
     assert (outcome.state, outcome.give_back_attempt) == ("retry_scheduled", False)
