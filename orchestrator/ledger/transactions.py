@@ -64,6 +64,9 @@ class Outcome:
     next_attempt_at: float | None = None
     give_back_attempt: bool = False
     """The attempt did not reach the target system (its budget was spent): it does not count."""
+    forgiven: int = 0
+    """Attempts our own machinery cut short (this one: its browser crashed; earlier ones: their worker died) that
+    do not count: added to ``max_attempts``, and noted on the attempt's history entry (so each is given once)."""
     verification: str | None = None
     """``verified``, ``unverified``, ``verify_failed``, or ``pending`` (the submit succeeded, the verification could
     not run: the next attempt verifies only); ``None`` leaves the column as it is."""
@@ -245,12 +248,13 @@ class Transactions:
                 "attempt": o.claim.attempt, "started_at": o.claim.started_at, "ended_at": now, "outcome": o.state,
                 "error_class": o.error_class, "error": o.error_message, "error_detail": o.error_detail,
                 "evidence": o.evidence or [],
+                **({"forgiven": o.forgiven} if o.forgiven else {}),
             }]
             rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.error_detail,
                          o.next_attempt_at,
                          o.result_ref, json.dumps(o.output) if o.output is not None else None,
                          json.dumps(o.evidence) if o.evidence else None, 0 if o.state == "retry_scheduled" else 1,
-                         1 if o.give_back_attempt else 0, o.verification, o.verify_due_at, o.claim.id, o.claim.fence))
+                         (1 if o.give_back_attempt else 0) + o.forgiven, o.verification, o.verify_due_at, o.claim.id, o.claim.fence))
         with self.engine.begin() as conn:
             m = placeholder(conn)
             stale = self._stale(conn, outcomes) if len(outcomes) > 1 else []

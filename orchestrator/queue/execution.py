@@ -193,9 +193,11 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
     structlog.contextvars.bind_contextvars(batch=claim.batch_id, workflow=claim.workflow, case_ref=claim.case_ref,
                                            attempt=claim.attempt)
     started = time.monotonic()
-    claim = _forgiving(claim)
+    deaths = _deaths_forgiven(claim)
+    claim = dataclasses.replace(claim, max_attempts=claim.max_attempts + deaths) if deaths else claim
     try:
-        return _masked(runtime, claim, _decide(runtime, claim))
+        outcome = _masked(runtime, claim, _decide(runtime, claim))
+        return dataclasses.replace(outcome, forgiven=outcome.forgiven + deaths) if deaths else outcome
     except StaleAttempt as exc:
         log.warning("stale attempt abandoned", reason=str(exc))
         return None
@@ -204,19 +206,18 @@ def _attempt(runtime: Runtime, claim: Claim) -> Outcome | None:
             TRANSACTION_DURATION.labels(claim.workflow).observe(time.monotonic() - started)
 
 
-def _own_faults(claim: Claim) -> int:
-    """How many of the case's earlier attempts our own machinery cut short: those that recorded no outcome (their
-    worker died, or stalled past its lease) and those whose browser or page crashed (:data:`OWN_FAULTS`)."""
-    recorded = {past.get("attempt") for past in claim.history}
-    silent = sum(1 for attempt in range(1, claim.attempt) if attempt not in recorded)
-    return silent + sum(1 for past in claim.history if past.get("error_class") in OWN_FAULTS)
+def _forgiven_before(claim: Claim) -> int:
+    """How many of the case's attempts have been given back already as cut short by our own faults."""
+    return sum(int(past.get("forgiven") or 0) for past in claim.history)
 
 
-def _forgiving(claim: Claim) -> Claim:
-    """The claim with the attempts our own faults cut short given back (up to :data:`FORGIVEN_FAULTS`): every
-    decision of this attempt (a look after the last, a failure on the last) counts from its ``max_attempts``."""
-    forgiven = min(FORGIVEN_FAULTS, _own_faults(claim))
-    return dataclasses.replace(claim, max_attempts=claim.max_attempts + forgiven) if forgiven else claim
+def _deaths_forgiven(claim: Claim) -> int:
+    """The attempts right before this one that recorded no outcome (their worker died, or stalled past its lease)
+    and are given back now, within :data:`FORGIVEN_FAULTS`. This attempt's outcome records them (``forgiven``),
+    so the next one does not count them again; every decision of this attempt counts from the raised maximum."""
+    last = max((int(past.get("attempt") or 0) for past in claim.history), default=0)
+    silent = max(0, claim.attempt - 1 - last)
+    return max(0, min(silent, FORGIVEN_FAULTS - _forgiven_before(claim)))
 
 
 def _masked(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
@@ -353,8 +354,9 @@ def _look_in_place(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case:
                    secrets: SecretValues, exc: TargetServerError) -> Outcome | None:
     """After a 5xx on or after the submit: wait, hold the case longer, and look the change up within this attempt
     (see :func:`_look`). The wait is the backoff the retry would have been scheduled with plus one sweep
-    interval: a target system still making the change has as long to finish it as it would have had before
-    the next attempt's lookup, had the sweep published that attempt at once (the queue's wait aside).
+    interval: a target system still making the change has at least as long to finish it as before the next
+    attempt's lookup when that attempt goes straight through the queue. The lease is renewed first, for the
+    wait and the look.
 
     A look whose target system's budget is spent ends the attempt as the 5xx would have (it counts: a submit
     was made), not deferred with its attempt given back, so a case whose submits keep failing still ends.
@@ -367,8 +369,8 @@ def _look_in_place(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case:
     log.info(LOOKED_UP_IN_PLACE, error=str(exc), wait_s=round(delay, 2))
     if metrics_enabled():
         STEP_RETRIES.labels(claim.workflow, "submit_looked_up").inc()
+    runtime.ledger.transactions.renew(claim, settings.lease_s + delay)
     time.sleep(delay)
-    runtime.ledger.transactions.renew(claim, settings.lease_s)
     settled = _look(runtime, claim, loaded, case, secrets, uncertain=True)
     if settled is not None and settled.error_class == "BudgetUnavailable" and settled.verification is None:
         return _retry_or_fail(runtime, claim, exc, loaded, uncertain=True)
@@ -516,9 +518,11 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                        error_message=f"The target system '{down.system}' did not answer; the case waits for it without "
                                      "spending an attempt.",
                        next_attempt_at=at, give_back_attempt=True)
-    limit = claim.max_attempts
-    if error_class in OWN_FAULTS and _own_faults(claim) < FORGIVEN_FAULTS:
-        limit += 1  # the browser or its page crashed: not the case's doing, so this attempt does not count
+    limit, forgiven = claim.max_attempts, 0
+    if (error_class in OWN_FAULTS and claim.attempt <= claim.max_attempts  # never a look after the last
+            and _forgiven_before(claim) + _deaths_forgiven(claim) < FORGIVEN_FAULTS):
+        # The browser or its page crashed: not the case's doing, so this attempt does not count.
+        limit, forgiven = limit + 1, 1
         log.info("attempt cut short by the bots' own fault; it does not count", error_class=error_class)
     settle = uncertain and loaded.definition.lookup_steps and claim.attempt < limit + SETTLING_LOOKUPS
     if claim.attempt >= limit and not settle:
@@ -528,7 +532,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
             message, error_class = f"{message} {MAY_HAVE_SUBMITTED}", UNCERTAIN_SUBMIT
             detail = f"{detail}; a submit had begun, and no lookup settled whether it reached the target system"
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
-                       evidence=evidence)
+                       evidence=evidence, forgiven=forgiven)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
     if claim.attempt >= limit:
         log.info("last attempt failed after a submit began; the case's record is looked for", error_class=error_class,
@@ -536,7 +540,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
     else:
         log.info("attempt failed; retry scheduled", error_class=error_class, retry_in_s=round(delay, 2))
     return Outcome(claim, "retry_scheduled", error_class=error_class, error_message=message, error_detail=detail,
-                   evidence=evidence, next_attempt_at=time.time() + delay)
+                   evidence=evidence, next_attempt_at=time.time() + delay, forgiven=forgiven)
 
 
 def _count(outcomes: Sequence[Outcome]) -> None:

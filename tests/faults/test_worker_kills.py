@@ -66,9 +66,10 @@ def test_every_worker_killed_mid_run_and_restarted_loses_nothing_and_submits_not
 def test_a_worker_killed_after_the_submit_of_a_cases_last_attempt_leaves_the_case_done_not_failed(
         rig: FaultRig) -> None:
     # One attempt a case: the attempt the kill cuts short is the last. The case must not reach a person as
-    # failed, who would do it again by hand: a look at the target system finds the submission and records it.
+    # failed, who would do it again by hand: the attempt is given back (a worker's death is not the case's
+    # doing), and the next attempt's look at the target system finds the submission and records it.
     workflow = rig.example(max_attempts=1)
-    cases = rig.cases(1, seed=23, start=5000)  # one: a case cut short before its submit would fail, rightly
+    cases = rig.cases(1, seed=23, start=5000)
     doomed = rig.start_worker(fault="after_submit")
     rig.wait_for_consumers(1)
     with rig.run_in_background(cases, workflow=workflow) as run:

@@ -1,8 +1,13 @@
-"""The ledger on both backends: a SQLite file and a throwaway PostgreSQL database."""
+"""The ledger on both backends (a SQLite file and a throwaway PostgreSQL database), and a target system that
+answers."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,3 +20,24 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-u
     opened = Ledger(url)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="module")
+def portal_url() -> Iterator[str]:
+    """A target system that answers (so a 503 is not taken for an outage when the breaker probes it)."""
+    class Answers(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the handler's name is http.server's
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"portal")
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()

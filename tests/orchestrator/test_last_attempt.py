@@ -141,9 +141,10 @@ class Recorder:
 
 
 CRASHES = [{"attempt": attempt, "outcome": "retry_scheduled", "error_class": "BrowserGone", "error": "The browser "
-            "closed while the bot worked on the case.", "error_detail": "BrowserGone: gone", "evidence": []}
-           for attempt in range(1, FORGIVEN_FAULTS + 1)]
-"""Attempts whose browser crashed, as many as are given back: the case's next fault of our own counts."""
+            "closed while the bot worked on the case.", "error_detail": "BrowserGone: gone", "evidence": [],
+            "forgiven": 1} for attempt in range(1, FORGIVEN_FAULTS + 1)]
+"""Attempts whose browser crashed, as many as are given back (each raised ``max_attempts`` by one): the case's
+next fault of our own counts."""
 
 
 def _cut_short_after_its_submit(ledger: Ledger, *, submitted: bool = True, **row: Any) -> tuple[int, Runtime]:
@@ -166,7 +167,8 @@ def _cut_short_after_its_submit(ledger: Ledger, *, submitted: bool = True, **row
 @pytest.mark.parametrize("found", ["REF-9", None])
 def test_a_look_after_the_last_attempt_never_submits_and_settles_the_case(ledger: Ledger, found: str | None) -> None:
     # Its browser crashed on the attempts given back, and then its worker died after the submit: the last attempt.
-    tx_id, runtime = _cut_short_after_its_submit(ledger, attempts=FORGIVEN_FAULTS + 1, history=json.dumps(CRASHES))
+    tx_id, runtime = _cut_short_after_its_submit(ledger, attempts=FORGIVEN_FAULTS + 1, max_attempts=FORGIVEN_FAULTS + 1,
+                                                 history=json.dumps(CRASHES))
     runtime._engine = engine = Recorder(found)  # type: ignore[assignment]
     assert len(execute_many(runtime, [tx_id])) == 1
     assert engine.ran == ["lookup"], "only the lookup ran: the steps that submit did not"
@@ -195,9 +197,13 @@ def test_a_browser_crash_does_not_count_until_the_case_has_had_its_share_of_our_
     crash = BrowserGone("the browser closed")
     timeouts = [{"attempt": attempt, "outcome": "retry_scheduled", "error_class": "StepTimeout"} for attempt in (1, 2)]
     forgiven = _retry_or_fail(_runtime(), dataclasses.replace(_claim(attempt=3), history=timeouts), crash, LOOKED_UP)
-    assert (forgiven.state, forgiven.error_class) == ("retry_scheduled", "BrowserGone"), "not the case's doing"
-    spent = dataclasses.replace(_claim(attempt=3), history=CRASHES)
-    assert _retry_or_fail(_runtime(), spent, crash, LOOKED_UP).state == "failed", "the faults given back are bounded"
+    assert (forgiven.state, forgiven.error_class, forgiven.forgiven) == ("retry_scheduled", "BrowserGone", 1), \
+        "not the case's doing: its maximum is raised by one"
+    # Two crashes given back already (the maximum was raised to 5), then two timeouts: this crash counts.
+    spent = dataclasses.replace(_claim(attempt=5, max_attempts=5), history=CRASHES + [
+        {"attempt": attempt, "outcome": "retry_scheduled", "error_class": "StepTimeout"} for attempt in (3, 4)])
+    ended = _retry_or_fail(_runtime(), spent, crash, LOOKED_UP)
+    assert (ended.state, ended.forgiven) == ("failed", 0), "the faults given back are bounded"
 
 
 @pytest.mark.parametrize("submitted", [False, True])
@@ -209,7 +215,7 @@ def test_an_attempt_whose_worker_died_does_not_count(ledger: Ledger, submitted: 
     assert engine.ran == (["lookup", "steps"] if submitted else ["steps"]), "a real attempt, not a look after the last"
     case = ledger.cases.get(tx_id)
     assert case is not None
-    assert (case["state"], case["result_ref"], case["attempts"]) == ("done", "SUBMITTED-AGAIN", 2)
+    assert (case["state"], case["result_ref"], case["attempts"], case["max_attempts"]) == ("done", "SUBMITTED-AGAIN", 2, 2)
 
 
 def test_a_case_that_kills_its_worker_every_time_still_ends(ledger: Ledger) -> None:
@@ -219,3 +225,30 @@ def test_a_case_that_kills_its_worker_every_time_still_ends(ledger: Ledger) -> N
     assert engine.ran == []
     case = ledger.cases.get(tx_id)
     assert case is not None and (case["state"], case["error_class"]) == ("failed", "AttemptsExhausted")
+
+
+def test_a_case_that_crashes_its_browser_every_time_ends_after_its_attempts_and_the_faults_given_back(
+        ledger: Ledger, portal_url: str) -> None:
+    class Crashes(Recorder):
+        def run(self, job: Any, before_effect: Any) -> BotResult:
+            self.ran.append(job.label)
+            raise BrowserGone("the browser closed")
+
+    ledger.workflows.save(SETTLED)
+    batch = ledger.batches.create("settled", SETTLED.digest, "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "settled", 1, SETTLED.digest, 3, [("S1", {"case_ref": "S1"})])
+    runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01,
+                                    systems={"portal": portal_url}), ledger)
+    runtime._engine = engine = Crashes(None)  # type: ignore[assignment]
+    for _ in range(10):
+        case = ledger.cases.get(ids[0])
+        assert case is not None
+        if case["state"] == "failed":
+            break
+        with ledger.engine.begin() as conn:  # its retry is due now
+            conn.execute(transactions.update().values(next_attempt_at=time.time()))
+        execute_many(runtime, ids)
+    assert (case["state"], case["error_class"]) == ("failed", "BrowserGone")
+    assert (case["attempts"], case["max_attempts"]) == (3 + FORGIVEN_FAULTS, 3 + FORGIVEN_FAULTS), \
+        "3 attempts, and the 2 crashes given back, each shown in the maximum"
+    assert engine.ran == ["steps"] * (3 + FORGIVEN_FAULTS)

@@ -4,10 +4,7 @@ only when the target system holds no record of it, so the case does not go behin
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -61,27 +58,6 @@ class Scripted:
 
 def _answered_503() -> TargetServerError:
     return TargetServerError("the target system answered 503", method="POST", submitting=True)
-
-
-@pytest.fixture(scope="module")
-def portal_url() -> Iterator[str]:
-    """A target system that answers (so a 503 is not taken for an outage when the breaker probes it)."""
-    class Answers(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the handler's name is http.server's
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"portal")
-
-        def log_message(self, *args: Any) -> None:
-            """Quiet."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 @pytest.fixture
