@@ -216,8 +216,11 @@ def _deaths_forgiven(claim: Claim) -> int:
     and are given back now, within :data:`FORGIVEN_FAULTS`. This attempt's outcome records them (``forgiven``),
     so the next one does not count them again; every decision of this attempt counts from the raised maximum."""
     last = max((int(past.get("attempt") or 0) for past in claim.history), default=0)
-    silent = max(0, claim.attempt - 1 - last)
-    return max(0, min(silent, FORGIVEN_FAULTS - _forgiven_before(claim)))
+    spare, given = FORGIVEN_FAULTS - _forgiven_before(claim), 0
+    for attempt in range(last + 1, claim.attempt):
+        if given < spare and attempt <= claim.max_attempts + given:  # never a look after the last attempt
+            given += 1
+    return given
 
 
 def _masked(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:

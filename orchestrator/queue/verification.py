@@ -144,7 +144,7 @@ def counted_result(outcome: Outcome) -> str | None:
 def verify_later(runtime: Runtime, tools: AttemptTools, claim: Claim) -> str | None:
     """Run a delayed verification a worker took (:meth:`~orchestrator.ledger.Verifications.claim_many`) and
     record how it ended: ``verified``, ``verify_failed`` (handed to a person) or ``error`` (due again later,
-    until the workflow's ``max_attempts`` such errors, after which it stays ``unverified``). Returns the
+    until the case's ``max_attempts`` such errors, after which it stays ``unverified``). Returns the
     result, or ``None`` when another worker took the case over meanwhile."""
     ledger, settings = runtime.ledger, runtime.settings
     structlog.contextvars.bind_contextvars(batch=claim.batch_id, workflow=claim.workflow, case_ref=claim.case_ref,

@@ -225,6 +225,20 @@ def test_a_case_that_kills_its_worker_every_time_still_ends(ledger: Ledger) -> N
     assert engine.ran == []
     case = ledger.cases.get(tx_id)
     assert case is not None and (case["state"], case["error_class"]) == ("failed", "AttemptsExhausted")
+    assert case["max_attempts"] == 1 + FORGIVEN_FAULTS, "two deaths given back, stored"
+
+
+def test_a_worker_that_dies_in_a_look_after_the_last_attempt_is_not_given_back(ledger: Ledger) -> None:
+    # The only attempt submitted and was recorded; the look after it died. The next claim is the last look.
+    history = [{"attempt": 1, "outcome": "retry_scheduled", "error_class": "StepTimeout"}]
+    tx_id, runtime = _cut_short_after_its_submit(ledger, attempts=2, history=json.dumps(history))
+    with ledger.engine.begin() as conn:
+        conn.execute(transactions.update().values(effect_attempt=1))
+    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["lookup"], "still a look, never a submit"
+    case = ledger.cases.get(tx_id)
+    assert case is not None and (case["state"], case["max_attempts"]) == ("failed", 1)
 
 
 def test_a_case_that_crashes_its_browser_every_time_ends_after_its_attempts_and_the_faults_given_back(
@@ -252,3 +266,10 @@ def test_a_case_that_crashes_its_browser_every_time_ends_after_its_attempts_and_
     assert (case["attempts"], case["max_attempts"]) == (3 + FORGIVEN_FAULTS, 3 + FORGIVEN_FAULTS), \
         "3 attempts, and the 2 crashes given back, each shown in the maximum"
     assert engine.ran == ["steps"] * (3 + FORGIVEN_FAULTS)
+    assert [past.get("forgiven") for past in case["history"]] == [1, 1, None, None, None]
+    # A person asks for one more attempt: it is exactly one, the faults given back are not given again.
+    ledger.cases.retry(ids[0], "clerk", attempts=1)
+    execute_many(runtime, ids)
+    case = ledger.cases.get(ids[0])
+    assert case is not None
+    assert (case["state"], case["attempts"], case["max_attempts"]) == ("failed", 6, 6)
