@@ -38,6 +38,7 @@ from .servers import PrivatePostgres, PrivateRabbitmq, private_servers
 POINT_WAIT_S = 180
 """How long an armed worker may take to reach its fault point before the injection counts as unconfirmed."""
 RETRIED = '"event": "server error retried in place"'
+LOOKED_UP = '"event": "server error on a submit; the change is looked up in place"'
 """A worker's (JSON) log line of a 5xx page retried in place, within the attempt."""
 
 
@@ -175,15 +176,19 @@ class Chaos:
                          {"d": detail, "t": since})[0][0])
 
     def _retried_in_place(self, since: float) -> int:
-        """The workers' log lines of a 5xx retried in place (a burst no longer reaches the ledger), since ``since``:
-        counted as more lines than there were when the burst began."""
-        return self.rig.worker_logs().count(RETRIED) - self._retried_before
+        """The workers' log lines of a 5xx retried in place, or of a submit's 5xx looked up in place (a burst no
+        longer reaches the ledger), since ``since``: counted as more lines than there were when the burst began."""
+        return self._met_5xx() - self._retried_before
+
+    def _met_5xx(self) -> int:
+        logs = self.rig.worker_logs()
+        return logs.count(RETRIED) + logs.count(LOOKED_UP)
 
     def _portal_errors(self, rate: float, seen: Callable[[float], int], lasts_s: float) -> bool | None:
         """``rate`` of the portal's pages answer 503 for ``lasts_s`` and until ``seen(since)`` shows the workers met
         them (a ledger event, or a 5xx retried in place)."""
         since = time.time()
-        self._retried_before = self.rig.worker_logs().count(RETRIED)
+        self._retried_before = self._met_5xx()
         self._knobs(error_rate=rate)
         try:
             time.sleep(lasts_s)
