@@ -95,7 +95,8 @@ class Lookup(BaseModel):
 
     - ``retry`` protects against the one double submission a bot can cause itself: an attempt that may
       have submitted (the browser died, the lease ran out) is never followed by a second submit before
-      the lookup has looked. An operator's deliberate "run again" also runs it first. It does **not**
+      the lookup has looked. A submit that answers 5xx is looked up the same way, within its attempt, before
+      that attempt submits again. An operator's deliberate "run again" also runs it first. It does **not**
       protect against a record made outside this ledger: a case done by hand, or handed off again on a
       new ledger.
     - ``always`` runs it before every attempt, the first one included: re-running a file on a new ledger,
@@ -239,13 +240,15 @@ class Workflow(BaseModel):
     )
     input: dict[str, InputField] = Field(default_factory=dict, description="The typed fields of a case.")
     reference_field: str = Field(default="case_ref", description="The input field that identifies a case.")
-    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a case is failed.")
+    max_attempts: int = Field(default=3, ge=1, le=20, description=(
+        "Attempts before a case is failed. Attempts the bots' own machinery cut short (their browser or page "
+        "crashed, their worker died or stalled) do not count, up to 2 per case: each raises the case's maximum by one."))
     steps: list["Step"] = Field(min_length=1, description="What the bot does for each case, in order.")
     lookup: Annotated[Annotated[list["Step"], Tag("Steps")] | Annotated[Lookup, Tag("Lookup")],
                       Discriminator(_lookup_form)] | None = Field(
         default=None,
         description="Steps that find the case's record in the target system (they set output.reference when "
-                    "found), as a list (run before a retry) or as `{when: retry | always, steps: […]}` (see `Lookup`).",
+                    "found), as a list (run before a retry, and after a 5xx on a submit) or as `{when: retry | always, steps: […]}` (see `Lookup`).",
     )
     at_most_once: bool = Field(
         default=False,
