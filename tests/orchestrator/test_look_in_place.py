@@ -8,14 +8,11 @@ import time
 from typing import Any
 
 import pytest
-import structlog
-import structlog.testing
 
 from bots import BotResult, TargetServerError
 from orchestrator import Ledger, Runtime, execute_many, load_settings
 from orchestrator.ledger.schema import events, transactions
 from orchestrator.queue.budgets import BudgetUnavailable
-from orchestrator.queue.execution import LOOKED_UP_IN_PLACE
 from workflows import parse_workflow
 
 WORKFLOW = parse_workflow("""
@@ -161,13 +158,3 @@ def test_an_attempt_whose_lease_ran_out_stops_before_its_look_and_submits_nothin
     assert execute_many(runtime, [tx_id]) == [], "the stale attempt records nothing"
     assert engine.ran == ["steps"], "no look and no second submit"
     assert _submits_begun(ledger, tx_id) == 1
-
-
-@pytest.mark.parametrize("found", ["REF-8", None])
-def test_the_look_in_place_is_logged(ledger: Ledger, runtime_for: Any, found: str | None) -> None:
-    tx_id, runtime = runtime_for(Scripted([_answered_503(), None], found=found))
-    with structlog.testing.capture_logs() as logged:
-        execute_many(runtime, [tx_id])
-    said = [entry["event"] for entry in logged]
-    assert LOOKED_UP_IN_PLACE in said
-    assert ("nothing was submitted; submitting again in place" in said) == (found is None)
