@@ -535,7 +535,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
             message, error_class = f"{message} {MAY_HAVE_SUBMITTED}", UNCERTAIN_SUBMIT
             detail = f"{detail}; a submit had begun, and no lookup settled whether it reached the target system"
         return Outcome(claim, "failed", error_class=error_class, error_message=message, error_detail=detail,
-                       evidence=evidence, forgiven=forgiven)
+                       evidence=evidence)
     delay = backoff_s(claim.attempt, runtime.settings.retry_base_s, runtime.settings.retry_max_s)
     if claim.attempt >= limit:
         log.info("last attempt failed after a submit began; the case's record is looked for", error_class=error_class,

@@ -12,6 +12,21 @@ from typing import Any
 import pytest
 
 from orchestrator import Ledger
+from workflows import parse_workflow
+
+SETTLED = parse_workflow("""
+name: settled
+version: 1
+systems: {portal: {}}
+input:
+  case_ref: {type: string}
+steps:
+  - goto: /
+  - click: {locator: "#send", submit: true}
+lookup:
+  - goto: /
+""")
+"""A workflow that submits, with a lookup: for the rules of a case that may have been submitted."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -20,7 +20,8 @@ from orchestrator.ledger.schema import transactions
 from orchestrator.queue import verification
 from orchestrator.queue.execution import (FORGIVEN_FAULTS, MAY_HAVE_SUBMITTED, NOT_SUBMITTED, SETTLING_LOOKUPS,
                                           _exhausted, _not_submitted, _retry_or_fail)
-from workflows import Needs, parse_workflow
+from tests.orchestrator.conftest import SETTLED
+from workflows import Needs
 
 
 def _claim(attempt: int = 1, max_attempts: int = 3) -> Claim:
@@ -107,20 +108,6 @@ def test_a_submitted_case_whose_check_cannot_run_on_its_last_attempt_ends_done_a
     outcome = verification.verify_pending(tools, claim, loaded, {}, None)  # type: ignore[arg-type]
     assert (outcome.state, outcome.verification, outcome.result_ref) == ("done", "unverified", "REF-1")
     assert outcome.verify_due_at is not None and outcome.verify_due_at >= before + 5.0
-
-
-SETTLED = parse_workflow("""
-name: settled
-version: 1
-systems: {portal: {}}
-input:
-  case_ref: {type: string}
-steps:
-  - goto: /
-  - click: {locator: "#send", submit: true}
-lookup:
-  - goto: /
-""")
 
 
 class Recorder:

@@ -13,20 +13,7 @@ from bots import BotResult, TargetServerError
 from orchestrator import Ledger, Runtime, execute_many, load_settings
 from orchestrator.ledger.schema import events, transactions
 from orchestrator.queue.budgets import BudgetUnavailable
-from workflows import parse_workflow
-
-WORKFLOW = parse_workflow("""
-name: looked
-version: 1
-systems: {portal: {}}
-input:
-  case_ref: {type: string}
-steps:
-  - goto: /
-  - click: {locator: "#send", submit: true}
-lookup:
-  - goto: /
-""")
+from tests.orchestrator.conftest import SETTLED
 
 
 class Scripted:
@@ -63,9 +50,9 @@ def runtime_for(ledger: Ledger, portal_url: str) -> Any:
 
 
 def _one_case(ledger: Ledger, engine: Scripted, portal_url: str) -> tuple[int, Runtime]:
-    ledger.workflows.save(WORKFLOW)
-    batch = ledger.batches.create("looked", WORKFLOW.digest, "cases.csv")
-    ids, _ = ledger.batches.add_cases(batch, "looked", 1, WORKFLOW.digest, 3, [("L1", {"case_ref": "L1"})])
+    ledger.workflows.save(SETTLED)
+    batch = ledger.batches.create("settled", SETTLED.digest, "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "settled", 1, SETTLED.digest, 3, [("L1", {"case_ref": "L1"})])
     runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01, sweep_interval_s=0.05,
                                     systems={"portal": portal_url}), ledger)
     runtime._engine = engine  # type: ignore[assignment]
