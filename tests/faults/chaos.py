@@ -175,6 +175,9 @@ class Chaos:
         return int(query(self.rig.ledger, "select count(*) from transaction_events where detail = :d and at > :t",
                          {"d": detail, "t": since})[0][0])
 
+    def _breakers_open(self) -> int:
+        return int(query(self.rig.ledger, "select count(*) from breakers where state <> 'closed'")[0][0])
+
     def _retried_in_place(self, since: float) -> int:
         """The workers' log lines of a 5xx retried in place, or of a submit's 5xx looked up in place (a burst no
         longer reaches the ledger), since ``since``: counted as more lines than there were when the burst began."""
@@ -187,6 +190,9 @@ class Chaos:
     def _portal_errors(self, rate: float, seen: Callable[[float], int], lasts_s: float) -> bool | None:
         """``rate`` of the portal's pages answer 503 for ``lasts_s`` and until ``seen(since)`` shows the workers met
         them (a ledger event, or a 5xx retried in place)."""
+        # A breaker still open from an earlier outage keeps every bot off the portal, so nothing could meet
+        # this fault: it strikes once the breakers are closed (or after a minute, when it may go unconfirmed).
+        self._wait(lambda: self._breakers_open() == 0, 60)
         since = time.time()
         self._retried_before = self._met_5xx()
         self._knobs(error_rate=rate)
