@@ -111,6 +111,10 @@ class BotJob:
     verification: Verify | None = None
     """The job is this verification: its evidence (``verify-after.png`` and the compared fields, see
     ``bots.verification``) is kept whether it passes or fails, in the attempt's ``verify/`` folder."""
+    folder: str | None = None
+    """A subfolder of the attempt's evidence folder for this run, when the attempt runs more than once (the
+    lookup of a case that may have been submitted: ``lookup/``; a second run after it: ``run-2/``), so no run's
+    evidence overwrites another's."""
 
 
 @dataclass
@@ -459,6 +463,8 @@ class BotEngine:
         if self.config.artifacts_dir is None:
             return None
         folder = evidence_folder(self.config.artifacts_dir, job.workflow.definition.name, job.case_ref) / f"attempt-{job.attempt}"
+        if job.folder:
+            folder = folder / job.folder
         return folder / "verify" if job.verification is not None else folder
 
     @staticmethod

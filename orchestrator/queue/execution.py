@@ -300,7 +300,10 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
                            error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
         except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
-            if not (uncertain and lookup and submit_failed is None and isinstance(exc, TargetServerError)):
+            if submit_failed is not None:  # the second run failed too: its outcome tells of the first 5xx as well
+                return _after_a_5xx(_retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain), submit_failed,
+                                    loaded)
+            if not (uncertain and lookup and isinstance(exc, TargetServerError)):
                 return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
             # The target system answered 5xx on or after the submit: the next attempt would look the change up
             # after a backoff. This attempt does it in place, once, so the case does not wait behind the queue.
@@ -310,6 +313,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                 return settled
             uncertain = False
             runtime.ledger.transactions.renew(claim, runtime.settings.lease_s)
+            job = dataclasses.replace(job, folder="run-2")  # its evidence does not overwrite the first run's
             log.info("nothing was submitted; submitting again in place")
     reference = result.output.get("reference")
     return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
@@ -337,7 +341,7 @@ def _look(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str
     label = "lookup" if isinstance(workflow.lookup, list) else "lookup.steps"
     try:
         found = _run_bot(runtime, BotJob(loaded, steps, case, claim.case_ref, claim.attempt, secrets,
-                                         label=label), before_effect=lambda: None)
+                                         label=label, folder="lookup"), before_effect=lambda: None)
     except BudgetUnavailable as exc:
         return _deferred(runtime, claim, exc)
     except BusinessException as exc:
@@ -377,7 +381,16 @@ def _look_in_place(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case:
     settled = _look(runtime, claim, loaded, case, secrets, uncertain=True)
     if settled is not None and settled.error_class == "BudgetUnavailable" and settled.verification is None:
         return _retry_or_fail(runtime, claim, exc, loaded, uncertain=True)
-    return settled
+    return settled if settled is None or settled.state == "done" else _after_a_5xx(settled, exc, loaded)
+
+
+def _after_a_5xx(outcome: Outcome, first: TargetServerError, loaded: LoadedWorkflow) -> Outcome:
+    """The outcome of a look in place, or of the second run after it, that did not end the case done: its detail
+    and evidence begin with the submit's 5xx that led to them, so the case's history keeps both."""
+    detail = f"after a server error on the submit ({detail_of(first, loaded)}), looked up in place"
+    detail = f"{detail}: {outcome.error_detail}" if outcome.error_detail else detail
+    evidence = [*(getattr(first, "evidence", None) or []), *(outcome.evidence or [])]
+    return dataclasses.replace(outcome, error_detail=detail, evidence=evidence or None)
 
 
 def _systems(loaded: LoadedWorkflow) -> set[str]:

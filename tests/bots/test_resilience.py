@@ -5,6 +5,7 @@ ends with no Chromium of the engine left running."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -312,3 +313,22 @@ def test_evidence_older_than_the_retention_is_deleted(tmp_path: Path) -> None:
     os.utime(old, (week_ago, week_ago))
     assert prune_artifacts(tmp_path, retention_days=7) == 1
     assert not old.exists() and (recent / "failure.png").exists()
+
+
+def test_a_run_with_its_own_folder_keeps_its_evidence_apart_from_the_attempts_other_runs(
+        make_engine: Callable[..., BotEngine], tmp_path: Path) -> None:
+    # An attempt that looks a submit up in place runs its lookup, and maybe its steps again: each run's
+    # screenshot stays, in its own folder below the attempt's.
+    from bots import BusinessException
+
+    engine = make_engine(artifacts_dir=tmp_path)
+    kept: dict[str | None, set[Path]] = {}
+    for folder in (None, "run-2"):
+        with pytest.raises(BusinessException) as caught:
+            engine.run(dataclasses.replace(job(case("CASE-001003", postcode="ZZ9 9XX")), folder=folder),
+                       before_effect=lambda: None)
+        kept[folder] = {Path(p) for p in caught.value.evidence}  # type: ignore[attr-defined]
+    attempt = next(iter(kept[None])).parent
+    assert attempt.name == "attempt-1"
+    assert {p.parent for p in kept["run-2"]} == {attempt / "run-2"}
+    assert all(p.is_file() for p in kept[None] | kept["run-2"]), "the second run overwrote nothing"

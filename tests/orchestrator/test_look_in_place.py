@@ -23,9 +23,11 @@ class Scripted:
     def __init__(self, submits: list[BaseException | None], found: str | None = None,
                  on_fail: Any = None) -> None:
         self.submits, self.found, self.on_fail, self.ran = submits, found, on_fail, []  # type: ignore[var-annotated]
+        self.folders: list[str | None] = []
 
     def run(self, job: Any, before_effect: Any) -> BotResult:
         self.ran.append(job.label)
+        self.folders.append(job.folder)
         if job.label == "lookup":
             return BotResult(output={"reference": self.found} if self.found else {})
         before_effect()
@@ -40,8 +42,10 @@ class Scripted:
         """Nothing to close."""
 
 
-def _answered_503() -> TargetServerError:
-    return TargetServerError("the target system answered 503", method="POST", submitting=True)
+def _answered_503(evidence: str = "attempt-1/failure.png") -> TargetServerError:
+    exc = TargetServerError("the target system answered 503", method="POST", submitting=True)
+    exc.evidence = [evidence]  # type: ignore[attr-defined]
+    return exc
 
 
 @pytest.fixture
@@ -88,12 +92,18 @@ def test_a_look_in_place_that_finds_nothing_submits_again_in_the_same_attempt(
 
 def test_only_one_look_in_place_per_attempt_then_the_next_attempt_looks_first(
         ledger: Ledger, runtime_for: Any) -> None:
-    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), _answered_503(), None]))
+    second = _answered_503("attempt-1/run-2/failure.png")
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), second, None]))
     execute_many(runtime, [tx_id])
     assert engine.ran == ["steps", "lookup", "steps"], "the second 5xx ends the attempt"
+    assert engine.folders == [None, "lookup", "run-2"], "each run of the attempt keeps its evidence apart"
     case = ledger.cases.get(tx_id)
     assert case is not None
     assert (case["state"], case["error_class"], case["attempts"]) == ("retry_scheduled", "TargetServerError", 1)
+    attempt = case["history"][-1]
+    assert attempt["evidence"] == ["attempt-1/failure.png", "attempt-1/run-2/failure.png"], "both 5xx's evidence"
+    assert attempt["error_detail"].startswith("after a server error on the submit (TargetServerError: "), \
+        "the first 5xx is in the history too"
     with ledger.engine.begin() as conn:  # its retry is due now
         conn.execute(transactions.update().where(transactions.c.id == tx_id).values(next_attempt_at=time.time()))
     execute_many(runtime, [tx_id])
@@ -119,6 +129,28 @@ def test_a_look_in_place_whose_budget_is_spent_ends_the_attempt_as_its_5xx_would
     assert case is not None
     assert (case["state"], case["error_class"], case["attempts"], case["max_attempts"]) == \
         ("retry_scheduled", "TargetServerError", 1, 3), "the attempt counted"
+
+
+def test_a_look_in_place_that_fails_keeps_the_submits_5xx_in_the_history(
+        ledger: Ledger, runtime_for: Any) -> None:
+    class Lost(Scripted):
+        def run(self, job: Any, before_effect: Any) -> BotResult:
+            if job.label == "lookup":
+                self.ran.append(job.label)
+                exc = TargetServerError("the search page answered 503", method="GET")
+                exc.evidence = ["attempt-1/lookup/failure.png"]  # type: ignore[attr-defined]
+                raise exc
+            return super().run(job, before_effect)
+
+    tx_id, runtime = runtime_for(engine := Lost([_answered_503()]))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup"]
+    case = ledger.cases.get(tx_id)
+    assert case is not None and case["state"] == "retry_scheduled"
+    attempt = case["history"][-1]
+    assert attempt["evidence"] == ["attempt-1/failure.png", "attempt-1/lookup/failure.png"]
+    assert "after a server error on the submit (TargetServerError: the target system answered 503" in \
+        attempt["error_detail"] and attempt["error_detail"].endswith("the search page answered 503")
 
 
 def test_a_5xx_before_any_submit_is_not_looked_up(
