@@ -428,6 +428,8 @@ COULD_NOT_FINISH_MAY_HAVE_SUBMITTED = ("The bot could not finish the case, and i
 """The same, for a case whose last attempt ended with no outcome (its worker died or stalled past its lease)."""
 NOT_SUBMITTED = "The bot then found no record of it in the target system, so it was not submitted."
 """What a caseworker reads when a look after the last attempt settled that the case was not submitted."""
+NOT_COUNTED = "This attempt does not count: the fault was the bots', not the case's."
+"""Added to what a caseworker reads of an attempt whose browser or page crashed, when it is given back."""
 UNCERTAIN_SUBMIT = "UncertainSubmit"
 SETTLING_LOOKUPS = 2
 """Attempts after the last one that only look for the record of a case that may have been submitted."""
@@ -539,6 +541,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
             and _forgiven_before(claim) + _deaths_forgiven(claim) < FORGIVEN_FAULTS):
         # The browser or its page crashed: not the case's doing, so this attempt does not count.
         limit, forgiven = limit + 1, 1
+        message = f"{message} {NOT_COUNTED}"
         log.info("attempt cut short by the bots' own fault; it does not count", error_class=error_class)
     settle = uncertain and loaded.definition.lookup_steps and claim.attempt < limit + SETTLING_LOOKUPS
     if claim.attempt >= limit and not settle:

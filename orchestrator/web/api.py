@@ -101,6 +101,10 @@ class Attempt(BaseModel):
     error: str | None = None
     error_detail: str | None = None
     evidence: list[str] = []
+    forgiven: int = Field(0, description="Attempts given back with this one as the bots' own faults, up to 2 per "
+                                         "case: this attempt, when its browser or page crashed, or an earlier one "
+                                         "whose worker stopped without recording an outcome. Each raised "
+                                         "max_attempts by one.")
 
 
 class Action(BaseModel):

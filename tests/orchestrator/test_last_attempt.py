@@ -18,8 +18,9 @@ from orchestrator import Ledger, Runtime, Settings, execute_many, load_settings
 from orchestrator.ledger import Claim, Outcome
 from orchestrator.ledger.schema import transactions
 from orchestrator.queue import verification
-from orchestrator.queue.execution import (FORGIVEN_FAULTS, MAY_HAVE_SUBMITTED, NOT_SUBMITTED, SETTLING_LOOKUPS,
-                                          _exhausted, _not_submitted, _retry_or_fail)
+from orchestrator.queue.execution import (FORGIVEN_FAULTS, MAY_HAVE_SUBMITTED, NOT_COUNTED, NOT_SUBMITTED,
+                                          SETTLING_LOOKUPS, _exhausted, _not_submitted, _retry_or_fail)
+from orchestrator.web.api import CaseDetail
 from tests.orchestrator.conftest import SETTLED
 from workflows import Needs
 
@@ -254,6 +255,10 @@ def test_a_case_that_crashes_its_browser_every_time_ends_after_its_attempts_and_
         "3 attempts, and the 2 crashes given back, each shown in the maximum"
     assert engine.ran == ["steps"] * (3 + FORGIVEN_FAULTS)
     assert [past.get("forgiven") for past in case["history"]] == [1, 1, None, None, None]
+    assert [past["error"].endswith(NOT_COUNTED) for past in case["history"]] == [True, True, False, False, False], \
+        "the caseworker reads which attempts did not count"
+    assert [a.forgiven for a in CaseDetail.model_validate({**case, "screenshots": []}).history] == [1, 1, 0, 0, 0], \
+        "the API's case shows them too"
     # A person asks for one more attempt: it is exactly one, the faults given back are not given again.
     ledger.cases.retry(ids[0], "clerk", attempts=1)
     execute_many(runtime, ids)
