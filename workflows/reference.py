@@ -49,7 +49,8 @@ _MODEL_FIELD_HELP: dict[tuple[type[BaseModel], str], str] = {
     (page.Extract, "optional"): "`true`: when no element matches at that moment (checked once, without waiting), "
                                 "the name is left unset and the step succeeds.",
     (page.Dialog, "action"): "`accept` (OK) or `dismiss` (Cancel).",
-    (page.Screenshot, "name"): "The file name, without `.png`, in the attempt's evidence folder.",
+    (page.Screenshot, "name"): "The file name, without `.png`, in the attempt's evidence folder (its `lookup/` "
+                               "subfolder in a lookup, `run-2/` in a second run of the steps within the attempt).",
     (page.Screenshot, "full_page"): "`false`: only the part of the page in the window.",
     (flow.Assert, "message"): "What the person the case goes back to reads (a template).",
     (flow.Assert, "code"): "A short name for the reason, kept as the case's error class.",

@@ -297,12 +297,14 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                 return _retry_or_fail(runtime, claim, submit_failed, loaded)
             return _deferred(runtime, claim, exc)
         except BusinessException as exc:
-            return Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
-                           error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
+            refused = Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
+                              error_detail=detail_of(exc, loaded), evidence=getattr(exc, "evidence", None))
+            return refused if submit_failed is None else _after_a_5xx(refused, submit_failed, loaded, AGAIN)
         except Exception as exc:  # noqa: BLE001 - unknown failures count as APPLICATION
             if submit_failed is not None:  # the second run failed too: its outcome tells of the first 5xx as well
-                return _after_a_5xx(_retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain), submit_failed,
-                                    loaded)
+                # The attempt made a submit that met a 5xx: it counts, even when the second run crashed.
+                failed = _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain, forgivable=False)
+                return _after_a_5xx(failed, submit_failed, loaded, AGAIN)
             if not (uncertain and lookup and isinstance(exc, TargetServerError)):
                 return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
             # The target system answered 5xx on or after the submit: the next attempt would look the change up
@@ -332,10 +334,11 @@ def _run_bot(runtime: Runtime, job: BotJob, before_effect: Callable[[], None]) -
 
 
 def _look(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str, Any], secrets: SecretValues, *,
-          uncertain: bool) -> Outcome | None:
+          uncertain: bool, forgivable: bool = True) -> Outcome | None:
     """Run the workflow's lookup for a case that may have been submitted: the case's outcome when the lookup
     settles it (its record found, and verified as a submit is), or ends the attempt (a spent budget, a refusal,
-    a failure); ``None`` when the target system holds no record of it, so nothing was submitted."""
+    a failure); ``None`` when the target system holds no record of it, so nothing was submitted.
+    ``forgivable``: a crash of the look may be given back (not when this attempt's own submit met a 5xx)."""
     workflow, steps = loaded.definition, loaded.definition.lookup_steps
     assert steps, "only a workflow with a lookup looks"
     label = "lookup" if isinstance(workflow.lookup, list) else "lookup.steps"
@@ -346,9 +349,10 @@ def _look(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str
         return _deferred(runtime, claim, exc)
     except BusinessException as exc:
         return Outcome(claim, "business_exception", error_class="LookupRefused", error_detail=detail_of(exc, loaded),
-                       error_message=f"the search for the case's record was refused: {exc}")
+                       error_message=f"the search for the case's record was refused: {exc}",
+                       evidence=getattr(exc, "evidence", None))
     except Exception as exc:  # noqa: BLE001 - any other failure is APPLICATION
-        return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain)
+        return _retry_or_fail(runtime, claim, exc, loaded, uncertain=uncertain, forgivable=forgivable)
     reference = found.output.get("reference")
     if not reference:
         return None
@@ -378,16 +382,24 @@ def _look_in_place(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case:
         STEP_RETRIES.labels(claim.workflow, "submit_looked_up").inc()
     runtime.ledger.transactions.renew(claim, settings.lease_s + delay)
     time.sleep(delay)
-    settled = _look(runtime, claim, loaded, case, secrets, uncertain=True)
+    settled = _look(runtime, claim, loaded, case, secrets, uncertain=True, forgivable=False)
     if settled is not None and settled.error_class == "BudgetUnavailable" and settled.verification is None:
         return _retry_or_fail(runtime, claim, exc, loaded, uncertain=True)
-    return settled if settled is None or settled.state == "done" else _after_a_5xx(settled, exc, loaded)
+    if settled is None or settled.state == "done":
+        return settled
+    then = f"the lookup found its record ({settled.result_ref}); its check" if settled.result_ref else "the lookup failed"
+    return _after_a_5xx(settled, exc, loaded, f"looked up in place; {then}")
 
 
-def _after_a_5xx(outcome: Outcome, first: TargetServerError, loaded: LoadedWorkflow) -> Outcome:
+AGAIN = "looked up in place, found nothing and submitted again; that run failed"
+"""How the detail of an attempt's second run tells what came before it."""
+
+
+def _after_a_5xx(outcome: Outcome, first: TargetServerError, loaded: LoadedWorkflow, then: str) -> Outcome:
     """The outcome of a look in place, or of the second run after it, that did not end the case done: its detail
-    and evidence begin with the submit's 5xx that led to them, so the case's history keeps both."""
-    detail = f"after a server error on the submit ({detail_of(first, loaded)}), looked up in place"
+    (the submit's 5xx, ``then`` what followed, and the later failure) and its evidence begin with the submit's 5xx
+    that led to them, so the case's history keeps both."""
+    detail = f"after a server error on the submit ({detail_of(first, loaded)}), {then}"
     detail = f"{detail}: {outcome.error_detail}" if outcome.error_detail else detail
     evidence = [*(getattr(first, "evidence", None) or []), *(outcome.evidence or [])]
     return dataclasses.replace(outcome, error_detail=detail, evidence=evidence or None)
@@ -428,7 +440,7 @@ COULD_NOT_FINISH_MAY_HAVE_SUBMITTED = ("The bot could not finish the case, and i
 """The same, for a case whose last attempt ended with no outcome (its worker died or stalled past its lease)."""
 NOT_SUBMITTED = "The bot then found no record of it in the target system, so it was not submitted."
 """What a caseworker reads when a look after the last attempt settled that the case was not submitted."""
-NOT_COUNTED = "This attempt does not count: the fault was the bots', not the case's."
+NOT_COUNTED = "This attempt is not counted against the case's attempts: the problem was with the bot, not the case."
 """Added to what a caseworker reads of an attempt whose browser or page crashed, when it is given back."""
 UNCERTAIN_SUBMIT = "UncertainSubmit"
 SETTLING_LOOKUPS = 2
@@ -494,13 +506,14 @@ def _not_submitted(claim: Claim) -> Outcome:
          and not (past.get("error_detail") or "").startswith(AFTER_THE_LAST)), {})
     note = "after the last attempt the lookup found no record of the case in the target system: nothing was submitted"
     return Outcome(claim, "failed", error_class=last.get("error_class") or "AttemptsExhausted",
-                   error_message=f"{last.get('error') or UNKNOWN_FAILURE} {NOT_SUBMITTED}",
+                   error_message=f"{(last.get('error') or UNKNOWN_FAILURE).removesuffix(f' {NOT_COUNTED}')} "
+                                 f"{NOT_SUBMITTED}",
                    error_detail=f"{last['error_detail']}; {note}" if last.get("error_detail") else note,
                    evidence=last.get("evidence") or None)
 
 
 def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: LoadedWorkflow, *,
-                   uncertain: bool = False) -> Outcome:
+                   uncertain: bool = False, forgivable: bool = True) -> Outcome:
     """What an APPLICATION failure makes of a case: held for its configuration, waiting for a system that is
     down, retried later, or failed once its attempts are used up.
 
@@ -509,6 +522,9 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
     up to :data:`SETTLING_LOOKUPS` more attempts only look for its record (and record it done when found,
     failed when not), so a case the target system holds never reaches a person as failed. Without a lookup,
     or when the looks fail too, it fails saying that it may have been submitted.
+
+    ``forgivable``: a crash of the bots' own may be given back (:data:`FORGIVEN_FAULTS`); not for an attempt
+    whose submit met a 5xx, which counts as that 5xx would have.
     """
     error_class = type(exc).__name__
     message, detail = PLAIN_MESSAGES.get(error_class, UNKNOWN_FAILURE), detail_of(exc, loaded)
@@ -537,7 +553,7 @@ def _retry_or_fail(runtime: Runtime, claim: Claim, exc: BaseException, loaded: L
                                      "spending an attempt.",
                        next_attempt_at=at, give_back_attempt=True)
     limit, forgiven = claim.max_attempts, 0
-    if (error_class in OWN_FAULTS and claim.attempt <= claim.max_attempts  # never a look after the last
+    if (forgivable and error_class in OWN_FAULTS and claim.attempt <= claim.max_attempts  # never a look after the last
             and _forgiven_before(claim) + _deaths_forgiven(claim) < FORGIVEN_FAULTS):
         # The browser or its page crashed: not the case's doing, so this attempt does not count.
         limit, forgiven = limit + 1, 1

@@ -71,7 +71,7 @@ def test_without_a_lookup_a_case_that_may_have_submitted_fails_saying_so_or_goes
 
 def test_a_look_after_the_last_attempt_that_finds_nothing_ends_the_case_as_its_last_attempt_failed() -> None:
     history = [{"attempt": 3, "error_class": "BrowserGone", "error": "The browser closed while the bot worked on "
-                "the case.", "error_detail": "step 7: BrowserGone: gone", "evidence": ["a.png"]},
+                f"the case. {NOT_COUNTED}", "error_detail": "step 7: BrowserGone: gone", "evidence": ["a.png"]},
                {"attempt": 4, "error_class": "StepTimeout", "error": "A page did not show.",
                 "error_detail": "after the last attempt: lookup step 2: StepTimeout", "evidence": []},
                {"attempt": 5, "error_class": "BudgetUnavailable", "error": "all 1 sessions of portal stayed busy",
@@ -80,7 +80,8 @@ def test_a_look_after_the_last_attempt_that_finds_nothing_ends_the_case_as_its_l
     outcome = _not_submitted(claim)
     assert (outcome.state, outcome.error_class, outcome.evidence) == ("failed", "BrowserGone", ["a.png"]), \
         "the last counted attempt's error, not a look's nor a given-back attempt's"
-    assert outcome.error_message == ("The browser closed while the bot worked on the case. The bot then found no "
+    assert outcome.error_message == (  # the case's last word does not say that an attempt did not count
+"The browser closed while the bot worked on the case. The bot then found no "
                                      "record of it in the target system, so it was not submitted.")
     assert outcome.error_detail == ("step 7: BrowserGone: gone; after the last attempt the lookup found no record of "
                                     "the case in the target system: nothing was submitted")

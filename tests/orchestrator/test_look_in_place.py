@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from bots import BotResult, TargetServerError
+from bots import BotResult, BrowserGone, BusinessException, TargetServerError
 from orchestrator import Ledger, Runtime, execute_many, load_settings
 from orchestrator.ledger.schema import events, transactions
 from orchestrator.queue.budgets import BudgetUnavailable
+from orchestrator.queue.execution import AGAIN, NOT_COUNTED
 from tests.orchestrator.conftest import SETTLED
 
 
@@ -151,6 +152,50 @@ def test_a_look_in_place_that_fails_keeps_the_submits_5xx_in_the_history(
     assert attempt["evidence"] == ["attempt-1/failure.png", "attempt-1/lookup/failure.png"]
     assert "after a server error on the submit (TargetServerError: the target system answered 503" in \
         attempt["error_detail"] and attempt["error_detail"].endswith("the search page answered 503")
+    assert "looked up in place; the lookup failed: " in attempt["error_detail"]
+
+
+def test_a_second_run_that_crashes_after_a_look_in_place_counts_as_the_submits_5xx_would(
+        ledger: Ledger, runtime_for: Any) -> None:
+    # The crash is the bots' own fault, but this attempt's submit met a 5xx: it is not given back.
+    tx_id, runtime = runtime_for(engine := Scripted([_answered_503(), BrowserGone("the browser closed")]))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup", "steps"]
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["error_class"], case["max_attempts"]) == ("retry_scheduled", "BrowserGone", 3)
+    attempt = case["history"][-1]
+    assert "forgiven" not in attempt and not attempt["error"].endswith(NOT_COUNTED)
+    assert f"{AGAIN}: BrowserGone: the browser closed" in attempt["error_detail"]
+
+
+def test_a_refusal_in_the_second_run_keeps_the_submits_5xx(ledger: Ledger, runtime_for: Any) -> None:
+    refused = BusinessException("the portal refused the claim", code="Refused")
+    refused.evidence = ["attempt-1/run-2/failure.png"]  # type: ignore[attr-defined]
+    tx_id, runtime = runtime_for(Scripted([_answered_503(), refused]))
+    execute_many(runtime, [tx_id])
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["error_class"], case["error_message"]) == \
+        ("business_exception", "Refused", "the portal refused the claim"), "the caseworker reads the refusal"
+    assert case["history"][-1]["evidence"] == ["attempt-1/failure.png", "attempt-1/run-2/failure.png"]
+    assert AGAIN in case["history"][-1]["error_detail"]
+
+
+def test_a_refused_look_in_place_keeps_the_evidence_of_both(ledger: Ledger, runtime_for: Any) -> None:
+    class Refuses(Scripted):
+        def run(self, job: Any, before_effect: Any) -> BotResult:
+            if job.label == "lookup":
+                exc = BusinessException("no search for this kind of case", code="NoSearch")
+                exc.evidence = ["attempt-1/lookup/failure.png"]  # type: ignore[attr-defined]
+                raise exc
+            return super().run(job, before_effect)
+
+    tx_id, runtime = runtime_for(Refuses([_answered_503()]))
+    execute_many(runtime, [tx_id])
+    case = ledger.cases.get(tx_id)
+    assert case is not None and case["error_class"] == "LookupRefused"
+    assert case["history"][-1]["evidence"] == ["attempt-1/failure.png", "attempt-1/lookup/failure.png"]
 
 
 def test_a_5xx_before_any_submit_is_not_looked_up(
