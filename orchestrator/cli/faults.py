@@ -126,6 +126,8 @@ def render_chaos(result: dict[str, Any]) -> None:
                        ("exceptions", "exceptions"), ("makespan (s)", "makespan_s")):
         table.add_row(label, f"{result[key]:,}", "")
     Console(width=160).print(table)
+    if result.get("not_done"):
+        click.echo("Cases not done:\n" + "\n".join(f"  {line}" for line in result["not_done"]))
 
 
 @faults.command()

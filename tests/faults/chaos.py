@@ -218,6 +218,15 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def cases_not_done(ledger: Path | str, limit: int = 50) -> list[str]:
+    """One line for each case that did not end done (at most ``limit``): its state, error class, attempts and
+    message, so a run says why, before its servers are deleted."""
+    rows = query(ledger, "select case_ref, state, error_class, attempts, error_message from transactions "
+                         "where state <> 'done' order by case_ref")
+    return [f"{ref}: {state} ({error_class}) after {attempts} attempt(s): {(message or '')[:200]}"
+            for ref, state, error_class, attempts, message in rows[:limit]]
+
+
 def attempts_of(ledger: Path | str, flagged: list[str]) -> list[str]:
     """For each case the oracle flagged (:attr:`Verdict.flagged`: lost or unexpected), one line per attempt from
     its ledger history: how it ended and why, so a run that found something says what happened before its
@@ -287,6 +296,7 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
             verdict = rig.verdict(path)
             dead = len(drain_dead_letters(rabbitmq.url))
             histories = attempts_of(rig.ledger, verdict.flagged)
+            not_done = cases_not_done(rig.ledger)
         finally:
             rig.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -294,7 +304,7 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
             "faults": dict(sorted(tally.items())), "lost": verdict.lost, "duplicated": verdict.duplicated,
             "unexpected": verdict.unexpected, "recovered": verdict.recovered, "done": summary["done"],
             "exceptions": summary["business_exception"] + summary["failed"], "dead_letters": verdict.dead_letters + dead,
-            "makespan_s": round(makespan_s, 1), "details": verdict.details[:20] + histories[:200]}
+            "makespan_s": round(makespan_s, 1), "not_done": not_done, "details": verdict.details[:20] + histories[:200]}
 
 
 def ok(result: dict) -> bool:
@@ -306,7 +316,7 @@ def ok(result: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run once; print one JSON object (``seed``, ``cases``, ``minutes``, ``workers``, ``stopped_by``,
     ``faults`` ({name: {count, confirmed}}), ``lost``, ``duplicated``, ``unexpected``, ``recovered``, ``done``,
-    ``exceptions``, ``dead_letters``, ``makespan_s``, ``details``) as the last line of stdout."""
+    ``exceptions``, ``dead_letters``, ``makespan_s``, ``not_done``, ``details``) as the last line of stdout."""
     parser = argparse.ArgumentParser(prog="python -m tests.faults.chaos")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--cases", type=int, default=200)

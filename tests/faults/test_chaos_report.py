@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator import Ledger, Outcome
-from tests.faults.chaos import attempts_of
+from tests.faults.chaos import attempts_of, cases_not_done
 
 
 def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path: Path) -> None:
@@ -28,5 +28,7 @@ def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path:
     assert lines[0] == "CASE-1: failed after 2 attempt(s)"
     assert lines[1].startswith("  attempt 1: retry_scheduled after ") and lines[1].endswith(
         "s BrowserGone: the browser was killed")
+    assert cases_not_done(tmp_path / "ledger.db") == [
+        "CASE-1: failed (TargetServerError) after 2 attempt(s): 503 on the lookup"], "why each case did not end done"
     assert lines[2].endswith("s TargetServerError: 503 on the lookup") and "attempt 2: failed" in lines[2]
     assert len(lines) == 3  # CASE-2 was not flagged

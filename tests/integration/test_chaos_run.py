@@ -22,7 +22,9 @@ def test_a_short_chaos_run_prints_a_table_and_one_json_object_with_nothing_lost(
                        cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"seed", "cases", "minutes", "faults", "lost", "duplicated", "done", "exceptions", "makespan_s"} <= set(summary)
+    assert {"seed", "cases", "minutes", "faults", "lost", "duplicated", "done", "exceptions", "makespan_s",
+            "not_done"} <= set(summary)
+    assert len(summary["not_done"]) == min(summary["exceptions"], 50), "each case not done is named"
     assert summary["seed"] == 7 and summary["cases"] == 16 and summary["lost"] == summary["duplicated"] == 0
     assert summary["done"] + summary["exceptions"] == 16
     assert summary["faults"] and all(row["count"] == row["confirmed"] >= 1 for row in summary["faults"].values())
