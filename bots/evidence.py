@@ -6,8 +6,9 @@ chosen or uploaded into), ``failure.html`` (the page with secret values and secr
 ``page-errors.txt`` (the page's own script errors and console errors of the attempt, when it had any)
 and, only when tracing is switched on, ``trace.zip`` (a Playwright trace: it holds what was typed, so it
 is off by default). A run of the lookup keeps its evidence in the attempt's ``lookup/`` folder, and a second
-run of the steps within the attempt (after a look in place found nothing) in ``run-2/``. ``prune_artifacts`` deletes attempt folders older than the retention;
-:func:`evidence_folder` names a case's folder (the ledger's prune and erase take it whole).
+run of the steps within the attempt (after a look in place found nothing) in ``run-2/``. ``prune_artifacts``
+deletes attempt folders older than the retention; :func:`evidence_folder` names a case's folder (the ledger's
+prune and erase take it whole).
 """
 
 from __future__ import annotations
