@@ -67,6 +67,9 @@ class Outcome:
     forgiven: int = 0
     """Attempts our own machinery cut short (this one: its browser crashed; earlier ones: their worker died) that
     do not count: added to ``max_attempts``, and noted on the attempt's history entry (so each is given once)."""
+    looked_in_place: bool = False
+    """The attempt's submit met a server error, and the attempt then looked the case up itself (and may have run
+    its steps again): its evidence begins with the submit's. Noted on the attempt's history entry."""
     verification: str | None = None
     """``verified``, ``unverified``, ``verify_failed``, or ``pending`` (the submit succeeded, the verification could
     not run: the next attempt verifies only); ``None`` leaves the column as it is."""
@@ -249,6 +252,7 @@ class Transactions:
                 "error_class": o.error_class, "error": o.error_message, "error_detail": o.error_detail,
                 "evidence": o.evidence or [],
                 **({"forgiven": o.forgiven} if o.forgiven else {}),
+                **({"looked_in_place": True} if o.looked_in_place else {}),
             }]
             rows.append((o.state, now, json.dumps(history), o.error_class, o.error_message, o.error_detail,
                          o.next_attempt_at,

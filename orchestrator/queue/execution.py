@@ -402,7 +402,7 @@ def _after_a_5xx(outcome: Outcome, first: TargetServerError, loaded: LoadedWorkf
     detail = f"after a server error on the submit ({detail_of(first, loaded)}), {then}"
     detail = f"{detail}: {outcome.error_detail}" if outcome.error_detail else detail
     evidence = [*(getattr(first, "evidence", None) or []), *(outcome.evidence or [])]
-    return dataclasses.replace(outcome, error_detail=detail, evidence=evidence or None)
+    return dataclasses.replace(outcome, error_detail=detail, evidence=evidence or None, looked_in_place=True)
 
 
 def _systems(loaded: LoadedWorkflow) -> set[str]:

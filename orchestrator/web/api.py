@@ -105,6 +105,10 @@ class Attempt(BaseModel):
                                          "case: this attempt, when its browser or page crashed, or an earlier one "
                                          "whose worker stopped without recording an outcome. Each raised "
                                          "max_attempts by one.")
+    looked_in_place: bool = Field(False, description="The attempt's submit met a server error, and the attempt "
+                                                     "then looked the case up in the target system itself (and, "
+                                                     "finding nothing, ran its steps again), without ending the "
+                                                     "case done. Its evidence begins with the submit's.")
 
 
 class Action(BaseModel):

@@ -194,6 +194,8 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     assert reference.strip() and reference.strip() != "None yet", "the reference the portal returned is shown"
     expect(page.locator("#attempts")).to_contain_text("Postcode not recognised")
     expect(page.locator("#attempts [data-detail]")).to_have_count(0)  # a caseworker reads the message, not the detail
+    expect(page.locator("#evidence + figure figcaption")).to_contain_text(
+        "the case's record in the target system, as the bot checked it after the submit")  # the newest: its check
     shots(page, "case")
     operator = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
     sign_in(operator, server, "olga")

@@ -14,6 +14,7 @@ from orchestrator import Ledger, Runtime, execute_many, load_settings
 from orchestrator.ledger.schema import events, transactions
 from orchestrator.queue.budgets import BudgetUnavailable
 from orchestrator.queue.execution import AGAIN, NOT_COUNTED
+from orchestrator.web.service import screenshots_of
 from tests.orchestrator.conftest import SETTLED
 
 
@@ -167,6 +168,11 @@ def test_a_second_run_that_crashes_after_a_look_in_place_counts_as_the_submits_5
     attempt = case["history"][-1]
     assert "forgiven" not in attempt and not attempt["error"].endswith(NOT_COUNTED)
     assert f"{AGAIN}: BrowserGone: the browser closed" in attempt["error_detail"]
+    # The crashed run took no screenshot: the case page's one is the submit's 5xx, and its caption says so.
+    assert attempt["looked_in_place"] is True and attempt["evidence"] == ["attempt-1/failure.png"]
+    assert [shot["caption"] for shot in screenshots_of(case)] == [
+        "Attempt 1: the page when the target system answered with a server error on or after the bot's submit. "
+        "The bot then looked the case up in the target system, in the same attempt."]
 
 
 def test_a_refusal_in_the_second_run_keeps_the_submits_5xx(ledger: Ledger, runtime_for: Any) -> None:
@@ -180,6 +186,10 @@ def test_a_refusal_in_the_second_run_keeps_the_submits_5xx(ledger: Ledger, runti
         ("business_exception", "Refused", "the portal refused the claim"), "the caseworker reads the refusal"
     assert case["history"][-1]["evidence"] == ["attempt-1/failure.png", "attempt-1/run-2/failure.png"]
     assert AGAIN in case["history"][-1]["error_detail"]
+    shown = screenshots_of(case)[0]
+    assert (shown["name"], shown["caption"]) == ("failure.png", (
+        "Attempt 1: the page when the case stopped. The bot had found no record of the case after a server "
+        "error, and was trying it again in the same attempt.")), "the page shown is the second run's"
 
 
 def test_a_refused_look_in_place_keeps_the_evidence_of_both(ledger: Ledger, runtime_for: Any) -> None:
@@ -196,6 +206,10 @@ def test_a_refused_look_in_place_keeps_the_evidence_of_both(ledger: Ledger, runt
     case = ledger.cases.get(tx_id)
     assert case is not None and case["error_class"] == "LookupRefused"
     assert case["history"][-1]["evidence"] == ["attempt-1/failure.png", "attempt-1/lookup/failure.png"]
+    assert [shot["caption"] for shot in screenshots_of(case)] == [
+        "Attempt 1: the page when the bot's search for the case in the target system stopped.",
+        "Attempt 1: the page when the target system answered with a server error on or after the bot's submit. "
+        "The bot then looked the case up in the target system, in the same attempt."]
 
 
 def test_a_5xx_before_any_submit_is_not_looked_up(
@@ -203,13 +217,17 @@ def test_a_5xx_before_any_submit_is_not_looked_up(
     class Early(Scripted):
         def run(self, job: Any, before_effect: Any) -> BotResult:
             self.ran.append(job.label)
-            raise TargetServerError("the target system answered 503", url="http://portal/", method="GET")
+            exc = TargetServerError("the target system answered 503", url="http://portal/", method="GET")
+            exc.evidence = ["attempt-1/failure.png"]  # type: ignore[attr-defined]
+            raise exc
 
     tx_id, runtime = runtime_for(engine := Early([]))
     execute_many(runtime, [tx_id])
     assert engine.ran == ["steps"]
     case = ledger.cases.get(tx_id)
     assert case is not None and case["state"] == "retry_scheduled"
+    assert "looked_in_place" not in case["history"][-1]
+    assert [shot["caption"] for shot in screenshots_of(case)] == ["Attempt 1: the page when the case stopped."]
 
 
 def test_an_attempt_whose_lease_ran_out_stops_before_its_look_and_submits_nothing_more(
