@@ -222,9 +222,9 @@ def cases_not_done(ledger: Path | str, limit: int = 50) -> list[str]:
     """One line for each case that did not end done (at most ``limit``): its state, error class, attempts and
     message, so a run says why, before its servers are deleted."""
     rows = query(ledger, "select case_ref, state, error_class, attempts, error_message from transactions "
-                         "where state <> 'done' order by case_ref")
+                         f"where state <> 'done' order by case_ref limit {int(limit)}")
     return [f"{ref}: {state} ({error_class}) after {attempts} attempt(s): {(message or '')[:200]}"
-            for ref, state, error_class, attempts, message in rows[:limit]]
+            for ref, state, error_class, attempts, message in rows]
 
 
 def attempts_of(ledger: Path | str, flagged: list[str]) -> list[str]:

@@ -30,5 +30,6 @@ def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path:
         "s BrowserGone: the browser was killed")
     assert cases_not_done(tmp_path / "ledger.db") == [
         "CASE-1: failed (TargetServerError) after 2 attempt(s): 503 on the lookup"], "why each case did not end done"
+    assert cases_not_done(tmp_path / "ledger.db", limit=0) == [], "the ledger is asked for at most the limit"
     assert lines[2].endswith("s TargetServerError: 503 on the lookup") and "attempt 2: failed" in lines[2]
     assert len(lines) == 3  # CASE-2 was not flagged
