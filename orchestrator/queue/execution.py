@@ -294,7 +294,9 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             raise
         except BudgetUnavailable as exc:
             if submit_failed is not None:  # this attempt submitted once already: it counts, as its 5xx did
-                return _retry_or_fail(runtime, claim, submit_failed, loaded)
+                failed = _retry_or_fail(runtime, claim, submit_failed, loaded)
+                return dataclasses.replace(failed, looked_in_place=True, error_detail=(
+                    f"{failed.error_detail}; looked up in place and found nothing, then could not submit again: {exc}"))
             return _deferred(runtime, claim, exc)
         except BusinessException as exc:
             refused = Outcome(claim, "business_exception", error_class=exc.code, error_message=str(exc),
@@ -318,9 +320,12 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
             job = dataclasses.replace(job, folder="run-2")  # its evidence does not overwrite the first run's
             log.info("nothing was submitted; submitting again in place")
     reference = result.output.get("reference")
-    return verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
+    ended = verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
         claim, "done", result_ref=str(reference) if reference is not None else None,
         output=result.output, evidence=result.artifacts or None))
+    if submit_failed is not None and ended.state != "done":  # the second run's check: it tells of the 5xx too
+        return _after_a_5xx(ended, submit_failed, loaded, "looked up in place, found nothing and submitted again; its check")
+    return ended
 
 
 def _run_bot(runtime: Runtime, job: BotJob, before_effect: Callable[[], None]) -> BotResult:

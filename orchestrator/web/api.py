@@ -124,7 +124,9 @@ class CaseDetail(CaseSummary):
     created_by: str | None
     history: list[Attempt]
     actions: list[Action]
-    screenshots: list[str] = Field(description="Paths (on this service) of the screenshots of failed attempts.")
+    screenshots: list[str] = Field(description="Paths (on this service) of the screenshots in the case's evidence, "
+                                               "newest first: failed attempts' pages, a verification's record, a "
+                                               "healed step's page, and the workflow's own screenshot steps.")
 
 
 class Resolution(BaseModel):

@@ -8,6 +8,7 @@ without HTTP, and the pages and the API cannot drift apart in what they accept.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -302,43 +303,51 @@ def evidence_paths(case: dict[str, Any]) -> list[str]:
 def screenshots_of(case: dict[str, Any]) -> list[dict[str, Any]]:
     """The screenshots in a case's evidence, newest attempt first, numbered as :func:`evidence_paths` numbers them,
     each with a caption saying what it shows (see :func:`caption_of`)."""
-    looked = {str(attempt["attempt"]) for attempt in case["history"] if attempt.get("looked_in_place")}
+    looked = {attempt["attempt"] for attempt in case["history"] if attempt.get("looked_in_place")}
     shots = []
     for index, path in enumerate(evidence_paths(case)):
         if path.endswith(".png"):
-            attempt = next((part for part in Path(path).parts if part.startswith("attempt-")), "")
-            number = attempt.removeprefix("attempt-")
-            shots.append({"index": index, "attempt": number, "name": Path(path).name,
+            number, _ = _attempt_of(path)
+            shots.append({"index": index, "attempt": "" if number is None else str(number), "name": Path(path).name,
                           "caption": caption_of(path, looked_in_place=number in looked)})
     return list(reversed(shots))
 
 
+def _attempt_of(path: str) -> tuple[int | None, tuple[str, ...]]:
+    """The attempt an evidence file is of (its ``attempt-N`` folder, the innermost: a case or workflow may be named
+    so too) and the folders below that one (``lookup``, ``run-2``, ``verify``)."""
+    folders = Path(path).parts[:-1]
+    for at in range(len(folders) - 1, -1, -1):
+        if (found := re.fullmatch(r"attempt-(\d+)", folders[at])) is not None:
+            return int(found.group(1)), folders[at + 1:]
+    return None, ()
+
+
 def caption_of(path: str, *, looked_in_place: bool = False) -> str:
     """What a screenshot of a case's evidence shows, in plain English, from its file's name and the folder of its
-    attempt's run (``lookup/`` or ``run-2/``, see ``bots.BotJob.folder``). ``looked_in_place``: its attempt's
-    submit met a server error and the attempt then looked the case up, so its first run's failure was not where
-    the attempt stopped."""
-    parts = Path(path).parts
-    folder = next((i for i, part in enumerate(parts) if part.startswith("attempt-")), None)
-    number = parts[folder].removeprefix("attempt-") if folder is not None else ""
-    runs = parts[folder + 1:-1] if folder is not None else ()
+    attempt's run (``lookup/``, ``run-2/`` or ``verify/``, see ``bots.BotJob``). ``looked_in_place``: its
+    attempt's submit met a server error and the attempt then looked the case up, so its first run's failure was
+    not where the attempt stopped."""
+    number, runs = _attempt_of(path)
     name = Path(path).stem
     if name == "verify-after":
-        what = "the case's record in the target system, as the bot checked it after the submit."
+        what = "the case's record in the target system, as the bot checked it."
     elif name == "verify-before":
-        what = "the page the bot's submit ended on."
+        what = "the page the bot's steps ended on, after it submitted the case."
     elif name.startswith("heal-"):
-        what = "a page whose element for a step had changed; the element the bot took in its place is outlined."
+        what = "a page whose element for a step had changed; the element the bot found in its place is outlined."
     elif name != "failure":
         what = "a screenshot a step of the workflow took."
+    elif "verify" in runs:
+        what = "the page when the bot's check of the case's record in the target system stopped."
     elif "lookup" in runs:
         what = "the page when the bot's search for the case in the target system stopped."
     elif "run-2" in runs:
         what = ("the page when the case stopped. The bot had found no record of the case after a server error, "
                 "and was trying it again in the same attempt.")
-    elif looked_in_place:
+    elif looked_in_place and not runs:
         what = ("the page when the target system answered with a server error on or after the bot's submit. The "
                 "bot then looked the case up in the target system, in the same attempt.")
     else:
         what = "the page when the case stopped."
-    return f"Attempt {number}: {what}" if number else what[0].upper() + what[1:]
+    return f"Attempt {number}: {what}" if number is not None else what[0].upper() + what[1:]

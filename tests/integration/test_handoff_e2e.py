@@ -180,6 +180,7 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     image = page.locator(".govuk-details__text img")
     expect(image).to_be_visible()
     assert image.evaluate("img => img.naturalWidth") > 100, "the screenshot of the failing step is shown"
+    expect(page.locator(".govuk-details__text figcaption")).to_contain_text("Attempt 1: the page when the case stopped.")
     shots(page, "resolve")
     page.get_by_label("Postcode").fill("LS2 9JT")
     page.get_by_role("button", name="Send the corrected case").click()
@@ -195,7 +196,7 @@ def test_a_caseworker_hands_off_a_batch_sees_its_rejections_and_resubmits_a_corr
     expect(page.locator("#attempts")).to_contain_text("Postcode not recognised")
     expect(page.locator("#attempts [data-detail]")).to_have_count(0)  # a caseworker reads the message, not the detail
     expect(page.locator("#evidence + figure figcaption")).to_contain_text(
-        "the case's record in the target system, as the bot checked it after the submit")  # the newest: its check
+        "the case's record in the target system, as the bot checked it.")  # the newest screenshot: its check
     shots(page, "case")
     operator = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
     sign_in(operator, server, "olga")

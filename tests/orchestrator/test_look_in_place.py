@@ -16,6 +16,7 @@ from orchestrator.queue.budgets import BudgetUnavailable
 from orchestrator.queue.execution import AGAIN, NOT_COUNTED
 from orchestrator.web.service import screenshots_of
 from tests.orchestrator.conftest import SETTLED
+from workflows import parse_workflow
 
 
 class Scripted:
@@ -44,21 +45,40 @@ class Scripted:
         """Nothing to close."""
 
 
+class Busy(Scripted):
+    """A scripted engine whose run in the folder ``busy_for`` (the lookup's, or the second run's) finds the target
+    system's budget spent."""
+
+    def __init__(self, submits: list[BaseException | None], busy_for: str) -> None:
+        super().__init__(submits)
+        self.busy_for = busy_for
+
+    def run(self, job: Any, before_effect: Any) -> BotResult:
+        if job.folder == self.busy_for:
+            self.ran.append(job.label)
+            raise BudgetUnavailable("all 1 sessions of portal stayed busy")
+        return super().run(job, before_effect)
+
+
 def _answered_503(evidence: str = "attempt-1/failure.png") -> TargetServerError:
     exc = TargetServerError("the target system answered 503", method="POST", submitting=True)
     exc.evidence = [evidence]  # type: ignore[attr-defined]
     return exc
 
 
+CHECKED = parse_workflow(SETTLED.source + "verify:\n  - goto: /\n")
+"""``SETTLED`` with a check after its submit."""
+
+
 @pytest.fixture
 def runtime_for(ledger: Ledger, portal_url: str) -> Any:
-    return lambda engine: _one_case(ledger, engine, portal_url)
+    return lambda engine, workflow=SETTLED: _one_case(ledger, engine, portal_url, workflow)
 
 
-def _one_case(ledger: Ledger, engine: Scripted, portal_url: str) -> tuple[int, Runtime]:
-    ledger.workflows.save(SETTLED)
-    batch = ledger.batches.create("settled", SETTLED.digest, "cases.csv")
-    ids, _ = ledger.batches.add_cases(batch, "settled", 1, SETTLED.digest, 3, [("L1", {"case_ref": "L1"})])
+def _one_case(ledger: Ledger, engine: Scripted, portal_url: str, workflow: Any) -> tuple[int, Runtime]:
+    ledger.workflows.save(workflow)
+    batch = ledger.batches.create("settled", workflow.digest, "cases.csv")
+    ids, _ = ledger.batches.add_cases(batch, "settled", 1, workflow.digest, 3, [("L1", {"case_ref": "L1"})])
     runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01, sweep_interval_s=0.05,
                                     systems={"portal": portal_url}), ledger)
     runtime._engine = engine  # type: ignore[assignment]
@@ -79,6 +99,7 @@ def test_a_5xx_after_the_submit_is_settled_by_a_look_in_place_that_finds_the_cha
     case = ledger.cases.get(tx_id)
     assert case is not None
     assert (case["state"], case["result_ref"], case["attempts"]) == ("done", "REF-7", 1)
+    assert "looked_in_place" not in case["history"][-1], "the attempt ended done: its look found the change"
 
 
 def test_a_look_in_place_that_finds_nothing_submits_again_in_the_same_attempt(
@@ -117,20 +138,54 @@ def test_only_one_look_in_place_per_attempt_then_the_next_attempt_looks_first(
 def test_a_look_in_place_whose_budget_is_spent_ends_the_attempt_as_its_5xx_would(
         ledger: Ledger, runtime_for: Any) -> None:
     # Not deferred with its attempt given back: a submit was made, so the attempt counts.
-    class Busy(Scripted):
-        def run(self, job: Any, before_effect: Any) -> BotResult:
-            if job.label == "lookup":
-                self.ran.append(job.label)
-                raise BudgetUnavailable("all 1 sessions of portal stayed busy")
-            return super().run(job, before_effect)
-
-    tx_id, runtime = runtime_for(engine := Busy([_answered_503()]))
+    tx_id, runtime = runtime_for(engine := Busy([_answered_503()], busy_for="lookup"))
     execute_many(runtime, [tx_id])
     assert engine.ran == ["steps", "lookup"]
     case = ledger.cases.get(tx_id)
     assert case is not None
     assert (case["state"], case["error_class"], case["attempts"], case["max_attempts"]) == \
         ("retry_scheduled", "TargetServerError", 1, 3), "the attempt counted"
+    assert "looked_in_place" not in case["history"][-1], "no look ran: the 5xx's page is where the attempt stopped"
+
+
+def test_a_second_run_whose_budget_is_spent_ends_the_attempt_as_its_5xx_would_and_says_it_looked(
+        ledger: Ledger, runtime_for: Any) -> None:
+    tx_id, runtime = runtime_for(engine := Busy([_answered_503()], busy_for="run-2"))
+    execute_many(runtime, [tx_id])
+    assert engine.ran == ["steps", "lookup", "steps"]
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["error_class"], case["max_attempts"]) == ("retry_scheduled", "TargetServerError", 3)
+    attempt = case["history"][-1]
+    assert attempt["looked_in_place"] is True and attempt["evidence"] == ["attempt-1/failure.png"]
+    assert attempt["error_detail"].endswith(
+        "; looked up in place and found nothing, then could not submit again: all 1 sessions of portal stayed busy")
+    assert screenshots_of(case)[0]["caption"].startswith("Attempt 1: the page when the target system answered with a "
+                                                         "server error on or after the bot's submit.")
+
+
+def test_a_failed_check_of_the_second_run_keeps_the_submits_5xx(ledger: Ledger, runtime_for: Any) -> None:
+    class CheckFails(Scripted):
+        def run(self, job: Any, before_effect: Any) -> BotResult:
+            if job.verification is not None:
+                exc = BusinessException("the change is not in the case's history", code="change_missing")
+                exc.evidence = ["attempt-1/verify/failure.png"]  # type: ignore[attr-defined]
+                raise exc
+            return super().run(job, before_effect)
+
+    tx_id, runtime = runtime_for(CheckFails([_answered_503(), None]), CHECKED)
+    execute_many(runtime, [tx_id])
+    case = ledger.cases.get(tx_id)
+    assert case is not None
+    assert (case["state"], case["verification"], case["result_ref"]) == \
+        ("business_exception", "verify_failed", "SUBMITTED"), "a person sees the failed check, as after any submit"
+    attempt = case["history"][-1]
+    assert attempt["looked_in_place"] is True
+    assert attempt["evidence"] == ["attempt-1/failure.png", "attempt-1/verify/failure.png"]
+    assert attempt["error_detail"].startswith("after a server error on the submit (TargetServerError: ") and \
+        "looked up in place, found nothing and submitted again; its check: " in attempt["error_detail"]
+    assert screenshots_of(case)[0]["caption"] == \
+        "Attempt 1: the page when the bot's check of the case's record in the target system stopped."
 
 
 def test_a_look_in_place_that_fails_keeps_the_submits_5xx_in_the_history(
@@ -154,6 +209,9 @@ def test_a_look_in_place_that_fails_keeps_the_submits_5xx_in_the_history(
     assert "after a server error on the submit (TargetServerError: the target system answered 503" in \
         attempt["error_detail"] and attempt["error_detail"].endswith("the search page answered 503")
     assert "looked up in place; the lookup failed: " in attempt["error_detail"]
+    assert attempt["looked_in_place"] is True
+    assert screenshots_of(case)[0]["caption"] == \
+        "Attempt 1: the page when the bot's search for the case in the target system stopped."
 
 
 def test_a_second_run_that_crashes_after_a_look_in_place_counts_as_the_submits_5xx_would(

@@ -100,6 +100,10 @@ MISTAKES = [
      ["wf.yaml:17:11: steps[1].goto.url: a goto opens a page of a target system, not a 'javascript:' address; "
       "to run a script in the page, use evaluate"]),
     ('  - goto: /permits',
+     '  - screenshot: verify-after\n  - goto: /permits',
+     ["wf.yaml:17:17: steps[1].screenshot.name: 'verify-after' is the name of a screenshot the bot takes itself; "
+      "give this one another name"]),
+    ('  - goto: /permits',
      '  - evaluate: "() => \'{{ case.case_ref }}\'"\n  - goto: /permits',
      ['wf.yaml:17:15: steps[1].evaluate.script: the script may not hold a template: pass case values in \'args\' and '
       "read them from the function's argument"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -289,6 +290,9 @@ class Dialog(StepArgs):
 class Screenshot(StepArgs):
     """Keep a screenshot of the page as evidence (secret fields masked), named after ``name``.
 
+    The names the bot gives its own evidence (``failure``, ``verify-before``, ``verify-after``, ``heal-`` and a
+    number) are refused: the step's picture would replace the bot's.
+
     Example::
 
         - screenshot: before-submit
@@ -297,3 +301,10 @@ class Screenshot(StepArgs):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,60}$")
     full_page: bool = True
     short_form = "name"
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_bots_own(cls, name: str) -> str:
+        if name in ("failure", "verify-before", "verify-after") or re.fullmatch(r"heal-\d+", name):
+            raise ValueError(f"'{name}' is the name of a screenshot the bot takes itself; give this one another name")
+        return name
