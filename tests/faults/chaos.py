@@ -106,12 +106,11 @@ class Chaos:
         if not self._wait(marker.exists, POINT_WAIT_S):
             self._end(worker)
             return None if self.over() else False
-        pid = int(marker.read_text().split()[1])
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+        stopped = self._wait(lambda: stalled_pid(marker) is not None, 10)
         time.sleep(float(FAST["AUTOCLERK_LEASE_S"]) + 2)  # the stall itself: past the lease, on purpose
         os.killpg(worker.pid, signal.SIGCONT)
         self._end(worker)
-        return state == "T"
+        return stopped
 
     def _end(self, worker: subprocess.Popen[bytes]) -> None:
         try:
@@ -216,6 +215,18 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def stalled_pid(marker: Path) -> int | None:
+    """The pid of the worker that wrote ``marker`` at a ``stall_`` fault point, once the marker holds its whole line
+    (the file is created before its line is written) and the process is stopped (state ``T``); else ``None``."""
+    try:
+        line = marker.read_text()
+        pid = int(line.split()[1]) if line.endswith("\n") else None
+        stat = Path(f"/proc/{pid}/stat").read_text() if pid is not None else ""
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if stat and stat.split(") ")[1].split()[0] == "T" else None
 
 
 def cases_not_done(ledger: Path | str, limit: int = 50) -> list[str]:

@@ -3,10 +3,14 @@ servers (and the ledger with them) are deleted."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from orchestrator import Ledger, Outcome
-from tests.faults.chaos import attempts_of, cases_not_done
+from tests.faults.chaos import attempts_of, cases_not_done, stalled_pid
 
 
 def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path: Path) -> None:
@@ -33,3 +37,22 @@ def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path:
     assert cases_not_done(tmp_path / "ledger.db", limit=0) == [], "the ledger is asked for at most the limit"
     assert lines[2].endswith("s TargetServerError: 503 on the lookup") and "attempt 2: failed" in lines[2]
     assert len(lines) == 3  # CASE-2 was not flagged
+
+
+def test_a_stalled_worker_is_seen_once_its_marker_holds_its_line_and_it_is_stopped(tmp_path: Path) -> None:
+    # The marker is created before its line is written: a run that read it in between failed its injection.
+    marker = tmp_path / "marker"
+    marker.touch()
+    assert stalled_pid(marker) is None, "an empty marker names no worker yet"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        marker.write_text(f"stall_before_submit {sleeper.pid}\n")
+        assert stalled_pid(marker) is None, "not stopped yet"
+        os.kill(sleeper.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while stalled_pid(marker) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stalled_pid(marker) == sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -12,6 +12,7 @@ import pytest
 
 from demo_portal import PortalProcess
 
+from .chaos import stalled_pid
 from .rig import FaultRig, fault_rig, record
 
 
@@ -34,8 +35,9 @@ def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(pg_rig: Fau
                                env={"AUTOCLERK_SWEEP_INTERVAL_S": "300", "AUTOCLERK_HEALING": "false"})
     rig.wait_for_consumers(1)
     with rig.run_in_background(cases) as run:
-        rig.wait(lambda: rig.marker.exists(), 300, "the worker stalling before its submit")
-        pid = int(rig.marker.read_text().split()[1])
+        rig.wait(lambda: stalled_pid(rig.marker) is not None, 300, "the worker stalling before its submit")
+        pid = stalled_pid(rig.marker)
+        assert pid is not None
         state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
         held = [ref for ref, st, owner, _ in rig.rows() if st == "in_progress" and owner and owner.endswith(f":{pid}")]
         stopped_at = time.monotonic()
