@@ -8,10 +8,10 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 from bots.chromium import OWNER_ENV
 from bots.processes import children, descendants, is_ours, memory_mb, owner_marker, reap, reap_detached, rss_mb
+from tests.processes import ended, parent
 
 
 def _marked(marker: str) -> subprocess.Popen[bytes]:
@@ -36,10 +36,6 @@ def test_only_the_workers_own_form_of_marker_counts_as_ours() -> None:
     assert not is_ours("baseline-42") and not is_ours("12:") and not is_ours(":1") and not is_ours("")
 
 
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def test_what_a_dead_browser_left_re_parented_to_init_is_ended_and_what_descends_from_the_worker_is_not() -> None:
     marker = owner_marker()
     attached = _marked(marker)
@@ -48,12 +44,12 @@ def test_what_a_dead_browser_left_re_parented_to_init_is_ended_and_what_descends
                              capture_output=True, text=True, check=True)
     detached = int(started.stdout)
     try:
-        assert _parent(detached) != os.getpid(), "its parent, the shell, has exited: init adopted it"
+        assert parent(detached) != os.getpid(), "its parent, the shell, has exited: init adopted it"
         killed = reap_detached(marker)
         assert detached in killed and attached.pid not in killed
         assert attached.poll() is None
         deadline = time.monotonic() + 10
-        while Path(f"/proc/{detached}").exists() and Path(f"/proc/{detached}/stat").read_text().split(") ")[1][0] != "Z":
+        while not ended(detached):
             assert time.monotonic() < deadline, "the detached helper ended"
             time.sleep(0.05)
     finally:

@@ -25,6 +25,7 @@ from bots.processes import browser_processes, reap_detached
 from demo_portal import PortalProcess
 from monitoring import REGISTRY
 from tests.bots.test_engine import case, job
+from tests.processes import command_line
 from tests.conftest import ROOT
 from workflows import SecretValues, load_workflow
 
@@ -38,10 +39,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20, what: str =
 
 
 def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
-    except OSError:
-        return []
+    return command_line(pid).split()
 
 
 def renderers(engine: BotEngine) -> list[int]:

@@ -7,79 +7,52 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from bots.processes import browser_processes
 from demo_portal import generate_cases
+from tests.processes import command_line, ended, parent, zombies
 
 from .rig import FaultRig, record
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _ours(worker_pid: int) -> dict[int, str]:
-    return {pid: _cmdline(pid) for pid, marker in browser_processes().items() if marker.startswith(f"{worker_pid}:")}
-
-
-def _zombies() -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if stat.read_text().split(") ")[1].split()[0] == "Z":
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError):
-            continue
-    return found
-
-
-def _dead(pid: int) -> bool:
-    """The process has ended (gone, or defunct until its parent reaps it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+    return {pid: command_line(pid) for pid, marker in browser_processes().items() if marker.startswith(f"{worker_pid}:")}
 
 
 def test_a_killed_renderer_and_a_killed_browser_mid_run_lose_nothing_and_leave_no_orphans(rig: FaultRig) -> None:
     cases = rig.cases(seed=91, start=30_000)
     worker = rig.start_worker()
     rig.wait_for_consumers(1)
-    zombies_before = set(_zombies())
+    zombies_before = set(zombies())
     kills = []
     with rig.run_in_background(cases) as run:
         rig.wait(lambda: rig.count("done") >= 2, 300, "two cases done")
         rig.wait(lambda: any("--type=renderer" in c for c in _ours(worker.pid).values()), 60, "a renderer running")
         renderer = next(pid for pid, c in _ours(worker.pid).items() if "--type=renderer" in c)
         os.kill(renderer, signal.SIGKILL)
-        rig.wait(lambda: _dead(renderer), 10, "the renderer ending")
+        rig.wait(lambda: ended(renderer), 10, "the renderer ending")
         kills.append("renderer")
         struck = time.monotonic()
         rig.wait(lambda: rig.count("done") >= 5, 300, "five cases done")
         rig.wait(lambda: any("--type=" not in c and c for c in _ours(worker.pid).values()), 60, "the browser running")
         browser = next(pid for pid, c in _ours(worker.pid).items() if "--type=" not in c and c)
         os.kill(browser, signal.SIGKILL)
-        rig.wait(lambda: _dead(browser), 10, "the browser ending")
+        rig.wait(lambda: ended(browser), 10, "the browser ending")
         kills.append("browser")
         summary = rig.finish(run)
     verdict = rig.verdict(cases)
-    left = [pid for pid in _ours(worker.pid) if Path(f"/proc/{pid}").exists() and
-            Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1] == "1"]
+    left = [pid for pid in _ours(worker.pid) if parent(pid) == 1]
     # A process that just ended is defunct until its parent reaps it: only one still defunct after a few
     # seconds was left behind (a fresh-clone CI run once caught one in that instant).
     deadline = time.monotonic() + 10
-    while (new_zombies := [pid for pid in _zombies() if pid not in zombies_before]) and time.monotonic() < deadline:
+    while (new_zombies := [pid for pid in zombies() if pid not in zombies_before]) and time.monotonic() < deadline:
         time.sleep(0.2)
     logs = rig.worker_logs()
     record("Chromium renderer kill -9, then browser kill -9, mid-run", verdict,  # kills: each one seen to end
            confirmed=kills == ["renderer", "browser"] and worker.poll() is None, recover_s=time.monotonic() - struck,
            orphans=len(left), defunct=len(new_zombies), crashes_logged="crash" in logs.lower() or "Target" in logs)
     assert summary["unfinished"] == 0 and left == [] and new_zombies == [], \
-        f"left behind: {[(pid, _cmdline(pid)[:160]) for pid in left]}, defunct: {new_zombies}"
+        f"left behind: {[(pid, command_line(pid)[:160]) for pid in left]}, defunct: {new_zombies}"
 
 
 def test_a_full_artifacts_disk_changes_no_outcome_and_leaves_no_partial_evidence(rig: FaultRig) -> None:

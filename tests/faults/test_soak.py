@@ -9,11 +9,11 @@ import signal
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from bots.processes import browser_processes, children, descendants, rss_mb
+from tests.processes import command_line, zombies
 
 from .rig import SIZE, FaultRig, record
 
@@ -37,26 +37,7 @@ def slope_kb(samples: list[tuple[int, float]]) -> float:
 def browsers(pids: list[int]) -> int:
     """How many of ``pids`` are Chromium browsers, not their helpers (Chromium writes its command line as one
     string; only the browser has the pipe Playwright drives it through)."""
-    count = 0
-    for pid in pids:
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        count += b"--remote-debugging-pipe" in args and b"--type=" not in args
-    return count
-
-
-def defunct_children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().split(") ")[1].split()
-        except OSError:
-            continue
-        if fields[0] == "Z" and int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
+    return sum("--remote-debugging-pipe" in args and "--type=" not in args for args in map(command_line, pids))
 
 
 @pytest.mark.timeout(7200 if SIZE == "full" else 600)  # the full soak runs about 20 minutes
@@ -113,10 +94,10 @@ def test_a_soak_through_one_worker_keeps_memory_flat_and_a_sigterm_mid_run_loses
            with_browsers_last_mb=round(warm[-1][1], 1) if warm else None,
            with_browsers_peak_mb=round(max(y for _, y in whole), 1) if whole else None,
            most_browsers_at_once=max(alive, default=0),
-           sigterm_exit=worker.returncode, orphans=len(orphans), defunct=len(defunct_children(os.getpid())))
+           sigterm_exit=worker.returncode, orphans=len(orphans), defunct=len(zombies(os.getpid())))
     assert summary["unfinished"] == 0
     assert worker.returncode == 0, "SIGTERM stops the worker gracefully"
-    assert orphans == [] and defunct_children(os.getpid()) == []
+    assert orphans == [] and zombies(os.getpid()) == []
     assert 1 <= max(alive, default=0) <= 2, f"at most two browsers at once, not {max(alive, default=0)}: a retired one was left open"
     assert own_slope < 100, f"the worker's memory grows {own_slope:.0f} KB per transaction"
     if SIZE == "full":  # over 2,000 transactions the browsers' recycling sawtooth averages out

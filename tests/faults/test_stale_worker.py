@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from demo_portal import PortalProcess
+from tests.processes import stopped
 
 from .chaos import stalled_pid
 from .rig import FaultRig, fault_rig, record
@@ -38,7 +39,7 @@ def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(pg_rig: Fau
         rig.wait(lambda: stalled_pid(rig.marker) is not None, 300, "the worker stalling before its submit")
         pid = stalled_pid(rig.marker)
         assert pid is not None
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+        was_stopped = stopped(pid)
         held = [ref for ref, st, owner, _ in rig.rows() if st == "in_progress" and owner and owner.endswith(f":{pid}")]
         stopped_at = time.monotonic()
         rig.start_worker()  # takes the stalled case over once its lease runs out
@@ -48,6 +49,6 @@ def test_a_worker_stalled_past_its_lease_has_its_late_writes_refused(pg_rig: Fau
         rig.wait(lambda: "stale attempt" in rig.worker_logs(), 120, "the resumed attempt being refused")
         summary = rig.finish(run)
     verdict = rig.verdict(cases)
-    record("worker SIGSTOP past its lease, then SIGCONT", verdict, confirmed=state == "T" and len(held) == 1,
+    record("worker SIGSTOP past its lease, then SIGCONT", verdict, confirmed=was_stopped and len(held) == 1,
            recover_s=time.monotonic() - stopped_at)
     assert summary["unfinished"] == 0
