@@ -30,6 +30,7 @@ import httpx
 
 from bots.processes import browser_processes
 from demo_portal import portal_process
+from tests.processes import command_line, stopped
 
 from .oracle import drain_dead_letters, last_json, query
 from .rig import FAST, FaultRig, broker_reachable
@@ -145,7 +146,7 @@ class Chaos:
             alive = [w.pid for w in self.workers if w.poll() is None]
             for pid, marker in browser_processes().items():
                 if marker.split(":")[0] in {str(p) for p in alive}:
-                    cmdline = _cmdline(pid)
+                    cmdline = command_line(pid)
                     if cmdline and ("--type=renderer" in cmdline if renderer else "--type=" not in cmdline):
                         return pid
             return None
@@ -210,23 +211,15 @@ class Chaos:
         return (ended and renewed) or (None if self.over() else False)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def stalled_pid(marker: Path) -> int | None:
     """The pid of the worker that wrote ``marker`` at a ``stall_`` fault point, once the marker holds its whole line
     (the file is created before its line is written) and the process is stopped (state ``T``); else ``None``."""
     try:
         line = marker.read_text()
         pid = int(line.split()[1]) if line.endswith("\n") else None
-        stat = Path(f"/proc/{pid}/stat").read_text() if pid is not None else ""
     except (OSError, ValueError, IndexError):
         return None
-    return pid if stat and stat.split(") ")[1].split()[0] == "T" else None
+    return pid if pid is not None and stopped(pid) else None
 
 
 def cases_not_done(ledger: Path | str, limit: int = 50) -> list[str]:
@@ -238,14 +231,14 @@ def cases_not_done(ledger: Path | str, limit: int = 50) -> list[str]:
             for ref, state, error_class, attempts, message in rows]
 
 
-def attempts_of(ledger: Path | str, flagged: list[str]) -> list[str]:
-    """For each case the oracle flagged (:attr:`Verdict.flagged`: lost or unexpected), one line per attempt from
-    its ledger history: how it ended and why, so a run that found something says what happened before its
-    servers are deleted."""
-    wanted = set(flagged)
+def attempts_of(ledger: Path | str, wanted: list[str]) -> list[str]:
+    """For each case in ``wanted`` (those the oracle flagged, :attr:`Verdict.flagged`, and those not done), one
+    line per attempt from its ledger history: how it ended and why, so a run that found something says what
+    happened before its servers are deleted. Each case once, in the ledger's order."""
+    refs = set(wanted)
     lines = []
     for ref, state, attempts, history in query(ledger, "select case_ref, state, attempts, history from transactions"):
-        if ref not in wanted:
+        if ref not in refs:
             continue
         lines.append(f"{ref}: {state} after {attempts} attempt(s)")
         for entry in json.loads(history or "[]"):
@@ -306,8 +299,9 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
                     summary = {"done": 0, "business_exception": 0, "failed": 0}
             verdict = rig.verdict(path)
             dead = len(drain_dead_letters(rabbitmq.url))
-            histories = attempts_of(rig.ledger, verdict.flagged)
             not_done = cases_not_done(rig.ledger)
+            # how each attempt ended, for the cases the oracle flagged and for those not done
+            histories = attempts_of(rig.ledger, [*verdict.flagged, *(line.split(":", 1)[0] for line in not_done)])
         finally:
             rig.close()
             shutil.rmtree(tmp, ignore_errors=True)

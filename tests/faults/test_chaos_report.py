@@ -37,6 +37,7 @@ def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path:
     assert cases_not_done(tmp_path / "ledger.db", limit=0) == [], "the ledger is asked for at most the limit"
     assert lines[2].endswith("s TargetServerError: 503 on the lookup") and "attempt 2: failed" in lines[2]
     assert len(lines) == 3  # CASE-2 was not flagged
+    assert attempts_of(tmp_path / "ledger.db", ["CASE-1", "CASE-1"]) == lines, "flagged and not done: once"
 
 
 def test_a_stalled_worker_is_seen_once_its_marker_holds_its_line_and_it_is_stopped(tmp_path: Path) -> None:
