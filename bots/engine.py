@@ -28,6 +28,7 @@ from playwright.async_api import Error as PlaywrightError
 from monitoring import (BOTS_BUSY, BROWSER_RESTARTS, LOCATOR_FALLBACKS, PAGE_CRASHES, STEP_DURATION, TARGET_WAIT,
                         metrics_enabled, redact_text)
 from workflows import EnvValues, LoadedWorkflow, Step, Verify, Workflow, secret_values
+from workflows.evidence import VERIFY, VERIFY_BEFORE, attempt_folder
 
 from .chromium import OWNER_ENV, find_chromium, launch_options
 from .context import PageSignals, StepContext
@@ -38,7 +39,7 @@ from .healing import Healer, HealingStore
 from .processes import browser_processes, memory_mb, owner_marker, reap, reap_detached
 from .server_errors import note_retry, wait_s
 from .session import SessionKeeper
-from .verification import BEFORE, keep_screenshot, keep_verification
+from .verification import keep_screenshot, keep_verification
 
 log = structlog.get_logger(__name__)
 
@@ -439,7 +440,7 @@ class BotEngine:
                                 *exc.args[1:])
                 raise expired or exc from None
             if job.screenshot_before_verify:
-                await keep_screenshot(ctx, BEFORE)
+                await keep_screenshot(ctx, VERIFY_BEFORE)
             if job.verification is not None:
                 await keep_verification(ctx, job.verification)
             return BotResult(output=dict(ctx.output), artifacts=list(ctx.artifacts))
@@ -462,10 +463,10 @@ class BotEngine:
     def _evidence_dir(self, job: BotJob) -> Path | None:
         if self.config.artifacts_dir is None:
             return None
-        folder = evidence_folder(self.config.artifacts_dir, job.workflow.definition.name, job.case_ref) / f"attempt-{job.attempt}"
+        folder = evidence_folder(self.config.artifacts_dir, job.workflow.definition.name, job.case_ref) / attempt_folder(job.attempt)
         if job.folder:
             folder = folder / job.folder
-        return folder / "verify" if job.verification is not None else folder
+        return folder / VERIFY if job.verification is not None else folder
 
     @staticmethod
     def _fallback(workflow: str, verb: str, index: int) -> None:

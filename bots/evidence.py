@@ -23,6 +23,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from monitoring import redact_text
 from workflows import mask_text
+from workflows.evidence import FAILURE
 
 from .context import StepContext
 from .errors import BotError
@@ -50,7 +51,7 @@ async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) ->
         folder.mkdir(parents=True, exist_ok=True)
         if not ctx.page.is_closed():
             masks = [ctx.page.locator("input[type=password]"), *ctx.secret_locators]
-            shot, html = folder / "failure.png", folder / "failure.html"
+            shot, html = folder / f"{FAILURE}.png", folder / f"{FAILURE}.html"
             await asyncio.wait_for(ctx.page.screenshot(path=str(shot), mask=masks, full_page=True), timeout=5)
             kept.append(str(shot))
             page = await asyncio.wait_for(ctx.page.content(), timeout=5)
@@ -66,7 +67,7 @@ async def keep_evidence(ctx: StepContext, exc: BotError, trace: bool = False) ->
             kept.append(str(path))
     except (PlaywrightError, OSError, asyncio.TimeoutError) as err:
         # A full disk (or a page gone) leaves no half-written file behind: evidence is whole or absent.
-        for name in ("failure.png", "failure.html", "page-errors.txt", "trace.zip"):
+        for name in (f"{FAILURE}.png", f"{FAILURE}.html", "page-errors.txt", "trace.zip"):
             path = folder / name
             if str(path) not in kept:
                 path.unlink(missing_ok=True)

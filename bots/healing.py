@@ -35,6 +35,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator as PwLocator
 
 from monitoring import HEALS
+from workflows.evidence import heal_shot
 
 from .errors import BusinessException
 from .fingerprint import CANDIDATES_JS, FINGERPRINT_JS, Fingerprint, score
@@ -270,7 +271,7 @@ class Healer:
         if ctx.evidence_dir is None:
             return None
         ctx.evidence_dir.mkdir(parents=True, exist_ok=True)
-        path = ctx.evidence_dir / f"heal-{next(self._shots)}.png"
+        path = ctx.evidence_dir / f"{heal_shot(next(self._shots))}.png"
         masks = [ctx.page.locator("input[type=password]"), *ctx.secret_locators]
         try:
             await element.evaluate("e => { e.dataset.autoclerkOutline = e.style.outline;"

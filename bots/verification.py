@@ -20,14 +20,12 @@ from playwright.async_api import Error as PlaywrightError
 
 from monitoring import redact_text
 from workflows import Verify, mask_case
+from workflows.evidence import VERIFY_AFTER
 
 from .context import StepContext
 
 log = structlog.get_logger(__name__)
 
-BEFORE = "verify-before"
-"""The name of the screenshot the submitting run takes of the page it ended on."""
-AFTER = "verify-after"
 FIELDS = "verify-fields.json"
 
 
@@ -71,7 +69,7 @@ async def keep_verification(ctx: StepContext, verify: Verify) -> None:
     """Keep a verification's evidence (the page it ended on, the compared fields) in ``ctx.artifacts``; never raises."""
     if ctx.evidence_dir is None:
         return
-    await keep_screenshot(ctx, AFTER)
+    await keep_screenshot(ctx, VERIFY_AFTER)
     path = ctx.evidence_dir / FIELDS
     try:
         ctx.evidence_dir.mkdir(parents=True, exist_ok=True)

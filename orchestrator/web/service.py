@@ -8,7 +8,6 @@ without HTTP, and the pages and the API cannot drift apart in what they accept.
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import structlog
 from sqlalchemy import text
 
 from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, mask_case, secret_fields, secret_values
+from workflows import evidence
 
 from ..accounts import Accounts, SignInGuard, User
 from ..errors import ConfigurationError, UsageError
@@ -318,8 +318,8 @@ def _attempt_of(path: str) -> tuple[int | None, tuple[str, ...]]:
     so too) and the folders below that one (``lookup``, ``run-2``, ``verify``)."""
     folders = Path(path).parts[:-1]
     for at in range(len(folders) - 1, -1, -1):
-        if (found := re.fullmatch(r"attempt-(\d+)", folders[at])) is not None:
-            return int(found.group(1)), folders[at + 1:]
+        if (number := evidence.attempt_number(folders[at])) is not None:
+            return number, folders[at + 1:]
     return None, ()
 
 
@@ -330,19 +330,19 @@ def caption_of(path: str, *, looked_in_place: bool = False) -> str:
     not where the attempt stopped."""
     number, runs = _attempt_of(path)
     name = Path(path).stem
-    if name == "verify-after":
+    if name == evidence.VERIFY_AFTER:
         what = "the case's record in the target system, as the bot checked it."
-    elif name == "verify-before":
+    elif name == evidence.VERIFY_BEFORE:
         what = "the page the bot's steps ended on, after it submitted the case."
-    elif name.startswith("heal-"):
+    elif evidence.is_heal_shot(name):
         what = "a page whose element for a step had changed; the element the bot found in its place is outlined."
-    elif name != "failure":
+    elif name != evidence.FAILURE:
         what = "a screenshot a step of the workflow took."
-    elif "verify" in runs:
+    elif evidence.VERIFY in runs:
         what = "the page when the bot's check of the case's record in the target system stopped."
-    elif "lookup" in runs:
+    elif evidence.LOOKUP in runs:
         what = "the page when the bot's search for the case in the target system stopped."
-    elif "run-2" in runs:
+    elif evidence.SECOND_RUN in runs:
         what = ("the page when the case stopped. The bot had found no record of the case after a server error, "
                 "and was trying it again in the same attempt.")
     elif looked_in_place and not runs:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..evidence import is_the_bots_own
 from ..locators import Locator
 from ..templating import Template
 from .base import TARGET_PATTERN, StepArgs
@@ -305,6 +305,6 @@ class Screenshot(StepArgs):
     @field_validator("name")
     @classmethod
     def _not_the_bots_own(cls, name: str) -> str:
-        if name in ("failure", "verify-before", "verify-after") or re.fullmatch(r"heal-\d+", name):
+        if is_the_bots_own(name):
             raise ValueError(f"'{name}' is the name of a screenshot the bot takes itself; give this one another name")
         return name
