@@ -23,6 +23,7 @@ from bots import BotJob, BotResult, BusinessException, TargetServerError
 from monitoring import (ATTEMPTS, RETRIES, STEP_RETRIES, TRANSACTION_DURATION, TRANSACTIONS, VERIFICATIONS, metrics_enabled, redact_text,
                         register_secret)
 from workflows import CaseDataError, LoadedWorkflow, SecretValues, check_case, mask_text, secret_values
+from workflows.evidence import LOOKUP, SECOND_RUN
 
 from ..deadlines import maintenance_until
 from ..errors import StaleAttempt
@@ -317,7 +318,7 @@ def _decide(runtime: Runtime, claim: Claim) -> Outcome:
                 return settled
             uncertain = False
             runtime.ledger.transactions.renew(claim, runtime.settings.lease_s)
-            job = dataclasses.replace(job, folder="run-2")  # its evidence does not overwrite the first run's
+            job = dataclasses.replace(job, folder=SECOND_RUN)  # its evidence does not overwrite the first run's
             log.info("nothing was submitted; submitting again in place")
     reference = result.output.get("reference")
     ended = verification.after_submit(_tools(runtime, claim), claim, loaded, case, secrets, Outcome(
@@ -349,7 +350,7 @@ def _look(runtime: Runtime, claim: Claim, loaded: LoadedWorkflow, case: dict[str
     label = "lookup" if isinstance(workflow.lookup, list) else "lookup.steps"
     try:
         found = _run_bot(runtime, BotJob(loaded, steps, case, claim.case_ref, claim.attempt, secrets,
-                                         label=label, folder="lookup"), before_effect=lambda: None)
+                                         label=label, folder=LOOKUP), before_effect=lambda: None)
     except BudgetUnavailable as exc:
         return _deferred(runtime, claim, exc)
     except BusinessException as exc:
@@ -482,7 +483,8 @@ def _exhausted(claim: Claim, loaded: LoadedWorkflow) -> Outcome:
     look at the target system left to make."""
     if claim.effect_attempt is None:
         return Outcome(claim, "failed", error_class="AttemptsExhausted",
-                       error_message=f"the case was attempted {claim.attempt - 1} times without an outcome")
+                       error_message=f"the case was attempted {claim.attempt - 1} times, and the last attempt "
+                                     "stopped without an outcome (the worker running it ended or stalled)")
     if _a_person_settles(loaded):
         return _for_a_person(claim)
     return Outcome(claim, "failed", error_class=UNCERTAIN_SUBMIT, error_message=COULD_NOT_FINISH_MAY_HAVE_SUBMITTED,
