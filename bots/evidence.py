@@ -23,7 +23,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from monitoring import redact_text
 from workflows import mask_text
-from workflows.evidence import FAILURE
+from workflows.evidence import FAILURE, attempt_number
 
 from .context import StepContext
 from .errors import BotError
@@ -87,14 +87,14 @@ def _html_forms(values: set[str]) -> set[str]:
 
 
 def prune_artifacts(root: Path, retention_days: float) -> int:
-    """Delete attempt folders (``attempt-*``) last written more than ``retention_days`` ago; returns how many."""
+    """Delete attempt folders (``attempt-N``) last written more than ``retention_days`` ago; returns how many."""
     if not root.is_dir():
         return 0
     cutoff = time.time() - retention_days * 86400
     removed = 0
-    for folder in root.glob("*/*/attempt-*"):
+    for folder in root.glob("*/*/*"):
         try:
-            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            if attempt_number(folder.name) is not None and folder.is_dir() and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder)
                 removed += 1
         except OSError:

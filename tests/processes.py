@@ -1,6 +1,6 @@
 """What the tests read about other processes (their state, parent and command line), through psutil rather than
-by parsing ``/proc`` by hand. Each answers for a process that has ended, or was never ours to read, without
-raising."""
+by parsing ``/proc`` by hand. Each answers for a process that has ended without raising. The command line of a
+process that may not be read is ""; its state and parent raise :class:`psutil.AccessDenied`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import psutil
 
 
 def status(pid: int) -> str | None:
-    """The process's state, one of psutil's ``STATUS_`` values, or ``None`` once it has ended."""
+    """The process's state, one of psutil's ``STATUS_`` values, or ``None`` once it has ended (a process that may
+    not be read raises :class:`psutil.AccessDenied`)."""
     try:
         return str(psutil.Process(pid).status())
-    except psutil.Error:
+    except psutil.NoSuchProcess:
         return None
 
 
@@ -29,7 +30,7 @@ def parent(pid: int) -> int | None:
     """The pid of the process's parent (1 once init has adopted it), or ``None`` once it has ended."""
     try:
         return psutil.Process(pid).ppid()
-    except psutil.Error:
+    except psutil.NoSuchProcess:
         return None
 
 

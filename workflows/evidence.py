@@ -1,6 +1,8 @@
-"""The names in a case's evidence, defined once for the three that use them: the bot writes them (``bots``), a
-workflow's ``screenshot`` step may not take one of the bot's own (:class:`workflows.steps.Screenshot`), and the
-hand-off service captions each screenshot by them (``orchestrator.web``).
+"""The names of the screenshots the bot takes and of the folders of a case's evidence, defined once for all that
+use them: the bot writes them (``bots``, and ``orchestrator.queue`` names the folder of each run of an attempt),
+a workflow's ``screenshot`` step may not take one of the bot's own (:class:`workflows.steps.Screenshot`), and the
+hand-off service captions each screenshot by them (``orchestrator.web``). The other files the bot keeps
+(``failure.html``, ``page-errors.txt``, ``trace.zip``, ``verify-fields.json``) are named where they are written.
 
 The layout, under ``<artifacts>/<workflow>/<case>/``::
 
@@ -11,7 +13,8 @@ The layout, under ``<artifacts>/<workflow>/<case>/``::
         <name>.png           a workflow's own ``screenshot`` step
         lookup/              the look in place after a server error on the submit
         run-2/               the second run of the steps after that look found nothing
-        verify/              the check of the case's record (verify-after.png: the record it read)
+        verify/              the check of the case's record (verify-after.png: the record it read;
+                             verify-fields.json: the fields it compared)
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ VERIFY_BEFORE = "verify-before"
 VERIFY_AFTER = "verify-after"
 """The screenshot of the case's record in the target system, as a check read it."""
 HEAL = "heal-"
-"""The prefix of a healed step's screenshots, numbered from 1 within a run: ``heal-1``."""
+"""The prefix of a healed step's screenshots, numbered by the worker's healer (``heal-1``, ``heal-2``, …): a
+number is unique within the worker, not within the run."""
 
 LOOKUP = "lookup"
 """The folder of a look in place: the search for a case that may have been submitted."""
@@ -34,7 +38,7 @@ SECOND_RUN = "run-2"
 VERIFY = "verify"
 """The folder of a check of the case's record in the target system."""
 
-_ATTEMPT = re.compile(r"attempt-(\d+)")
+_ATTEMPT = re.compile(r"attempt-([0-9]+)")
 
 
 def heal_shot(number: int) -> str:
@@ -55,7 +59,7 @@ def attempt_number(folder: str) -> int | None:
 
 def is_heal_shot(name: str) -> bool:
     """``name`` (without ``.png``) is one of a healed step's screenshots."""
-    return re.fullmatch(rf"{re.escape(HEAL)}\d+", name) is not None
+    return re.fullmatch(rf"{re.escape(HEAL)}[0-9]+", name) is not None
 
 
 def is_the_bots_own(name: str) -> bool:

@@ -483,8 +483,8 @@ def _exhausted(claim: Claim, loaded: LoadedWorkflow) -> Outcome:
     look at the target system left to make."""
     if claim.effect_attempt is None:
         return Outcome(claim, "failed", error_class="AttemptsExhausted",
-                       error_message=f"the case was attempted {claim.attempt - 1} times, and the last attempt "
-                                     "stopped without an outcome (the worker running it ended or stalled)")
+                       error_message=f"attempt {claim.attempt - 1}, the last allowed, stopped without recording "
+                                     "an outcome; no attempts are left")
     if _a_person_settles(loaded):
         return _for_a_person(claim)
     return Outcome(claim, "failed", error_class=UNCERTAIN_SUBMIT, error_message=COULD_NOT_FINISH_MAY_HAVE_SUBMITTED,

@@ -17,7 +17,8 @@ import structlog
 from sqlalchemy import text
 
 from workflows import FIELD_MASK, LoadedWorkflow, field_errors, load_workflow, mask_case, secret_fields, secret_values
-from workflows import evidence
+from workflows.evidence import (FAILURE, LOOKUP, SECOND_RUN, VERIFY, VERIFY_AFTER, VERIFY_BEFORE, attempt_number,
+                                 is_heal_shot)
 
 from ..accounts import Accounts, SignInGuard, User
 from ..errors import ConfigurationError, UsageError
@@ -318,7 +319,7 @@ def _attempt_of(path: str) -> tuple[int | None, tuple[str, ...]]:
     so too) and the folders below that one (``lookup``, ``run-2``, ``verify``)."""
     folders = Path(path).parts[:-1]
     for at in range(len(folders) - 1, -1, -1):
-        if (number := evidence.attempt_number(folders[at])) is not None:
+        if (number := attempt_number(folders[at])) is not None:
             return number, folders[at + 1:]
     return None, ()
 
@@ -330,19 +331,19 @@ def caption_of(path: str, *, looked_in_place: bool = False) -> str:
     not where the attempt stopped."""
     number, runs = _attempt_of(path)
     name = Path(path).stem
-    if name == evidence.VERIFY_AFTER:
+    if name == VERIFY_AFTER:
         what = "the case's record in the target system, as the bot checked it."
-    elif name == evidence.VERIFY_BEFORE:
+    elif name == VERIFY_BEFORE:
         what = "the page the bot's steps ended on, after it submitted the case."
-    elif evidence.is_heal_shot(name):
+    elif is_heal_shot(name):
         what = "a page whose element for a step had changed; the element the bot found in its place is outlined."
-    elif name != evidence.FAILURE:
+    elif name != FAILURE:
         what = "a screenshot a step of the workflow took."
-    elif evidence.VERIFY in runs:
+    elif VERIFY in runs:
         what = "the page when the bot's check of the case's record in the target system stopped."
-    elif evidence.LOOKUP in runs:
+    elif LOOKUP in runs:
         what = "the page when the bot's search for the case in the target system stopped."
-    elif evidence.SECOND_RUN in runs:
+    elif SECOND_RUN in runs:
         what = ("the page when the case stopped. The bot had found no record of the case after a server error, "
                 "and was trying it again in the same attempt.")
     elif looked_in_place and not runs:

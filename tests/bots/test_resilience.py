@@ -25,8 +25,8 @@ from bots.processes import browser_processes, reap_detached
 from demo_portal import PortalProcess
 from monitoring import REGISTRY
 from tests.bots.test_engine import case, job
-from tests.processes import command_line
 from tests.conftest import ROOT
+from tests.processes import command_line
 from workflows import SecretValues, load_workflow
 
 
@@ -304,13 +304,15 @@ def test_evidence_older_than_the_retention_is_deleted(tmp_path: Path) -> None:
     from bots.evidence import prune_artifacts
 
     old, recent = tmp_path / "wf" / "CASE-1" / "attempt-1", tmp_path / "wf" / "CASE-2" / "attempt-1"
-    for folder in (old, recent):
+    not_an_attempt = tmp_path / "wf" / "CASE-1" / "attempt-1-kept"  # a folder someone made there by hand
+    for folder in (old, recent, not_an_attempt):
         folder.mkdir(parents=True)
         (folder / "failure.png").write_bytes(b"png")
     week_ago = time.time() - 8 * 86400
-    os.utime(old, (week_ago, week_ago))
+    for folder in (old, not_an_attempt):
+        os.utime(folder, (week_ago, week_ago))
     assert prune_artifacts(tmp_path, retention_days=7) == 1
-    assert not old.exists() and (recent / "failure.png").exists()
+    assert not old.exists() and (recent / "failure.png").exists() and (not_an_attempt / "failure.png").exists()
 
 
 def test_a_run_with_its_own_folder_keeps_its_evidence_apart_from_the_attempts_other_runs(

@@ -232,20 +232,21 @@ def cases_not_done(ledger: Path | str, limit: int = 50) -> list[str]:
 
 
 def attempts_of(ledger: Path | str, wanted: list[str]) -> list[str]:
-    """For each case in ``wanted`` (those the oracle flagged, :attr:`Verdict.flagged`, and those not done), one
+    """For each case in ``wanted`` (those the oracle flagged, :attr:`Verdict.flagged`, then those not done), one
     line per attempt from its ledger history: how it ended and why, so a run that found something says what
-    happened before its servers are deleted. Each case once, in the ledger's order."""
-    refs = set(wanted)
-    lines = []
+    happened before its servers are deleted. Each case once, in the order of ``wanted``."""
+    order = list(dict.fromkeys(wanted))
+    refs = set(order)
+    found: dict[str, list[str]] = {}
     for ref, state, attempts, history in query(ledger, "select case_ref, state, attempts, history from transactions"):
         if ref not in refs:
             continue
-        lines.append(f"{ref}: {state} after {attempts} attempt(s)")
+        lines = found[ref] = [f"{ref}: {state} after {attempts} attempt(s)"]
         for entry in json.loads(history or "[]"):
             why = f" {entry.get('error_class')}: {(entry.get('error') or '')[:160]}" if entry.get("error_class") else ""
             lines.append(f"  attempt {entry.get('attempt')}: {entry.get('outcome')} after "
                          f"{(entry.get('ended_at') or 0) - (entry.get('started_at') or 0):.1f} s{why}")
-    return lines
+    return [line for ref in order for line in found.get(ref, [])]
 
 
 def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, object]:

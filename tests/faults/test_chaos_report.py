@@ -38,6 +38,8 @@ def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path:
     assert lines[2].endswith("s TargetServerError: 503 on the lookup") and "attempt 2: failed" in lines[2]
     assert len(lines) == 3  # CASE-2 was not flagged
     assert attempts_of(tmp_path / "ledger.db", ["CASE-1", "CASE-1"]) == lines, "flagged and not done: once"
+    both = attempts_of(tmp_path / "ledger.db", ["CASE-2", "CASE-1"])
+    assert both[0] == "CASE-2: done after 1 attempt(s)" and both[2:] == lines, "in the order asked: flagged first"
 
 
 def test_a_stalled_worker_is_seen_once_its_marker_holds_its_line_and_it_is_stopped(tmp_path: Path) -> None:

@@ -91,8 +91,7 @@ def test_a_look_after_the_last_attempt_that_finds_nothing_ends_the_case_as_its_l
                                        "check the target system for it before doing it again.")
     exhausted = _exhausted(_claim(attempt=4), LOOKED_UP)
     assert exhausted.error_class == "AttemptsExhausted", "nothing began submitting"
-    assert exhausted.error_message == ("the case was attempted 3 times, and the last attempt stopped without an "
-                                       "outcome (the worker running it ended or stalled)")
+    assert exhausted.error_message == "attempt 3, the last allowed, stopped without recording an outcome; no attempts are left"
 
 
 def test_a_submitted_case_whose_check_cannot_run_on_its_last_attempt_ends_done_and_is_checked_later() -> None:
