@@ -118,6 +118,14 @@ class Action(BaseModel):
     note: str | None
 
 
+class Screenshot(BaseModel):
+    path: str = Field(description="Its path on this service.")
+    attempt: int | None = Field(description="The attempt whose evidence holds it (none for evidence outside any "
+                                            "attempt's folder).")
+    name: str = Field(description="Its file's name.")
+    caption: str = Field(description="What it shows, in plain English, as the case page captions it.")
+
+
 class CaseDetail(CaseSummary):
     max_attempts: int
     payload: dict[str, Any]
@@ -127,6 +135,8 @@ class CaseDetail(CaseSummary):
     screenshots: list[str] = Field(description="Paths (on this service) of the screenshots in the case's evidence, "
                                                "newest first: failed attempts' pages, a verification's record, a "
                                                "healed step's page, and the workflow's own screenshot steps.")
+    captioned_screenshots: list[Screenshot] = Field(description="The same screenshots, in the same order, each "
+                                                                "with its attempt and what it shows.")
 
 
 class Resolution(BaseModel):
@@ -337,7 +347,9 @@ def case_detail(request: Request, tx_id: int, user: User = Depends(VIEWER)) -> A
 
 def _case_detail(request: Request, user: User, tx_id: int) -> dict[str, Any]:
     case = _case_or_404(request, user, tx_id)
-    return {**case, "screenshots": [f"/cases/{tx_id}/evidence/{s['index']}" for s in screenshots_of(case)]}
+    shots = [{"path": f"/cases/{tx_id}/evidence/{s['index']}", "attempt": int(s["attempt"]) if s["attempt"] else None,
+              "name": s["name"], "caption": s["caption"]} for s in screenshots_of(case)]
+    return {**case, "screenshots": [shot["path"] for shot in shots], "captioned_screenshots": shots}
 
 
 @router.get("/exceptions", response_model=list[CaseSummary])

@@ -122,6 +122,9 @@ def test_one_case_is_handed_off_and_an_exception_is_corrected_through_the_api(
         found = server.wait_for_case(api, tx_id)
         assert found["state"] == "business_exception" and "Postcode not recognised" in found["error_message"]
         assert found["screenshots"], "the failing step's screenshot is listed"
+        shot = found["captioned_screenshots"][0]
+        assert (shot["path"], shot["attempt"], shot["name"]) == (found["screenshots"][0], 1, "failure.png")
+        assert shot["caption"] == "Attempt 1: the page when the case stopped.", shot["caption"]
         assert [e["id"] for e in api.get("/api/exceptions").json()] == [tx_id]
 
         with server.api("bob") as bob:
