@@ -135,7 +135,7 @@ class CaseDetail(CaseSummary):
     screenshots: list[str] = Field(description="Paths (on this service) of the screenshots in the case's evidence, "
                                                "newest first: failed attempts' pages, a verification's record, a "
                                                "healed step's page, and the workflow's own screenshot steps.")
-    captioned_screenshots: list[Screenshot] = Field(description="The same screenshots, in the same order, each "
+    captioned_screenshots: list[Screenshot] = Field(default_factory=list, description="The same screenshots, in the same order, each "
                                                                 "with its attempt and what it shows.")
 
 
