@@ -91,6 +91,22 @@ def _event_detail(o: Outcome) -> str | None:
     return o.error_class
 
 
+def _write_held(conn: Connection, claim: Claim, now: float, **values: Any) -> None:
+    """Write ``values`` to the case's row, fenced: only while ``claim``'s attempt still holds it (the same fence,
+    the case in progress, the lease not run out).
+
+    Raises:
+        StaleAttempt: the lease ran out or another attempt holds the case.
+    """
+    result = conn.execute(
+        update(transactions)
+        .where(transactions.c.id == claim.id, transactions.c.fence == claim.fence,
+               transactions.c.state == "in_progress", transactions.c.lease_until > now)
+        .values(**values))
+    if result.rowcount != 1:
+        raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}) is no longer held by attempt {claim.attempt}")
+
+
 class Transactions:
     """Claiming, fencing and finishing attempts; reading one transaction back."""
 
@@ -200,13 +216,7 @@ class Transactions:
         """
         now = time.time()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(transactions)
-                .where(transactions.c.id == claim.id, transactions.c.fence == claim.fence,
-                       transactions.c.lease_until > now)
-                .values(effect_attempt=claim.attempt, updated_at=now))
-            if result.rowcount != 1:
-                raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}) is no longer held by attempt {claim.attempt}")
+            _write_held(conn, claim, now, effect_attempt=claim.attempt, updated_at=now)
             conn.execute(insert(events).values(transaction_id=claim.id, at=now, state="effect_started",
                                                attempt=claim.attempt))
 
@@ -218,13 +228,7 @@ class Transactions:
         """
         now = time.time()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(transactions)
-                .where(transactions.c.id == claim.id, transactions.c.fence == claim.fence,
-                       transactions.c.state == "in_progress", transactions.c.lease_until > now)
-                .values(lease_until=now + lease_s))
-            if result.rowcount != 1:
-                raise StaleAttempt(f"transaction {claim.id} ({claim.case_ref}) is no longer held by attempt {claim.attempt}")
+            _write_held(conn, claim, now, lease_until=now + lease_s)
 
     def finish(self, claim: Claim, state: str, **fields: Any) -> None:
         """Record how one attempt ended (fenced).
