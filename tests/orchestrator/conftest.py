@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bots import BotResult
 from orchestrator import Ledger
 from workflows import parse_workflow
 
@@ -27,6 +28,33 @@ lookup:
   - goto: /
 """)
 """A workflow that submits, with a lookup: for the rules of a case that may have been submitted."""
+
+
+class Scripted:
+    """A bot engine that runs nothing and notes what it was asked to run (``ran``, ``folders``): each run of the
+    steps begins the submit, then meets the next of ``submits`` (an exception is raised, ``None`` submits; once
+    they are used up, every run submits); the lookup finds ``found``."""
+
+    def __init__(self, submits: list[BaseException | None] | None = None, found: str | None = None,
+                 on_fail: Any = None) -> None:
+        self.submits, self.found, self.on_fail, self.ran = list(submits or []), found, on_fail, []  # type: ignore[var-annotated]
+        self.folders: list[str | None] = []
+
+    def run(self, job: Any, before_effect: Any) -> BotResult:
+        self.ran.append(job.label)
+        self.folders.append(job.folder)
+        if job.label == "lookup":
+            return BotResult(output={"reference": self.found} if self.found else {})
+        before_effect()
+        failure = self.submits.pop(0) if self.submits else None
+        if failure is not None:
+            if self.on_fail is not None:
+                self.on_fail()
+            raise failure
+        return BotResult(output={"reference": "SUBMITTED"})
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

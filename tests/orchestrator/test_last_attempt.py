@@ -21,7 +21,7 @@ from orchestrator.queue import verification
 from orchestrator.queue.execution import (FORGIVEN_FAULTS, MAY_HAVE_SUBMITTED, NOT_COUNTED, NOT_SUBMITTED,
                                           SETTLING_LOOKUPS, _exhausted, _not_submitted, _retry_or_fail)
 from orchestrator.web.api import CaseDetail
-from tests.orchestrator.conftest import SETTLED
+from tests.orchestrator.conftest import SETTLED, Scripted
 from workflows import Needs
 
 
@@ -114,23 +114,6 @@ def test_a_submitted_case_whose_check_cannot_run_on_its_last_attempt_ends_done_a
     assert outcome.verify_due_at is not None and outcome.verify_due_at >= before + 5.0
 
 
-class Recorder:
-    """A bot engine that runs nothing and notes what it was asked to run: the lookup finds ``found``."""
-
-    def __init__(self, found: str | None) -> None:
-        self.found, self.ran = found, []  # type: ignore[var-annotated]
-
-    def run(self, job: Any, before_effect: Any) -> BotResult:
-        self.ran.append(job.label)
-        if job.label == "lookup":
-            return BotResult(output={"reference": self.found} if self.found else {})
-        before_effect()
-        return BotResult(output={"reference": "SUBMITTED-AGAIN"})
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
 CRASHES = [{"attempt": attempt, "outcome": "retry_scheduled", "error_class": "BrowserGone", "error": "The browser "
             "closed while the bot worked on the case.", "error_detail": "BrowserGone: gone", "evidence": [],
             "forgiven": 1} for attempt in range(1, FORGIVEN_FAULTS + 1)]
@@ -160,7 +143,7 @@ def test_a_look_after_the_last_attempt_never_submits_and_settles_the_case(ledger
     # Its browser crashed on the attempts given back, and then its worker died after the submit: the last attempt.
     tx_id, runtime = _cut_short_after_its_submit(ledger, attempts=FORGIVEN_FAULTS + 1, max_attempts=FORGIVEN_FAULTS + 1,
                                                  history=json.dumps(CRASHES))
-    runtime._engine = engine = Recorder(found)  # type: ignore[assignment]
+    runtime._engine = engine = Scripted(found=found)  # type: ignore[assignment]
     assert len(execute_many(runtime, [tx_id])) == 1
     assert engine.ran == ["lookup"], "only the lookup ran: the steps that submit did not"
     case = ledger.cases.get(tx_id)
@@ -176,7 +159,7 @@ def test_a_submitted_case_whose_check_is_cut_short_again_and_again_ends_done_and
     # The check of a submitted case kills its worker each time: after the looks allowed, the case ends.
     tx_id, runtime = _cut_short_after_its_submit(ledger, verification="pending", result_ref="REF-1",
                                                  attempts=1 + FORGIVEN_FAULTS + SETTLING_LOOKUPS)
-    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    runtime._engine = engine = Scripted()  # type: ignore[assignment]
     execute_many(runtime, [tx_id])
     assert engine.ran == [], "nothing runs again"
     case = ledger.cases.get(tx_id)
@@ -201,17 +184,17 @@ def test_a_browser_crash_does_not_count_until_the_case_has_had_its_share_of_our_
 def test_an_attempt_whose_worker_died_does_not_count(ledger: Ledger, submitted: bool) -> None:
     # The case's only attempt: its worker died before the submit, or after it (the lookup finds nothing).
     tx_id, runtime = _cut_short_after_its_submit(ledger, submitted=submitted)
-    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    runtime._engine = engine = Scripted()  # type: ignore[assignment]
     execute_many(runtime, [tx_id])
     assert engine.ran == (["lookup", "steps"] if submitted else ["steps"]), "a real attempt, not a look after the last"
     case = ledger.cases.get(tx_id)
     assert case is not None
-    assert (case["state"], case["result_ref"], case["attempts"], case["max_attempts"]) == ("done", "SUBMITTED-AGAIN", 2, 2)
+    assert (case["state"], case["result_ref"], case["attempts"], case["max_attempts"]) == ("done", "SUBMITTED", 2, 2)
 
 
 def test_a_case_that_kills_its_worker_every_time_still_ends(ledger: Ledger) -> None:
     tx_id, runtime = _cut_short_after_its_submit(ledger, submitted=False, attempts=1 + FORGIVEN_FAULTS)
-    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    runtime._engine = engine = Scripted()  # type: ignore[assignment]
     execute_many(runtime, [tx_id])
     assert engine.ran == []
     case = ledger.cases.get(tx_id)
@@ -225,7 +208,7 @@ def test_a_worker_that_dies_in_a_look_after_the_last_attempt_is_not_given_back(l
     tx_id, runtime = _cut_short_after_its_submit(ledger, attempts=2, history=json.dumps(history))
     with ledger.engine.begin() as conn:
         conn.execute(transactions.update().values(effect_attempt=1))
-    runtime._engine = engine = Recorder(None)  # type: ignore[assignment]
+    runtime._engine = engine = Scripted()  # type: ignore[assignment]
     execute_many(runtime, [tx_id])
     assert engine.ran == ["lookup"], "still a look, never a submit"
     case = ledger.cases.get(tx_id)
@@ -234,7 +217,9 @@ def test_a_worker_that_dies_in_a_look_after_the_last_attempt_is_not_given_back(l
 
 def test_a_case_that_crashes_its_browser_every_time_ends_after_its_attempts_and_the_faults_given_back(
         ledger: Ledger, portal_url: str) -> None:
-    class Crashes(Recorder):
+    class Crashes(Scripted):
+        """Its browser closes before any submit begins, every time."""
+
         def run(self, job: Any, before_effect: Any) -> BotResult:
             self.ran.append(job.label)
             raise BrowserGone("the browser closed")
@@ -244,7 +229,7 @@ def test_a_case_that_crashes_its_browser_every_time_ends_after_its_attempts_and_
     ids, _ = ledger.batches.add_cases(batch, "settled", 1, SETTLED.digest, 3, [("S1", {"case_ref": "S1"})])
     runtime = Runtime(load_settings(ledger_url=ledger.url, bot="null", retry_base_s=0.01,
                                     systems={"portal": portal_url}), ledger)
-    runtime._engine = engine = Crashes(None)  # type: ignore[assignment]
+    runtime._engine = engine = Crashes()  # type: ignore[assignment]
     for _ in range(10):
         case = ledger.cases.get(ids[0])
         assert case is not None

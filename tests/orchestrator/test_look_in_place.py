@@ -15,34 +15,8 @@ from orchestrator.ledger.schema import events, transactions
 from orchestrator.queue.budgets import BudgetUnavailable
 from orchestrator.queue.execution import AGAIN, NOT_COUNTED
 from orchestrator.web.service import screenshots_of
-from tests.orchestrator.conftest import SETTLED
+from tests.orchestrator.conftest import SETTLED, Scripted
 from workflows import parse_workflow
-
-
-class Scripted:
-    """A bot engine that runs nothing: each run of the steps begins the submit, then meets the next of
-    ``submits`` (an exception is raised, ``None`` submits); the lookup finds ``found``."""
-
-    def __init__(self, submits: list[BaseException | None], found: str | None = None,
-                 on_fail: Any = None) -> None:
-        self.submits, self.found, self.on_fail, self.ran = submits, found, on_fail, []  # type: ignore[var-annotated]
-        self.folders: list[str | None] = []
-
-    def run(self, job: Any, before_effect: Any) -> BotResult:
-        self.ran.append(job.label)
-        self.folders.append(job.folder)
-        if job.label == "lookup":
-            return BotResult(output={"reference": self.found} if self.found else {})
-        before_effect()
-        failure = self.submits.pop(0)
-        if failure is not None:
-            if self.on_fail is not None:
-                self.on_fail()
-            raise failure
-        return BotResult(output={"reference": "SUBMITTED"})
-
-    def close(self) -> None:
-        """Nothing to close."""
 
 
 class Busy(Scripted):
