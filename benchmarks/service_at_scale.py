@@ -1,9 +1,11 @@
 """Every page and API route of the hand-off service at 10,000 cases and at 10,000,000, in the same run.
 
 For each size a new ledger (SQLite, or a throwaway PostgreSQL database) is built in bulk: batches of
-``--batch-size`` cases (the older ones finished: mostly done, one in a hundred an open exception, some
-failed; the newest one active: queued, retries later, done with their state changes in the last hour),
-their counts by state, refused rows, an audit trail. SQLite gets ``executemany`` in large transactions,
+``--batch-size`` cases (the older ones finished: mostly done, one in a hundred an open exception, some failed;
+the newest one active: queued, retries later, done with their state changes in the last hour), their counts by
+state, refused rows, an audit trail. A ledger too small to hold ``--min-batches`` such batches gets smaller ones,
+so the lists of batches show a full page at both sizes and their ratio measures the ledger's growth (at 10,000
+cases in batches of 10,000 the list shows one row, against a page of 50 at 10,000,000). SQLite gets ``executemany`` in large transactions,
 PostgreSQL ``COPY`` through psycopg. Then ``autoclerk serve`` runs on it, an operator signs in (the sign-in
 form, for the pages; an API token, for the API), and every route is requested ``--requests`` times: pages
 and API answers to the last byte, downloads to the first byte (they stream). ``autoclerk status --json``
@@ -143,7 +145,8 @@ def build(url: str, size: int, batch_size: int) -> dict[str, Any]:
     if ledger.engine.dialect.name == "postgresql":
         with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
-    case_id = first + 60  # a done case of the newest batch, with its state changes
+    # a done case of the newest batch, with its state changes (any case of it, in a batch too small to have one)
+    case_id = next((i for i in range(first, size + 1) if case_state(i - 1, True)[0] == "done"), first)
     ledger.close()
     return {"batch": newest, "case": case_id, "token": token, "bulk_s": bulk_s}
 
@@ -323,6 +326,8 @@ def main() -> None:
     parser.add_argument("--ledger", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--rows", default="10000,10000000", help="the two ledger sizes, small first")
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--min-batches", type=int, default=51,
+                        help="at least this many batches at each size (more than a page of the batch list)")
     parser.add_argument("--requests", type=int, default=20, help="requests per route and size")
     parser.add_argument("--status-runs", type=int, default=5)
     parser.add_argument("--status-before", type=Path, help="also time autoclerk status of this checkout (the baseline)")
@@ -336,22 +341,25 @@ def main() -> None:
     if len(sizes) != 2 or sizes[0] >= sizes[1]:
         parser.error("--rows takes two sizes, small first, e.g. 10000,10000000")
     report: dict[str, Any] = {"ledger": args.ledger, "rows": sizes, "batch_size": args.batch_size,
-                              "requests": args.requests, "sizes": {}}
+                              "min_batches": args.min_batches, "requests": args.requests, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="autoclerk-scale-bench-") as tmp:
         folder = Path(tmp)
         for size in sizes:
             url, drop = new_ledger(args.ledger, folder, size)
             try:
                 started = time.perf_counter()
-                built = build(url, size, args.batch_size)
+                batch_size = min(args.batch_size, max(1, size // max(1, args.min_batches)))
+                built = build(url, size, batch_size)
                 build_s = time.perf_counter() - started
-                print(f"{args.ledger}: {size:,} cases built in {build_s:.0f} s (bulk insert {built['bulk_s']:.0f} s)",
-                      flush=True)
+                print(f"{args.ledger}: {size:,} cases in batches of {batch_size:,} built in {build_s:.0f} s (bulk insert "
+                      f"{built['bulk_s']:.0f} s)", flush=True)
                 figures = measure_service(url, built, args.requests, folder)
                 status_s, *baseline = measure_status(url, args.status_runs,
                                                      [ROOT, *([args.status_before] if args.status_before else [])])
                 status_ms = measure_status_work(url, args.requests)
-                report["sizes"][str(size)] = {"build_s": round(build_s, 1), "routes": figures, "status_s": status_s,
+                report["sizes"][str(size)] = {"build_s": round(build_s, 1), "batch_size": batch_size,
+                                              "batches": (size + batch_size - 1) // batch_size,
+                                              "routes": figures, "status_s": status_s,
                                               "status_work_ms": status_ms}
                 print(f"  autoclerk status: {status_s:.2f} s as a command (median of {args.status_runs}, Python's "
                       f"start and imports included), {status_ms:.1f} ms of it reading the ledger", flush=True)
