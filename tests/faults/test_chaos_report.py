@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import pytest
+from kombu import Connection
+
 from orchestrator import Ledger, Outcome
-from tests.faults.chaos import attempts_of, cases_not_done, stalled_pid
+from tests.faults.chaos import Chaos, attempts_of, cases_not_done, stalled_pid
+from tests.faults.servers import PrivateRabbitmq
 
 
 def test_a_flagged_case_is_reported_with_each_attempt_and_why_it_ended(tmp_path: Path) -> None:
@@ -59,3 +64,35 @@ def test_a_stalled_worker_is_seen_once_its_marker_holds_its_line_and_it_is_stopp
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _chaos_on(broker: PrivateRabbitmq, run: subprocess.Popen[str]) -> Chaos:
+    """A chaos run's faults on ``broker`` alone, for a batch that is ``run`` (nothing else of a rig)."""
+    chaos = Chaos.__new__(Chaos)
+    chaos.rabbitmq, chaos.run = broker, run
+    return chaos
+
+
+def test_closing_rabbitmqs_connections_waits_for_a_client_to_be_connected(fault_broker: PrivateRabbitmq,
+                                                                           rabbitmq: str) -> None:
+    # A seed once drew this fault seconds after a RabbitMQ restart, while every client was still connecting again:
+    # it closed nothing, and counted as unconfirmed.
+    ended = subprocess.Popen(["true"], text=True)
+    ended.wait()
+    assert _chaos_on(fault_broker, ended)._rabbitmq_connections() == [], "no client is connected yet"
+    batch = subprocess.Popen(["sleep", "120"], text=True)
+    client = Connection(fault_broker.url)  # the default virtual host, as the chaos run's clients (``rabbitmq``: started)
+    late = threading.Timer(3, client.connect)  # a client connecting again, a few seconds later
+    try:
+        started = time.monotonic()
+        late.start()
+        assert _chaos_on(fault_broker, batch).rabbitmq_connections_closed() is True
+        assert time.monotonic() - started >= 3, "it waited for the client"
+        with pytest.raises(Exception, match="chaos run"):  # the broker's close names the chaos run as the reason
+            client.drain_events(timeout=30)
+    finally:
+        late.cancel()
+        client.release()
+        batch.kill()
+        batch.wait()
+    assert _chaos_on(fault_broker, ended).rabbitmq_connections_closed() is None, "the batch ended: not injected"
