@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -102,8 +103,16 @@ def run_chaos(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
     _need_checkout("chaos")
     args = [sys.executable, "-m", "tests.faults.chaos", "--seed", str(seed), "--cases", str(cases),
             "--minutes", str(minutes), "--workers", str(workers)]
-    done = subprocess.run(args, cwd=SUITE.parent.parent, stdout=subprocess.PIPE, text=True)
-    lines = done.stdout.strip().splitlines()
+    # Its own session, so an interrupt reaches it once, from here, whoever sent it (a terminal's Ctrl-C, or a
+    # signal to this process alone): it then stops its private servers and deletes their folders before ending.
+    chaos = subprocess.Popen(args, cwd=SUITE.parent.parent, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = chaos.communicate()
+    except KeyboardInterrupt:
+        chaos.send_signal(signal.SIGINT)
+        chaos.wait()
+        raise
+    lines = out.strip().splitlines()
     try:
         return dict(json.loads(lines[-1]))
     except (IndexError, ValueError):
