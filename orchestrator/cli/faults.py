@@ -137,6 +137,8 @@ def render_chaos(result: dict[str, Any]) -> None:
     Console(width=160).print(table)
     if result.get("not_done"):
         click.echo("Cases not done:\n" + "\n".join(f"  {line}" for line in result["not_done"]))
+    if result.get("not_done_attempts"):
+        click.echo("Their attempts:\n" + "\n".join(f"  {line}" for line in result["not_done_attempts"]))
 
 
 @faults.command()

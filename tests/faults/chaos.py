@@ -311,7 +311,8 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
             dead = len(drain_dead_letters(rabbitmq.url))
             not_done = cases_not_done(rig.ledger)
             # how each attempt ended, for the cases the oracle flagged and for those not done
-            histories = attempts_of(rig.ledger, [*verdict.flagged, *(line.split(":", 1)[0] for line in not_done)])
+            histories = attempts_of(rig.ledger, verdict.flagged)
+            not_done_attempts = attempts_of(rig.ledger, [line.split(":", 1)[0] for line in not_done])
         finally:
             rig.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -319,7 +320,8 @@ def chaos_run(seed: int, cases: int, minutes: float, workers: int) -> dict[str, 
             "faults": dict(sorted(tally.items())), "lost": verdict.lost, "duplicated": verdict.duplicated,
             "unexpected": verdict.unexpected, "recovered": verdict.recovered, "done": summary["done"],
             "exceptions": summary["business_exception"] + summary["failed"], "dead_letters": verdict.dead_letters + dead,
-            "makespan_s": round(makespan_s, 1), "not_done": not_done, "details": verdict.details[:20] + histories[:200]}
+            "makespan_s": round(makespan_s, 1), "not_done": not_done, "not_done_attempts": not_done_attempts[:400],
+            "details": verdict.details[:20] + histories[:200]}
 
 
 def ok(result: dict) -> bool:
@@ -331,7 +333,8 @@ def ok(result: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run once; print one JSON object (``seed``, ``cases``, ``minutes``, ``workers``, ``stopped_by``,
     ``faults`` ({name: {count, confirmed}}), ``lost``, ``duplicated``, ``unexpected``, ``recovered``, ``done``,
-    ``exceptions``, ``dead_letters``, ``makespan_s``, ``not_done``, ``details``) as the last line of stdout."""
+    ``exceptions``, ``dead_letters``, ``makespan_s``, ``not_done``, ``not_done_attempts``, ``details``) as the
+    last line of stdout."""
     parser = argparse.ArgumentParser(prog="python -m tests.faults.chaos")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--cases", type=int, default=200)

@@ -96,3 +96,19 @@ def test_closing_rabbitmqs_connections_waits_for_a_client_to_be_connected(fault_
         batch.kill()
         batch.wait()
     assert _chaos_on(fault_broker, ended).rabbitmq_connections_closed() is None, "the batch ended: not injected"
+
+
+def test_the_table_is_followed_by_each_case_not_done_and_its_attempts(capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli.faults import render_chaos
+
+    render_chaos({"seed": 22, "cases": 2000, "workers": 3, "minutes": 60.0, "stopped_by": "batch ended",
+                  "faults": {"target outage": {"count": 15, "confirmed": 15}}, "lost": 0, "duplicated": 0,
+                  "unexpected": 0, "recovered": 753, "done": 1999, "exceptions": 1, "makespan_s": 2463.1,
+                  "not_done": ["CASE-000755: failed (AttemptsExhausted) after 7 attempt(s): attempt 6, the last "
+                               "allowed, stopped without recording an outcome; no attempts are left"],
+                  "not_done_attempts": ["CASE-000755: failed after 7 attempt(s)",
+                                        "  attempt 1: retry_scheduled after 4.1 s BrowserGone: the browser closed"]})
+    out = capsys.readouterr().out
+    assert "Chaos run: seed 22, 2,000 cases, 3 workers" in out
+    assert out.index("Cases not done:\n  CASE-000755: failed (AttemptsExhausted)") < out.index(
+        "Their attempts:\n  CASE-000755: failed after 7 attempt(s)\n    attempt 1: retry_scheduled after 4.1 s")

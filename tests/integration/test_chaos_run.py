@@ -31,6 +31,8 @@ def test_a_short_chaos_run_prints_a_table_and_one_json_object_with_nothing_lost(
     assert {"seed", "cases", "minutes", "faults", "lost", "duplicated", "done", "exceptions", "makespan_s",
             "not_done"} <= set(summary)
     assert len(summary["not_done"]) == min(summary["exceptions"], 50), "each case not done is named"
+    assert all(any(line.startswith(case.split(":", 1)[0] + ": ") for line in summary["not_done_attempts"])
+               for case in summary["not_done"]), "with its attempts"
     assert summary["seed"] == 7 and summary["cases"] == 16 and summary["lost"] == summary["duplicated"] == 0
     assert summary["done"] + summary["exceptions"] == 16
     assert summary["faults"] and all(row["count"] == row["confirmed"] >= 1 for row in summary["faults"].values())
