@@ -3,9 +3,11 @@
 For each size a new ledger (SQLite, or a throwaway PostgreSQL database) is built in bulk: batches of
 ``--batch-size`` cases (the older ones finished: mostly done, one in a hundred an open exception, some failed;
 the newest one active: queued, retries later, done with their state changes in the last hour), their counts by
-state, refused rows, an audit trail. A ledger too small to hold ``--min-batches`` such batches gets smaller ones,
-so the lists of batches show a full page at both sizes and their ratio measures the ledger's growth (at 10,000
-cases in batches of 10,000 the list shows one row, against a page of 50 at 10,000,000). SQLite gets ``executemany`` in large transactions,
+state, refused rows, an audit trail. The newest batch (the one the routes of a batch ask for) holds
+``--batch-size`` cases at both sizes where the ledger can spare them (at most half of it), and a small ledger's
+older batches are smaller, at least ``--min-batches`` in all: so each route does the same work at both sizes
+and the ratio measures the ledger's growth. (At 10,000 cases in one batch of 10,000, the batch list showed one row
+against a page of 50 at 10,000,000; with 51 batches of 196, a download's first page held 196 rows against 1,000.) SQLite gets ``executemany`` in large transactions,
 PostgreSQL ``COPY`` through psycopg. Then ``autoclerk serve`` runs on it, an operator signs in (the sign-in
 form, for the pages; an API token, for the API), and every route is requested ``--requests`` times: pages
 and API answers to the last byte, downloads to the first byte (they stream). ``autoclerk status --json``
@@ -25,6 +27,7 @@ checkout ("after") and of ``--before`` (a checkout without the counters, e.g. ma
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -62,13 +65,28 @@ def case_state(n: int, newest: bool) -> tuple[str, str | None]:
         ("failed", None) if k in (2, 3) else ("cancelled", None) if k == 4 else ("done", None)
 
 
-def case_rows(size: int, batch_size: int, digest: str, now: float, tally: Counter[tuple[str, str]]
+def batch_sizes(size: int, batch_size: int, min_batches: int) -> list[int]:
+    """How many cases each batch holds, oldest first. The newest (the one the routes of a batch ask for) holds
+    ``batch_size`` cases at every size that can spare them (at most half the ledger), so those routes do the
+    same work at both sizes. The older ones share the rest, at most ``batch_size`` each and at least
+    ``min_batches - 1`` of them, so the lists of batches show a full page at both sizes."""
+    newest = min(batch_size, size // 2)
+    rest = size - newest
+    older = max(1, min(rest, max(min_batches - 1, -(-rest // batch_size))))  # none empty
+    base, extra = divmod(rest, older)
+    return [base + (1 if b < extra else 0) for b in range(older)] + [newest]
+
+
+def case_rows(sizes: list[int], digest: str, now: float, tally: Counter[tuple[str, str]]
               ) -> Iterator[tuple[Any, ...]]:
-    """Every case of the ledger in id order, counting each batch's states into ``tally``."""
-    batches = (size + batch_size - 1) // batch_size
-    for n in range(size):
-        b = n // batch_size
-        newest = b == batches - 1
+    """Every case of the ledger in id order (batches of ``sizes`` cases), counting each batch's states into
+    ``tally``."""
+    ends = list(itertools.accumulate(sizes))
+    b = 0
+    for n in range(ends[-1]):
+        while n >= ends[b]:
+            b += 1
+        newest = b == len(sizes) - 1
         state, resolution = case_state(n, newest)
         batch_id = f"b{b:07d}"
         tally[(batch_id, state)] += 1
@@ -89,8 +107,9 @@ def case_rows(size: int, batch_size: int, digest: str, now: float, tally: Counte
                f'"error":null,"error_detail":null,"evidence":[]}}]', at, at, 1, 0, resolution)
 
 
-def build(url: str, size: int, batch_size: int) -> dict[str, Any]:
-    """A ledger of ``size`` cases at ``url``; returns what the routes ask for (the newest batch, one case)."""
+def build(url: str, sizes: list[int]) -> dict[str, Any]:
+    """A ledger at ``url`` of batches of ``sizes`` cases (see :func:`batch_sizes`); returns what the routes ask
+    for (the newest batch, one case)."""
     from orchestrator.accounts import Accounts
     from orchestrator.ledger import Ledger
     from orchestrator.ledger.schema import batches, events
@@ -104,24 +123,24 @@ def build(url: str, size: int, batch_size: int) -> dict[str, Any]:
     accounts.add_user("bench", ["operator", "caseworker", "author"], "bench-password-1234")
     token = accounts.new_token("bench")
     now = time.time()
-    count = (size + batch_size - 1) // batch_size
+    size, count = sum(sizes), len(sizes)
     newest = f"b{count - 1:07d}"
     with ledger.engine.begin() as conn:
         conn.execute(insert(batches), [{
             "id": f"b{b:07d}", "workflow": WORKFLOW, "digest": loaded.digest, "source_name": f"cases-{b}.csv",
             "created_at": now - 86400 * 30 + b, "state": "active" if b == count - 1 else "finished",
             "priority": 0, "created_by": "bench", "intake": "complete", "rows_rejected": 20 if b == count - 1 else 0,
-            "finished_at": None if b == count - 1 else now - 86400, "rows_read": batch_size + 20,
-            "accepted": batch_size} for b in range(count)])
+            "finished_at": None if b == count - 1 else now - 86400,
+            "rows_read": sizes[b] + (20 if b == count - 1 else 0), "accepted": sizes[b]} for b in range(count)])
     tally: Counter[tuple[str, str]] = Counter()
     started = time.perf_counter()
-    rows = case_rows(size, batch_size, loaded.digest, now, tally)
+    rows = case_rows(sizes, loaded.digest, now, tally)
     if ledger.engine.dialect.name == "sqlite":
         _sqlite_bulk(url, rows)
     else:
         _postgres_bulk(url, rows)
     bulk_s = time.perf_counter() - started
-    first = (count - 1) * batch_size + 1
+    first = size - sizes[-1] + 1
     whole: Counter[str] = Counter()
     for (_, state), n in tally.items():
         whole[state] += n
@@ -348,17 +367,17 @@ def main() -> None:
             url, drop = new_ledger(args.ledger, folder, size)
             try:
                 started = time.perf_counter()
-                batch_size = min(args.batch_size, max(1, size // max(1, args.min_batches)))
-                built = build(url, size, batch_size)
+                sizes_of = batch_sizes(size, args.batch_size, args.min_batches)
+                built = build(url, sizes_of)
                 build_s = time.perf_counter() - started
-                print(f"{args.ledger}: {size:,} cases in batches of {batch_size:,} built in {build_s:.0f} s (bulk insert "
-                      f"{built['bulk_s']:.0f} s)", flush=True)
+                print(f"{args.ledger}: {size:,} cases in {len(sizes_of):,} batches, the newest of {sizes_of[-1]:,}, "
+                      f"built in {build_s:.0f} s (bulk insert {built['bulk_s']:.0f} s)", flush=True)
                 figures = measure_service(url, built, args.requests, folder)
                 status_s, *baseline = measure_status(url, args.status_runs,
                                                      [ROOT, *([args.status_before] if args.status_before else [])])
                 status_ms = measure_status_work(url, args.requests)
-                report["sizes"][str(size)] = {"build_s": round(build_s, 1), "batch_size": batch_size,
-                                              "batches": (size + batch_size - 1) // batch_size,
+                report["sizes"][str(size)] = {"build_s": round(build_s, 1), "newest_batch": sizes_of[-1],
+                                              "batches": len(sizes_of),
                                               "routes": figures, "status_s": status_s,
                                               "status_work_ms": status_ms}
                 print(f"  autoclerk status: {status_s:.2f} s as a command (median of {args.status_runs}, Python's "
